@@ -1,0 +1,34 @@
+# ringfence — every target installs what it needs into .venv from pyproject.toml.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install run lint test bench-inventory clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## run: serve the API and dashboard on http://127.0.0.1:8400 with SQLite under ./var
+run: $(STAMP)
+	$(BIN)/ringfence serve
+
+## lint: ruff over everything, mypy --strict over src/
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+## test: lint, then the whole suite (on PostgreSQL too when RINGFENCE_TEST_DATABASE_URL is set)
+test: lint
+	$(BIN)/python -m pytest
+
+bench-inventory: $(STAMP)
+	$(BIN)/python bench/inventory_import.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build src/*.egg-info

@@ -1,0 +1,52 @@
+"""Request-scoped dependencies: the app state and the authenticated actor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from ringfence.adapters.db.engine import Database
+from ringfence.config import Settings
+from ringfence.domain.access import Role
+from ringfence.services import tokens
+from ringfence.services.context import Actor, Clock
+
+__all__ = ["AppState", "get_state", "reason_of", "require"]
+
+_bearer = HTTPBearer(auto_error=False, description="An operator token from `ringfence token create`.")
+
+
+@dataclass
+class AppState:
+    """What every route needs: settings, database and clock."""
+
+    settings: Settings
+    db: Database
+    clock: Clock
+
+
+def get_state(request: Request) -> AppState:
+    """The state the app factory stored."""
+    state: AppState = request.app.state.ringfence
+    return state
+
+
+def require(role: Role) -> Callable[..., Actor]:
+    """A dependency that authenticates the bearer token and checks its role."""
+
+    def dependency(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Actor:
+        state = get_state(request)
+        source = request.client.host if request.client else ""
+        actor = tokens.authenticate(state.db, creds.credentials if creds else "", source=source, clock=state.clock)
+        actor.require(role, f"{request.method} {request.url.path}")
+        return actor
+
+    return dependency
+
+
+def reason_of(request: Request, body_reason: str = "") -> str:
+    """Why: from the body's ``reason`` or the ``X-Ringfence-Reason`` header."""
+    return body_reason or request.headers.get("x-ringfence-reason", "")

@@ -1,0 +1,58 @@
+"""Helpers shared by the stores: optimistic versioned updates and bulk inserts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Table, update
+
+from ringfence.errors import ConflictError, NotFoundError
+
+__all__ = ["bulk_insert", "chunks", "update_versioned"]
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    """Consecutive slices of at most ``size`` items."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def update_versioned(conn: Connection, table: Table, key: dict[str, Any], expected_version: int,
+                     values: dict[str, Any], *, what: str) -> int:
+    """Update one row only if its ``version`` is still ``expected_version``; return the new version.
+
+    Two writers that read the same version cannot both succeed: the second
+    gets :class:`ConflictError` and must reload.  This is how state changes
+    stay safe with several API servers on one PostgreSQL.
+    """
+    conds = [table.c[k] == v for k, v in key.items()]
+    stmt = (update(table).where(*conds, table.c.version == expected_version)
+            .values(**values, version=expected_version + 1))
+    result = conn.execute(stmt)
+    if result.rowcount == 1:
+        return expected_version + 1
+    exists = conn.execute(table.select().where(*conds)).first()
+    if exists is None:
+        raise NotFoundError(f"{what} not found")
+    raise ConflictError(f"{what} was changed by someone else (expected version {expected_version}, "
+                        f"found {exists._mapping['version']}); reload and retry")
+
+
+def bulk_insert(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Insert many rows fast: COPY on PostgreSQL, executemany on SQLite."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        cols = ", ".join(columns)
+        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    placeholders = ", ".join("?" for _ in columns)
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({placeholders})"  # noqa: S608 - names are ours
+    raw_conn = conn.connection.driver_connection
+    assert raw_conn is not None
+    raw_conn.executemany(sql, rows)

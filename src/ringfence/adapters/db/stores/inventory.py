@@ -1,0 +1,330 @@
+"""Tenants, hosts (with agents, labels and services) and business services.
+
+Writes are bulk upserts keyed by id, all inside the caller's transaction, so
+an import either lands whole or not at all.  On PostgreSQL hosts go through
+``COPY`` into a temporary staging table and one ``INSERT … ON CONFLICT``;
+rows are locked in id order, so two concurrent imports of the same hosts
+queue instead of deadlocking, and each re-import bumps the row's ``version``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ringfence.adapters.db.selector_sql import to_sql
+from ringfence.adapters.db.stores.base import bulk_insert, chunks
+from ringfence.adapters.db.tables import (
+    HostAgentRow,
+    HostLabelRow,
+    HostRow,
+    HostServiceRow,
+    RedundancyGroupRow,
+    ServiceRow,
+    TenantRow,
+)
+from ringfence.domain.model import (
+    DiskEncryption,
+    Host,
+    HostId,
+    InstalledAgent,
+    OsFamily,
+    Platform,
+    RedundancyGroup,
+    Service,
+    ServiceId,
+    Tenant,
+    TenantId,
+)
+from ringfence.domain.selector import Node
+
+__all__ = [
+    "count_hosts",
+    "existing_host_ids",
+    "existing_service_ids",
+    "existing_tenant_ids",
+    "get_host",
+    "get_service",
+    "list_hosts",
+    "list_services",
+    "list_tenants",
+    "table_counts",
+    "upsert_hosts",
+    "upsert_services",
+    "upsert_tenants",
+]
+
+_HOST_COLS = (
+    "id", "hostname", "tenant", "os_family", "os_name", "os_version", "os_build", "arch",
+    "hardware_vendor", "hardware_model", "platform", "cloud_provider", "cloud_region", "cloud_zone",
+    "site", "country", "subdivision", "timezone", "tier", "encryption", "recovery_key_escrowed",
+    "recovery_key_verified", "oob_management", "local_admin", "usb_boot", "last_seen", "updated_at",
+)
+_IN_CHUNK = 900  # stays under SQLite's bound-parameter limit
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _insert(conn: Connection) -> Any:
+    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+
+
+# --- tenants -----------------------------------------------------------------
+
+def existing_tenant_ids(conn: Connection, ids: Iterable[str]) -> set[str]:
+    """The subset of ``ids`` that are tenants already."""
+    found: set[str] = set()
+    for part in chunks(sorted(set(ids)), _IN_CHUNK):
+        found.update(conn.scalars(select(TenantRow.id).where(TenantRow.id.in_(part))))
+    return found
+
+
+def upsert_tenants(conn: Connection, tenants: Sequence[Tenant], now: datetime) -> int:
+    """Create or rename tenants; return how many were new."""
+    if not tenants:
+        return 0
+    before = existing_tenant_ids(conn, (t.id for t in tenants))
+    ins = _insert(conn)
+    for part in chunks(sorted(tenants, key=lambda t: t.id), 500):
+        stmt = ins(TenantRow).values([{"id": t.id, "name": t.name or t.id, "created_at": now, "updated_at": now,
+                                       "version": 1} for t in part])
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["id"],
+            set_={"name": stmt.excluded.name, "updated_at": stmt.excluded.updated_at,
+                  "version": TenantRow.version + 1},
+        )
+        conn.execute(stmt)
+    return len({t.id for t in tenants} - before)
+
+
+def list_tenants(conn: Connection) -> list[Tenant]:
+    """Every tenant, by id."""
+    rows = conn.execute(select(TenantRow.id, TenantRow.name).order_by(TenantRow.id))
+    return [Tenant(id=TenantId(r.id), name=r.name) for r in rows]
+
+
+# --- hosts -------------------------------------------------------------------
+
+def existing_host_ids(conn: Connection, ids: Iterable[str]) -> set[str]:
+    """The subset of ``ids`` that are hosts already."""
+    found: set[str] = set()
+    for part in chunks(sorted(set(ids)), _IN_CHUNK):
+        found.update(conn.scalars(select(HostRow.id).where(HostRow.id.in_(part))))
+    return found
+
+
+def _host_row(h: Host, now: datetime) -> tuple[Any, ...]:
+    return (h.id, h.hostname, h.tenant, h.os_family.value, h.os_name, h.os_version, h.os_build, h.arch,
+            h.hardware_vendor, h.hardware_model, h.platform.value, h.cloud_provider, h.cloud_region,
+            h.cloud_zone, h.site, h.country, h.subdivision, h.timezone, h.tier, h.encryption.value,
+            h.recovery_key_escrowed, h.recovery_key_verified, h.oob_management, h.local_admin, h.usb_boot,
+            _utc(h.last_seen), now)
+
+
+def _child_rows(hosts: Sequence[Host]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    agents = [(h.id, i, a.vendor, a.product, a.version, a.kernel_mode, a.boot_start)
+              for h in hosts for i, a in enumerate(h.agents)]
+    labels = [(h.id, k, v) for h in hosts for k, v in h.labels.items()]
+    services = [(h.id, s) for h in hosts for s in dict.fromkeys(h.services)]
+    return agents, labels, services
+
+
+def upsert_hosts(conn: Connection, hosts: Sequence[Host], now: datetime) -> tuple[int, int]:
+    """Insert or replace hosts with their children; return (inserted, updated)."""
+    if not hosts:
+        return 0, 0
+    hosts = sorted(hosts, key=lambda h: h.id)
+    upsert = _upsert_hosts_pg if conn.dialect.name == "postgresql" else _upsert_hosts_sqlite
+    updated = upsert(conn, hosts, now)
+    agents, labels, services = _child_rows(hosts)
+    bulk_insert(conn, HostAgentRow.__table__,  # type: ignore[arg-type]
+                ("host_id", "idx", "vendor", "product", "version", "kernel_mode", "boot_start"), agents)
+    bulk_insert(conn, HostLabelRow.__table__, ("host_id", "key", "value"), labels)  # type: ignore[arg-type]
+    bulk_insert(conn, HostServiceRow.__table__, ("host_id", "service_id"), services)  # type: ignore[arg-type]
+    return len(hosts) - updated, updated
+
+
+def _upsert_hosts_pg(conn: Connection, hosts: Sequence[Host], now: datetime) -> int:
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    cols = ", ".join(_HOST_COLS)
+    sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in _HOST_COLS if c != "id")
+    with raw.cursor() as cur:
+        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS _stage_hosts ON COMMIT DROP AS "  # noqa: S608 - our column names
+                    f"SELECT {cols} FROM hosts WITH NO DATA")
+        cur.execute("TRUNCATE _stage_hosts")
+        with cur.copy(f"COPY _stage_hosts ({cols}) FROM STDIN") as copy:
+            for h in hosts:
+                copy.write_row(_host_row(h, now))
+        cur.execute("SELECT count(*) FROM _stage_hosts s JOIN hosts h ON h.id = s.id")
+        row = cur.fetchone()
+        updated = int(row[0]) if row else 0
+        cur.execute(f"INSERT INTO hosts ({cols}, version) SELECT {cols}, 1 FROM _stage_hosts ORDER BY id "  # noqa: S608
+                    f"ON CONFLICT (id) DO UPDATE SET {sets}, version = hosts.version + 1")
+        for table in ("host_agents", "host_labels", "host_services"):
+            cur.execute(f"DELETE FROM {table} WHERE host_id IN (SELECT id FROM _stage_hosts)")  # noqa: S608
+    return updated
+
+
+def _upsert_hosts_sqlite(conn: Connection, hosts: Sequence[Host], now: datetime) -> int:
+    updated = len(existing_host_ids(conn, (h.id for h in hosts)))
+    stmt = sqlite_insert(HostRow)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["id"],
+        set_={**{c: stmt.excluded[c] for c in _HOST_COLS if c != "id"}, "version": HostRow.version + 1},
+    )
+    for part in chunks(hosts, 5000):
+        conn.execute(stmt, [dict(zip(_HOST_COLS, _host_row(h, now), strict=True)) | {"version": 1} for h in part])
+    ids = [h.id for h in hosts]
+    for part in chunks(ids, _IN_CHUNK):
+        for table in (HostAgentRow, HostLabelRow, HostServiceRow):
+            conn.execute(delete(table).where(table.host_id.in_(part)))
+    return updated
+
+
+def _hosts_from_rows(conn: Connection, rows: Sequence[Any]) -> list[Host]:
+    ids = [r.id for r in rows]
+    agents: dict[str, list[InstalledAgent]] = defaultdict(list)
+    labels: dict[str, dict[str, str]] = defaultdict(dict)
+    services: dict[str, list[ServiceId]] = defaultdict(list)
+    for part in chunks(ids, _IN_CHUNK):
+        for a in conn.execute(select(HostAgentRow).where(HostAgentRow.host_id.in_(part))
+                              .order_by(HostAgentRow.host_id, HostAgentRow.idx)):
+            agents[a.host_id].append(InstalledAgent(vendor=a.vendor, product=a.product, version=a.version,
+                                                    kernel_mode=bool(a.kernel_mode), boot_start=bool(a.boot_start)))
+        for lab in conn.execute(select(HostLabelRow).where(HostLabelRow.host_id.in_(part))
+                                .order_by(HostLabelRow.host_id, HostLabelRow.key)):
+            labels[lab.host_id][lab.key] = lab.value
+        for s in conn.execute(select(HostServiceRow).where(HostServiceRow.host_id.in_(part))
+                              .order_by(HostServiceRow.host_id, HostServiceRow.service_id)):
+            services[s.host_id].append(ServiceId(s.service_id))
+    return [
+        Host(id=HostId(r.id), hostname=r.hostname, tenant=TenantId(r.tenant), os_family=OsFamily(r.os_family),
+             os_name=r.os_name, os_version=r.os_version, os_build=r.os_build, arch=r.arch,
+             hardware_vendor=r.hardware_vendor, hardware_model=r.hardware_model, platform=Platform(r.platform),
+             cloud_provider=r.cloud_provider, cloud_region=r.cloud_region, cloud_zone=r.cloud_zone, site=r.site,
+             country=r.country, subdivision=r.subdivision, timezone=r.timezone, tier=r.tier,
+             labels=labels.get(r.id, {}), services=tuple(services.get(r.id, ())),
+             agents=tuple(agents.get(r.id, ())), encryption=DiskEncryption(r.encryption),
+             recovery_key_escrowed=bool(r.recovery_key_escrowed), recovery_key_verified=bool(r.recovery_key_verified),
+             oob_management=bool(r.oob_management), local_admin=bool(r.local_admin), usb_boot=bool(r.usb_boot),
+             last_seen=_utc(r.last_seen))
+        for r in rows
+    ]
+
+
+def list_hosts(conn: Connection, where: Node | None = None, *, limit: int = 100, after: str = "") -> list[Host]:
+    """Hosts matching ``where``, ordered by id, starting after id ``after`` (keyset pagination)."""
+    stmt = select(HostRow).where(to_sql(where))
+    if after:
+        stmt = stmt.where(HostRow.id > after)
+    rows = conn.execute(stmt.order_by(HostRow.id).limit(limit)).all()
+    return _hosts_from_rows(conn, rows)
+
+
+def count_hosts(conn: Connection, where: Node | None = None) -> int:
+    """How many hosts match ``where``."""
+    return int(conn.scalar(select(func.count()).select_from(HostRow).where(to_sql(where))) or 0)
+
+
+def get_host(conn: Connection, host_id: str) -> Host | None:
+    """One host by id."""
+    rows = conn.execute(select(HostRow).where(HostRow.id == host_id)).all()
+    hosts = _hosts_from_rows(conn, rows)
+    return hosts[0] if hosts else None
+
+
+# --- services ----------------------------------------------------------------
+
+def existing_service_ids(conn: Connection, ids: Iterable[str]) -> set[str]:
+    """The subset of ``ids`` that are services already."""
+    found: set[str] = set()
+    for part in chunks(sorted(set(ids)), _IN_CHUNK):
+        found.update(conn.scalars(select(ServiceRow.id).where(ServiceRow.id.in_(part))))
+    return found
+
+
+def upsert_services(conn: Connection, services: Sequence[Service], now: datetime) -> tuple[int, int]:
+    """Insert or replace services and their redundancy groups; return (inserted, updated)."""
+    if not services:
+        return 0, 0
+    services = sorted(services, key=lambda s: s.id)
+    before = existing_service_ids(conn, (s.id for s in services))
+    ins = _insert(conn)
+    for part in chunks(services, 500):
+        stmt = ins(ServiceRow).values([
+            {"id": s.id, "name": s.name, "tenant": s.tenant, "tier": s.tier, "rto_minutes": s.rto_minutes,
+             "mtd_minutes": s.mtd_minutes, "regulatory_function": s.regulatory_function,
+             "depends_on": list(s.depends_on), "updated_at": now, "version": 1} for s in part])
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["id"],
+            set_={**{c: stmt.excluded[c] for c in ("name", "tenant", "tier", "rto_minutes", "mtd_minutes",
+                                                   "regulatory_function", "depends_on", "updated_at")},
+                  "version": ServiceRow.version + 1},
+        )
+        conn.execute(stmt)
+        conn.execute(delete(RedundancyGroupRow).where(RedundancyGroupRow.service_id.in_([s.id for s in part])))
+        groups = [{"service_id": s.id, "idx": i, "name": g.name, "min_healthy": g.min_healthy,
+                   "selector": g.selector, "hosts": list(g.hosts)}
+                  for s in part for i, g in enumerate(s.redundancy_groups)]
+        if groups:
+            conn.execute(insert(RedundancyGroupRow), groups)
+    return len(services) - len(before), len(before)
+
+
+def list_services(conn: Connection, tenant: str | None = None) -> list[Service]:
+    """Every service (of one tenant), by id."""
+    stmt = select(ServiceRow).order_by(ServiceRow.id)
+    if tenant:
+        stmt = stmt.where(ServiceRow.tenant == tenant)
+    rows = conn.execute(stmt).all()
+    groups: dict[str, list[RedundancyGroup]] = defaultdict(list)
+    for part in chunks([r.id for r in rows], _IN_CHUNK):
+        for g in conn.execute(select(RedundancyGroupRow).where(RedundancyGroupRow.service_id.in_(part))
+                              .order_by(RedundancyGroupRow.service_id, RedundancyGroupRow.idx)):
+            groups[g.service_id].append(RedundancyGroup(name=g.name, min_healthy=g.min_healthy,
+                                                        hosts=tuple(HostId(h) for h in g.hosts or ()),
+                                                        selector=g.selector))
+    return [Service(id=ServiceId(r.id), name=r.name, tenant=TenantId(r.tenant), tier=r.tier,
+                    rto_minutes=r.rto_minutes, mtd_minutes=r.mtd_minutes,
+                    redundancy_groups=tuple(groups.get(r.id, ())),
+                    depends_on=tuple(ServiceId(d) for d in r.depends_on or ()),
+                    regulatory_function=r.regulatory_function) for r in rows]
+
+
+def get_service(conn: Connection, service_id: str) -> Service | None:
+    """One service by id."""
+    found = _one_service(conn, service_id)
+    return found[0] if found else None
+
+
+def _one_service(conn: Connection, sid: str) -> list[Service]:
+    row = conn.execute(select(ServiceRow).where(ServiceRow.id == sid)).first()
+    if row is None:
+        return []
+    groups = [RedundancyGroup(name=g.name, min_healthy=g.min_healthy, hosts=tuple(HostId(h) for h in g.hosts or ()),
+                              selector=g.selector)
+              for g in conn.execute(select(RedundancyGroupRow).where(RedundancyGroupRow.service_id == sid)
+                                    .order_by(RedundancyGroupRow.idx))]
+    return [Service(id=ServiceId(row.id), name=row.name, tenant=TenantId(row.tenant), tier=row.tier,
+                    rto_minutes=row.rto_minutes, mtd_minutes=row.mtd_minutes, redundancy_groups=tuple(groups),
+                    depends_on=tuple(ServiceId(d) for d in row.depends_on or ()),
+                    regulatory_function=row.regulatory_function)]
+
+
+def table_counts(conn: Connection) -> dict[str, int]:
+    """Row counts of the inventory tables (used by tests and the status page)."""
+    out = {}
+    for name in ("tenants", "hosts", "host_agents", "host_labels", "host_services", "services", "redundancy_groups"):
+        out[name] = int(conn.execute(text(f"SELECT count(*) FROM {name}")).scalar_one())  # noqa: S608
+    return out

@@ -1,0 +1,193 @@
+"""Table classes (SQLAlchemy 2 declarative, ``Mapped[...]``).
+
+These are kept apart from the domain dataclasses in
+:mod:`ringfence.domain.model`; stores convert between them.  Alembic owns
+the schema (``migrations/``); a test checks that the migrations produce
+exactly these tables.  Tables whose rows change state carry a ``version``
+column for optimistic concurrency (see :mod:`ringfence.adapters.db.stores.base`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "ApiTokenRow",
+    "AuditHeadRow",
+    "AuditRow",
+    "Base",
+    "HostAgentRow",
+    "HostLabelRow",
+    "HostRow",
+    "HostServiceRow",
+    "RedundancyGroupRow",
+    "ServiceRow",
+    "TenantRow",
+]
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+TZ = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention so migrations are stable."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class TenantRow(Base):
+    """A customer organisation."""
+
+    __tablename__ = "tenants"
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(400))
+    created_at: Mapped[datetime] = mapped_column(TZ)
+    updated_at: Mapped[datetime] = mapped_column(TZ)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class HostRow(Base):
+    """One host; agents, labels and services are child rows."""
+
+    __tablename__ = "hosts"
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    tenant: Mapped[str] = mapped_column(String(200), ForeignKey("tenants.id"), index=True)
+    os_family: Mapped[str] = mapped_column(String(16), index=True)
+    os_name: Mapped[str] = mapped_column(String(200), default="")
+    os_version: Mapped[str] = mapped_column(String(100), default="")
+    os_build: Mapped[str] = mapped_column(String(100), default="")
+    arch: Mapped[str] = mapped_column(String(32), default="x86_64")
+    hardware_vendor: Mapped[str] = mapped_column(String(200), default="")
+    hardware_model: Mapped[str] = mapped_column(String(200), default="")
+    platform: Mapped[str] = mapped_column(String(16), default="physical")
+    cloud_provider: Mapped[str] = mapped_column(String(32), default="")
+    cloud_region: Mapped[str] = mapped_column(String(64), default="", index=True)
+    cloud_zone: Mapped[str] = mapped_column(String(64), default="")
+    site: Mapped[str] = mapped_column(String(100), default="", index=True)
+    country: Mapped[str] = mapped_column(String(2), default="")
+    subdivision: Mapped[str] = mapped_column(String(10), default="")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    tier: Mapped[int] = mapped_column(Integer, default=3)
+    encryption: Mapped[str] = mapped_column(String(16), default="none")
+    recovery_key_escrowed: Mapped[bool] = mapped_column(Boolean, default=False)
+    recovery_key_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    oob_management: Mapped[bool] = mapped_column(Boolean, default=False)
+    local_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    usb_boot: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_seen: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(TZ)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class HostAgentRow(Base):
+    """Software installed on a host (EDR, VPN, backup …)."""
+
+    __tablename__ = "host_agents"
+    host_id: Mapped[str] = mapped_column(String(200), ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vendor: Mapped[str] = mapped_column(String(200), index=True)
+    product: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(100), default="")
+    kernel_mode: Mapped[bool] = mapped_column(Boolean, default=False)
+    boot_start: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class HostLabelRow(Base):
+    """One label ``key=value`` of a host."""
+
+    __tablename__ = "host_labels"
+    host_id: Mapped[str] = mapped_column(String(200), ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[str] = mapped_column(String(400), default="")
+    __table_args__ = (Index("ix_host_labels_key_value", "key", "value"),)
+
+
+class HostServiceRow(Base):
+    """A host serves a business service."""
+
+    __tablename__ = "host_services"
+    host_id: Mapped[str] = mapped_column(String(200), ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True)
+    service_id: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
+
+
+class ServiceRow(Base):
+    """A business service."""
+
+    __tablename__ = "services"
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(400))
+    tenant: Mapped[str] = mapped_column(String(200), ForeignKey("tenants.id"), index=True)
+    tier: Mapped[int] = mapped_column(Integer, default=3)
+    rto_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    mtd_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    regulatory_function: Mapped[str] = mapped_column(String(200), default="")
+    depends_on: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(TZ)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class RedundancyGroupRow(Base):
+    """``min_healthy`` of the group's hosts must survive."""
+
+    __tablename__ = "redundancy_groups"
+    service_id: Mapped[str] = mapped_column(String(200), ForeignKey("services.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    min_healthy: Mapped[int] = mapped_column(Integer)
+    selector: Mapped[str] = mapped_column(Text, default="")
+    hosts: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+
+class ApiTokenRow(Base):
+    """An operator API token; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(TZ)
+    created_by: Mapped[str] = mapped_column(String(200))
+    revoked_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class AuditRow(Base):
+    """One entry of the hash-chained, append-only audit log."""
+
+    __tablename__ = "audit_log"
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(TZ)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100), index=True)
+    target: Mapped[str] = mapped_column(String(400))
+    source: Mapped[str] = mapped_column(String(200), default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHeadRow(Base):
+    """The last entry's sequence and hash; its row lock serialises appends."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))

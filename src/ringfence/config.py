@@ -1,0 +1,88 @@
+"""Settings, built once at each entry point (CLI, server) and passed down.
+
+Values come from, in order of precedence: explicit arguments, ``RINGFENCE_*``
+environment variables, a TOML config file (``--config FILE`` or
+``RINGFENCE_CONFIG``), then the defaults below.  Nothing here is created at
+import time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from ringfence.errors import FieldIssue, InputError
+
+__all__ = ["Settings", "load_settings"]
+
+
+class Settings(BaseSettings):
+    """Everything ringfence can be configured with.
+
+    Every field can be set as ``RINGFENCE_<FIELD>`` (for example
+    ``RINGFENCE_DATABASE_URL``) or as ``<field> = ...`` in the config file.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="RINGFENCE_", extra="forbid")
+
+    database_url: str = Field(
+        default="sqlite:///var/ringfence.db",
+        description="SQLAlchemy URL: sqlite:///path.db (default, under ./var) or postgresql+psycopg://user@host/db.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the server listens on.")
+    port: int = Field(default=8400, ge=1, le=65535, description="Port the server listens on.")
+    data_dir: Path = Field(default=Path("var"), description="Directory for local state (SQLite file, artifacts).")
+    server_url: str = Field(default="http://127.0.0.1:8400", description="Server the CLI talks to.")
+    token: str = Field(default="", description="Operator API token the CLI sends (RINGFENCE_TOKEN).", repr=False)
+    log_level: str = Field(default="info", description="Server log level: debug, info, warning or error.")
+    max_upload_mb: int = Field(default=1024, ge=1, description="Largest inventory upload the API accepts, in MiB.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.lower() not in {"debug", "info", "warning", "error"}:
+            raise ValueError(f"log_level {value!r} is not one of debug, info, warning, error")
+        return value.lower()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then the TOML file (when one is configured)."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if settings_cls.model_config.get("toml_file"):
+            sources.append(TomlConfigSettingsSource(settings_cls))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings; errors name the field and the bad value.
+
+    ``config_file`` (a TOML file) is read after the environment; ``overrides``
+    (from command-line options) win over both.
+    """
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    path = config_file or (Path(os.environ["RINGFENCE_CONFIG"]) if os.environ.get("RINGFENCE_CONFIG") else None)
+    cls: type[Settings] = Settings
+    if path is not None:
+        if not path.is_file():
+            raise InputError.single("config", f"file {str(path)!r} does not exist", expected="a TOML file")
+        cls = type("FileSettings", (Settings,), {"model_config": SettingsConfigDict(
+            env_prefix="RINGFENCE_", extra="forbid", toml_file=path)})
+    try:
+        return cls(**clean)
+    except ValidationError as e:
+        issues = [FieldIssue(field=".".join(str(p) for p in err["loc"]) or "settings", message=err["msg"],
+                             expected=f"a valid value, not {err.get('input')!r}") for err in e.errors()]
+        raise InputError("invalid settings", issues) from e
+    except (OSError, ValueError) as e:  # unreadable or malformed TOML
+        raise InputError.single("config", f"cannot be read: {e}", expected="a valid TOML file") from e

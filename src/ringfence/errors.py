@@ -1,0 +1,130 @@
+"""The one exception hierarchy of ringfence, grouped by who is at fault.
+
+::
+
+    RingfenceError
+    ├── InputError              the caller sent something malformed (HTTP 422, CLI exit 2)
+    ├── NotFoundError           the named thing does not exist (HTTP 404)
+    ├── ConflictError           someone else changed it first; retry (HTTP 409)
+    ├── AuthenticationError     no or unknown credential (HTTP 401)
+    ├── PermissionDeniedError   credential lacks the role (HTTP 403)
+    └── UnavailableError        a dependency (the database) is down (HTTP 503)
+
+Every error carries a human sentence; :class:`InputError` also carries one
+:class:`FieldIssue` per problem so that a caller can be told the file, row,
+field and what was expected, all at once rather than one per attempt.
+Foreign exceptions are wrapped with ``raise ... from e``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "AuthenticationError",
+    "ConflictError",
+    "FieldIssue",
+    "InputError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RingfenceError",
+    "UnavailableError",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldIssue:
+    """One problem with one field of the input.
+
+    ``location`` says where the field is (``"hosts.csv row 17"``,
+    ``"fleet.jsonl line 3"``, ``"query parameter"``); ``expected`` says what
+    would have been accepted, so the message names the fix.
+    """
+
+    field: str
+    message: str
+    location: str = ""
+    expected: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.location}: " if self.location else ""
+        hint = f" (expected {self.expected})" if self.expected else ""
+        return f"{where}{self.field}: {self.message}{hint}"
+
+    def as_dict(self) -> dict[str, str]:
+        """JSON-friendly form used in problem responses."""
+        out = {"field": self.field, "message": self.message}
+        if self.location:
+            out["location"] = self.location
+        if self.expected:
+            out["expected"] = self.expected
+        return out
+
+
+class RingfenceError(Exception):
+    """Base of every error ringfence raises on purpose."""
+
+    status = 500
+    title = "Internal error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InputError(RingfenceError):
+    """The input is malformed; nothing was changed."""
+
+    status = 422
+    title = "Invalid input"
+
+    def __init__(self, message: str, issues: list[FieldIssue] | None = None) -> None:
+        self.issues: list[FieldIssue] = list(issues or [])
+        #: The message without the issues appended (the CLI lists issues itself).
+        self.headline = message
+        if self.issues and message:
+            shown = "; ".join(str(i) for i in self.issues[:5])
+            more = f" (and {len(self.issues) - 5} more)" if len(self.issues) > 5 else ""
+            message = f"{message}: {shown}{more}"
+        super().__init__(message)
+
+    @classmethod
+    def single(cls, field: str, message: str, *, expected: str = "", location: str = "") -> InputError:
+        """An error about one field."""
+        issue = FieldIssue(field=field, message=message, expected=expected, location=location)
+        return cls("invalid input", [issue])
+
+
+class NotFoundError(RingfenceError):
+    """The named object does not exist."""
+
+    status = 404
+    title = "Not found"
+
+
+class ConflictError(RingfenceError):
+    """A concurrent writer changed the object first; reload and retry."""
+
+    status = 409
+    title = "Conflict"
+
+
+class AuthenticationError(RingfenceError):
+    """The request carries no valid credential."""
+
+    status = 401
+    title = "Authentication required"
+
+
+class PermissionDeniedError(RingfenceError):
+    """The credential is valid but its role does not allow the action."""
+
+    status = 403
+    title = "Permission denied"
+
+
+class UnavailableError(RingfenceError):
+    """A dependency the action needs is not reachable."""
+
+    status = 503
+    title = "Service unavailable"

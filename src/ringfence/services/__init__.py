@@ -1,0 +1,3 @@
+"""Use cases: call the domain, persist through the stores, append to the audit log."""
+
+__all__: list[str] = []
