@@ -83,8 +83,11 @@ class Issues:
 
     @property
     def full(self) -> bool:
-        """True once no more problems will be recorded."""
-        return len(self.items) >= MAX_ISSUES
+        """True once no more problems will be recorded (readers then stop, and the error says so)."""
+        if len(self.items) >= MAX_ISSUES:
+            self.truncated = True
+            return True
+        return False
 
     def __bool__(self) -> bool:
         return bool(self.items)
@@ -92,7 +95,7 @@ class Issues:
     def raise_if_any(self, what: str) -> None:
         """Raise one :class:`InputError` listing every problem recorded."""
         if self.items:
-            more = " (only the first 100 problems are listed)" if self.truncated else ""
+            more = f" (reading stopped at the first {MAX_ISSUES} problems)" if self.truncated else ""
             raise InputError(f"{what} rejected, nothing was changed{more}", self.items)
 
 

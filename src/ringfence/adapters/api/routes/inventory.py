@@ -63,10 +63,13 @@ async def import_(request: Request, state: AppState = Depends(get_state),
     reason = reason_of(request)
     if ctype == "multipart/form-data":
         form = await request.form(max_files=10_000, max_part_size=limit)
-        for value in form.getlist("files"):
-            if isinstance(value, UploadFile):
-                files.append((value.filename or "upload", await value.read()))
-        reason = reason or str(form.get("reason") or "")
+        try:
+            for value in form.getlist("files"):
+                if isinstance(value, UploadFile):
+                    files.append((value.filename or "upload", await value.read()))
+            reason = reason or str(form.get("reason") or "")
+        finally:
+            await form.close()
         if not files:
             raise InputError.single("files", "no file was sent", expected="one or more multipart parts named 'files'")
     elif ctype in _CONTENT_NAMES:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
@@ -41,7 +42,7 @@ def _utc(at: datetime | None) -> datetime | None:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
-def _record(r: ApiTokenRow) -> TokenRecord:
+def _record(r: Any) -> TokenRecord:
     return TokenRecord(id=r.id, name=r.name, role=Role(r.role), prefix=r.prefix, created_at=_utc(r.created_at)
                        or r.created_at, created_by=r.created_by, revoked_at=_utc(r.revoked_at),
                        last_used_at=_utc(r.last_used_at), version=r.version)
@@ -59,7 +60,7 @@ def create(conn: Connection, *, name: str, role: Role, token_hash: str, prefix: 
 
 def get(conn: Connection, token_id: int) -> TokenRecord:
     """One token by id."""
-    row = conn.execute(select(ApiTokenRow).where(ApiTokenRow.id == token_id)).scalar_one_or_none()
+    row = conn.execute(select(ApiTokenRow).where(ApiTokenRow.id == token_id)).first()
     if row is None:
         raise NotFoundError(f"token {token_id} not found")
     return _record(row)
@@ -67,7 +68,7 @@ def get(conn: Connection, token_id: int) -> TokenRecord:
 
 def find_by_hash(conn: Connection, token_hash: str) -> TokenRecord | None:
     """The token with this hash, if any (revoked ones included)."""
-    row = conn.execute(select(ApiTokenRow).where(ApiTokenRow.token_hash == token_hash)).scalar_one_or_none()
+    row = conn.execute(select(ApiTokenRow).where(ApiTokenRow.token_hash == token_hash)).first()
     return _record(row) if row is not None else None
 
 
@@ -76,7 +77,7 @@ def list_all(conn: Connection, *, include_revoked: bool = False) -> list[TokenRe
     stmt = select(ApiTokenRow).order_by(ApiTokenRow.id)
     if not include_revoked:
         stmt = stmt.where(ApiTokenRow.revoked_at.is_(None))
-    return [_record(r) for r in conn.execute(stmt).scalars()]
+    return [_record(r) for r in conn.execute(stmt)]
 
 
 def revoke(conn: Connection, token_id: int, *, now: datetime, expected_version: int) -> TokenRecord:

@@ -1,0 +1,133 @@
+"""End to end through the documented commands: a real server process, the CLI over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ringfence.adapters.db.engine import Database
+
+FIX = Path(__file__).parent / "fixtures" / "inventory"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """A `ringfence serve` subprocess on loopback and a CLI runner pointed at it."""
+
+    def __init__(self, workdir: Path, db_url: str) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.db_url = db_url
+        self.workdir = workdir
+        self.env = {**os.environ, "RINGFENCE_DATABASE_URL": db_url, "RINGFENCE_SERVER_URL": self.url,
+                    "RINGFENCE_PORT": str(self.port), "RINGFENCE_HOST": "127.0.0.1"}
+        self.env.pop("RINGFENCE_TOKEN", None)
+        self.log = (workdir / "server.log").open("w+")
+        self.proc = subprocess.Popen([sys.executable, "-m", "ringfence.cli", "serve"], cwd=workdir, env=self.env,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("server did not become ready")
+        self.log.seek(0)
+        output = self.log.read()
+        assert self.proc.poll() is None, output
+        match = re.search(r"RINGFENCE_TOKEN=(rf_\S+)", output)
+        assert match, output
+        self.env["RINGFENCE_TOKEN"] = match.group(1)
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([sys.executable, "-m", "ringfence.cli", *args], cwd=self.workdir, env=self.env,
+                                capture_output=True, text=True, timeout=300, check=False)
+        if check:
+            assert result.returncode == 0, result.stderr + result.stdout
+        return result
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path, db_url: str) -> Iterator[Server]:
+    srv = Server(tmp_path, db_url)
+    yield srv
+    srv.stop()
+
+
+def test_generate_import_list_and_reject(server: Server, db: Database) -> None:
+    """fleet generate → inventory import → hosts list, a malformed CSV rejected, tokens and audit verify."""
+    fleet = server.workdir / "fleet.jsonl"
+    server.cli("fleet", "generate", "--hosts", "3000", "--seed", "7", "--out", str(fleet))
+    imported = json.loads(server.cli("inventory", "import", str(fleet), "--reason", "load", "--json").stdout)
+    assert imported["hosts_inserted"] == 3000
+    listed = json.loads(server.cli("hosts", "list", "--where", "os_family=windows and agent.vendor=CrowdStrike",
+                                   "--all", "--limit", "500", "--json").stdout)
+    assert listed["total"] == len(listed["hosts"]) > 0
+    assert all(h["os_family"] == "windows" and any(a["vendor"] == "CrowdStrike" for a in h["agents"])
+               for h in listed["hosts"])
+    table = server.cli("hosts", "list", "--where", "tier=0", "--limit", "5")
+    assert "hosts where tier=0" in table.stdout
+
+    with db.engine.connect() as conn:
+        before = conn.exec_driver_sql("SELECT count(*), sum(version) FROM hosts").one()
+    bad = server.cli("inventory", "import", str(FIX / "hosts.csv"), str(FIX / "bad_hosts.csv"), check=False)
+    assert bad.returncode == 2
+    assert "bad_hosts.csv row 4: tier: is 7 (expected an integer 0..3)" in bad.stderr
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*), sum(version) FROM hosts").one() == before
+
+    bad_where = server.cli("hosts", "list", "--where", "colour=red", check=False)
+    assert bad_where.returncode == 2 and "unknown field 'colour'" in bad_where.stderr
+
+    viewer_token = server.cli("token", "create", "--name", "auditor", "--role", "viewer").stdout.strip()
+    viewer = server.cli("inventory", "import", str(FIX / "hosts.csv"), "--token", viewer_token, check=False)
+    assert viewer.returncode == 1 and "needs role operator" in viewer.stderr
+    assert server.cli("whoami", "--token", viewer_token).stdout.strip() == "auditor (viewer)"
+
+    verify = server.cli("audit", "verify")
+    assert "intact" in verify.stdout
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE audit_log SET reason = 'tampered' WHERE seq = 2")
+    broken = server.cli("audit", "verify", check=False)
+    assert broken.returncode == 1 and "entry 2" in broken.stderr
+
+
+def test_cli_without_server_or_token_says_what_to_do(tmp_path: Path) -> None:
+    """With no token, or no server, the CLI says which setting to fix and exits non-zero."""
+    env = {**os.environ, "RINGFENCE_SERVER_URL": f"http://127.0.0.1:{_free_port()}"}
+    env.pop("RINGFENCE_TOKEN", None)
+    no_token = subprocess.run([sys.executable, "-m", "ringfence.cli", "hosts", "list"], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, check=False)
+    assert no_token.returncode == 2 and "RINGFENCE_TOKEN" in no_token.stderr
+    env["RINGFENCE_TOKEN"] = "rf_x"
+    no_server = subprocess.run([sys.executable, "-m", "ringfence.cli", "hosts", "list"], env=env, cwd=tmp_path,
+                               capture_output=True, text=True, check=False)
+    assert no_server.returncode == 1 and "cannot reach the ringfence server" in no_server.stderr
