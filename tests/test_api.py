@@ -13,9 +13,9 @@ from ringfence.adapters.api.app import create_app
 from ringfence.adapters.db.engine import Database
 from ringfence.adapters.db.stores import inventory as store
 from ringfence.config import Settings
-from ringfence.services.tokens import create_token, ensure_admin_token
-from ringfence.services.context import Actor
 from ringfence.domain.access import Role
+from ringfence.services.context import Actor
+from ringfence.services.tokens import create_token, ensure_admin_token
 from tests.conftest import FakeClock
 
 FIX = Path(__file__).parent / "fixtures" / "inventory"

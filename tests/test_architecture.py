@@ -30,7 +30,7 @@ def test_domain_imports_no_io_libraries() -> None:
 def test_every_module_has_an_honest_all() -> None:
     """Every name in a module's __all__ exists, and every module declares __all__."""
     for info in pkgutil.walk_packages(ringfence.__path__, "ringfence."):
-        if ".migrations" in info.name:
+        if ".migrations" in info.name or info.name.endswith("__main__"):
             continue
         module = importlib.import_module(info.name)
         exported = getattr(module, "__all__", None)

@@ -137,7 +137,7 @@ def _read_document(name: str, doc: Any, batch: _Batch) -> None:
         batch.issues.add(name, "document", f"is {type(doc).__name__}",
                          expected="an object with tenants, hosts and services, or a list of hosts")
         return
-    if osquery.is_osquery_document(doc):
+    if osquery.is_osquery_document(doc) or "system_info" in doc or "os_version" in doc:
         host = osquery.host_from_osquery(doc, source=name, issues=batch.issues)
         if host is not None:
             batch.hosts.append(host)
