@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     token: str = Field(default="", description="Operator API token the CLI sends (RINGFENCE_TOKEN).", repr=False)
     log_level: str = Field(default="info", description="Server log level: debug, info, warning or error.")
     max_upload_mb: int = Field(default=1024, ge=1, description="Largest inventory upload the API accepts, in MiB.")
+    reconcile_interval_seconds: float = Field(
+        default=5.0, ge=0.0, description="How often the server's reconciler ticks every active rollout (0 = never).")
+    health_max_per_minute: int = Field(default=60, ge=1, description="Health reports one host may send a minute.")
 
     @field_validator("log_level")
     @classmethod

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ringfence import __version__
+from ringfence.cli import rollout_cli
 from ringfence.cli.client import ApiClient
 from ringfence.config import Settings, load_settings
 from ringfence.errors import InputError, RingfenceError
@@ -40,6 +41,8 @@ fleet_app = typer.Typer(help="Synthetic fleets for demos, simulations and benchm
 for sub, name in ((db_app, "db"), (token_app, "token"), (inventory_app, "inventory"), (hosts_app, "hosts"),
                   (services_app, "services"), (tenants_app, "tenants"), (audit_app, "audit"), (fleet_app, "fleet")):
     app.add_typer(sub, name=name)
+
+rollout_cli.install(app, hosts_app)
 
 out = Console()
 err = Console(stderr=True)

@@ -2,28 +2,56 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from ringfence import __version__
 from ringfence.adapters.api.deps import AppState
 from ringfence.adapters.api.metrics import install_metrics
 from ringfence.adapters.api.problems import install_problem_handlers
-from ringfence.adapters.api.routes import audit, inventory, system, tokens
+from ringfence.adapters.api.reconciler import Reconciler
+from ringfence.adapters.api.routes import audit, health, inventory, rollouts, system, tokens
+from ringfence.adapters.artifacts import ArtifactStore
 from ringfence.adapters.db.engine import Database
 from ringfence.config import Settings
 from ringfence.services.context import Clock, system_clock
+from ringfence.services.health import HealthIngest
 
 __all__ = ["create_app"]
 
 
-def create_app(settings: Settings, *, db: Database | None = None, clock: Clock = system_clock) -> FastAPI:
-    """Build the API for these settings; ``db`` and ``clock`` may be injected (tests, simulator)."""
-    app = FastAPI(title="ringfence", version=__version__,
+def create_app(settings: Settings, *, db: Database | None = None, clock: Clock = system_clock,
+               reconcile: bool | None = None) -> FastAPI:
+    """Build the API for these settings; ``db`` and ``clock`` may be injected (tests, simulator).
+
+    The reconciler loop runs while the app is served when ``reconcile`` is true (default: when
+    ``settings.reconcile_interval_seconds`` > 0).
+    """
+    database = db or Database(settings.database_url)
+    ingest = HealthIngest(database, clock, max_per_minute=settings.health_max_per_minute)
+    state = AppState(settings=settings, db=database, clock=clock, ingest=ingest,
+                     artifacts=ArtifactStore(settings.data_dir / "artifacts"))
+    run_loop = settings.reconcile_interval_seconds > 0 if reconcile is None else reconcile
+    reconciler = Reconciler(database, ingest, clock, settings.reconcile_interval_seconds or 5.0)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if run_loop:
+            reconciler.start()
+        try:
+            yield
+        finally:
+            reconciler.stop()
+
+    app = FastAPI(title="ringfence", version=__version__, lifespan=lifespan,
                   description="Staged, health-gated rollouts that keep one bad update from taking down a fleet. "
                               "Authenticate with `Authorization: Bearer <token>`; errors are RFC 9457 problems.")
-    app.state.ringfence = AppState(settings=settings, db=db or Database(settings.database_url), clock=clock)
+    app.state.ringfence = state
+    app.state.reconciler = reconciler
     install_problem_handlers(app)
     install_metrics(app)
-    for module in (system, tokens, inventory, audit):
+    for module in (system, tokens, inventory, audit, rollouts, health):
         app.include_router(module.router)
     return app

@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from ringfence.adapters.artifacts import ArtifactStore
 from ringfence.adapters.db.engine import Database
 from ringfence.config import Settings
 from ringfence.domain.access import Role
 from ringfence.services import tokens
 from ringfence.services.context import Actor, Clock
+from ringfence.services.health import HealthIngest
 
 __all__ = ["AppState", "get_state", "reason_of", "require"]
 
@@ -26,6 +28,8 @@ class AppState:
     settings: Settings
     db: Database
     clock: Clock
+    ingest: HealthIngest
+    artifacts: ArtifactStore
 
 
 def get_state(request: Request) -> AppState:

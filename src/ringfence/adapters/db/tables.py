@@ -20,12 +20,23 @@ __all__ = [
     "AuditHeadRow",
     "AuditRow",
     "Base",
+    "DecisionRow",
     "HostAgentRow",
+    "HostCredentialRow",
+    "HostEventRow",
+    "HostHealthRow",
     "HostLabelRow",
     "HostRow",
     "HostServiceRow",
+    "HostVersionRow",
+    "KillSwitchRow",
+    "PlanRow",
     "RedundancyGroupRow",
+    "ReleaseRow",
+    "RolloutHostRow",
+    "RolloutRow",
     "ServiceRow",
+    "TenantPolicyRow",
     "TenantRow",
 ]
 
@@ -191,3 +202,149 @@ class AuditHeadRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+# --- releases, plans, rollouts (engine) -------------------------------------------------
+
+class ReleaseRow(Base):
+    """A product version and its artifacts (files stored content-addressed by SHA-256)."""
+
+    __tablename__ = "releases"
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    product: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))
+    platforms: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    artifacts: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(TZ)
+    created_by: Mapped[str] = mapped_column(String(200))
+    seq: Mapped[int] = mapped_column(Integer)  # order of creation within the product (N, N-1 …)
+
+
+class PlanRow(Base):
+    """A named plan; ``document`` is its validated mapping."""
+
+    __tablename__ = "plans"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    source: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(TZ)
+    updated_by: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class TenantPolicyRow(Base):
+    """A tenant's (or one of its host groups') ring, delay and pin for one product or all products."""
+
+    __tablename__ = "tenant_policies"
+    tenant: Mapped[str] = mapped_column(String(200), primary_key=True)
+    host_group: Mapped[str] = mapped_column(String(400), primary_key=True)  # "" = the whole tenant; else a selector
+    product: Mapped[str] = mapped_column(String(200), primary_key=True)     # "*" = every product
+    ring: Mapped[str] = mapped_column(String(16), default="general")
+    delay_hours: Mapped[float] = mapped_column(default=0.0)
+    pin: Mapped[str] = mapped_column(String(200), default="latest")
+    updated_at: Mapped[datetime] = mapped_column(TZ)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class RolloutRow(Base):
+    """A release under a plan: the spec (fixed) and the status (replaced by each decision)."""
+
+    __tablename__ = "rollouts"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    release_id: Mapped[str] = mapped_column(String(200), ForeignKey("releases.id"), index=True)
+    product: Mapped[str] = mapped_column(String(200), index=True)
+    plan: Mapped[dict[str, Any]] = mapped_column(JSON)
+    salt: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(TZ)
+    created_by: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class RolloutHostRow(Base):
+    """One targeted host of a rollout: its wave, bucket, stratum and exposure."""
+
+    __tablename__ = "rollout_hosts"
+    rollout_id: Mapped[str] = mapped_column(String(64), ForeignKey("rollouts.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    host_id: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
+    wave: Mapped[int] = mapped_column(Integer)
+    bucket: Mapped[int] = mapped_column(Integer)
+    stratum: Mapped[str] = mapped_column(String(400))
+    exposed_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+    exposed_wave: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rolled_back_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+    __table_args__ = (Index("ix_rollout_hosts_rollout_wave", "rollout_id", "wave", "bucket"),)
+
+
+class DecisionRow(Base):
+    """The decision log of a rollout: every state change with its reasons and evidence."""
+
+    __tablename__ = "rollout_decisions"
+    rollout_id: Mapped[str] = mapped_column(String(64), ForeignKey("rollouts.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(TZ)
+    state: Mapped[str] = mapped_column(String(32))
+    wave: Mapped[int] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(200))
+    message: Mapped[str] = mapped_column(Text)
+    reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class HostHealthRow(Base):
+    """The latest heartbeat of a host and what it reports running."""
+
+    __tablename__ = "host_health"
+    host_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last_heartbeat: Mapped[datetime] = mapped_column(TZ, index=True)
+    reports: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class HostVersionRow(Base):
+    """What a host runs of a product, and its last known good version."""
+
+    __tablename__ = "host_versions"
+    host_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    product: Mapped[str] = mapped_column(String(200), primary_key=True)
+    version: Mapped[str] = mapped_column(String(100))
+    last_known_good: Mapped[str] = mapped_column(String(100), default="")
+    updated_at: Mapped[datetime] = mapped_column(TZ)
+
+
+class HostEventRow(Base):
+    """A host had at least one event of a kind under a rollout (hosts, not events, are counted)."""
+
+    __tablename__ = "host_events"
+    host_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    rollout_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    first_at: Mapped[datetime] = mapped_column(TZ)
+    last_at: Mapped[datetime] = mapped_column(TZ)
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    __table_args__ = (Index("ix_host_events_rollout_kind", "rollout_id", "kind"),)
+
+
+class HostCredentialRow(Base):
+    """A per-host credential (hash only) with which an agent reports for itself."""
+
+    __tablename__ = "host_credentials"
+    host_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(TZ)
+    revoked_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+
+
+class KillSwitchRow(Base):
+    """A product whose rollouts are all halted and whose hosts go back to their last known good version."""
+
+    __tablename__ = "kill_switches"
+    product: Mapped[str] = mapped_column(String(200), primary_key=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(TZ)
+    version: Mapped[int] = mapped_column(Integer, default=1)

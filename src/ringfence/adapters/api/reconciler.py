@@ -1,0 +1,65 @@
+"""The server's reconciler loop: flush health reports, then tick every active rollout, forever.
+
+It runs in a background thread of ``ringfence serve``.  Each tick of each
+rollout is its own transaction with an optimistic version check (see
+:func:`ringfence.services.rollouts.tick`), so several servers may run the
+loop against one PostgreSQL, and a server killed at any point resumes where
+the last committed tick left off.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from ringfence.adapters.db.engine import Database
+from ringfence.services import rollouts
+from ringfence.services.context import Clock
+from ringfence.services.health import HealthIngest
+
+__all__ = ["Reconciler"]
+
+log = logging.getLogger("ringfence.reconciler")
+
+
+class Reconciler:
+    """A stoppable background loop."""
+
+    def __init__(self, db: Database, ingest: HealthIngest, clock: Clock, interval: float) -> None:
+        self.db = db
+        self.ingest = ingest
+        self.clock = clock
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.ticks = 0
+
+    def run_once(self) -> dict[str, str]:
+        """Flush health, tick every active rollout; return rollout → state."""
+        self.ingest.flush()
+        result = rollouts.tick_all(self.db, clock=self.clock)
+        self.ticks += 1
+        return result
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # a failing tick is logged and retried; it must not kill the loop
+                log.exception("reconciler tick failed; retrying in %.1f s", self.interval)
+            self._stop.wait(self.interval)
+
+    def start(self) -> None:
+        """Start the loop in a daemon thread."""
+        if self.interval <= 0 or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._loop, name="ringfence-reconciler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the loop and flush what is buffered."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        self.ingest.flush()

@@ -1,0 +1,287 @@
+"""The rollout engine: ``reconcile(spec, status, observations, now) -> Decision``.
+
+A pure function in the style of a Kubernetes controller: it reads the spec
+(release + plan), the last status and aggregated observations, and returns a
+new status, the intents the caller must carry out, and the reasons in words.
+The server's reconciler loop and the simulator call the same function; the
+caller commits status and intents in one transaction, so a crash at any point
+resumes from the last committed status and never double-promotes.
+
+Transition rules of :func:`reconcile`, applied in this order:
+
+1. ``pending``, ``paused``, ``halted``, ``rolled_back``, ``completed`` and
+   ``aborted`` do nothing: only a command moves them (a halted rollout stays
+   halted until someone resumes or rolls it back).
+2. ``rolling_back`` emits a ROLLBACK intent every tick until no exposed host
+   is still off its last known good version, then becomes ``rolled_back``.
+3. The health gate runs on every tick over all unproven exposure.  FAILED
+   halts at once (from any active state, even with late data: stopping is
+   always safe): the wave becomes ``halted``, the rollout ``halted`` — or
+   ``rolling_back`` with a ROLLBACK intent when the plan has
+   ``auto_rollback`` — and a NOTIFY intent carries the evidence.
+4. Health data older than the plan's ``max_data_age`` (or none) freezes the
+   rollout where it is: no new exposure and no promotion (fail closed).
+5. While the current wave still has unexposed hosts in reach:
+   a wave that needs approval and has none → ``waiting_approval``;
+   no host eligible now (change window closed, holiday, freeze, budget) →
+   ``waiting_window``; otherwise ``progressing`` with an EXPOSE intent for at
+   most ``max_rate_per_minute`` × minutes since the rate anchor (the first
+   host may go at once), never more than are eligible.
+6. Once every host in reach is exposed the wave ``baking``: it is promoted
+   only when it has baked ``min_bake``, at least ``min_observed_hosts``
+   updated hosts (or all of a smaller wave) are observed, and the gate says
+   SUCCESSFUL.  INCONCLUSIVE and ERROR never promote.  After the last wave
+   the rollout is ``completed``.
+
+Commands (:func:`command`) are pure too: ``start`` (pending → progressing),
+``pause`` (any active state → paused, remembering it), ``resume`` (paused →
+what it was; halted → progressing), ``approve`` (four-eyes: not by whoever
+started the rollout), ``halt``, ``rollback`` and ``abort``.  Commands that do
+not apply to the current state raise :class:`~ringfence.errors.ConflictError`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from datetime import datetime
+
+from ringfence.domain.gate import GateResult, Verdict, evaluate
+from ringfence.domain.rollout import (
+    TERMINAL,
+    Decision,
+    Intent,
+    IntentKind,
+    Observations,
+    Reason,
+    RolloutSpec,
+    RolloutState,
+    RolloutStatus,
+    WaveObservation,
+    WaveState,
+    WaveStatus,
+)
+from ringfence.errors import ConflictError, InputError, PermissionDeniedError
+
+__all__ = ["COMMANDS", "command", "initial_status", "reconcile"]
+
+COMMANDS = ("start", "pause", "resume", "approve", "halt", "rollback", "abort")
+_ACTIVE = frozenset({RolloutState.PROGRESSING, RolloutState.WAITING_WINDOW, RolloutState.WAITING_APPROVAL,
+                     RolloutState.BAKING})
+
+
+def initial_status(spec: RolloutSpec) -> RolloutStatus:
+    """A new rollout: pending, every wave pending."""
+    return RolloutStatus(waves=tuple(WaveStatus() for _ in spec.plan.waves))
+
+
+def _set_wave(status: RolloutStatus, index: int, wave: WaveStatus) -> tuple[WaveStatus, ...]:
+    waves = list(status.waves)
+    waves[index] = wave
+    return tuple(waves)
+
+
+def _fmt(n: float) -> str:
+    return f"{n:,.0f}" if float(n).is_integer() else f"{n:,.2f}"
+
+
+def _halt(spec: RolloutSpec, status: RolloutStatus, gate: GateResult, now: datetime) -> Decision:
+    wave = status.wave
+    name = spec.plan.waves[wave].name
+    message = f"halted wave {wave} ({name}) at {now:%Y-%m-%d %H:%M} UTC: {gate.reason}"
+    rollback = spec.plan.auto_rollback
+    new = replace(status, state=RolloutState.ROLLING_BACK if rollback else RolloutState.HALTED,
+                  waves=_set_wave(status, wave, replace(status.waves[wave], state=WaveState.HALTED)),
+                  halted_at=status.halted_at or now, halt_reason=message, last_tick_at=now, message=message)
+    intents = [Intent(IntentKind.NOTIFY, wave=wave, message=message)]
+    if rollback:
+        intents.append(Intent(IntentKind.ROLLBACK, wave=wave, message="automatic rollback after a failed gate"))
+    reasons = [Reason("gate_failed", message)]
+    if rollback:
+        reasons.append(Reason("auto_rollback", "rolling back every exposed host to its last known good version"))
+    return Decision(new, tuple(intents), tuple(reasons), gate)
+
+
+def _rate_allowance(spec: RolloutSpec, status: RolloutStatus, wo: WaveObservation, now: datetime) -> tuple[int, str]:
+    rate = spec.plan.waves[status.wave].max_rate_per_minute
+    if rate is None:
+        return wo.in_reach - wo.exposed, ""
+    anchor = status.rate_anchor_at or now
+    minutes = max(0.0, (now - anchor).total_seconds() / 60.0)
+    allowed_total = math.floor(rate * minutes) + 1
+    return max(0, allowed_total - (wo.exposed - status.rate_anchor_exposed)), f"rate limit {_fmt(rate)} hosts/min"
+
+
+def reconcile(spec: RolloutSpec, status: RolloutStatus, obs: Observations, now: datetime) -> Decision:
+    """Decide the next step of one rollout (see the module docstring for the rules)."""
+    plan = spec.plan
+    if status.state in TERMINAL or status.state in (RolloutState.PENDING, RolloutState.PAUSED, RolloutState.HALTED):
+        return Decision(replace(status, last_tick_at=now),
+                        reasons=(Reason("idle", f"{status.state.value}: waiting for a command"),))
+    if status.state is RolloutState.ROLLING_BACK:
+        if obs.rolled_back_pending == 0:
+            done = replace(status, state=RolloutState.ROLLED_BACK, finished_at=now, last_tick_at=now,
+                           message="rolled back: every exposed host is back on its last known good version")
+            return Decision(done, reasons=(Reason("rolled_back", done.message),))
+        msg = f"rolling back: {_fmt(obs.rolled_back_pending)} exposed hosts not yet on their last known good version"
+        return Decision(replace(status, last_tick_at=now, message=msg),
+                        (Intent(IntentKind.ROLLBACK, wave=status.wave, message=msg),),
+                        (Reason("rolling_back", msg, (("pending", obs.rolled_back_pending),)),))
+    if len(obs.waves) != len(plan.waves):
+        raise InputError.single("observations.waves", f"has {len(obs.waves)} entries for {len(plan.waves)} waves",
+                                expected="one observation per wave of the plan")
+
+    gate = evaluate(obs.streams, plan.gate)
+    if gate.verdict is Verdict.FAILED:
+        return _halt(spec, status, gate, now)
+
+    k = status.wave
+    wave_spec = plan.waves[k]
+    wo = obs.waves[k]
+    wave = status.waves[k]
+    reasons: list[Reason] = []
+    if obs.health_as_of is None or now - obs.health_as_of > plan.max_data_age:
+        age = "no health data" if obs.health_as_of is None else \
+            f"health data is {(now - obs.health_as_of).total_seconds() / 60:.0f} min old"
+        msg = f"holding wave {k} ({wave_spec.name}): {age} (limit {plan.max_data_age.total_seconds() / 60:.0f} min); " \
+              "no exposure or promotion until it is fresh"
+        return Decision(replace(status, last_tick_at=now, message=msg), reasons=(Reason("data_late", msg),), gate=gate)
+
+    remaining = wo.in_reach - wo.exposed
+    if wo.held:
+        reasons.append(Reason("held_by_policy", f"{_fmt(wo.held)} hosts of wave {k} held back by tenant policy "
+                                                "(paused, pinned or delayed)", (("held", wo.held),)))
+    if remaining > 0:
+        if wave_spec.needs_approval and not wave.approved_by:
+            msg = f"wave {k} ({wave_spec.name}) needs approval before {_fmt(remaining)} more hosts are exposed"
+            first = status.state is not RolloutState.WAITING_APPROVAL
+            new = replace(status, state=RolloutState.WAITING_APPROVAL, last_tick_at=now, message=msg)
+            intents = (Intent(IntentKind.NOTIFY, wave=k, message=msg),) if first else ()
+            return Decision(new, intents, (*reasons, Reason("waiting_approval", msg)), gate)
+        if wo.eligible_now <= 0:
+            why = wo.window_reason or "no host in reach is eligible now"
+            if wo.budget_blocked:
+                why += f"; {_fmt(wo.budget_blocked)} hosts blocked by disruption budgets"
+            nxt = f"; next window opens {wo.next_window:%Y-%m-%d %H:%M} UTC" if wo.next_window else ""
+            msg = f"wave {k} ({wave_spec.name}) waiting: {why}{nxt}"
+            new = replace(status, state=RolloutState.WAITING_WINDOW, last_tick_at=now, message=msg)
+            return Decision(new, (), (*reasons, Reason("waiting_window", msg, (("remaining", remaining),))), gate)
+        if status.state is not RolloutState.PROGRESSING or status.rate_anchor_at is None:
+            status = replace(status, rate_anchor_at=now, rate_anchor_exposed=wo.exposed)
+        allowance, rate_note = _rate_allowance(spec, status, wo, now)
+        hosts = min(remaining, wo.eligible_now, allowance)
+        wave_state = replace(wave, state=WaveState.EXPOSING, opened_at=wave.opened_at or now)
+        if hosts <= 0:
+            msg = f"wave {k} ({wave_spec.name}): {_fmt(wo.exposed)} of {_fmt(wo.in_reach)} exposed; waiting for the {rate_note}"
+            new = replace(status, state=RolloutState.PROGRESSING, waves=_set_wave(status, k, wave_state),
+                          last_tick_at=now, message=msg)
+            return Decision(new, (), (*reasons, Reason("rate_limited", msg)), gate)
+        msg = (f"wave {k} ({wave_spec.name}): exposing {_fmt(hosts)} more hosts "
+               f"({_fmt(wo.exposed)} of {_fmt(wo.in_reach)} exposed, {_fmt(wo.eligible_now)} eligible now"
+               + (f", {rate_note}" if rate_note else "") + ")")
+        new = replace(status, state=RolloutState.PROGRESSING, waves=_set_wave(status, k, wave_state),
+                      last_tick_at=now, message=msg)
+        numbers: tuple[tuple[str, float | int | str], ...] = (
+            ("exposed", wo.exposed), ("in_reach", wo.in_reach), ("eligible_now", wo.eligible_now), ("expose", hosts))
+        return Decision(new, (Intent(IntentKind.EXPOSE, wave=k, hosts=hosts, message=msg),),
+                        (*reasons, Reason("exposing", msg, numbers)), gate)
+
+    # Every host in reach is exposed: bake, then promote on a successful gate.
+    bake_started = wave.bake_started_at or now
+    wave_state = replace(wave, state=WaveState.BAKING, opened_at=wave.opened_at or now, bake_started_at=bake_started)
+    baked = now - bake_started
+    need_observed = min(wave_spec.min_observed_hosts, wo.in_reach)
+    blockers: list[str] = []
+    if baked < wave_spec.min_bake:
+        blockers.append(f"baked {baked.total_seconds() / 60:.0f} of {wave_spec.min_bake.total_seconds() / 60:.0f} min")
+    if wo.observed < need_observed:
+        blockers.append(f"{_fmt(wo.observed)} of {_fmt(need_observed)} required updated hosts observed")
+    if wo.in_reach > 0 and gate.verdict is not Verdict.SUCCESSFUL:
+        blockers.append(f"gate {gate.verdict.value}: {gate.reason}")
+    if blockers:
+        msg = f"baking wave {k} ({wave_spec.name}): " + "; ".join(blockers)
+        new = replace(status, state=RolloutState.BAKING, waves=_set_wave(status, k, wave_state), last_tick_at=now,
+                      message=msg)
+        numbers = (("baked_min", round(baked.total_seconds() / 60, 1)), ("observed", wo.observed),
+                   ("required", need_observed))
+        return Decision(new, (), (*reasons, Reason("baking", msg, numbers)), gate)
+
+    passed = replace(wave_state, state=WaveState.PASSED, passed_at=now)
+    waves = _set_wave(status, k, passed)
+    why = "it has no hosts in reach" if wo.in_reach == 0 else f"gate {gate.verdict.value}: {gate.reason}"
+    if k + 1 >= len(plan.waves):
+        msg = f"completed: last wave {k} ({wave_spec.name}) passed ({why})"
+        new = replace(status, state=RolloutState.COMPLETED, waves=waves, finished_at=now, last_tick_at=now, message=msg)
+        return Decision(new, (), (*reasons, Reason("completed", msg)), gate)
+    next_spec = plan.waves[k + 1]
+    waves = _set_wave(replace(status, waves=waves), k + 1, replace(status.waves[k + 1], state=WaveState.EXPOSING,
+                                                                    opened_at=now))
+    msg = f"promoted: wave {k} ({wave_spec.name}) passed ({why}); opening wave {k + 1} ({next_spec.name})"
+    new = replace(status, state=RolloutState.PROGRESSING, wave=k + 1, waves=waves, last_tick_at=now,
+                  rate_anchor_at=None, message=msg)
+    return Decision(new, (), (*reasons, Reason("promoted", msg, (("wave", k), ("observed", wo.observed)))), gate)
+
+
+def command(spec: RolloutSpec, status: RolloutStatus, op: str, *, actor: str, now: datetime,
+            reason: str = "") -> Decision:
+    """Apply an operator command; raise ConflictError when it does not apply to the current state."""
+    state = status.state
+    why = f" ({reason})" if reason else ""
+    if op not in COMMANDS:
+        raise InputError.single("command", f"is {op!r}", expected="one of " + ", ".join(COMMANDS))
+    if state in TERMINAL:
+        raise ConflictError(f"cannot {op}: the rollout is {state.value}")
+    if op == "start":
+        if state is not RolloutState.PENDING:
+            raise ConflictError(f"cannot start: the rollout is already {state.value}")
+        waves = _set_wave(status, 0, WaveStatus(state=WaveState.EXPOSING, opened_at=now))
+        new = replace(status, state=RolloutState.PROGRESSING, started_at=now, started_by=actor, waves=waves,
+                      message=f"started by {actor}{why}")
+    elif op == "pause":
+        if state in (RolloutState.PAUSED, RolloutState.HALTED, RolloutState.ROLLING_BACK, RolloutState.PENDING):
+            raise ConflictError(f"cannot pause: the rollout is {state.value}")
+        new = replace(status, state=RolloutState.PAUSED, paused_from=state, message=f"paused by {actor}{why}")
+    elif op == "resume":
+        if state is RolloutState.PAUSED:
+            back = status.paused_from or RolloutState.PROGRESSING
+            new = replace(status, state=back, paused_from=None, rate_anchor_at=None, message=f"resumed by {actor}{why}")
+        elif state is RolloutState.HALTED:
+            k = status.wave
+            wave = replace(status.waves[k], state=WaveState.EXPOSING, bake_started_at=None)
+            new = replace(status, state=RolloutState.PROGRESSING, waves=_set_wave(status, k, wave), halted_at=None,
+                          rate_anchor_at=None, message=f"resumed after halt by {actor}{why}")
+        else:
+            raise ConflictError(f"cannot resume: the rollout is {state.value}, not paused or halted")
+    elif op == "approve":
+        k = status.wave
+        if not spec.plan.waves[k].needs_approval or status.waves[k].approved_by:
+            raise ConflictError(f"nothing to approve: wave {k} ({spec.plan.waves[k].name}) does not wait for approval")
+        if actor == status.started_by:
+            raise PermissionDeniedError(f"four-eyes rule: {actor!r} started this rollout and cannot also approve it")
+        wave = replace(status.waves[k], approved_by=actor)
+        back = RolloutState.PROGRESSING if state is RolloutState.WAITING_APPROVAL else state
+        new = replace(status, state=back, waves=_set_wave(status, k, wave),
+                      message=f"wave {k} approved by {actor}{why}")
+    elif op == "halt":
+        if state in (RolloutState.HALTED, RolloutState.ROLLING_BACK):
+            raise ConflictError(f"cannot halt: the rollout is already {state.value}")
+        k = status.wave
+        msg = f"halted by {actor}{why}"
+        new = replace(status, state=RolloutState.HALTED, halted_at=now, halt_reason=msg, message=msg,
+                      waves=_set_wave(status, k, replace(status.waves[k], state=WaveState.HALTED)))
+    elif op == "rollback":
+        if state is RolloutState.ROLLING_BACK:
+            raise ConflictError("cannot roll back: already rolling back")
+        msg = f"rollback ordered by {actor}{why}"
+        new = replace(status, state=RolloutState.ROLLING_BACK, halted_at=status.halted_at or now,
+                      halt_reason=status.halt_reason or msg, message=msg)
+        return Decision(new, (Intent(IntentKind.ROLLBACK, wave=status.wave, message=msg),), (Reason("rollback", msg),))
+    else:  # abort
+        msg = f"aborted by {actor}{why}: no further exposure; exposed hosts keep what they have"
+        new = replace(status, state=RolloutState.ABORTED, finished_at=now, message=msg)
+    return Decision(new, (), (Reason(op, new.message),))
+
+
+def is_active(status: RolloutStatus) -> bool:
+    """True when the reconciler should tick this rollout."""
+    return status.state in _ACTIVE or status.state is RolloutState.ROLLING_BACK

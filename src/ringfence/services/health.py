@@ -1,0 +1,156 @@
+"""Health ingestion: heartbeats and events from agents, authenticated per host, buffered and written in batches.
+
+* One host cannot report for another: the credential names the host.
+* Events are stored once per host, rollout and kind (later repeats only bump a
+  counter), so a flapping host counts as one failing host, never as many.
+* A host sending more than ``max_per_minute`` reports gets 429 until its
+  budget refills; the reports it did send are kept.
+* Reports wait in memory and are written in one transaction by :meth:`flush`
+  (the reconciler flushes before every tick, and a full buffer flushes
+  itself), so ten thousand agents polling cost a few writes, not ten thousand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from ringfence.adapters.db.engine import Database
+from ringfence.adapters.db.stores import audit as audit_store
+from ringfence.adapters.db.stores import health as health_store
+from ringfence.adapters.db.stores import inventory as inventory_store
+from ringfence.domain.access import Role
+from ringfence.errors import AuthenticationError, InputError, NotFoundError, PermissionDeniedError, RingfenceError
+from ringfence.services.context import Actor, Clock
+
+__all__ = ["EVENT_KINDS", "HOST_TOKEN_PREFIX", "HealthIngest", "HealthReport", "TooManyReports", "issue_credential"]
+
+HOST_TOKEN_PREFIX = "rfh_"  # noqa: S105 - a recognisable prefix, not a secret
+EVENT_KINDS = ("crashed", "auto_reverted", "install_failed", "applied", "committed")
+
+
+class TooManyReports(RingfenceError):
+    """The host exceeded its report rate."""
+
+    status = 429
+    title = "Too many requests"
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    """One report from an agent."""
+
+    host_id: str
+    at: datetime
+    versions: dict[str, str] = field(default_factory=dict)
+    committed: tuple[str, ...] = ()
+    events: tuple[tuple[str, str, datetime], ...] = ()  # (kind, rollout id or "", when)
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_credential(db: Database, host_id: str, *, actor: Actor, clock: Clock, reason: str = "") -> str:
+    """Create (or replace) a host's credential; return the token, shown once."""
+    actor.require(Role.OPERATOR, "issuing host credentials")
+    token = HOST_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = clock()
+    with db.transaction() as conn:
+        if inventory_store.get_host(conn, host_id) is None:
+            raise NotFoundError(f"host {host_id!r} not found")
+        health_store.set_credential(conn, host_id, _hash(token), now)
+        audit_store.append(conn, at=now, actor=actor.name, action="host.credential", target=f"host/{host_id}",
+                           source=actor.source, reason=reason, details={})
+    return token
+
+
+class HealthIngest:
+    """Authenticates, rate-limits and buffers health reports; :meth:`flush` writes them."""
+
+    def __init__(self, db: Database, clock: Clock, *, max_per_minute: int = 60, max_buffer: int = 5000) -> None:
+        self.db = db
+        self.clock = clock
+        self.max_per_minute = max_per_minute
+        self.max_buffer = max_buffer
+        self._lock = threading.Lock()
+        self._beats: dict[str, tuple[datetime, int]] = {}
+        self._events: list[tuple[str, str, str, datetime]] = []
+        self._versions: dict[str, tuple[dict[str, str], tuple[str, ...], datetime]] = {}
+        self._window: dict[str, tuple[datetime, int]] = {}
+        self._cred_cache: dict[str, str] = {}
+
+    def authenticate(self, token: str) -> str:
+        """The host id a credential belongs to."""
+        if not token.startswith(HOST_TOKEN_PREFIX):
+            raise AuthenticationError("health reports need a host credential (rfh_…), not an operator token")
+        digest = _hash(token)
+        host = self._cred_cache.get(digest)
+        if host is None:
+            with self.db.transaction() as conn:
+                host = health_store.credential_host(conn, digest)
+            if host is None:
+                raise AuthenticationError("unknown or revoked host credential")
+            self._cred_cache[digest] = host
+        return host
+
+    def forget_credentials(self) -> None:
+        """Drop cached credentials (after a revocation)."""
+        self._cred_cache.clear()
+
+    def submit(self, credential_host: str, report: HealthReport) -> int:
+        """Accept one report; return how many reports are waiting to be written."""
+        if report.host_id != credential_host:
+            raise PermissionDeniedError(f"host {credential_host!r} cannot report for {report.host_id!r}")
+        for kind, _rollout, _at in report.events:
+            if kind not in EVENT_KINDS:
+                raise InputError.single("events.kind", f"is {kind!r}", expected="one of " + ", ".join(EVENT_KINDS))
+        now = self.clock()
+        if report.at > now + timedelta(minutes=5):
+            raise InputError.single("at", f"is {report.at.isoformat()}, in the future",
+                                    expected="the agent's current time (check its clock)")
+        with self._lock:
+            start, count = self._window.get(report.host_id, (now, 0))
+            if now - start >= timedelta(minutes=1):
+                start, count = now, 0
+            if count >= self.max_per_minute:
+                raise TooManyReports(f"host {report.host_id} sent more than {self.max_per_minute} reports a minute")
+            self._window[report.host_id] = (start, count + 1)
+            beat_at = min(report.at, now)
+            prev = self._beats.get(report.host_id)
+            self._beats[report.host_id] = (max(beat_at, prev[0]) if prev else beat_at, (prev[1] if prev else 0) + 1)
+            self._events.extend((report.host_id, rollout, kind, at) for kind, rollout, at in report.events)
+            if report.versions or report.committed:
+                self._versions[report.host_id] = (dict(report.versions), report.committed, now)
+            waiting = len(self._beats) + len(self._events)
+        if waiting >= self.max_buffer:
+            self.flush()
+        return waiting
+
+    def flush(self) -> int:
+        """Write every buffered report in one transaction; return how many hosts were written."""
+        with self._lock:
+            beats, self._beats = self._beats, {}
+            events, self._events = self._events, []
+            versions, self._versions = self._versions, {}
+        if not (beats or events or versions):
+            return 0
+        try:
+            with self.db.transaction() as conn:
+                health_store.record_heartbeats(conn, beats)
+                health_store.record_events(conn, events)
+                for host_id, (vers, committed, at) in sorted(versions.items()):
+                    health_store.record_versions(conn, host_id, vers, committed, at)
+        except Exception:
+            with self._lock:  # put them back; the next flush retries
+                for host, (at, n) in beats.items():
+                    prev = self._beats.get(host)
+                    self._beats[host] = (max(at, prev[0]) if prev else at, n + (prev[1] if prev else 0))
+                self._events[:0] = events
+                for host, value in versions.items():
+                    self._versions.setdefault(host, value)
+            raise
+        return len(beats)

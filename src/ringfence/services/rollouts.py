@@ -1,0 +1,633 @@
+"""Rollout use cases: releases, plans, tenant policies, rollouts, the reconciler tick, desired state, kill switch.
+
+The tick (:func:`tick`) is the server's half of the engine: it loads a
+rollout, counts what the engine needs (:class:`~ringfence.domain.rollout.Observations`)
+from the store, calls the pure :func:`~ringfence.domain.engine.reconcile`, carries
+out its intents (expose hosts, roll back) and commits the new status, the
+decision log entry and the audit entry in one transaction with an optimistic
+version check.  A crash at any point leaves the last committed status, so the
+next tick resumes exactly there and a promotion is never applied twice.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import yaml
+
+from ringfence.adapters.artifacts import ArtifactStore
+from ringfence.adapters.db.engine import Database
+from ringfence.adapters.db.stores import audit as audit_store
+from ringfence.adapters.db.stores import health as health_store
+from ringfence.adapters.db.stores import inventory as inventory_store
+from ringfence.adapters.db.stores import rollouts as store
+from ringfence.domain.access import Role
+from ringfence.domain.budgets import BudgetLedger, budgets_from_services
+from ringfence.domain.cohorts import bucket, stratum_of
+from ringfence.domain.engine import command as engine_command
+from ringfence.domain.engine import initial_status, is_active, reconcile
+from ringfence.domain.gate import Signal, StreamCounts
+from ringfence.domain.model import Host, RedundancyGroup
+from ringfence.domain.plans import default_plan, plan_from_mapping, plan_to_mapping
+from ringfence.domain.rollout import (
+    TERMINAL,
+    Artifact,
+    Decision,
+    IntentKind,
+    Observations,
+    Plan,
+    Release,
+    ReleaseId,
+    ReleaseKind,
+    RolloutId,
+    RolloutSpec,
+    RolloutState,
+    RolloutStatus,
+    WaveObservation,
+)
+from ringfence.domain.selector import compile_predicate
+from ringfence.domain.waves import Placement, WaveCheck, assign_waves, check_plan
+from ringfence.domain.windows import WindowStatus, window_status_many
+from ringfence.errors import ConflictError, InputError, NotFoundError
+from ringfence.services.codec import gate_to_doc, reason_to_doc, status_from_doc, status_to_doc
+from ringfence.services.context import Actor, Clock
+
+__all__ = [
+    "PINS",
+    "POOLED",
+    "RINGS",
+    "RolloutView",
+    "apply_plan",
+    "create_release",
+    "create_rollout",
+    "desired_state",
+    "get_plan",
+    "get_rollout",
+    "kill_switch",
+    "list_rollouts",
+    "operate",
+    "plan_check",
+    "set_policy",
+    "tick",
+    "tick_all",
+]
+
+RINGS = ("early", "general", "pause")
+PINS = ("latest", "n-1", "exact:VERSION")
+ENGINE_ACTOR = "ringfence-engine"
+#: The stratum name of the pooled streams (every stratum together), next to the per-stratum streams.
+POOLED = "*"
+
+
+# --- releases -----------------------------------------------------------------------------
+
+def create_release(db: Database, artifacts: ArtifactStore, *, product: str, version: str, kind: str,
+                   platforms: list[str], files: list[tuple[str, bytes]], actor: Actor, clock: Clock,
+                   reason: str = "") -> Release:
+    """Store a release and its artifacts (content-addressed); releases are immutable."""
+    actor.require(Role.OPERATOR, "creating releases")
+    problems = []
+    if not product or "@" in product or "/" in product:
+        problems.append(("product", f"is {product!r}", "a product name without @ or /"))
+    if not version or "@" in version or "/" in version:
+        problems.append(("version", f"is {version!r}", "a version such as 7.16.18605 or 291"))
+    try:
+        kind_v = ReleaseKind(kind)
+    except ValueError:
+        problems.append(("kind", f"is {kind!r}", "one of " + ", ".join(k.value for k in ReleaseKind)))
+        kind_v = ReleaseKind.APP
+    valid_platforms = {"windows", "linux", "macos"}
+    if not platforms or any(p not in valid_platforms for p in platforms):
+        problems.append(("platform", f"is {platforms!r}", "one or more of windows, linux, macos"))
+    if not files:
+        problems.append(("file", "no artifact given", "at least one --file"))
+    if problems:
+        from ringfence.errors import FieldIssue  # noqa: PLC0415 - keeps the happy path's imports short
+
+        raise InputError("release rejected", [FieldIssue(f, m, "release", e) for f, m, e in problems])
+    stored = tuple(Artifact(name=name, sha256=artifacts.put(data), size=len(data)) for name, data in files)
+    release = Release(id=ReleaseId(f"{product}@{version}"), product=product, version=version, kind=kind_v,
+                      platforms=tuple(sorted(set(platforms))), artifacts=stored, created_by=actor.name)
+    now = clock()
+    with db.transaction() as conn:
+        created = store.create_release(conn, release, now)
+        audit_store.append(conn, at=now, actor=actor.name, action="release.create", target=f"release/{release.id}",
+                           source=actor.source, reason=reason,
+                           details={"kind": kind_v.value, "platforms": list(release.platforms),
+                                    "artifacts": [{"name": a.name, "sha256": a.sha256} for a in stored]})
+    return created
+
+
+# --- plans and policies ---------------------------------------------------------------------
+
+def apply_plan(db: Database, source: str, *, actor: Actor, clock: Clock, reason: str = "") -> tuple[Plan, int]:
+    """Validate a plan's YAML and store it under its name; return it and its version."""
+    actor.require(Role.OPERATOR, "applying plans")
+    try:
+        raw = yaml.safe_load(source)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise InputError.single("plan", f"is not valid YAML{where}: {getattr(e, 'problem', e)}",
+                                expected="a YAML mapping (see examples/plans/)") from e
+    plan = plan_from_mapping(raw)
+    now = clock()
+    with db.transaction() as conn:
+        version = store.upsert_plan(conn, plan.name, plan_to_mapping(plan), source, actor.name, now)
+        audit_store.append(conn, at=now, actor=actor.name, action="plan.apply", target=f"plan/{plan.name}",
+                           source=actor.source, reason=reason, details={"version": version})
+    return plan, version
+
+
+def get_plan(db: Database, name: str) -> Plan:
+    """A stored plan, or the built-in default plan for ``default`` when none is stored."""
+    with db.transaction() as conn:
+        found = store.get_plan_document(conn, name)
+    if found is None:
+        if name == "default":
+            return default_plan()
+        raise NotFoundError(f"plan {name!r} not found; apply it with `ringfence plan apply -f FILE`")
+    return plan_from_mapping(found[0])
+
+
+def set_policy(db: Database, *, tenant: str, host_group: str = "", product: str = "*", ring: str = "general",
+               delay_hours: float = 0.0, pin: str = "latest", actor: Actor, clock: Clock, reason: str = "") -> None:
+    """Set a tenant's (or one host group's) ring, delay and pin for a product (``*`` = all)."""
+    actor.require(Role.OPERATOR, "setting tenant policies")
+    if ring not in RINGS:
+        raise InputError.single("ring", f"is {ring!r}", expected="early, general or pause")
+    if not (pin in ("latest", "n-1") or (pin.startswith("exact:") and len(pin) > len("exact:"))):
+        raise InputError.single("pin", f"is {pin!r}", expected="latest, n-1 or exact:VERSION")
+    if delay_hours < 0 or delay_hours > 24 * 90:
+        raise InputError.single("delay_hours", f"is {delay_hours}", expected="0 … 2160 hours")
+    if host_group:
+        compile_predicate(host_group)
+    now = clock()
+    with db.transaction() as conn:
+        if not inventory_store.existing_tenant_ids(conn, [tenant]):
+            raise NotFoundError(f"tenant {tenant!r} not found")
+        store.set_policy(conn, tenant=tenant, host_group=host_group, product=product, ring=ring,
+                         delay_hours=delay_hours, pin=pin, now=now)
+        audit_store.append(conn, at=now, actor=actor.name, action="policy.set", target=f"tenant/{tenant}",
+                           source=actor.source, reason=reason,
+                           details={"host_group": host_group, "product": product, "ring": ring,
+                                    "delay_hours": delay_hours, "pin": pin})
+
+
+@dataclass(frozen=True, slots=True)
+class _Policy:
+    ring: str = "general"
+    delay_hours: float = 0.0
+    pin: str = "latest"
+
+
+class _Policies:
+    """Tenant policies for one product, most specific first (host group beats tenant, product beats ``*``)."""
+
+    def __init__(self, rows: list[dict[str, Any]], product: str) -> None:
+        rows = [r for r in rows if r["product"] in (product, "*")]
+        rows.sort(key=lambda r: (r["host_group"] == "", r["product"] == "*"))
+        self._by_tenant: dict[str, list[tuple[Any, _Policy]]] = defaultdict(list)
+        for r in rows:
+            pred = compile_predicate(r["host_group"]) if r["host_group"] else None
+            self._by_tenant[r["tenant"]].append((pred, _Policy(r["ring"], r["delay_hours"], r["pin"])))
+
+    def of(self, host: Host) -> _Policy:
+        for pred, policy in self._by_tenant.get(host.tenant, ()):
+            if pred is None or pred(host):
+                return policy
+        return _Policy()
+
+
+# --- rollouts -------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class RolloutView:
+    """A rollout as stored: spec, status, optimistic version."""
+
+    spec: RolloutSpec
+    status: RolloutStatus
+    version: int
+
+
+def _all_hosts(conn: Any) -> list[Host]:
+    hosts: list[Host] = []
+    after = ""
+    while True:
+        page = inventory_store.list_hosts(conn, None, limit=5000, after=after)
+        hosts.extend(page)
+        if len(page) < 5000:
+            return hosts
+        after = page[-1].id
+
+
+def _targets(plan: Plan, release: Release, hosts: Iterable[Host]) -> list[Host]:
+    pred = compile_predicate(plan.selector) if plan.selector else None
+    return [h for h in hosts if h.os_family.value in release.platforms and (pred is None or pred(h))]
+
+
+def _placements(plan: Plan, salt: str, hosts: list[Host], policies: _Policies) -> list[Placement]:
+    preds = [compile_predicate(w.selector) if w.selector else None for w in plan.waves]
+    return [Placement(host_id=h.id, stratum=stratum_of(h), bucket=bucket(salt, h.id), tier=h.tier,
+                      selected=tuple(bool(p is not None and p(h)) for p in preds),
+                      early=policies.of(h).ring == "early") for h in hosts]
+
+
+def plan_check(db: Database, plan_name: str, release_id: str, *, actor: Actor) -> WaveCheck:
+    """Wave sizes for a release under a plan, and the strata the first wave misses."""
+    actor.require(Role.VIEWER, "checking plans")
+    plan = get_plan(db, plan_name)
+    with db.transaction() as conn:
+        release = store.get_release(conn, release_id)
+        if release is None:
+            raise NotFoundError(f"release {release_id!r} not found")
+        hosts = _targets(plan, release, _all_hosts(conn))
+        policies = _Policies(store.list_policies(conn), release.product)
+    return check_plan(plan, _placements(plan, "check", hosts, policies))
+
+
+def create_rollout(db: Database, *, release_id: str, plan_name: str = "default", actor: Actor, clock: Clock,
+                   reason: str = "", start: bool = False) -> RolloutView:
+    """Create a rollout of a release under a plan: target hosts, place them in waves; optionally start it."""
+    actor.require(Role.OPERATOR, "creating rollouts")
+    plan = get_plan(db, plan_name)
+    now = clock()
+    rollout_id = RolloutId(f"ro-{now:%Y%m%d}-{secrets.token_hex(3)}")
+    salt = secrets.token_hex(8)
+    with db.transaction() as conn:
+        release = store.get_release(conn, release_id)
+        if release is None:
+            raise NotFoundError(f"release {release_id!r} not found; create it with `ringfence release create`")
+        hosts = _targets(plan, release, _all_hosts(conn))
+        if not hosts:
+            raise InputError.single("release", f"{release_id} targets no host in the inventory",
+                                    expected=f"hosts with os_family in {list(release.platforms)}"
+                                    + (f" matching {plan.selector!r}" if plan.selector else ""))
+        policies = _Policies(store.list_policies(conn), release.product)
+        placements = _placements(plan, salt, hosts, policies)
+        waves = assign_waves(plan, placements)
+        spec = RolloutSpec(id=rollout_id, release=release, plan=plan, salt=salt, created_by=actor.name, created_at=now)
+        status = initial_status(spec)
+        store.create_rollout(conn, rollout_id=rollout_id, release_id=release.id, product=release.product,
+                             plan=plan_to_mapping(plan), salt=salt, status=status_to_doc(status),
+                             state=status.state.value, actor=actor.name, now=now,
+                             hosts=[(p.host_id, w, p.bucket, p.stratum) for p, w in zip(placements, waves, strict=True)])
+        sizes = [waves.count(i) for i in range(len(plan.waves))]
+        store.add_decision(conn, rollout_id, at=now, state=status.state.value, wave=0, actor=actor.name,
+                           message=f"created: {release.id} under plan {plan.name} targeting {len(hosts):,} hosts, "
+                                   f"waves {sizes}", reasons=[], evidence={})
+        audit_store.append(conn, at=now, actor=actor.name, action="rollout.create", target=f"rollout/{rollout_id}",
+                           source=actor.source, reason=reason,
+                           details={"release": release.id, "plan": plan.name, "hosts": len(hosts), "waves": sizes})
+    view = get_rollout(db, rollout_id)
+    if start:
+        view = operate(db, rollout_id, "start", actor=actor, clock=clock, reason=reason)
+    return view
+
+
+def _view(row: Any, release: Release) -> RolloutView:
+    plan = plan_from_mapping(row.plan)
+    created = row.created_at
+    spec = RolloutSpec(id=RolloutId(row.id), release=release, plan=plan, salt=row.salt, created_by=row.created_by,
+                       created_at=created)
+    return RolloutView(spec=spec, status=status_from_doc(row.status), version=int(row.version))
+
+
+def _load(conn: Any, rollout_id: str) -> RolloutView:
+    row = store.get_rollout_row(conn, rollout_id)
+    if row is None:
+        raise NotFoundError(f"rollout {rollout_id!r} not found")
+    release = store.get_release(conn, row.release_id)
+    assert release is not None
+    return _view(row, release)
+
+
+def get_rollout(db: Database, rollout_id: str) -> RolloutView:
+    """One rollout's spec and status."""
+    with db.transaction() as conn:
+        return _load(conn, rollout_id)
+
+
+def list_rollouts(db: Database, *, actor: Actor, active_only: bool = False) -> list[RolloutView]:
+    """Rollouts, newest first."""
+    actor.require(Role.VIEWER, "listing rollouts")
+    with db.transaction() as conn:
+        rows = store.list_rollout_rows(conn)
+        releases = {r.id: r for r in store.list_releases(conn)}
+    views = [_view(r, releases[r.release_id]) for r in rows]
+    return [v for v in views if not active_only or v.status.state not in TERMINAL]
+
+
+def _record(conn: Any, view: RolloutView, decision: Decision, *, actor: str, source: str, at: datetime,
+            reason: str = "", audit_action: str = "") -> int:
+    new_version = store.save_status(conn, view.spec.id, view.version, decision.status.state.value,
+                                    status_to_doc(decision.status))
+    store.add_decision(conn, view.spec.id, at=at, state=decision.status.state.value, wave=decision.status.wave,
+                       actor=actor, message=decision.status.message or decision.summary,
+                       reasons=[reason_to_doc(r) for r in decision.reasons], evidence=gate_to_doc(decision.gate))
+    if audit_action:
+        audit_store.append(conn, at=at, actor=actor, action=audit_action, target=f"rollout/{view.spec.id}",
+                           source=source, reason=reason,
+                           details={"state": decision.status.state.value, "wave": decision.status.wave,
+                                    "message": decision.status.message})
+    return new_version
+
+
+def operate(db: Database, rollout_id: str, op: str, *, actor: Actor, clock: Clock, reason: str = "") -> RolloutView:
+    """Apply an operator command (start, pause, resume, approve, halt, rollback, abort)."""
+    needed = Role.APPROVER if op == "approve" else Role.OPERATOR
+    actor.require(needed, f"{op} of a rollout")
+    now = clock()
+    with db.transaction() as conn:
+        view = _load(conn, rollout_id)
+        decision = engine_command(view.spec, view.status, op, actor=actor.name, now=now, reason=reason)
+        if any(i.kind is IntentKind.ROLLBACK for i in decision.intents):
+            store.mark_rolled_back(conn, rollout_id, now)
+        _record(conn, view, decision, actor=actor.name, source=actor.source, at=now, reason=reason,
+                audit_action=f"rollout.{op}")
+    return get_rollout(db, rollout_id)
+
+
+# --- observations and the tick ----------------------------------------------------------------
+
+@dataclass
+class _HostRow:
+    host: Host
+    wave: int
+    bucket: int
+    stratum: str
+    exposed_at: datetime | None
+    rolled_back_at: datetime | None
+
+
+def _members(hosts_by_id: dict[str, Host]) -> Any:
+    def members_of(group: RedundancyGroup) -> Iterable[str]:
+        if group.hosts:
+            return list(group.hosts)
+        pred = compile_predicate(group.selector)
+        return [h.id for h in hosts_by_id.values() if pred(h)]
+    return members_of
+
+
+def _observe(conn: Any, view: RolloutView, now: datetime) -> tuple[Observations, list[_HostRow], dict[str, Any]]:
+    spec, status = view.spec, view.status
+    plan = spec.plan
+    rows = store.rollout_host_rows(conn, spec.id)
+    hosts_by_id: dict[str, Host] = {h.id: h for h in _all_hosts(conn)}
+    items = [_HostRow(hosts_by_id[r.host_id], r.wave, r.bucket, r.stratum, _utc(r.exposed_at), _utc(r.rolled_back_at))
+             for r in rows if r.host_id in hosts_by_id]
+    beats = health_store.heartbeats(conn, [i.host.id for i in items])
+    policies = _Policies(store.list_policies(conn), spec.release.product)
+    started = status.started_at or now
+    grace = plan.silence_grace
+    held_ids: set[str] = set()
+    delayed_ids: set[str] = set()
+    for i in items:
+        policy = policies.of(i.host)
+        pin_ok = policy.pin in ("latest", f"exact:{spec.release.version}")
+        if policy.ring == "pause" or not pin_ok:
+            held_ids.add(i.host.id)
+        elif policy.delay_hours and now < started + timedelta(hours=policy.delay_hours):
+            delayed_ids.add(i.host.id)
+    keys = {(i.host.timezone, i.host.country, i.host.subdivision) for i in items if i.exposed_at is None}
+    windows: dict[tuple[str, str, str], WindowStatus] = window_status_many(plan.windows, plan.freeze, keys, now)
+    exposed_ids = {i.host.id for i in items if i.exposed_at is not None and i.rolled_back_at is None}
+    ledger = None
+    if plan.disruption_budgets:
+        services = inventory_store.list_services(conn)
+        ledger = BudgetLedger(budgets_from_services(services, _members(hosts_by_id)), exposed_ids)
+
+    wave_obs: list[WaveObservation] = []
+    eligible_by_wave: dict[int, list[_HostRow]] = {}
+    for k in range(len(plan.waves)):
+        reach = [i for i in items if i.wave <= k]
+        exposed = [i for i in reach if i.exposed_at is not None]
+        unexposed = [i for i in reach if i.exposed_at is None and i.host.id not in held_ids]
+        held = sum(1 for i in reach if i.exposed_at is None and i.host.id in held_ids)
+        eligible: list[_HostRow] = []
+        closed_reason = ""
+        next_open: datetime | None = None
+        budget_blocked = 0
+        for i in unexposed:
+            ws = windows[(i.host.timezone, i.host.country, i.host.subdivision)]
+            if not ws.open:
+                closed_reason = closed_reason or f"{i.host.hostname}: {ws.reason}"
+                if ws.next_open and (next_open is None or ws.next_open < next_open):
+                    next_open = ws.next_open
+                continue
+            if i.host.id in delayed_ids:
+                closed_reason = closed_reason or f"{i.host.hostname}: tenant delay not over"
+                continue
+            beat = beats.get(i.host.id)
+            if beat is None or now - beat > grace:
+                closed_reason = closed_reason or f"{i.host.hostname}: offline (no heartbeat in the last " \
+                                                 f"{grace.total_seconds() / 60:.0f} min)"
+                continue
+            if ledger is not None and not ledger.can_expose(i.host.id)[0]:
+                budget_blocked += 1
+                continue
+            eligible.append(i)
+        eligible.sort(key=lambda i: (i.wave, i.bucket))
+        eligible_by_wave[k] = eligible
+        observed = sum(1 for i in exposed if _reported_since(beats.get(i.host.id), i.exposed_at))
+        wave_obs.append(WaveObservation(
+            in_reach=len(exposed) + len(unexposed), exposed=len(exposed), eligible_now=len(eligible),
+            observed=observed, held=held, next_window=next_open, window_reason=closed_reason,
+            budget_blocked=budget_blocked))
+
+    streams = _streams(conn, view, items, beats, now)
+    as_of = max(beats.values()) if beats else None
+    version_of = health_store.versions_of(conn, [i.host.id for i in items if i.rolled_back_at is not None],
+                                          spec.release.product)
+    pending = sum(1 for i in items if i.rolled_back_at is not None
+                  and version_of.get(i.host.id, ("", ""))[0] == spec.release.version
+                  and (b := beats.get(i.host.id)) is not None and now - b <= grace)
+    obs = Observations(waves=tuple(wave_obs), streams=tuple(streams), health_as_of=as_of, rolled_back_pending=pending)
+    extra = {"eligible": eligible_by_wave, "ledger": ledger, "held": len(held_ids), "delayed": len(delayed_ids)}
+    return obs, items, extra
+
+
+def _reported_since(beat: datetime | None, since: datetime | None) -> bool:
+    return beat is not None and since is not None and beat > since
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    from datetime import UTC  # noqa: PLC0415 - tiny helper
+
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _streams(conn: Any, view: RolloutView, items: list[_HostRow], beats: dict[str, datetime],
+             now: datetime) -> list[StreamCounts]:
+    """Gate counts per stratum × signal: exposed hosts against not-yet-exposed hosts of the same stratum."""
+    spec, status = view.spec, view.status
+    started = status.started_at or now
+    grace = spec.plan.silence_grace
+    treated_events = health_store.events_for(conn, [spec.id], started - grace)
+    control_events = health_store.events_for(conn, [""], started)
+    by_stratum: dict[str, list[_HostRow]] = defaultdict(list)
+    for i in items:
+        by_stratum[i.stratum].append(i)
+    if len(by_stratum) > 1:
+        by_stratum[POOLED] = list(items)  # all strata together: a fleet-wide break shows here first
+    streams: list[StreamCounts] = []
+    for stratum, members in sorted(by_stratum.items()):
+        treated = [i for i in members if i.exposed_at is not None and i.rolled_back_at is None]
+        if not treated:
+            continue
+        control = [i for i in members if i.exposed_at is None and (b := beats.get(i.host.id)) is not None
+                   and b >= started - grace]
+        t_hours = sum((now - i.exposed_at).total_seconds() for i in treated if i.exposed_at) / 3600.0
+        c_hours = len(control) * max(0.0, (now - started).total_seconds()) / 3600.0
+        t_ids = {i.host.id for i in treated}
+        c_ids = {i.host.id for i in control}
+        for signal in Signal:
+            if signal is Signal.SILENT:
+                t_failed = sum(1 for i in treated if i.exposed_at is not None and now - i.exposed_at > grace
+                               and ((b := beats.get(i.host.id)) is None or now - b > grace))
+                c_failed = sum(1 for i in control if now - beats[i.host.id] > grace)
+            else:
+                kind = signal.value
+                t_failed = len(treated_events.get(kind, set()) & t_ids)
+                c_failed = len(control_events.get(kind, set()) & c_ids)
+            streams.append(StreamCounts(signal=signal, stratum=stratum, treated_hosts=len(treated),
+                                        treated_failed=t_failed, treated_host_hours=t_hours,
+                                        control_hosts=len(control), control_failed=c_failed,
+                                        control_host_hours=c_hours))
+    return streams
+
+
+def tick(db: Database, rollout_id: str, *, clock: Clock) -> Decision | None:
+    """One reconcile step for one rollout, committed atomically; None when there was nothing to do."""
+    now = clock()
+    with db.transaction() as conn:
+        view = _load(conn, rollout_id)
+        if not is_active(view.status):
+            return None
+        obs, _items, extra = _observe(conn, view, now)
+        decision = reconcile(view.spec, view.status, obs, now)
+        exposed_now = 0
+        for intent in decision.intents:
+            if intent.kind is IntentKind.EXPOSE:
+                candidates = extra["eligible"][intent.wave]
+                ledger = extra["ledger"]
+                ids = [i.host.id for i in candidates]
+                chosen = ledger.select(ids, intent.hosts) if ledger is not None else ids[:intent.hosts]
+                exposed_now += store.expose_hosts(conn, rollout_id, chosen, intent.wave, now)
+            elif intent.kind is IntentKind.ROLLBACK:
+                store.mark_rolled_back(conn, rollout_id, now)
+        changed = (decision.status.state, decision.status.wave, decision.status.message) != \
+                  (view.status.state, view.status.wave, view.status.message)
+        if changed or decision.intents:
+            state_changed = decision.status.state != view.status.state or decision.status.wave != view.status.wave
+            _record(conn, view, decision, actor=ENGINE_ACTOR, source="reconciler", at=now,
+                    audit_action="rollout.transition" if state_changed else "")
+        else:
+            store.save_status(conn, rollout_id, view.version, decision.status.state.value,
+                              status_to_doc(decision.status))
+    return decision
+
+
+def tick_all(db: Database, *, clock: Clock) -> dict[str, str]:
+    """Tick every active rollout; a conflict (another reconciler won) is skipped, not an error."""
+    with db.transaction() as conn:
+        ids = [r.id for r in store.list_rollout_rows(conn, states=[s.value for s in RolloutState
+                                                                   if s not in TERMINAL and s not in (
+                                                                       RolloutState.PENDING, RolloutState.PAUSED,
+                                                                       RolloutState.HALTED)])]
+    out: dict[str, str] = {}
+    for rid in ids:
+        try:
+            decision = tick(db, rid, clock=clock)
+            out[rid] = decision.status.state.value if decision else "idle"
+        except ConflictError:
+            out[rid] = "conflict"
+    return out
+
+
+# --- desired state and the kill switch --------------------------------------------------------
+
+def desired_state(db: Database, host_id: str, *, actor: Actor | None = None) -> dict[str, dict[str, Any]]:
+    """What each product should be on this host, and why (rollouts, pins, kill switch)."""
+    if actor is not None:
+        actor.require(Role.VIEWER, "reading desired state")
+    with db.transaction() as conn:
+        host = inventory_store.get_host(conn, host_id)
+        if host is None:
+            raise NotFoundError(f"host {host_id!r} not found")
+        policies_rows = store.list_policies(conn, host.tenant)
+        out: dict[str, dict[str, Any]] = {}
+        products = sorted({r.product for r in store.list_releases(conn)})
+        for product in products:
+            current, lkg = health_store.versions_of(conn, [host_id], product).get(host_id, ("", ""))
+            switch = store.kill_switch(conn, product)
+            if switch is not None:
+                out[product] = {"version": lkg or current, "reason": f"kill switch engaged by {switch['actor']}: "
+                                f"{switch['reason'] or 'no reason given'}", "rollout": None, "rollback": True}
+                continue
+            chosen: dict[str, Any] | None = None
+            for row in store.list_rollout_rows(conn, product=product):
+                mine = [r for r in store.rollout_host_rows(conn, row.id) if r.host_id == host_id]
+                if not mine or mine[0].exposed_at is None:
+                    continue
+                release = store.get_release(conn, row.release_id)
+                assert release is not None
+                if mine[0].rolled_back_at is not None or row.state in ("rolling_back", "rolled_back"):
+                    chosen = {"version": lkg or current, "reason": f"rolled back from {release.version} ({row.id})",
+                              "rollout": row.id, "rollback": True}
+                else:
+                    chosen = {"version": release.version, "reason": f"exposed in rollout {row.id} ({row.state})",
+                              "rollout": row.id, "rollback": False}
+                break
+            if chosen is None:
+                policy = _Policies(policies_rows, product).of(host)
+                if policy.pin == "n-1":
+                    prev = store.previous_release(conn, product, 1)
+                    if prev is not None:
+                        chosen = {"version": prev.version, "reason": "pinned to N-1 by tenant policy",
+                                  "rollout": None, "rollback": False}
+                elif policy.pin.startswith("exact:"):
+                    chosen = {"version": policy.pin.removeprefix("exact:"), "reason": f"pinned by tenant policy "
+                              f"({policy.pin})", "rollout": None, "rollback": False}
+            if chosen is None:
+                chosen = {"version": current, "reason": "no rollout has reached this host; keep the current version",
+                          "rollout": None, "rollback": False}
+            out[product] = chosen
+    return out
+
+
+def kill_switch(db: Database, product: str, *, engage: bool = True, actor: Actor, clock: Clock,
+                reason: str = "") -> list[str]:
+    """Halt every rollout of a product and send its hosts back to their last known good version."""
+    actor.require(Role.OPERATOR, "the kill switch")
+    now = clock()
+    halted: list[str] = []
+    with db.transaction() as conn:
+        if not store.list_releases(conn, product):
+            raise NotFoundError(f"product {product!r} has no releases")
+        store.set_kill_switch(conn, product, active=engage, actor=actor.name, reason=reason, now=now)
+        audit_store.append(conn, at=now, actor=actor.name, action="killswitch." + ("engage" if engage else "release"),
+                           target=f"product/{product}", source=actor.source, reason=reason, details={})
+        if engage:
+            for row in store.list_rollout_rows(conn, product=product):
+                release = store.get_release(conn, row.release_id)
+                assert release is not None
+                view = _view(row, release)
+                if view.status.state in TERMINAL or view.status.state is RolloutState.HALTED:
+                    continue
+                if view.status.state is RolloutState.ROLLING_BACK:
+                    continue
+                decision = engine_command(view.spec, view.status, "halt", actor=actor.name, now=now,
+                                          reason=f"kill switch: {reason}" if reason else "kill switch")
+                decision = replace(decision, status=replace(decision.status, message=decision.status.message))
+                _record(conn, view, decision, actor=actor.name, source=actor.source, at=now, reason=reason,
+                        audit_action="rollout.halt")
+                halted.append(row.id)
+    return halted
