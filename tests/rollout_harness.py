@@ -30,7 +30,7 @@ windows:
 freeze: {public_holidays: false}
 max_data_age_minutes: 10
 silence_grace_minutes: 5
-gate: {min_treated_hosts: 3, min_control_hosts: 5}
+gate: {min_treated_hosts: 3, min_control_hosts: 5, max_streams: 16}
 waves:
   - {name: canary, fraction: 0.05, min_bake_minutes: 10, min_observed_hosts: 3, max_rate_per_minute: 2}
   - {name: rest, fraction: 1.0, min_bake_minutes: 10, min_observed_hosts: 3}
@@ -54,6 +54,8 @@ class Fleet:
     broken: Callable[[Host], bool] = lambda _h: False
     mode: str = "silent"  # how a broken host fails: "silent" or "crash"
     down: set[str] = field(default_factory=set)
+    product: str = "falcon-content"
+    running: dict[str, str] = field(default_factory=dict)  # host -> version it runs (reported)
 
     def __post_init__(self) -> None:
         self.ingest = HealthIngest(self.db, self.clock, max_per_minute=10_000)
@@ -73,15 +75,22 @@ class Fleet:
             exposed = {r.host_id for r in store.rollout_host_rows(conn, rollout_id) if r.exposed_at is not None
                        and r.rolled_back_at is None}
         now = self.clock()
+        new_version = rollouts.get_rollout(self.db, rollout_id).spec.release.version
         for h in self.hosts:
             if h.id in self.down:
                 continue
             events: tuple[tuple[str, str, object], ...] = ()
-            if h.id in exposed and self.broken(h):
-                if self.mode == "silent":
-                    continue
-                events = (("crashed", rollout_id, now),)
-            self.ingest.submit(h.id, HealthReport(host_id=h.id, at=now, events=events))  # type: ignore[arg-type]
+            if h.id in exposed:
+                if self.broken(h):
+                    if self.mode == "silent":
+                        continue
+                    events = (("crashed", rollout_id, now),)
+                else:
+                    self.running[h.id] = new_version
+            version = self.running.get(h.id, "290")
+            committed = () if h.id in exposed and self.broken(h) else (self.product,)
+            self.ingest.submit(h.id, HealthReport(host_id=h.id, at=now, events=events,  # type: ignore[arg-type]
+                                                  versions={self.product: version}, committed=committed))
         self.ingest.flush()
 
     def run(self, rollout_id: str, *, minutes: int, step: int = 1, until: Callable[[str], bool] | None = None) -> str:

@@ -26,63 +26,77 @@ Rules, in the order they are applied
 Statistics
 ----------
 
-*Model.*  In a stream, treated hosts have their first event at rate ``λ1`` per host-hour at risk
-and control hosts at rate ``λ0``; ``θ = λ1 / λ0`` is the rate ratio.  ``x1`` of the treated hosts
-failed in ``e1`` host-hours, ``x0`` of the control hosts in ``e0`` host-hours.  Host-hours at risk
-should stop at a host's first event.
+*Model.*  In a stream, a host still at risk (no event yet) has its first event at rate ``λ1(t)``
+if updated and ``λ0(t)`` if not; under ``H0`` the update does no harm, ``λ1(t) <= λ0(t)``, and
+``θ = λ1/λ0`` is the rate ratio.  Rates may swing with the time of day or a fleet-wide shock;
+only their ratio matters.  ``x1`` of ``n1`` treated hosts failed in ``e1`` host-hours, ``x0`` of
+``n0`` control hosts in ``e0`` host-hours.
 
-5. *Halt test against the concurrent control* (``control_hosts >= min_control_hosts`` and
-   ``e0 > 0``).  Condition on the ``x = x1 + x0`` failing hosts: each one is a treated host with
-   probability ``p(θ) = θ e1 / (θ e1 + e0)``, so under ``H0: θ <= 1`` it is a coin with ``p <= p0 =
-   e1 / (e1 + e0)``.  Whatever hits control and treated alike (a diurnal swing, a fleet-wide shock)
-   changes ``x`` but not ``p``, so it cannot halt the gate.  The e-value is the one-sided mixture
-   likelihood ratio over the rate ratios ``θ_j`` of ``GateConfig.alternatives`` (weights ``w_j``,
-   ``Σ w_j <= 1``, every ``θ_j > 1``, ``θ = ∞`` meaning "every failure is a treated host")::
+5. *Halt test against the concurrent control* (``n0 >= min_control_hosts`` and ``e0 > 0``).
+   Take the failing hosts one at a time.  Given that some host fails at time ``t``, it is an
+   updated one with probability ``θ T(t) / (θ T(t) + C(t))`` (``T``, ``C``: hosts at risk in each
+   arm), which under ``H0`` is at most the updated share ``s(t) = T/(T+C)`` — whatever ``λ(t)``
+   does, so a swing or shock that hits both arms alike cannot halt the gate.  Updated hosts only
+   join their arm and control hosts only leave theirs, so every earlier share is at most
 
-       E = Σ_j w_j · p_j^x1 (1 - p_j)^x0 / (p0^x1 (1 - p0)^x0)
-         = Σ_j w_j · θ_j^x1 / (1 + (θ_j - 1) p0)^x             with p_j = p(θ_j) >= p0
+       p0 = n1 / (n1 + n0 - x0)        (``StreamEvidence.null_share``)
 
-   Each factor, one failing host at a time, has expectation ``p/p0 · p_j + (1-p)/(1-p0) · (1-p_j)
-   <= 1`` when ``p <= p0 <= p_j``, so ``E`` is a non-negative supermartingale under ``H0`` and by
-   Ville's inequality ``P(E ever >= K/alpha) <= alpha/K`` however often it is looked at.  Adding a
-   failing treated host multiplies every term by ``p_j/p0 >= 1``: the e-value never goes down.
-   With ``p1 = 1`` (every treated host fails, none of the control), ``E >= w_∞ / p0^x1``.
+   The e-value is the one-sided mixture likelihood ratio over the rate ratios ``θ_j`` of
+   ``GateConfig.alternatives`` (weights ``w_j``, ``Σ w_j <= 1``, every ``θ_j > 1``; ``θ = ∞``
+   means "every failing host is an updated one")::
 
-   *Without a usable control* (fewer than ``min_control_hosts`` control hosts or no control
+       E = Σ_j w_j · Π_failing-hosts θ_j^[updated] / (1 + (θ_j - 1) p0)
+         = Σ_j w_j · θ_j^x1 / (1 + (θ_j - 1) p0)^x                    with x = x1 + x0
+
+   i.e. ``Σ_j w_j Binom(x1; x, p_j) / Binom(x1; x, p0)`` with ``p_j = θ_j p0 / (θ_j p0 + 1 - p0)``.
+   A factor has conditional mean ``(p θ_j + 1 - p) / (1 + (θ_j - 1) s) <= 1`` when the host is
+   updated with probability ``p <= s``, and it falls as ``s`` grows, so ``E`` is at most the same
+   product taken with each failure's own share, a non-negative supermartingale under ``H0``.  By
+   Ville's inequality ``P(E ever >= K/alpha) <= alpha/K`` however often the gate looks.  One more
+   failing updated host multiplies term ``j`` by ``θ_j / (1 + (θ_j - 1) p0) >= 1``: the e-value never
+   goes down.  With ``p1 = 1`` (every updated host fails, no control host does) ``E >= w_∞ / p0^x1``.
+
+   *Without a usable control* (fewer than ``min_control_hosts`` control hosts, or no control
    host-hours) the treated hosts are compared with ``baseline_rate``: with ``μ = baseline_rate ·
-   e1`` expected failures, ``E = Σ_j w_j θ_j^x1 exp(-(θ_j - 1) μ)`` (a Poisson mixture martingale,
-   ``θ = ∞`` contributes nothing once ``μ > 0``).  This test cannot tell a release from a
-   fleet-wide shock; its false-halt guarantee holds only if the normal rate is at most
-   ``baseline_rate``.
+   e1`` expected failures, ``E = Σ_j w_j θ_j^x1 exp(-(θ_j - 1) μ)`` (a Poisson mixture martingale;
+   ``θ = ∞`` adds nothing once ``μ > 0``).  This test cannot tell a release from a fleet-wide
+   shock, and its guarantee holds only while the normal rate is at most ``baseline_rate``.
 
 6. *Promotion bounds* (level ``beta / K`` each), found by inverting the mirrored mixtures (ratios
    ``r_j = 1 / θ_j``, so ``r = 0`` for ``θ = ∞``):
 
    * ``ratio_upper``: the smallest ``θc`` whose null ``θ >= θc`` the data reject, with
-     ``E⁻(θc) = Σ_j w_j r_j^x1 / (1 + (r_j - 1) p(θc))^x``; it increases with ``θc``.  With no
-     failing host at all it is ``∞``: a ratio of two unseen rates cannot be bounded.
+     ``E⁻(θc) = Σ_j w_j r_j^x1 / (1 + (r_j - 1) p(θc))^x``, ``p(θc) = θc s̄ / (θc s̄ + 1 - s̄)`` and
+     ``s̄ = e1 / (e1 + e0)`` the updated share of host-hours; ``E⁻`` increases with ``θc``.  With no
+     failing host at all the bound is ``∞``: the ratio of two unseen rates cannot be bounded.
    * ``rate_upper``: the smallest ``λc`` with ``Σ_j w_j r_j^x1 exp((1 - r_j) λc e1) >= K/beta``,
-     an upper confidence bound on the treated rate per host-hour.
+     an upper confidence bound on the treated rate per host-hour (Poisson mixture).
 
    A stream passes when ``ratio_upper <= tolerance`` (only with a usable control) **or**
    ``rate_upper <= tolerance · baseline_rate``.  So a promoted stream has, with probability
-   ``>= 1 - beta/K``, a treated rate within ``tolerance`` × the concurrent control's rate, or one
-   that is small in absolute terms (within ``tolerance × baseline_rate`` per host-hour).  The
-   second route is what lets rare signals promote at all: with no failing host on either side
-   the ratio is unknowable, but the treated rate is bounded by about ``log(K/(beta·w_∞)) / e1``.
-   It is only as conservative as ``baseline_rate``: set that to the normal rate of the rarest
-   signal, not to a generous one.
+   ``>= 1 - beta/K``, a treated rate within ``tolerance`` × its concurrent control's, or one that
+   is small in absolute terms (within ``tolerance × baseline_rate`` per host-hour).  The second
+   route is what lets rare signals promote at all: with no failing host on either side the ratio
+   is unknowable, but ``e1`` quiet host-hours bound the rate near ``log(K/beta) / e1``.  It is only
+   as conservative as ``baseline_rate``: set that to a normal rate, not a generous one.
 
-*Alpha split.*  Bonferroni with a fixed ``K``: thresholds must not fall as streams appear (a
-threshold that was lower earlier would have spent more than its share), so ``K`` is
-``max_streams``, set at or above signals × strata for the rollout; if more streams turn up, ``K``
-grows to their number, which only raises thresholds.
+*Alpha split.*  Bonferroni with a fixed ``K``: a threshold must not fall as streams appear (a
+lower earlier threshold would have spent more than its share), so ``K`` is ``max_streams``, set
+at or above signals × strata for the rollout; if more streams turn up, ``K`` grows to their
+number, which only raises thresholds.
 
-*Assumption.*  The gate is stateless: it sees cumulative counts.  The conditional test is exact
-when the treated share of host-hours in a stream is constant over time (a wave's cohort after it
-has been updated, against the hosts still waiting); while a wave is still opening, the share grows
-and ``p0`` is its exposure-weighted average, which is unbiased when rates are steady and
-approximate under a shock that coincides with the opening.
+*What the caller must count.*  ``treated_hosts``: every host of the stratum updated so far (failed
+ones included; it never goes down).  ``control_hosts``: hosts still waiting (failed ones
+included; it never goes up).  Failures and host-hours of the control over the same clock time as
+the treated hosts' observation.  A signal that cannot happen on a control host (an install that
+was never attempted) belongs in the control counts only if something comparable is counted
+there; otherwise pass ``control_hosts = 0`` and the baseline is used.
+
+*Limits.*  The gate is stateless and sees cumulative counts.  The halt test is exact for any
+timing (rule 5).  ``ratio_upper`` uses the average share ``s̄``, exact when the share is constant
+(a wave's cohort after it has been updated, against the hosts still waiting); while a wave is
+opening, a shock that coincides with the opening can make it too tight, so a wave should open
+quickly compared with its bake time.  ``rate_upper`` assumes a steady rate.
 """
 
 from __future__ import annotations
@@ -140,7 +154,7 @@ class Reference(StrEnum):
 
 
 #: Rate ratios θ (treated / control failure rate) the halt test bets on, with their weights.
-#: Heavy weight at θ = ∞ (the 2024 failure: every updated host fails) and at 2-3x regressions;
+#: Heavy weight at θ = ∞ (the 2024 failure: every updated host fails) and at 2–3× regressions;
 #: large finite ratios keep the power when a few control hosts also fail.
 DEFAULT_ALTERNATIVES: tuple[tuple[float, float], ...] = (
     (1.5, 0.10),
@@ -161,7 +175,9 @@ class StreamCounts:
 
     Failed counts are hosts with at least one event of the signal since their update (treated) or
     over the same clock time (control).  Host-hours are the summed time at risk, which should stop
-    at a host's first event.
+    at a host's first event.  ``treated_hosts`` counts every host updated so far and never goes
+    down; ``control_hosts`` counts the hosts still waiting, failed ones included, and never goes up
+    (the halt test's validity rests on both; see the module docstring).
     """
 
     signal: Signal
@@ -182,11 +198,11 @@ def _all_signals() -> frozenset[Signal]:
 class GateConfig:
     """Settings of the health gate; every field has a documented default.
 
-    ``alpha``: family-wise probability of a false halt over the whole rollout, split as ``alpha/K``
-    per stream.  ``beta``: family-wise probability of promoting a stream whose harm exceeds the
+    ``alpha``: family-wise probability that a harmless update ever halts the gate, however often it
+    is evaluated, split as ``alpha/K`` per stream.  ``beta``: family-wise probability of promoting a stream whose harm exceeds the
     tolerance, split the same way.  ``tolerance``: promote only when the data bound the
-    treated/control failure-rate ratio (or the treated rate against ``tolerance × reference
-    rate``) at or below this.  ``min_treated_hosts``: fewer updated hosts in a stream means
+    treated/control failure-rate ratio at or below this (or the treated rate at or below
+    ``tolerance × baseline_rate``).  ``min_treated_hosts``: fewer updated hosts in a stream means
     Inconclusive.  ``min_control_hosts``: with fewer control hosts the stream is compared with
     ``baseline_rate`` (failures per host-hour) instead.  ``max_streams``: ``K`` of the split; set
     it at or above signals × strata.  ``required_signals``: every stratum needs a stream of each.
@@ -223,9 +239,11 @@ class GateConfig:
             raise bad("required_signals", self.required_signals, f"a non-empty set of {', '.join(Signal)}")
         if not self.alternatives:
             raise bad("alternatives", self.alternatives, "at least one (rate ratio, weight) pair")
-        for ratio, weight in self.alternatives:
-            if not (ratio > 1.0 and weight > 0.0 and math.isfinite(weight)):  # ratio may be math.inf
-                raise bad("alternatives", (ratio, weight), "a rate ratio > 1 (or inf) with a weight > 0")
+        for pair in self.alternatives:
+            ratio, weight = pair if isinstance(pair, tuple) and len(pair) == 2 else (math.nan, math.nan)
+            numbers = all(isinstance(v, float | int) and not isinstance(v, bool) for v in (ratio, weight))
+            if not (numbers and ratio > 1.0 and weight > 0.0 and math.isfinite(weight)):  # ratio may be math.inf
+                raise bad("alternatives", pair, "a rate ratio > 1 (or inf) with a weight > 0")
         if math.fsum(w for _, w in self.alternatives) > 1.0 + 1e-9:
             raise bad("alternatives", self.alternatives, "weights summing to at most 1")
 
@@ -235,9 +253,12 @@ class StreamEvidence:
     """What the gate saw and concluded for one stream; every decision keeps its evidence.
 
     ``e_value`` is the halt statistic (``inf`` if it overflowed), ``threshold`` the value it must
-    reach to halt.  ``ratio_upper`` bounds the treated/control rate ratio (None without a usable
-    control), ``rate_upper`` the treated failure rate per host-hour (None without host-hours).
-    Both bounds are anytime-valid at level ``beta / K``.  ``reference`` is None for invalid counts.
+    reach to halt, ``null_share`` the chance that a failing host is an updated one if the update
+    were harmless (``p0``; None when compared with the baseline).  ``ratio_upper`` bounds the
+    treated/control rate ratio (None without a usable control), ``rate_upper`` the treated failure
+    rate per host-hour (None without host-hours); both are upper confidence bounds at level
+    ``beta / K`` (see the module docstring for when they are anytime-valid).  ``reference`` is
+    None for invalid counts.
     """
 
     counts: StreamCounts
@@ -560,8 +581,10 @@ def _assess(counts: StreamCounts, config: GateConfig, k: int) -> StreamEvidence:
     rate_upper = rate_upper_bound(x1, e1, level, config.alternatives) if e1 > 0 else None
     if n0 >= config.min_control_hosts and e0 > 0:
         reference = Reference.CONTROL
-        at_risk = n1 + n0 - x0  # treated hosts only grow and control hosts only shrink, so this bounds every
-        null_share = n1 / at_risk if at_risk > 0 else 0.0  # earlier treated share of hosts at risk from above
+        # Updated hosts only join their arm and waiting hosts only leave theirs, so this bounds the
+        # updated share of hosts at risk at every earlier failure from above (rule 5).
+        at_risk = n1 + n0 - x0
+        null_share = n1 / at_risk if at_risk > 0 else 0.0
         log_e = float(log_e_value_vs_control(x1, x0, null_share, config.alternatives))
         ratio_upper: float | None = ratio_upper_bound(x1, x0, e1 / (e1 + e0), level, config.alternatives)
         seen += f" vs {x0:,} of {n0:,} control hosts"
@@ -571,7 +594,7 @@ def _assess(counts: StreamCounts, config: GateConfig, k: int) -> StreamEvidence:
         null_share = None
         ratio_upper = None
         seen += (
-            f" in {e1:,.1f} host-hours vs {config.baseline_rate * e1:.2g} expected at the baseline "
+            f" in {e1:,.0f} host-hours vs {config.baseline_rate * e1:.2g} expected at the baseline "
             f"{config.baseline_rate:.2g}/host-hour (only {n0:,} control hosts, need ≥ {config.min_control_hosts:,})"
         )
     e_value = math.exp(log_e) if log_e < 700 else math.inf
@@ -592,7 +615,9 @@ def _assess(counts: StreamCounts, config: GateConfig, k: int) -> StreamEvidence:
     elif rate_upper is not None and rate_upper <= config.tolerance * config.baseline_rate:
         bound = f"rate ≤ {rate_upper:.2g}/host-hour ≤ {tol} × baseline {config.baseline_rate:.2g}"
     else:
-        shown = [f"rate ratio ≤ {_num(ratio_upper)}"] if ratio_upper is not None else []
+        shown = []
+        if ratio_upper is not None:
+            shown.append(f"rate ratio ≤ {_num(ratio_upper)}" if math.isfinite(ratio_upper) else "rate ratio not yet bounded")
         if rate_upper is not None:
             shown.append(f"rate ≤ {rate_upper:.2g}/host-hour")
         need = f"need ratio ≤ {tol} or rate ≤ {config.tolerance * config.baseline_rate:.2g}/host-hour"
@@ -658,8 +683,9 @@ def evaluate(
         return GateResult(Verdict.INCONCLUSIVE, reason, result, worst)
 
     worst = max(result, key=lambda e: _progress(e, config))
+    where = f"{len(strata):,} {'stratum' if len(strata) == 1 else 'strata'}"
     reason = (
-        f"promote: all {len(result):,} streams in {len(strata):,} strata are within tolerance "
-        f"{_num(config.tolerance)}; closest: {worst.reason.removeprefix('passed: ')}"
+        f"promote: all {len(result):,} streams in {where} are within tolerance {_num(config.tolerance)}; "
+        f"closest: {worst.reason.removeprefix('passed: ')}"
     )
     return GateResult(Verdict.SUCCESSFUL, reason, result, worst)

@@ -478,10 +478,11 @@ def _streams(conn: Any, view: RolloutView, items: list[_HostRow], beats: dict[st
     if len(by_stratum) > 1:
         by_stratum[POOLED] = list(items)  # all strata together: a fleet-wide break shows here first
     streams: list[StreamCounts] = []
+    min_treated = spec.plan.gate.min_treated_hosts
     for stratum, members in sorted(by_stratum.items()):
         treated = [i for i in members if i.exposed_at is not None and i.rolled_back_at is None]
-        if not treated:
-            continue
+        if not treated or (stratum != POOLED and len(by_stratum) > 1 and len(treated) < min_treated):
+            continue  # a stratum with too few updated hosts is judged inside the pooled stream
         control = [i for i in members if i.exposed_at is None and (b := beats.get(i.host.id)) is not None
                    and b >= started - grace]
         t_hours = sum((now - i.exposed_at).total_seconds() for i in treated if i.exposed_at) / 3600.0
@@ -497,10 +498,14 @@ def _streams(conn: Any, view: RolloutView, items: list[_HostRow], beats: dict[st
                 kind = signal.value
                 t_failed = len(treated_events.get(kind, set()) & t_ids)
                 c_failed = len(control_events.get(kind, set()) & c_ids)
+            comparable = signal in (Signal.SILENT, Signal.CRASHED)
+            # Hosts that never installed cannot fail to install or auto-revert: such streams are judged
+            # against the baseline rate, not against a control whose zero is structural (docs/gate.md).
             streams.append(StreamCounts(signal=signal, stratum=stratum, treated_hosts=len(treated),
                                         treated_failed=t_failed, treated_host_hours=t_hours,
-                                        control_hosts=len(control), control_failed=c_failed,
-                                        control_host_hours=c_hours))
+                                        control_hosts=len(control) if comparable else 0,
+                                        control_failed=c_failed if comparable else 0,
+                                        control_host_hours=c_hours if comparable else 0.0))
     return streams
 
 
@@ -520,7 +525,10 @@ def tick(db: Database, rollout_id: str, *, clock: Clock) -> Decision | None:
                 ledger = extra["ledger"]
                 ids = [i.host.id for i in candidates]
                 chosen = ledger.select(ids, intent.hosts) if ledger is not None else ids[:intent.hosts]
-                exposed_now += store.expose_hosts(conn, rollout_id, chosen, intent.wave, now)
+                running = health_store.versions_of(conn, chosen, view.spec.release.product)
+                exposed_now += store.expose_hosts(conn, rollout_id, {h: running.get(h, ("", ""))[1] or
+                                                                     running.get(h, ("", ""))[0] for h in chosen},
+                                                  intent.wave, now)
             elif intent.kind is IntentKind.ROLLBACK:
                 store.mark_rolled_back(conn, rollout_id, now)
         changed = (decision.status.state, decision.status.wave, decision.status.message) != \
@@ -568,10 +576,6 @@ def desired_state(db: Database, host_id: str, *, actor: Actor | None = None) -> 
         for product in products:
             current, lkg = health_store.versions_of(conn, [host_id], product).get(host_id, ("", ""))
             switch = store.kill_switch(conn, product)
-            if switch is not None:
-                out[product] = {"version": lkg or current, "reason": f"kill switch engaged by {switch['actor']}: "
-                                f"{switch['reason'] or 'no reason given'}", "rollout": None, "rollback": True}
-                continue
             chosen: dict[str, Any] | None = None
             for row in store.list_rollout_rows(conn, product=product):
                 mine = [r for r in store.rollout_host_rows(conn, row.id) if r.host_id == host_id]
@@ -579,13 +583,21 @@ def desired_state(db: Database, host_id: str, *, actor: Actor | None = None) -> 
                     continue
                 release = store.get_release(conn, row.release_id)
                 assert release is not None
-                if mine[0].rolled_back_at is not None or row.state in ("rolling_back", "rolled_back"):
-                    chosen = {"version": lkg or current, "reason": f"rolled back from {release.version} ({row.id})",
+                way_back = mine[0].from_version or lkg or current
+                if switch is not None:
+                    chosen = {"version": way_back, "reason": f"kill switch engaged by {switch['actor']}: "
+                              f"{switch['reason'] or 'no reason given'}; back from {release.version}",
+                              "rollout": row.id, "rollback": True}
+                elif mine[0].rolled_back_at is not None or row.state in ("rolling_back", "rolled_back"):
+                    chosen = {"version": way_back, "reason": f"rolled back from {release.version} ({row.id})",
                               "rollout": row.id, "rollback": True}
                 else:
                     chosen = {"version": release.version, "reason": f"exposed in rollout {row.id} ({row.state})",
                               "rollout": row.id, "rollback": False}
                 break
+            if chosen is None and switch is not None:
+                chosen = {"version": lkg or current, "reason": f"kill switch engaged by {switch['actor']}: "
+                          f"{switch['reason'] or 'no reason given'}", "rollout": None, "rollback": True}
             if chosen is None:
                 policy = _Policies(policies_rows, product).of(host)
                 if policy.pin == "n-1":

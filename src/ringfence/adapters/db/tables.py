@@ -275,6 +275,7 @@ class RolloutHostRow(Base):
     stratum: Mapped[str] = mapped_column(String(400))
     exposed_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
     exposed_wave: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    from_version: Mapped[str] = mapped_column(String(100), default="")  # what it ran when offered: the way back
     rolled_back_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
     __table_args__ = (Index("ix_rollout_hosts_rollout_wave", "rollout_id", "wave", "bucket"),)
 

@@ -7,7 +7,7 @@ read the same status cannot both write, so a promotion is never applied twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -191,14 +191,22 @@ def rollout_host_rows(conn: Connection, rollout_id: str) -> list[Any]:
     return list(conn.execute(select(RolloutHostRow).where(RolloutHostRow.rollout_id == rollout_id)))
 
 
-def expose_hosts(conn: Connection, rollout_id: str, host_ids: Sequence[str], wave: int, now: datetime) -> int:
-    """Record that these hosts were offered the release (only those not exposed before); return how many."""
+def expose_hosts(conn: Connection, rollout_id: str, from_versions: Mapping[str, str], wave: int,
+                 now: datetime) -> int:
+    """Record that these hosts were offered the release, with the version each ran then (the way back).
+
+    Only hosts not exposed before are changed; returns how many.
+    """
     done = 0
-    for part in chunks(list(host_ids), 500):
-        result = conn.execute(update(RolloutHostRow).where(
-            RolloutHostRow.rollout_id == rollout_id, RolloutHostRow.host_id.in_(part),
-            RolloutHostRow.exposed_at.is_(None)).values(exposed_at=now, exposed_wave=wave))
-        done += result.rowcount
+    by_version: dict[str, list[str]] = {}
+    for host, version in from_versions.items():
+        by_version.setdefault(version, []).append(host)
+    for version, hosts in sorted(by_version.items()):
+        for part in chunks(sorted(hosts), 500):
+            result = conn.execute(update(RolloutHostRow).where(
+                RolloutHostRow.rollout_id == rollout_id, RolloutHostRow.host_id.in_(part),
+                RolloutHostRow.exposed_at.is_(None)).values(exposed_at=now, exposed_wave=wave, from_version=version))
+            done += result.rowcount
     return done
 
 

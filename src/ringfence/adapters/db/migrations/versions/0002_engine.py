@@ -140,6 +140,7 @@ def upgrade() -> None:
     sa.Column('stratum', sa.String(length=400), nullable=False),
     sa.Column('exposed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('exposed_wave', sa.Integer(), nullable=True),
+    sa.Column('from_version', sa.String(length=100), nullable=False, server_default=''),
     sa.Column('rolled_back_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['rollout_id'], ['rollouts.id'], name=op.f('fk_rollout_hosts_rollout_id_rollouts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('rollout_id', 'host_id', name=op.f('pk_rollout_hosts'))
