@@ -118,3 +118,6 @@ def operator() -> Actor:
 def viewer() -> Actor:
     """A viewer actor."""
     return Actor(name="test-viewer", role=Role.VIEWER, source="127.0.0.1")
+
+
+from tests.api_support import api  # noqa: E402, F401 - the `api` fixture for every API test

@@ -4,75 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from ringfence.adapters.db.engine import Database
+from tests.servers import Server, free_port
 
 FIX = Path(__file__).parent / "fixtures" / "inventory"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """A `ringfence serve` subprocess on loopback and a CLI runner pointed at it."""
-
-    def __init__(self, workdir: Path, db_url: str) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.db_url = db_url
-        self.workdir = workdir
-        self.env = {**os.environ, "RINGFENCE_DATABASE_URL": db_url, "RINGFENCE_SERVER_URL": self.url,
-                    "RINGFENCE_PORT": str(self.port), "RINGFENCE_HOST": "127.0.0.1"}
-        self.env.pop("RINGFENCE_TOKEN", None)
-        self.log = (workdir / "server.log").open("w+")
-        self.proc = subprocess.Popen([sys.executable, "-m", "ringfence.cli", "serve"], cwd=workdir, env=self.env,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.2)
-        else:
-            raise AssertionError("server did not become ready")
-        self.log.seek(0)
-        output = self.log.read()
-        assert self.proc.poll() is None, output
-        match = re.search(r"RINGFENCE_TOKEN=(rf_\S+)", output)
-        assert match, output
-        self.env["RINGFENCE_TOKEN"] = match.group(1)
-
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([sys.executable, "-m", "ringfence.cli", *args], cwd=self.workdir, env=self.env,
-                                capture_output=True, text=True, timeout=300, check=False)
-        if check:
-            assert result.returncode == 0, result.stderr + result.stdout
-        return result
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
 
 
 @pytest.fixture
@@ -122,7 +64,7 @@ def test_generate_import_list_and_reject(server: Server, db: Database) -> None:
 
 def test_cli_without_server_or_token_says_what_to_do(tmp_path: Path) -> None:
     """With no token, or no server, the CLI says which setting to fix and exits non-zero."""
-    env = {**os.environ, "RINGFENCE_SERVER_URL": f"http://127.0.0.1:{_free_port()}"}
+    env = {**os.environ, "RINGFENCE_SERVER_URL": f"http://127.0.0.1:{free_port()}"}
     env.pop("RINGFENCE_TOKEN", None)
     no_token = subprocess.run([sys.executable, "-m", "ringfence.cli", "hosts", "list"], env=env, cwd=tmp_path,
                               capture_output=True, text=True, check=False)
