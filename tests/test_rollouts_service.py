@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from ringfence.adapters.artifacts import ArtifactStore
 from ringfence.adapters.db.engine import Database
@@ -225,3 +227,56 @@ def test_health_reports_are_per_host_deduplicated_and_rate_limited(db: Database,
         fleet.ingest.submit(host, HealthReport(host_id=host, at=clock()))
     with pytest.raises(TooManyReports):
         fleet.ingest.submit(host, HealthReport(host_id=host, at=clock()))
+
+
+WORLD = [("Europe/Berlin", "DE", "BY"), ("America/New_York", "US", "NY"), ("Asia/Tokyo", "JP", ""),
+         ("Europe/London", "GB", "")]
+ONE_WAVE_DEFAULT_WINDOWS = """
+name: one-wave
+waves:
+  - {name: all, fraction: 1.0, min_bake_minutes: 10, min_observed_hosts: 1}
+"""
+
+
+@pytest.fixture
+def world_fleet(db: Database, tmp_path: Path) -> Fleet:
+    from dataclasses import replace
+
+    clock = FakeClock()
+    hosts = [replace(h, timezone=WORLD[i % 4][0], country=WORLD[i % 4][1], subdivision=WORLD[i % 4][2])
+             for i, h in enumerate(make_hosts(24))]
+    fleet = Fleet(db, clock, hosts, ArtifactStore(tmp_path / "w"))
+    rollouts.apply_plan(db, ONE_WAVE_DEFAULT_WINDOWS, actor=OPERATOR, clock=clock)
+    return fleet
+
+
+_versions = iter(range(10_000, 99_999))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(instant=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31), timezones=st.just(UTC)))
+@example(instant=datetime(2026, 11, 23, 10, 0, tzinfo=UTC))  # Monday: open in Berlin and London, not NY or Tokyo
+@example(instant=datetime(2026, 11, 23, 15, 30, tzinfo=UTC))  # Berlin closed (16:30), New York open (10:30)
+def test_no_host_is_newly_exposed_outside_its_window_or_on_a_holiday(world_fleet: Fleet, instant: datetime) -> None:
+    """Property: whatever the instant, a host exposed at it is inside Monday–Thursday 09–16 in its own time zone
+    and not on a public holiday of its country and subdivision (checked independently with zoneinfo and holidays)."""
+    from zoneinfo import ZoneInfo
+
+    import holidays
+
+    fleet = world_fleet
+    fleet.clock.now = instant
+    view = rollouts.create_rollout(fleet.db, release_id=fleet.release(str(next(_versions))), plan_name="one-wave",
+                                   actor=OPERATOR, clock=fleet.clock, start=True)
+    fleet.heartbeat(view.spec.id)
+    rollouts.tick(fleet.db, view.spec.id, clock=fleet.clock)
+    expected = set()
+    for h in fleet.hosts:
+        local = instant.astimezone(ZoneInfo(h.timezone))
+        calendar = holidays.country_holidays(h.country, subdiv=h.subdivision or None, years=local.year)
+        if local.weekday() <= 3 and 9 <= local.hour < 16 and local.date() not in calendar:
+            expected.add(h.id)
+    # Every online host whose window is open is exposed at once (one wave, no rate limit); no other is.
+    assert fleet.exposed(view.spec.id) == expected
+    if instant == datetime(2026, 11, 23, 10, 0, tzinfo=UTC):
+        assert {by_tz.timezone for by_tz in fleet.hosts if by_tz.id in expected} == {"Europe/Berlin", "Europe/London"}
