@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ringfence import __version__
-from ringfence.cli import rollout_cli
+from ringfence.cli import assess_cli, rollout_cli
 from ringfence.cli.client import ApiClient
 from ringfence.config import Settings, load_settings
 from ringfence.errors import InputError, RingfenceError
@@ -43,6 +43,7 @@ for sub, name in ((db_app, "db"), (token_app, "token"), (inventory_app, "invento
     app.add_typer(sub, name=name)
 
 rollout_cli.install(app, hosts_app)
+assess_cli.install(app)
 
 out = Console()
 err = Console(stderr=True)
@@ -377,11 +378,9 @@ def fleet_generate(hosts: Annotated[int, typer.Option(help="How many hosts.")],
 
 
 def main() -> None:
-    """Entry point: run the app; every RingfenceError leaves here with its fields listed."""
+    """Entry point: usage errors exit 2 (Click); every RingfenceError leaves here with its fields listed."""
     try:
-        code = app(standalone_mode=False)
-        if isinstance(code, int) and code:
-            sys.exit(code)
+        app()
     except RingfenceError as e:
         if isinstance(e, InputError) and e.issues:
             err.print(f"[bold red]error:[/bold red] {e.headline}", highlight=False, soft_wrap=True)
@@ -390,15 +389,3 @@ def main() -> None:
         else:
             err.print(f"[bold red]error:[/bold red] {e.message}", highlight=False, soft_wrap=True)
         sys.exit(2 if isinstance(e, InputError) else 1)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except typer.Abort:
-        err.print("aborted")
-        sys.exit(1)
-    except Exception as e:  # click usage errors arrive here with standalone_mode=False
-        import click  # noqa: PLC0415
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise

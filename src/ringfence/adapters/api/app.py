@@ -12,7 +12,7 @@ from ringfence.adapters.api.deps import AppState
 from ringfence.adapters.api.metrics import install_metrics
 from ringfence.adapters.api.problems import install_problem_handlers
 from ringfence.adapters.api.reconciler import Reconciler
-from ringfence.adapters.api.routes import audit, health, inventory, rollouts, system, tokens
+from ringfence.adapters.api.routes import assessment, audit, health, inventory, rollouts, system, tokens
 from ringfence.adapters.artifacts import ArtifactStore
 from ringfence.adapters.db.engine import Database
 from ringfence.config import Settings
@@ -52,6 +52,6 @@ def create_app(settings: Settings, *, db: Database | None = None, clock: Clock =
     app.state.reconciler = reconciler
     install_problem_handlers(app)
     install_metrics(app)
-    for module in (system, tokens, inventory, audit, rollouts, health):
+    for module in (system, tokens, inventory, audit, rollouts, health, assessment):
         app.include_router(module.router)
     return app

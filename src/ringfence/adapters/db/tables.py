@@ -29,6 +29,7 @@ __all__ = [
     "HostRow",
     "HostServiceRow",
     "HostVersionRow",
+    "KeyEscrowRow",
     "KillSwitchRow",
     "PlanRow",
     "RedundancyGroupRow",
@@ -349,3 +350,14 @@ class KillSwitchRow(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(TZ)
     version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class KeyEscrowRow(Base):
+    """Where a host's disk recovery key is escrowed and whether that was verified (never the key itself)."""
+
+    __tablename__ = "key_escrow"
+    host_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    location: Mapped[str] = mapped_column(String(200))
+    verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(TZ)
