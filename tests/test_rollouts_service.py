@@ -125,9 +125,12 @@ def test_paused_tenant_gets_nothing_and_pins_hold(db: Database, clock: FakeClock
     assert older
     rollouts.set_policy(db, tenant="globex", ring="pause", actor=OPERATOR, clock=clock)
     rollouts.set_policy(db, tenant="initech", pin="n-1", actor=OPERATOR, clock=clock)
-    rid = start(fleet, fleet.release("295"))
-    fleet.run(rid, minutes=240, step=3, until=lambda s: s == "completed")
+    plan = ALWAYS_OPEN.replace("max_streams: 16}", "max_streams: 16, baseline_rate: 2.0, tolerance: 5.0}")
+    rid = start(fleet, fleet.release("295"), plan)
+    state = fleet.run(rid, minutes=400, step=3, until=lambda s: s == "completed")
+    assert state == "completed", rollouts.get_rollout(db, rid).status.message
     exposed = fleet.exposed(rid)
+    assert len(exposed) == 60  # every acme host, and only those
     assert exposed and not any(h.startswith(("g", "i")) for h in exposed)
     assert rollouts.desired_state(db, "i00001")["falcon-content"]["version"] == "290"
     assert "N-1" in rollouts.desired_state(db, "i00001")["falcon-content"]["reason"]
