@@ -283,3 +283,19 @@ def test_no_host_is_newly_exposed_outside_its_window_or_on_a_holiday(world_fleet
     assert fleet.exposed(view.spec.id) == expected
     if instant == datetime(2026, 11, 23, 10, 0, tzinfo=UTC):
         assert {by_tz.timezone for by_tz in fleet.hosts if by_tz.id in expected} == {"Europe/Berlin", "Europe/London"}
+
+
+def test_inventory_cache_sees_every_change(db: Database, clock: FakeClock, tmp_path: Path) -> None:
+    """The reconciler's inventory cache is reused while nothing changes and reloaded after any import."""
+    from dataclasses import replace
+
+    fleet = _fleet(db, clock, tmp_path, n=10)
+    cache = rollouts.InventoryCache()
+    with db.transaction() as conn:
+        first = cache.hosts(conn)
+        assert cache.hosts(conn) is first
+    changed = replace(fleet.hosts[0], os_build="26100")
+    inventory.import_inventory(db, Inventory(hosts=(changed,)), actor=OPERATOR, clock=clock)
+    with db.transaction() as conn:
+        again = cache.hosts(conn)
+    assert again is not first and {h.id: h for h in again}[changed.id].os_build == "26100"

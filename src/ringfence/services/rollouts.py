@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import yaml
+from sqlalchemy import text
 
 from ringfence.adapters.artifacts import ArtifactStore
 from ringfence.adapters.db.engine import Database
@@ -61,6 +62,7 @@ __all__ = [
     "PINS",
     "POOLED",
     "RINGS",
+    "InventoryCache",
     "RolloutView",
     "apply_plan",
     "create_release",
@@ -213,6 +215,26 @@ class RolloutView:
     spec: RolloutSpec
     status: RolloutStatus
     version: int
+
+
+class InventoryCache:
+    """The whole inventory between reconciler ticks, reloaded only when it changed.
+
+    Validity is checked with one aggregate query (host count, newest update, sum of row versions), so an
+    import, an upsert or a deletion is seen at the next tick; the cache only saves re-reading unchanged hosts.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[Any, ...] | None = None
+        self._hosts: list[Host] = []
+
+    def hosts(self, conn: Any) -> list[Host]:
+        """Every host, from the cache when the inventory has not changed."""
+        key = tuple(conn.execute(text("SELECT count(*), max(updated_at), sum(version) FROM hosts")).one())
+        if key != self._key:
+            self._hosts = _all_hosts(conn)
+            self._key = key
+        return self._hosts
 
 
 def _all_hosts(conn: Any) -> list[Host]:
@@ -374,11 +396,12 @@ def _members(hosts_by_id: dict[str, Host]) -> Any:
     return members_of
 
 
-def _observe(conn: Any, view: RolloutView, now: datetime) -> tuple[Observations, list[_HostRow], dict[str, Any]]:
+def _observe(conn: Any, view: RolloutView, now: datetime,
+             cache: InventoryCache | None = None) -> tuple[Observations, list[_HostRow], dict[str, Any]]:
     spec, status = view.spec, view.status
     plan = spec.plan
     rows = store.rollout_host_rows(conn, spec.id)
-    hosts_by_id: dict[str, Host] = {h.id: h for h in _all_hosts(conn)}
+    hosts_by_id: dict[str, Host] = {h.id: h for h in (cache.hosts(conn) if cache else _all_hosts(conn))}
     items = [_HostRow(hosts_by_id[r.host_id], r.wave, r.bucket, r.stratum, _utc(r.exposed_at), _utc(r.rolled_back_at))
              for r in rows if r.host_id in hosts_by_id]
     beats = health_store.heartbeats(conn, [i.host.id for i in items])
@@ -509,14 +532,14 @@ def _streams(conn: Any, view: RolloutView, items: list[_HostRow], beats: dict[st
     return streams
 
 
-def tick(db: Database, rollout_id: str, *, clock: Clock) -> Decision | None:
+def tick(db: Database, rollout_id: str, *, clock: Clock, cache: InventoryCache | None = None) -> Decision | None:
     """One reconcile step for one rollout, committed atomically; None when there was nothing to do."""
     now = clock()
     with db.transaction() as conn:
         view = _load(conn, rollout_id)
         if not is_active(view.status):
             return None
-        obs, _items, extra = _observe(conn, view, now)
+        obs, _items, extra = _observe(conn, view, now, cache)
         decision = reconcile(view.spec, view.status, obs, now)
         exposed_now = 0
         for intent in decision.intents:
@@ -543,7 +566,7 @@ def tick(db: Database, rollout_id: str, *, clock: Clock) -> Decision | None:
     return decision
 
 
-def tick_all(db: Database, *, clock: Clock) -> dict[str, str]:
+def tick_all(db: Database, *, clock: Clock, cache: InventoryCache | None = None) -> dict[str, str]:
     """Tick every active rollout; a conflict (another reconciler won) is skipped, not an error."""
     with db.transaction() as conn:
         ids = [r.id for r in store.list_rollout_rows(conn, states=[s.value for s in RolloutState
@@ -553,7 +576,7 @@ def tick_all(db: Database, *, clock: Clock) -> dict[str, str]:
     out: dict[str, str] = {}
     for rid in ids:
         try:
-            decision = tick(db, rid, clock=clock)
+            decision = tick(db, rid, clock=clock, cache=cache)
             out[rid] = decision.status.state.value if decision else "idle"
         except ConflictError:
             out[rid] = "conflict"

@@ -33,11 +33,12 @@ class Reconciler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.ticks = 0
+        self.cache = rollouts.InventoryCache()
 
     def run_once(self) -> dict[str, str]:
         """Flush health, tick every active rollout; return rollout → state."""
         self.ingest.flush()
-        result = rollouts.tick_all(self.db, clock=self.clock)
+        result = rollouts.tick_all(self.db, clock=self.clock, cache=self.cache)
         self.ticks += 1
         return result
 
