@@ -11,8 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ringfence.cli.client import ApiClient
-from ringfence.config import load_settings
+from ringfence.cli.client import ApiClient, client_from_options
 from ringfence.errors import InputError
 
 __all__ = ["install"]
@@ -27,10 +26,7 @@ escrow_app = typer.Typer(help="Disk recovery-key escrow records (never the keys)
 
 
 def _client(config: Path | None, server: str | None, token: str | None) -> ApiClient:
-    settings = load_settings(config, server_url=server, token=token)
-    if not settings.token:
-        raise InputError.single("token", "is not set", expected="--token or RINGFENCE_TOKEN")
-    return ApiClient(settings.server_url, settings.token)
+    return client_from_options(config, server, token)
 
 
 def _summary(a: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ from ringfence.errors import (
     UnavailableError,
 )
 
-__all__ = ["ApiClient"]
+__all__ = ["ApiClient", "client_from_options"]
 
 _BY_STATUS: dict[int, type[RingfenceError]] = {401: AuthenticationError, 403: PermissionDeniedError,
                                                404: NotFoundError, 409: ConflictError, 503: UnavailableError}
@@ -96,3 +96,15 @@ def _error(response: httpx.Response) -> RingfenceError:
         return err
     cls = _BY_STATUS.get(response.status_code, RingfenceError)
     return cls(detail)
+
+
+def client_from_options(config: Path | None, server: str | None, token: str | None) -> ApiClient:
+    """The client for the CLI's ``--config``/``--server``/``--token`` (or their RINGFENCE_* variables)."""
+    from ringfence.config import load_settings  # noqa: PLC0415 - settings are built at the entry point
+
+    settings = load_settings(config, server_url=server, token=token)
+    if not settings.token:
+        raise InputError.single("token", "is not set",
+                                expected="--token or RINGFENCE_TOKEN (the admin token is printed on the server's "
+                                         "first start; create more with `ringfence token create`)")
+    return ApiClient(settings.server_url, settings.token)

@@ -22,7 +22,7 @@ from rich.table import Table
 
 from ringfence import __version__
 from ringfence.cli import assess_cli, rollout_cli
-from ringfence.cli.client import ApiClient
+from ringfence.cli.client import ApiClient, client_from_options
 from ringfence.config import Settings, load_settings
 from ringfence.errors import InputError, RingfenceError
 
@@ -61,12 +61,7 @@ def _settings(config: Path | None = None, **overrides: Any) -> Settings:
 
 
 def _client(config: Path | None, server: str | None, token: str | None) -> ApiClient:
-    settings = _settings(config, server_url=server, token=token)
-    if not settings.token:
-        raise InputError.single("token", "is not set",
-                                expected="--token or RINGFENCE_TOKEN (the admin token is printed on the server's "
-                                         "first start; create more with `ringfence token create`)")
-    return ApiClient(settings.server_url, settings.token)
+    return client_from_options(config, server, token)
 
 
 def _print_json(data: Any) -> None:

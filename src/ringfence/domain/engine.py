@@ -30,7 +30,9 @@ Transition rules of :func:`reconcile`, applied in this order:
 6. Once every host in reach is exposed the wave ``baking``: it is promoted
    only when it has baked ``min_bake``, at least ``min_observed_hosts``
    updated hosts (or all of a smaller wave) are observed, and the gate says
-   SUCCESSFUL.  INCONCLUSIVE and ERROR never promote.  After the last wave
+   SUCCESSFUL (a wave with fewer hosts in reach than the gate's
+   ``min_treated_hosts`` needs all of them, and the gate's bounds still apply).
+   INCONCLUSIVE and ERROR never promote.  After the last wave
    the rollout is ``completed``.
 
 Commands (:func:`command`) are pure too: ``start`` (pending → progressing),
@@ -131,11 +133,17 @@ def reconcile(spec: RolloutSpec, status: RolloutStatus, obs: Observations, now: 
         raise InputError.single("observations.waves", f"has {len(obs.waves)} entries for {len(plan.waves)} waves",
                                 expected="one observation per wave of the plan")
 
-    gate = evaluate(obs.streams, plan.gate)
+    k = status.wave
+    # A wave smaller than the gate's minimum (say two hosts left after tenant policies) needs all of them,
+    # not more than exist; the gate's bounds on harm still have to hold before it may promote.
+    reach = obs.waves[k].in_reach
+    gate_config = plan.gate
+    if 0 < reach < plan.gate.min_treated_hosts:
+        gate_config = replace(plan.gate, min_treated_hosts=reach)
+    gate = evaluate(obs.streams, gate_config)
     if gate.verdict is Verdict.FAILED:
         return _halt(spec, status, gate, now)
 
-    k = status.wave
     wave_spec = plan.waves[k]
     wo = obs.waves[k]
     wave = status.waves[k]

@@ -13,7 +13,6 @@ from ringfence.adapters.db.stores import inventory as inventory_store
 from ringfence.domain.access import Role
 from ringfence.domain.assessment import Fleet, assess, top
 from ringfence.domain.assessment_model import Assessment, KeyEscrow, RecoveryModel, TopEntry
-from ringfence.domain.model import Host
 from ringfence.domain.selector import parse as parse_selector
 from ringfence.errors import FieldIssue, InputError
 from ringfence.services.context import Actor, Clock
@@ -96,14 +95,7 @@ def import_escrow(db: Database, files: list[tuple[str, bytes]], *, actor: Actor,
 def load_fleet(db: Database) -> Fleet:
     """The whole inventory and escrow records, indexed for assessment."""
     with db.transaction() as conn:
-        hosts: list[Host] = []
-        after = ""
-        while True:
-            page = inventory_store.list_hosts(conn, None, limit=5000, after=after)
-            hosts.extend(page)
-            if len(page) < 5000:
-                break
-            after = page[-1].id
+        hosts = inventory_store.all_hosts(conn)
         services = inventory_store.list_services(conn)
         escrow = escrow_store.all_records(conn)
     return Fleet(hosts, services, escrow or None)

@@ -238,14 +238,7 @@ class InventoryCache:
 
 
 def _all_hosts(conn: Any) -> list[Host]:
-    hosts: list[Host] = []
-    after = ""
-    while True:
-        page = inventory_store.list_hosts(conn, None, limit=5000, after=after)
-        hosts.extend(page)
-        if len(page) < 5000:
-            return hosts
-        after = page[-1].id
+    return inventory_store.all_hosts(conn)
 
 
 def _targets(plan: Plan, release: Release, hosts: Iterable[Host]) -> list[Host]:

@@ -45,6 +45,7 @@ from ringfence.domain.model import (
 from ringfence.domain.selector import Node
 
 __all__ = [
+    "all_hosts",
     "count_hosts",
     "existing_host_ids",
     "existing_service_ids",
@@ -230,6 +231,18 @@ def list_hosts(conn: Connection, where: Node | None = None, *, limit: int = 100,
         stmt = stmt.where(HostRow.id > after)
     rows = conn.execute(stmt.order_by(HostRow.id).limit(limit)).all()
     return _hosts_from_rows(conn, rows)
+
+
+def all_hosts(conn: Connection, *, page: int = 5000) -> list[Host]:
+    """Every host, read in keyset pages."""
+    hosts: list[Host] = []
+    after = ""
+    while True:
+        batch = list_hosts(conn, None, limit=page, after=after)
+        hosts.extend(batch)
+        if len(batch) < page:
+            return hosts
+        after = batch[-1].id
 
 
 def count_hosts(conn: Connection, where: Node | None = None) -> int:
