@@ -5,9 +5,12 @@
   counter), so a flapping host counts as one failing host, never as many.
 * A host sending more than ``max_per_minute`` reports gets 429 until its
   budget refills; the reports it did send are kept.
-* Reports wait in memory and are written in one transaction by :meth:`flush`
-  (the reconciler flushes before every tick, and a full buffer flushes
-  itself), so ten thousand agents polling cost a few writes, not ten thousand.
+* Heartbeats and reported versions wait in memory and are written in one
+  transaction by :meth:`flush` (the reconciler flushes before every tick, and
+  a full buffer flushes itself), so ten thousand agents polling cost a few
+  writes, not ten thousand; a lost buffer is replaced by the next heartbeats.
+  Events (crashed, auto-reverted, …) are rare and sent once, so they are
+  written before the report is acknowledged.
 """
 
 from __future__ import annotations
@@ -78,7 +81,6 @@ class HealthIngest:
         self.max_buffer = max_buffer
         self._lock = threading.Lock()
         self._beats: dict[str, tuple[datetime, int]] = {}
-        self._events: list[tuple[str, str, str, datetime]] = []
         self._versions: dict[str, tuple[dict[str, str], tuple[str, ...], datetime]] = {}
         self._window: dict[str, tuple[datetime, int]] = {}
         self._cred_cache: dict[str, str] = {}
@@ -122,10 +124,13 @@ class HealthIngest:
             beat_at = min(report.at, now)
             prev = self._beats.get(report.host_id)
             self._beats[report.host_id] = (max(beat_at, prev[0]) if prev else beat_at, (prev[1] if prev else 0) + 1)
-            self._events.extend((report.host_id, rollout, kind, at) for kind, rollout, at in report.events)
             if report.versions or report.committed:
                 self._versions[report.host_id] = (dict(report.versions), report.committed, now)
-            waiting = len(self._beats) + len(self._events)
+            waiting = len(self._beats)
+        if report.events:  # rare and sent once: written before the 202, so a crash cannot lose them
+            with self.db.transaction() as conn:
+                health_store.record_events(conn, [(report.host_id, rollout, kind, at)
+                                                  for kind, rollout, at in report.events])
         if waiting >= self.max_buffer:
             self.flush()
         return waiting
@@ -134,14 +139,12 @@ class HealthIngest:
         """Write every buffered report in one transaction; return how many hosts were written."""
         with self._lock:
             beats, self._beats = self._beats, {}
-            events, self._events = self._events, []
             versions, self._versions = self._versions, {}
-        if not (beats or events or versions):
+        if not (beats or versions):
             return 0
         try:
             with self.db.transaction() as conn:
                 health_store.record_heartbeats(conn, beats)
-                health_store.record_events(conn, events)
                 for host_id, (vers, committed, at) in sorted(versions.items()):
                     health_store.record_versions(conn, host_id, vers, committed, at)
         except Exception:
@@ -149,7 +152,6 @@ class HealthIngest:
                 for host, (at, n) in beats.items():
                     prev = self._beats.get(host)
                     self._beats[host] = (max(at, prev[0]) if prev else at, n + (prev[1] if prev else 0))
-                self._events[:0] = events
                 for host, value in versions.items():
                     self._versions.setdefault(host, value)
             raise
