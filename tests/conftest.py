@@ -24,6 +24,8 @@ from ringfence.domain.access import Role
 from ringfence.services.context import Actor
 
 PG_ENV = "RINGFENCE_TEST_DATABASE_URL"
+#: ../shared/data beside the repository (read-only public test data; see its README).
+SHARED_DATA = Path(os.environ.get("RINGFENCE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get(PG_ENV) else [])
 
 
