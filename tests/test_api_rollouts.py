@@ -108,3 +108,24 @@ def test_health_route_desired_state_and_kill_switch(api: Api, clock: FakeClock) 
     assert rid
     _problem(api.call("POST", "/v1/killswitch/nothing", role="operator"), 404)
     _problem(api.call("POST", "/v1/killswitch/falcon-content", role="viewer"), 403)
+
+
+def test_hostile_inputs_are_4xx_never_500(api: Api, clock: FakeClock) -> None:
+    """Inputs found in review that used to reach the database or the parser unchecked."""
+    _setup(api)
+    cred = api.call("POST", "/v1/hosts/a001/credentials", role="operator").json()["credential"]
+    auth = {"Authorization": f"Bearer {cred}"}
+    naive = clock().replace(tzinfo=None).isoformat()
+    _problem(api.client.post("/v1/health", json={"host_id": "a001", "at": naive}, headers=auth), 422)
+    now = clock().isoformat()
+    long_version = {"host_id": "a001", "at": now, "versions": {"falcon-content": "9" * 101}}
+    _problem(api.client.post("/v1/health", json=long_version, headers=auth), 422)
+    long_rollout = {"host_id": "a001", "at": now, "events": [{"kind": "crashed", "rollout": "r" * 65, "at": now}]}
+    _problem(api.client.post("/v1/health", json=long_rollout, headers=auth), 422)
+    _problem(api.call("PUT", "/v1/policies", role="operator",
+                      content=b'{"tenant": "acme", "delay_hours": NaN}', headers={"content-type": "application/json"}),
+             422)
+    deep = "(" * 3000 + "tier=1" + ")" * 3000
+    _problem(api.call("PUT", "/v1/policies", role="operator", json={"tenant": "acme", "host_group": deep[:400]}), 422)
+    _problem(api.call("GET", "/v1/hosts", role="viewer", params={"where": "(" * 60 + "tier=1" + ")" * 60}), 422)
+    _problem(api.call("PUT", "/v1/policies", role="operator", json={"tenant": "t" * 300}), 422)

@@ -63,11 +63,24 @@ def test_exposes_at_the_rate_limit_and_never_more_than_eligible() -> None:
     assert d.status.state is RolloutState.PROGRESSING
     assert [(i.kind, i.hosts) for i in d.intents] == [(IntentKind.EXPOSE, 1)]
     later = reconcile(SPEC, d.status, obs(WaveObservation(in_reach=10, exposed=1, eligible_now=9), W_REST),
-                      T0 + timedelta(minutes=3))
-    assert later.intents[0].hosts == 6  # floor(2/min × 3 min) + 1 - 1 already exposed
+                      T0 + timedelta(minutes=1.5))
+    assert later.intents[0].hosts == 3  # floor(2/min × 1.5 min) + 1 - 1 already exposed
     few = reconcile(SPEC, d.status, obs(WaveObservation(in_reach=10, exposed=1, eligible_now=2), W_REST),
-                    T0 + timedelta(minutes=3))
+                    T0 + timedelta(minutes=1.5))
     assert few.intents[0].hosts == 2
+
+
+def test_a_stop_never_turns_into_a_burst() -> None:
+    """After two hours of late data, or a reconciler outage, exposure restarts at the rate, not all at once."""
+    wave = WaveObservation(in_reach=500, exposed=1, eligible_now=499)
+    d = reconcile(SPEC, started(), obs(replace(wave, exposed=0), W_REST), T0)
+    held = reconcile(SPEC, d.status, obs(wave, W_REST, as_of=T0), T0 + timedelta(hours=2))
+    assert held.reasons[0].code == "data_late"
+    after = T0 + timedelta(hours=2, minutes=1)
+    resumed = reconcile(SPEC, held.status, obs(wave, W_REST, as_of=after), after)
+    assert resumed.intents[0].hosts == 1
+    outage = reconcile(SPEC, d.status, obs(wave, W_REST, as_of=T0 + timedelta(hours=3)), T0 + timedelta(hours=3))
+    assert outage.intents[0].hosts == 1
 
 
 SCENARIOS = [

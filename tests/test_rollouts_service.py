@@ -20,7 +20,7 @@ from ringfence.adapters.artifacts import ArtifactStore
 from ringfence.adapters.db.engine import Database
 from ringfence.adapters.db.stores import rollouts as store
 from ringfence.domain.model import Inventory, RedundancyGroup, Service, ServiceId, TenantId
-from ringfence.errors import AuthenticationError, InputError, PermissionDeniedError
+from ringfence.errors import AuthenticationError, ConflictError, InputError, PermissionDeniedError
 from ringfence.services import inventory, rollouts
 from ringfence.services.health import HealthReport, TooManyReports, issue_credential
 from tests.conftest import FakeClock
@@ -299,3 +299,46 @@ def test_inventory_cache_sees_every_change(db: Database, clock: FakeClock, tmp_p
     with db.transaction() as conn:
         again = cache.hosts(conn)
     assert again is not first and {h.id: h for h in again}[changed.id].os_build == "26100"
+
+
+def test_n_minus_1_pin_never_gets_a_failed_release(db: Database, clock: FakeClock, tmp_path: Path) -> None:
+    """Review finding: after 291 fails and 292 is created, a host pinned to N-1 must stay on 290, not get 291."""
+    hosts = make_hosts(60, tenant="acme") + make_hosts(20, tenant="bank", prefix="b")
+    fleet = Fleet(db, clock, hosts, ArtifactStore(tmp_path / "a"))
+    fleet.release("290")
+    rollouts.set_policy(db, tenant="bank", pin="n-1", actor=OPERATOR, clock=clock)
+    rid = start(fleet, fleet.release("291"))
+    fleet.broken = lambda _h: True
+    fleet.run(rid, minutes=30, until=lambda s: s in ("halted", "rolling_back", "rolled_back"))
+    assert not any(h.startswith("b") for h in fleet.exposed(rid))
+    fleet.release("292")
+    assert rollouts.desired_state(db, "b00001")["falcon-content"]["version"] == "290"
+
+
+def test_kill_switch_blocks_new_rollouts_and_releasing_it_re_exposes_nobody(db: Database, clock: FakeClock,
+                                                                            tmp_path: Path) -> None:
+    """Review findings: start/resume are refused while engaged; releasing the switch leaves hosts rolled back."""
+    fleet = _fleet(db, clock, tmp_path)
+    fleet.release("290")
+    rid = start(fleet, fleet.release("298"))
+    fleet.run(rid, minutes=8)
+    exposed = fleet.exposed(rid)
+    assert exposed
+    rollouts.kill_switch(db, "falcon-content", actor=OPERATOR, clock=clock, reason="smoke")
+    with pytest.raises(ConflictError, match="kill switch"):
+        rollouts.operate(db, rid, "resume", actor=OPERATOR, clock=clock)
+    other = rollouts.create_rollout(db, release_id=fleet.release("299"), plan_name="test-fast", actor=OPERATOR,
+                                    clock=clock)
+    with pytest.raises(ConflictError, match="kill switch"):
+        rollouts.operate(db, other.spec.id, "start", actor=OPERATOR, clock=clock)
+    rollouts.kill_switch(db, "falcon-content", engage=False, actor=OPERATOR, clock=clock)
+    assert all(rollouts.desired_state(db, h)["falcon-content"]["version"] == "290" for h in exposed)
+
+
+def test_a_rollout_that_has_not_started_cannot_be_halted(db: Database, clock: FakeClock, tmp_path: Path) -> None:
+    """Review finding: halt-then-resume of a pending rollout skipped start (no start time, no starter)."""
+    fleet = _fleet(db, clock, tmp_path, n=10)
+    view = rollouts.create_rollout(db, release_id=fleet.release("300"), plan_name="default", actor=OPERATOR,
+                                   clock=clock)
+    with pytest.raises(ConflictError, match="abort it instead"):
+        rollouts.operate(db, view.spec.id, "halt", actor=OPERATOR, clock=clock)

@@ -26,7 +26,9 @@ Transition rules of :func:`reconcile`, applied in this order:
    no host eligible now (change window closed, holiday, freeze, budget) →
    ``waiting_window``; otherwise ``progressing`` with an EXPOSE intent for at
    most ``max_rate_per_minute`` × minutes since the rate anchor (the first
-   host may go at once), never more than are eligible.
+   host may go at once), never more than are eligible.  The anchor restarts
+   whenever exposure was stopped (window, approval, late data, or more than
+   ``MAX_TICK_GAP`` between ticks), so a stop never turns into a burst.
 6. Once every host in reach is exposed the wave ``baking``: it is promoted
    only when it has baked ``min_bake``, at least ``min_observed_hosts``
    updated hosts (or all of a smaller wave) are observed, and the gate says
@@ -46,7 +48,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ringfence.domain.gate import GateResult, Verdict, evaluate
 from ringfence.domain.rollout import (
@@ -68,6 +70,8 @@ from ringfence.errors import ConflictError, InputError, PermissionDeniedError
 __all__ = ["COMMANDS", "command", "initial_status", "reconcile"]
 
 COMMANDS = ("start", "pause", "resume", "approve", "halt", "rollback", "abort")
+#: A longer gap between two ticks (the reconciler was down) restarts the rate limit instead of bursting.
+MAX_TICK_GAP = timedelta(minutes=2)
 _ACTIVE = frozenset({RolloutState.PROGRESSING, RolloutState.WAITING_WINDOW, RolloutState.WAITING_APPROVAL,
                      RolloutState.BAKING})
 
@@ -153,7 +157,9 @@ def reconcile(spec: RolloutSpec, status: RolloutStatus, obs: Observations, now: 
             f"health data is {(now - obs.health_as_of).total_seconds() / 60:.0f} min old"
         msg = f"holding wave {k} ({wave_spec.name}): {age} (limit {plan.max_data_age.total_seconds() / 60:.0f} min); " \
               "no exposure or promotion until it is fresh"
-        return Decision(replace(status, last_tick_at=now, message=msg), reasons=(Reason("data_late", msg),), gate=gate)
+        # The rate anchor restarts after the hold, so the hold does not turn into a burst.
+        return Decision(replace(status, last_tick_at=now, message=msg, rate_anchor_at=None),
+                        reasons=(Reason("data_late", msg),), gate=gate)
 
     remaining = wo.in_reach - wo.exposed
     if wo.held:
@@ -174,7 +180,11 @@ def reconcile(spec: RolloutSpec, status: RolloutStatus, obs: Observations, now: 
             msg = f"wave {k} ({wave_spec.name}) waiting: {why}{nxt}"
             new = replace(status, state=RolloutState.WAITING_WINDOW, last_tick_at=now, message=msg)
             return Decision(new, (), (*reasons, Reason("waiting_window", msg, (("remaining", remaining),))), gate)
-        if status.state is not RolloutState.PROGRESSING or status.rate_anchor_at is None:
+        gap = now - status.last_tick_at if status.last_tick_at else None
+        if (status.state is not RolloutState.PROGRESSING or status.rate_anchor_at is None
+                or (gap is not None and gap > MAX_TICK_GAP)):
+            # Restart the rate budget after any stop (window, approval, hold, a reconciler outage):
+            # the time the rollout was not exposing never accrues as allowance.
             status = replace(status, rate_anchor_at=now, rate_anchor_exposed=wo.exposed)
         allowance, rate_note = _rate_allowance(spec, status, wo, now)
         hosts = min(remaining, wo.eligible_now, allowance)
@@ -271,6 +281,8 @@ def command(spec: RolloutSpec, status: RolloutStatus, op: str, *, actor: str, no
         new = replace(status, state=back, waves=_set_wave(status, k, wave),
                       message=f"wave {k} approved by {actor}{why}")
     elif op == "halt":
+        if state is RolloutState.PENDING:
+            raise ConflictError("cannot halt: the rollout has not started; abort it instead")
         if state in (RolloutState.HALTED, RolloutState.ROLLING_BACK):
             raise ConflictError(f"cannot halt: the rollout is already {state.value}")
         k = status.wave

@@ -205,11 +205,16 @@ def _coerce(expr: str, field: str, kind: FieldKind, raw: str, op: str) -> str | 
     return raw
 
 
+MAX_LENGTH = 4000
+MAX_DEPTH = 40
+
+
 class _Parser:
     def __init__(self, expr: str) -> None:
         self.expr = expr
         self.tokens = _tokenize(expr)
         self.pos = 0
+        self.depth = 0
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -248,9 +253,16 @@ class _Parser:
         return children[0] if len(children) == 1 else And(tuple(children))
 
     def not_expr(self) -> Node:
-        if self.keyword("not"):
-            return Not(self.not_expr())
-        return self.atom()
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _error(self.expr[:80], f"nests deeper than {MAX_DEPTH} levels",
+                             expected="fewer nested parentheses and 'not's")
+            if self.keyword("not"):
+                return Not(self.not_expr())
+            return self.atom()
+        finally:
+            self.depth -= 1
 
     def atom(self) -> Node:
         kind, text = self.take()
@@ -306,6 +318,8 @@ def parse(expr: str) -> Node:
     """Parse a selector; raise :class:`InputError` naming what is wrong."""
     if not expr or not expr.strip():
         raise InputError.single("selector", "is empty", expected="an expression such as os_family=windows")
+    if len(expr) > MAX_LENGTH:
+        raise InputError.single("selector", f"is {len(expr)} characters long", expected=f"at most {MAX_LENGTH}")
     return _Parser(expr).parse()
 
 

@@ -107,7 +107,14 @@ class HealthIngest:
         """Accept one report; return how many reports are waiting to be written."""
         if report.host_id != credential_host:
             raise PermissionDeniedError(f"host {credential_host!r} cannot report for {report.host_id!r}")
-        for kind, _rollout, _at in report.events:
+        if len(report.host_id) > 200 or any(len(p) > 200 or len(v) > 100 for p, v in report.versions.items()):
+            raise InputError.single("versions", "has a product longer than 200 or a version longer than 100 characters",
+                                    expected="product names ≤ 200 and versions ≤ 100 characters")
+        if report.at.tzinfo is None:
+            raise InputError.single("at", "has no time zone", expected="an aware time such as 2026-11-24T09:00:00Z")
+        for kind, rollout, _at in report.events:
+            if len(rollout) > 64:
+                raise InputError.single("events.rollout", "is longer than 64 characters", expected="a rollout id")
             if kind not in EVENT_KINDS:
                 raise InputError.single("events.kind", f"is {kind!r}", expected="one of " + ", ".join(EVENT_KINDS))
         now = self.clock()

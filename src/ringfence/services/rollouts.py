@@ -11,10 +11,11 @@ next tick resumes exactly there and a promotion is never applied twice.
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -94,9 +95,9 @@ def create_release(db: Database, artifacts: ArtifactStore, *, product: str, vers
     """Store a release and its artifacts (content-addressed); releases are immutable."""
     actor.require(Role.OPERATOR, "creating releases")
     problems = []
-    if not product or "@" in product or "/" in product:
+    if not product or "@" in product or "/" in product or len(product) > 200:
         problems.append(("product", f"is {product!r}", "a product name without @ or /"))
-    if not version or "@" in version or "/" in version:
+    if not version or "@" in version or "/" in version or len(version) > 100:
         problems.append(("version", f"is {version!r}", "a version such as 7.16.18605 or 291"))
     try:
         kind_v = ReleaseKind(kind)
@@ -165,7 +166,7 @@ def set_policy(db: Database, *, tenant: str, host_group: str = "", product: str 
         raise InputError.single("ring", f"is {ring!r}", expected="early, general or pause")
     if not (pin in ("latest", "n-1") or (pin.startswith("exact:") and len(pin) > len("exact:"))):
         raise InputError.single("pin", f"is {pin!r}", expected="latest, n-1 or exact:VERSION")
-    if delay_hours < 0 or delay_hours > 24 * 90:
+    if not math.isfinite(delay_hours) or delay_hours < 0 or delay_hours > 24 * 90:
         raise InputError.single("delay_hours", f"is {delay_hours}", expected="0 … 2160 hours")
     if host_group:
         compile_predicate(host_group)
@@ -360,6 +361,9 @@ def operate(db: Database, rollout_id: str, op: str, *, actor: Actor, clock: Cloc
     now = clock()
     with db.transaction() as conn:
         view = _load(conn, rollout_id)
+        if op in ("start", "resume") and store.kill_switch(conn, view.spec.release.product) is not None:
+            raise ConflictError(f"cannot {op}: the kill switch for {view.spec.release.product} is engaged; "
+                                f"release it first with `ringfence killswitch {view.spec.release.product} --release`")
         decision = engine_command(view.spec, view.status, op, actor=actor.name, now=now, reason=reason)
         if any(i.kind is IntentKind.ROLLBACK for i in decision.intents):
             store.mark_rolled_back(conn, rollout_id, now)
@@ -532,6 +536,8 @@ def tick(db: Database, rollout_id: str, *, clock: Clock, cache: InventoryCache |
         view = _load(conn, rollout_id)
         if not is_active(view.status):
             return None
+        if view.status.state is not RolloutState.ROLLING_BACK and store.kill_switch(conn, view.spec.release.product):
+            return None  # belt and braces: engaging the switch halts every rollout of the product
         obs, _items, extra = _observe(conn, view, now, cache)
         decision = reconcile(view.spec, view.status, obs, now)
         exposed_now = 0
@@ -617,10 +623,11 @@ def desired_state(db: Database, host_id: str, *, actor: Actor | None = None) -> 
             if chosen is None:
                 policy = _Policies(policies_rows, product).of(host)
                 if policy.pin == "n-1":
-                    prev = store.previous_release(conn, product, 1)
-                    if prev is not None:
-                        chosen = {"version": prev.version, "reason": "pinned to N-1 by tenant policy",
-                                  "rollout": None, "rollback": False}
+                    prev = store.pinned_previous(conn, product)
+                    chosen = {"version": prev.version if prev is not None else current,
+                              "reason": "pinned to N-1 by tenant policy" + (
+                                  "" if prev is not None else " (no earlier release completed a rollout: stay)"),
+                              "rollout": None, "rollback": False}
                 elif policy.pin.startswith("exact:"):
                     chosen = {"version": policy.pin.removeprefix("exact:"), "reason": f"pinned by tenant policy "
                               f"({policy.pin})", "rollout": None, "rollback": False}
@@ -648,14 +655,17 @@ def kill_switch(db: Database, product: str, *, engage: bool = True, actor: Actor
                 release = store.get_release(conn, row.release_id)
                 assert release is not None
                 view = _view(row, release)
-                if view.status.state in TERMINAL or view.status.state is RolloutState.HALTED:
+                if view.status.state in TERMINAL:
                     continue
-                if view.status.state is RolloutState.ROLLING_BACK:
+                # Every exposed host goes back to what it ran before, and stays there after the switch is
+                # released (releasing the switch does not re-expose anyone).
+                store.mark_rolled_back(conn, row.id, now)
+                if view.status.state in (RolloutState.HALTED, RolloutState.ROLLING_BACK):
                     continue
-                decision = engine_command(view.spec, view.status, "halt", actor=actor.name, now=now,
+                op = "abort" if view.status.state is RolloutState.PENDING else "halt"
+                decision = engine_command(view.spec, view.status, op, actor=actor.name, now=now,
                                           reason=f"kill switch: {reason}" if reason else "kill switch")
-                decision = replace(decision, status=replace(decision.status, message=decision.status.message))
                 _record(conn, view, decision, actor=actor.name, source=actor.source, at=now, reason=reason,
-                        audit_action="rollout.halt")
+                        audit_action=f"rollout.{op}")
                 halted.append(row.id)
     return halted

@@ -37,7 +37,10 @@ class Reconciler:
 
     def run_once(self) -> dict[str, str]:
         """Flush health, tick every active rollout; return rollout → state."""
-        self.ingest.flush()
+        try:
+            self.ingest.flush()
+        except Exception:  # a failing flush must not stop halts and rollbacks: tick anyway
+            log.exception("writing buffered health reports failed; ticking rollouts anyway")
         result = rollouts.tick_all(self.db, clock=self.clock, cache=self.cache)
         self.ticks += 1
         return result

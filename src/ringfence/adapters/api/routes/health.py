@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
 from ringfence.adapters.api.deps import AppState, get_state
 from ringfence.errors import AuthenticationError
@@ -17,21 +16,29 @@ router = APIRouter(tags=["health"])
 _bearer = HTTPBearer(auto_error=False, description="A host credential (rfh_…).")
 
 
+Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Product = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Version = Annotated[str, StringConstraints(max_length=100)]
+RolloutRef = Annotated[str, StringConstraints(max_length=64)]
+
+
 class Event(BaseModel):
     """Something that happened on the host."""
 
-    kind: str = Field(description="crashed, auto_reverted, install_failed, applied or committed")
-    rollout: str = Field(default="", description="The rollout it concerns, if any.")
-    at: datetime
+    kind: str = Field(max_length=32, description="crashed, auto_reverted, install_failed, applied or committed")
+    rollout: RolloutRef = Field(default="", description="The rollout it concerns, if any.")
+    at: AwareDatetime
 
 
 class Report(BaseModel):
     """One heartbeat with what the host runs and what happened since the last one."""
 
-    host_id: str
-    at: datetime
-    versions: dict[str, str] = Field(default_factory=dict, description="product → version running now")
-    committed: list[str] = Field(default_factory=list, description="products whose running version passed its probe")
+    host_id: Id
+    at: AwareDatetime = Field(description="The agent's clock, with a time zone (e.g. 2026-11-24T09:00:00Z).")
+    versions: dict[Product, Version] = Field(default_factory=dict, max_length=100,
+                                             description="product → version running now")
+    committed: list[Product] = Field(default_factory=list, max_length=100,
+                                     description="products whose running version passed its probe")
     events: list[Event] = Field(default_factory=list, max_length=100)
 
 

@@ -125,13 +125,13 @@ def check_plan(name: str, release: str = Query(..., description="Release id, pro
 class PolicyBody(BaseModel):
     """A tenant policy."""
 
-    tenant: str
-    host_group: str = Field(default="", description="Selector for a group of the tenant's hosts; empty = all.")
-    product: str = Field(default="*", description="Product, or * for every product.")
-    ring: str = Field(default="general", description="early, general or pause.")
-    delay_hours: float = 0.0
-    pin: str = Field(default="latest", description="latest, n-1 or exact:VERSION.")
-    reason: str = ""
+    tenant: str = Field(min_length=1, max_length=200)
+    host_group: str = Field(default="", max_length=400, description="Selector for a group of the tenant's hosts.")
+    product: str = Field(default="*", min_length=1, max_length=200, description="Product, or * for every product.")
+    ring: str = Field(default="general", max_length=16, description="early, general or pause.")
+    delay_hours: float = Field(default=0.0, ge=0, le=2160, allow_inf_nan=False)
+    pin: str = Field(default="latest", max_length=110, description="latest, n-1 or exact:VERSION.")
+    reason: str = Field(default="", max_length=2000)
 
 
 @router.put("/v1/policies", tags=["policies"], summary="Set a tenant policy")
@@ -157,8 +157,8 @@ def list_policies(tenant: str = "", state: AppState = Depends(get_state),
 class RolloutCreate(BaseModel):
     """Which release under which plan."""
 
-    release: str = Field(description="Release id, product@version.")
-    plan: str = "default"
+    release: str = Field(max_length=400, description="Release id, product@version.")
+    plan: str = Field(default="default", max_length=200)
     start: bool = Field(default=True, description="Start it at once.")
     reason: str = ""
 

@@ -44,6 +44,7 @@ __all__ = [
     "list_releases",
     "list_rollout_rows",
     "mark_rolled_back",
+    "pinned_previous",
     "previous_release",
     "rollout_host_rows",
     "save_status",
@@ -97,6 +98,19 @@ def list_releases(conn: Connection, product: str = "") -> list[Release]:
     if product:
         stmt = stmt.where(ReleaseRow.product == product)
     return [_release(r) for r in conn.execute(stmt)]
+
+
+def pinned_previous(conn: Connection, product: str) -> Release | None:
+    """What a host pinned to N-1 runs: the newest release older than the product's newest one that
+    completed a rollout (a halted or rolled-back release is never N-1)."""
+    newest: int | None = conn.execute(select(func.max(ReleaseRow.seq)).where(ReleaseRow.product == product)).scalar()
+    if newest is None:
+        return None
+    row = conn.execute(
+        select(ReleaseRow).join(RolloutRow, RolloutRow.release_id == ReleaseRow.id)
+        .where(ReleaseRow.product == product, ReleaseRow.seq < newest, RolloutRow.state == "completed")
+        .order_by(ReleaseRow.seq.desc()).limit(1)).first()
+    return _release(row) if row is not None else None
 
 
 def previous_release(conn: Connection, product: str, before: int = 1) -> Release | None:
