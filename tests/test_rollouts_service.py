@@ -9,6 +9,7 @@ groups stay; closed windows and holidays expose nobody; budgets hold.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -165,8 +166,15 @@ def test_disruption_budget_caps_exposure_per_redundancy_group(db: Database, cloc
     plan = ALWAYS_OPEN.replace("fraction: 0.05", "fraction: 1.0").replace(
         "  - {name: rest, fraction: 1.0, min_bake_minutes: 10, min_observed_hosts: 3}\n", "")
     rid = start(fleet, fleet.release("297"), plan)
-    fleet.run(rid, minutes=40)
+    fleet.run(rid, minutes=8)
     assert len(fleet.exposed(rid) & set(members)) == 1
+    # Once a member has run the release for the wave's bake time (10 min) unharmed it counts as proven,
+    # and the next member may follow: one at a time, never two unproven together.
+    fleet.run(rid, minutes=40)
+    with db.transaction() as conn:
+        times = sorted(r.exposed_at for r in store.rollout_host_rows(conn, rid) if r.host_id in members)
+    assert len(times) == 3
+    assert all((b - a).total_seconds() >= 600 for a, b in itertools.pairwise(times))
     with db.transaction() as conn:
         log = store.decisions(conn, rid)
     assert any("disruption budgets" in d["message"] for d in log)
@@ -342,3 +350,39 @@ def test_a_rollout_that_has_not_started_cannot_be_halted(db: Database, clock: Fa
                                    clock=clock)
     with pytest.raises(ConflictError, match="abort it instead"):
         rollouts.operate(db, view.spec.id, "halt", actor=OPERATOR, clock=clock)
+
+
+def _pair_service(db: Database, clock: FakeClock, members: tuple[str, ...], min_healthy: int) -> None:
+    svc = Service(id=ServiceId("web"), name="Web", tenant=TenantId("acme"), tier=2,
+                  redundancy_groups=(RedundancyGroup("g", min_healthy, hosts=members),))  # type: ignore[arg-type]
+    inventory.import_inventory(db, Inventory(services=(svc,)), actor=OPERATOR, clock=clock)
+
+
+ONE_WAVE = ALWAYS_OPEN.replace("fraction: 0.05", "fraction: 1.0").replace(
+    "  - {name: rest, fraction: 1.0, min_bake_minutes: 10, min_observed_hosts: 3}\n", "")
+
+
+def test_budget_counts_members_already_offline(db: Database, clock: FakeClock, tmp_path: Path) -> None:
+    """Review finding: a group of 3 with min_healthy 2 and one member offline has no room to expose anyone."""
+    fleet = _fleet(db, clock, tmp_path, n=30)
+    members = ("h00000", "h00001", "h00002")
+    _pair_service(db, clock, members, 2)
+    for h in fleet.hosts:  # every host reports once; then h00000 goes quiet for longer than the grace
+        fleet.ingest.submit(h.id, HealthReport(host_id=h.id, at=clock()))
+    fleet.ingest.flush()
+    clock.advance(minutes=6)
+    fleet.down = {"h00000"}
+    rid = start(fleet, fleet.release("291"), ONE_WAVE)
+    fleet.run(rid, minutes=30)
+    assert not set(members) & fleet.exposed(rid)
+
+
+def test_budget_is_freed_once_a_wave_passes(db: Database, clock: FakeClock, tmp_path: Path) -> None:
+    """Review finding: hosts of a passed wave are proven and no longer block their group's other members."""
+    fleet = _fleet(db, clock, tmp_path, n=30)
+    _pair_service(db, clock, ("h00000", "h00001"), 1)
+    plan = ALWAYS_OPEN.replace("max_streams: 16}", "max_streams: 16, baseline_rate: 2.0, tolerance: 5.0}")
+    rid = start(fleet, fleet.release("291"), plan)
+    state = fleet.run(rid, minutes=600, step=5, until=lambda s: s == "completed")
+    assert state == "completed", rollouts.get_rollout(db, rid).status.message
+    assert {"h00000", "h00001"} <= fleet.exposed(rid)

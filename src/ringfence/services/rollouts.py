@@ -51,6 +51,7 @@ from ringfence.domain.rollout import (
     RolloutState,
     RolloutStatus,
     WaveObservation,
+    WaveState,
 )
 from ringfence.domain.selector import compile_predicate
 from ringfence.domain.waves import Placement, WaveCheck, assign_waves, check_plan
@@ -416,11 +417,26 @@ def _observe(conn: Any, view: RolloutView, now: datetime,
             delayed_ids.add(i.host.id)
     keys = {(i.host.timezone, i.host.country, i.host.subdivision) for i in items if i.exposed_at is None}
     windows: dict[tuple[str, str, str], WindowStatus] = window_status_many(plan.windows, plan.freeze, keys, now)
-    exposed_ids = {i.host.id for i in items if i.exposed_at is not None and i.rolled_back_at is None}
+    passed = {k for k, w in enumerate(status.waves) if w.state is WaveState.PASSED}
+    # Unproven exposure: this rollout's exposed hosts in waves not yet passed, plus every exposed host of
+    # the product's other unfinished rollouts (conservative: their gates have not vouched for them here).
+    # A host that has run the release for its wave's whole bake time without the gate failing counts as
+    # proven too, so members of one group can follow each other within the last wave.
+    exposed_ids = {i.host.id for i in items if i.exposed_at is not None and i.rolled_back_at is None
+                   and i.wave not in passed and now - i.exposed_at < plan.waves[i.wave].min_bake}
     ledger = None
     if plan.disruption_budgets:
         services = inventory_store.list_services(conn)
-        ledger = BudgetLedger(budgets_from_services(services, _members(hosts_by_id)), exposed_ids)
+        budgets = budgets_from_services(services, _members(hosts_by_id))
+        for other in store.list_rollout_rows(conn, states=[st.value for st in RolloutState if st not in TERMINAL]):
+            if other.id != spec.id:
+                exposed_ids |= {r.host_id for r in store.rollout_host_rows(conn, other.id)
+                                if r.exposed_at is not None and r.rolled_back_at is None}
+        # Members known to be offline already count against min_healthy (never-seen hosts are not assumed down).
+        members = {m for b in budgets for m in b.members}
+        member_beats = health_store.heartbeats(conn, members)
+        down = {m for m, beat in member_beats.items() if now - beat > grace}
+        ledger = BudgetLedger(budgets, exposed_ids, down=down)
 
     wave_obs: list[WaveObservation] = []
     eligible_by_wave: dict[int, list[_HostRow]] = {}
@@ -546,7 +562,13 @@ def tick(db: Database, rollout_id: str, *, clock: Clock, cache: InventoryCache |
                 candidates = extra["eligible"][intent.wave]
                 ledger = extra["ledger"]
                 ids = [i.host.id for i in candidates]
-                chosen = ledger.select(ids, intent.hosts) if ledger is not None else ids[:intent.hosts]
+                if ledger is not None:
+                    # Hosts another rollout already exposed cost no budget again; the rest go through the ledger.
+                    already = [h for h in ids if h in ledger.exposed][:intent.hosts]
+                    fresh = [h for h in ids if h not in ledger.exposed]
+                    chosen = already + ledger.select(fresh, intent.hosts - len(already))
+                else:
+                    chosen = ids[:intent.hosts]
                 running = health_store.versions_of(conn, chosen, view.spec.release.product)
                 exposed_now += store.expose_hosts(conn, rollout_id, {h: running.get(h, ("", ""))[1] or
                                                                      running.get(h, ("", ""))[0] for h in chosen},
