@@ -203,12 +203,23 @@ def test_invariants(w0: WaveObservation, w1: WaveObservation, s: tuple[StreamCou
             if rate is not None and d.status.rate_anchor_at == T0:
                 assert intent.hosts <= int(rate * minutes) + 1
             assert not stale
-    if state in (RolloutState.HALTED, RolloutState.PAUSED, RolloutState.PENDING, RolloutState.COMPLETED,
+    if state in (RolloutState.HALTED, RolloutState.PENDING, RolloutState.COMPLETED,
                  RolloutState.ABORTED, RolloutState.ROLLED_BACK):
         assert d.status.state is state and not d.intents
+    if state is RolloutState.PAUSED:  # pausing stops exposure, not the gate
+        assert not any(i.kind is IntentKind.EXPOSE for i in d.intents)
+        assert d.status.state is state or (d.gate is not None and d.gate.verdict.value == "failed")
     if stale and state is not RolloutState.ROLLING_BACK:
         assert d.status.wave == wave
         assert d.status.state in (state, RolloutState.HALTED, RolloutState.ROLLING_BACK) or state in (
             RolloutState.PROGRESSING, RolloutState.WAITING_WINDOW, RolloutState.WAITING_APPROVAL, RolloutState.BAKING)
     if d.status.wave > wave:
         assert (d.gate is not None and d.gate.verdict.value == "successful") or current.in_reach == 0
+
+
+def test_a_failing_gate_halts_a_paused_rollout() -> None:
+    """Review finding: a paused rollout whose updated hosts all go silent is halted and rolled back."""
+    paused = command(SPEC, started(), "pause", actor="olga", now=T0).status
+    d = reconcile(SPEC, paused, obs(WaveObservation(in_reach=10, exposed=3), W_REST, s=streams(3, 3)), T0)
+    assert d.status.state is RolloutState.ROLLING_BACK
+    assert [i.kind for i in d.intents] == [IntentKind.NOTIFY, IntentKind.ROLLBACK]

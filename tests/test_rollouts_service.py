@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -386,3 +386,21 @@ def test_budget_is_freed_once_a_wave_passes(db: Database, clock: FakeClock, tmp_
     state = fleet.run(rid, minutes=600, step=5, until=lambda s: s == "completed")
     assert state == "completed", rollouts.get_rollout(db, rid).status.message
     assert {"h00000", "h00001"} <= fleet.exposed(rid)
+
+
+def test_silence_is_remembered_after_the_host_comes_back(db: Database, clock: FakeClock, tmp_path: Path) -> None:
+    """Review finding: a treated host that went silent and came back still counts as failed (a recorded event)."""
+    from ringfence.adapters.db.stores import health as health_store
+
+    fleet = _fleet(db, clock, tmp_path, n=200)
+    plan = ALWAYS_OPEN.replace("auto_rollback: true", "auto_rollback: false")
+    rid = start(fleet, fleet.release("291"), plan)
+    fleet.run(rid, minutes=3)
+    victim = sorted(fleet.exposed(rid))[0]
+    fleet.down = {victim}
+    fleet.run(rid, minutes=7)  # silent for longer than the 5-minute grace
+    fleet.down = set()
+    fleet.run(rid, minutes=2)  # back again
+    with db.transaction() as conn:
+        silent = health_store.events_for(conn, [rid], clock() - timedelta(hours=1)).get("silent", set())
+    assert victim in silent

@@ -10,8 +10,10 @@ resumes from the last committed status and never double-promotes.
 Transition rules of :func:`reconcile`, applied in this order:
 
 1. ``pending``, ``paused``, ``halted``, ``rolled_back``, ``completed`` and
-   ``aborted`` do nothing: only a command moves them (a halted rollout stays
-   halted until someone resumes or rolls it back).
+   ``aborted`` expose nothing: only a command moves them (a halted rollout
+   stays halted until someone resumes or rolls it back) — except that a
+   ``paused`` rollout whose gate fails is halted (and rolled back) like an
+   active one: pausing stops exposure, not vigilance.
 2. ``rolling_back`` emits a ROLLBACK intent every tick until no exposed host
    is still off its last known good version, then becomes ``rolled_back``.
 3. The health gate runs on every tick over all unproven exposure.  FAILED
@@ -121,6 +123,11 @@ def _rate_allowance(spec: RolloutSpec, status: RolloutStatus, wo: WaveObservatio
 def reconcile(spec: RolloutSpec, status: RolloutStatus, obs: Observations, now: datetime) -> Decision:
     """Decide the next step of one rollout (see the module docstring for the rules)."""
     plan = spec.plan
+    if status.state is RolloutState.PAUSED and len(obs.waves) == len(plan.waves) and obs.streams:
+        # Pausing stops exposure, not vigilance: a gate that fails while paused still halts (and rolls back).
+        watch = evaluate(obs.streams, plan.gate)
+        if watch.verdict is Verdict.FAILED:
+            return _halt(spec, status, watch, now)
     if status.state in TERMINAL or status.state in (RolloutState.PENDING, RolloutState.PAUSED, RolloutState.HALTED):
         return Decision(replace(status, last_tick_at=now),
                         reasons=(Reason("idle", f"{status.state.value}: waiting for a command"),))
@@ -304,4 +311,4 @@ def command(spec: RolloutSpec, status: RolloutStatus, op: str, *, actor: str, no
 
 def is_active(status: RolloutStatus) -> bool:
     """True when the reconciler should tick this rollout."""
-    return status.state in _ACTIVE or status.state is RolloutState.ROLLING_BACK
+    return status.state in _ACTIVE or status.state in (RolloutState.ROLLING_BACK, RolloutState.PAUSED)

@@ -515,21 +515,35 @@ def _streams(conn: Any, view: RolloutView, items: list[_HostRow], beats: dict[st
         by_stratum[POOLED] = list(items)  # all strata together: a fleet-wide break shows here first
     streams: list[StreamCounts] = []
     min_treated = spec.plan.gate.min_treated_hosts
+    # Counting rules of the gate (docs/gate.md): treated hosts never leave, control hosts never join.
+    # Control = not-yet-exposed hosts that had reported before the rollout started; silence is recorded
+    # as an event the first time it is seen, so a host that comes back still counts as having failed.
+    first = health_store.first_heartbeats(conn, [i.host.id for i in items])
+    silent_now_treated = {i.host.id for i in items if i.exposed_at is not None and i.rolled_back_at is None
+                          and now - i.exposed_at > grace
+                          and ((b := beats.get(i.host.id)) is None or now - b > grace)}
+    silent_now_control = {i.host.id for i in items if i.exposed_at is None and i.host.id in first
+                          and first[i.host.id] <= started and now - beats[i.host.id] > grace}
+    new_events: list[tuple[str, str, str, datetime]] = [
+        (h, spec.id, "silent", now) for h in sorted(silent_now_treated - treated_events.get("silent", set()))]
+    new_events += [(h, "", "silent", now) for h in sorted(silent_now_control - control_events.get("silent", set()))]
+    health_store.record_events(conn, new_events)
+    silent_treated = silent_now_treated | treated_events.get("silent", set())
+    silent_control = silent_now_control | control_events.get("silent", set())
     for stratum, members in sorted(by_stratum.items()):
         treated = [i for i in members if i.exposed_at is not None and i.rolled_back_at is None]
         if not treated or (stratum != POOLED and len(by_stratum) > 1 and len(treated) < min_treated):
             continue  # a stratum with too few updated hosts is judged inside the pooled stream
-        control = [i for i in members if i.exposed_at is None and (b := beats.get(i.host.id)) is not None
-                   and b >= started - grace]
+        control = [i for i in members if i.exposed_at is None and i.host.id in first
+                   and first[i.host.id] <= started]
         t_hours = sum((now - i.exposed_at).total_seconds() for i in treated if i.exposed_at) / 3600.0
         c_hours = len(control) * max(0.0, (now - started).total_seconds()) / 3600.0
         t_ids = {i.host.id for i in treated}
         c_ids = {i.host.id for i in control}
         for signal in Signal:
             if signal is Signal.SILENT:
-                t_failed = sum(1 for i in treated if i.exposed_at is not None and now - i.exposed_at > grace
-                               and ((b := beats.get(i.host.id)) is None or now - b > grace))
-                c_failed = sum(1 for i in control if now - beats[i.host.id] > grace)
+                t_failed = len(silent_treated & t_ids)
+                c_failed = len(silent_control & c_ids)
             else:
                 kind = signal.value
                 t_failed = len(treated_events.get(kind, set()) & t_ids)
@@ -570,8 +584,7 @@ def tick(db: Database, rollout_id: str, *, clock: Clock, cache: InventoryCache |
                 else:
                     chosen = ids[:intent.hosts]
                 running = health_store.versions_of(conn, chosen, view.spec.release.product)
-                exposed_now += store.expose_hosts(conn, rollout_id, {h: running.get(h, ("", ""))[1] or
-                                                                     running.get(h, ("", ""))[0] for h in chosen},
+                exposed_now += store.expose_hosts(conn, rollout_id, {h: running.get(h, ("", ""))[0] for h in chosen},
                                                   intent.wave, now)
             elif intent.kind is IntentKind.ROLLBACK:
                 store.mark_rolled_back(conn, rollout_id, now)
@@ -592,8 +605,7 @@ def tick_all(db: Database, *, clock: Clock, cache: InventoryCache | None = None)
     with db.transaction() as conn:
         ids = [r.id for r in store.list_rollout_rows(conn, states=[s.value for s in RolloutState
                                                                    if s not in TERMINAL and s not in (
-                                                                       RolloutState.PENDING, RolloutState.PAUSED,
-                                                                       RolloutState.HALTED)])]
+                                                                       RolloutState.PENDING, RolloutState.HALTED)])]
     out: dict[str, str] = {}
     for rid in ids:
         try:
@@ -627,7 +639,8 @@ def desired_state(db: Database, host_id: str, *, actor: Actor | None = None) -> 
                     continue
                 release = store.get_release(conn, row.release_id)
                 assert release is not None
-                way_back = mine[0].from_version or lkg or current
+                # What it ran when offered; never the LKG, which becomes the new release once it commits.
+                way_back = mine[0].from_version
                 if switch is not None:
                     chosen = {"version": way_back, "reason": f"kill switch engaged by {switch['actor']}: "
                               f"{switch['reason'] or 'no reason given'}; back from {release.version}",

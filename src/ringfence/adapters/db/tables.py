@@ -303,6 +303,7 @@ class HostHealthRow(Base):
     __tablename__ = "host_health"
     host_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     last_heartbeat: Mapped[datetime] = mapped_column(TZ, index=True)
+    first_heartbeat: Mapped[datetime] = mapped_column(TZ)  # fixes which hosts can be control hosts of a rollout
     reports: Mapped[int] = mapped_column(BigInteger, default=0)
 
 

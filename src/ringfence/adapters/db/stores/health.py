@@ -6,14 +6,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, case, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ringfence.adapters.db.stores.base import chunks
 from ringfence.adapters.db.tables import HostCredentialRow, HostEventRow, HostHealthRow, HostVersionRow
 
-__all__ = ["credential_host", "events_for", "heartbeats", "record_events", "record_heartbeats", "record_versions",
+__all__ = ["credential_host", "events_for", "first_heartbeats", "heartbeats", "record_events", "record_heartbeats",
+           "record_versions",
            "set_credential", "versions_of"]
 
 
@@ -49,9 +50,20 @@ def record_heartbeats(conn: Connection, beats: Mapping[str, tuple[datetime, int]
     stmt = _ins(conn)(HostHealthRow)
     stmt = stmt.on_conflict_do_update(index_elements=["host_id"], set_={
         "last_heartbeat": stmt.excluded.last_heartbeat, "reports": HostHealthRow.reports + stmt.excluded.reports})
-    rows = [{"host_id": h, "last_heartbeat": at, "reports": n} for h, (at, n) in sorted(beats.items())]
+    rows = [{"host_id": h, "last_heartbeat": at, "first_heartbeat": at, "reports": n}
+            for h, (at, n) in sorted(beats.items())]
     for part in chunks(rows, 1000):
         conn.execute(stmt, list(part))
+
+
+def first_heartbeats(conn: Connection, host_ids: Iterable[str]) -> dict[str, datetime]:
+    """When each host first reported (hosts that never did are absent)."""
+    out: dict[str, datetime] = {}
+    for part in chunks(sorted(set(host_ids)), 900):
+        for r in conn.execute(select(HostHealthRow.host_id, HostHealthRow.first_heartbeat)
+                              .where(HostHealthRow.host_id.in_(part))):
+            out[r.host_id] = _utc(r.first_heartbeat)  # type: ignore[assignment]
+    return out
 
 
 def heartbeats(conn: Connection, host_ids: Iterable[str] | None = None) -> dict[str, datetime]:
@@ -101,7 +113,9 @@ def record_events(conn: Connection, events: Sequence[tuple[str, str, str, dateti
         return
     stmt = _ins(conn)(HostEventRow)
     stmt = stmt.on_conflict_do_update(index_elements=["host_id", "rollout_id", "kind"], set_={
-        "last_at": stmt.excluded.last_at, "count": HostEventRow.count + 1})
+        "last_at": case((stmt.excluded.last_at > HostEventRow.last_at, stmt.excluded.last_at),
+                        else_=HostEventRow.last_at),
+        "count": HostEventRow.count + 1})
     rows = [{"host_id": h, "rollout_id": r, "kind": k, "first_at": at, "last_at": at, "count": 1}
             for h, r, k, at in sorted(events)]
     for row in rows:  # one by one: several events of one key in a batch must each count

@@ -42,6 +42,7 @@ def upgrade() -> None:
     op.create_table('host_health',
     sa.Column('host_id', sa.String(length=200), nullable=False),
     sa.Column('last_heartbeat', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('first_heartbeat', sa.DateTime(timezone=True), nullable=False),
     sa.Column('reports', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('host_id', name=op.f('pk_host_health'))
     )
