@@ -43,9 +43,11 @@ HOSTS = 40
 class Agents:
     """Posts a heartbeat for every host about once a second until stopped; ignores a dead server."""
 
-    def __init__(self, url: str, credentials: dict[str, str]) -> None:
+    def __init__(self, url: str, credentials: dict[str, str], operator_token: str) -> None:
         self.url = url
         self.credentials = credentials
+        self.operator = {"Authorization": f"Bearer {operator_token}"}
+        self.running = dict.fromkeys(credentials, "290")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -54,9 +56,15 @@ class Agents:
             while not self._stop.is_set():
                 for host, token in self.credentials.items():
                     body = {"host_id": host, "at": datetime.now(UTC).isoformat(),
-                            "versions": {"falcon-content": "290"}, "committed": ["falcon-content"]}
+                            "versions": {"falcon-content": self.running[host]}, "committed": ["falcon-content"]}
                     try:
                         client.post("/v1/health", json=body, headers={"Authorization": f"Bearer {token}"})
+                        # Converge to the desired version, as the agent will (a healthy install).
+                        desired = client.get(f"/v1/hosts/{host}/desired", headers=self.operator)
+                        if desired.status_code == 200:
+                            want = desired.json()["products"].get("falcon-content", {}).get("version")
+                            if want:
+                                self.running[host] = want
                     except httpx.TransportError:
                         break
                 self._stop.wait(1.0)
@@ -112,7 +120,7 @@ def test_rollout_survives_sigkill_mid_progression(server: Server, db: Database, 
     check = json.loads(server.cli("plan", "check", "e2e-fast", "--release", "falcon-content@291", "--json").stdout)
     assert check["ok"] and sum(check["wave_sizes"]) == HOSTS
 
-    with Agents(server.url, credentials):
+    with Agents(server.url, credentials, server.env["RINGFENCE_TOKEN"]):
         time.sleep(1.5)  # every host has reported once: they count as online
         started = json.loads(server.cli("rollout", "start", "--release", "falcon-content@291", "--plan", "e2e-fast",
                                         "--reason", "e2e", "--json").stdout)

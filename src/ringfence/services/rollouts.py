@@ -438,6 +438,8 @@ def _observe(conn: Any, view: RolloutView, now: datetime,
         down = {m for m, beat in member_beats.items() if now - beat > grace}
         ledger = BudgetLedger(budgets, exposed_ids, down=down)
 
+    running = health_store.versions_of(conn, [i.host.id for i in items if i.exposed_at is not None],
+                                       spec.release.product)
     wave_obs: list[WaveObservation] = []
     eligible_by_wave: dict[int, list[_HostRow]] = {}
     for k in range(len(plan.waves)):
@@ -470,7 +472,9 @@ def _observe(conn: Any, view: RolloutView, now: datetime,
             eligible.append(i)
         eligible.sort(key=lambda i: (i.wave, i.bucket))
         eligible_by_wave[k] = eligible
-        observed = sum(1 for i in exposed if _reported_since(beats.get(i.host.id), i.exposed_at))
+        # Observed = installed and still reporting: the host reports the release's version after its exposure.
+        observed = sum(1 for i in exposed if _reported_since(beats.get(i.host.id), i.exposed_at)
+                       and running.get(i.host.id, ("", ""))[0] == spec.release.version)
         wave_obs.append(WaveObservation(
             in_reach=len(exposed) + len(unexposed), exposed=len(exposed), eligible_now=len(eligible),
             observed=observed, held=held, next_window=next_open, window_reason=closed_reason,
