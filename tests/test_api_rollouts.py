@@ -99,6 +99,9 @@ def test_health_route_desired_state_and_kill_switch(api: Api, clock: FakeClock) 
     _problem(api.client.post("/v1/health", json={"host_id": "a001", "at": now}), 401)
     _problem(api.client.post("/v1/health", json={"host_id": "a001", "at": "yesterday"},
                              headers={"Authorization": f"Bearer {cred}"}), 422)
+    own = api.client.get("/v1/agent/desired", headers={"Authorization": f"Bearer {cred}"}).json()
+    assert own["host"] == "a001" and "falcon-content" in own["products"]
+    _problem(api.call("GET", "/v1/agent/desired", role="admin"), 401)  # operator tokens are not host credentials
     desired: dict[str, Any] = api.call("GET", "/v1/hosts/a001/desired", role="viewer").json()
     assert desired["products"]["falcon-content"]["rollback"] is False
     ks = api.call("POST", "/v1/killswitch/falcon-content", role="operator", json={"reason": "drill"}).json()

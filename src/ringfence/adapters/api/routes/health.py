@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
 from ringfence.adapters.api.deps import AppState, get_state
 from ringfence.errors import AuthenticationError
+from ringfence.services import rollouts
 from ringfence.services.health import HealthReport
 
 router = APIRouter(tags=["health"])
@@ -53,3 +54,13 @@ def report(body: Report, state: AppState = Depends(get_state),
         host_id=body.host_id, at=body.at, versions=body.versions, committed=tuple(body.committed),
         events=tuple((e.kind, e.rollout, e.at) for e in body.events)))
     return {"accepted": True, "buffered": waiting}
+
+
+@router.get("/v1/agent/desired", summary="The calling host's own desired state (host credential)")
+def own_desired(state: AppState = Depends(get_state),
+                creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> dict[str, Any]:
+    """What each product should be on the host the credential belongs to; no operator token needed."""
+    if creds is None:
+        raise AuthenticationError("needs 'Authorization: Bearer rfh_…' (a host credential)")
+    host = state.ingest.authenticate(creds.credentials)
+    return {"host": host, "products": rollouts.desired_state(state.db, host)}
