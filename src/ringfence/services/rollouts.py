@@ -532,6 +532,8 @@ def _streams(conn: Any, view: RolloutView, items: list[_HostRow], beats: dict[st
         (h, spec.id, "silent", now) for h in sorted(silent_now_treated - treated_events.get("silent", set()))]
     new_events += [(h, "", "silent", now) for h in sorted(silent_now_control - control_events.get("silent", set()))]
     health_store.record_events(conn, new_events)
+    treated_first = health_store.first_event_times(conn, [spec.id], started - grace)
+    control_first = health_store.first_event_times(conn, [""], started)
     silent_treated = silent_now_treated | treated_events.get("silent", set())
     silent_control = silent_now_control | control_events.get("silent", set())
     for stratum, members in sorted(by_stratum.items()):
@@ -540,8 +542,6 @@ def _streams(conn: Any, view: RolloutView, items: list[_HostRow], beats: dict[st
             continue  # a stratum with too few updated hosts is judged inside the pooled stream
         control = [i for i in members if i.exposed_at is None and i.host.id in first
                    and first[i.host.id] <= started]
-        t_hours = sum((now - i.exposed_at).total_seconds() for i in treated if i.exposed_at) / 3600.0
-        c_hours = len(control) * max(0.0, (now - started).total_seconds()) / 3600.0
         t_ids = {i.host.id for i in treated}
         c_ids = {i.host.id for i in control}
         for signal in Signal:
@@ -552,6 +552,13 @@ def _streams(conn: Any, view: RolloutView, items: list[_HostRow], beats: dict[st
                 kind = signal.value
                 t_failed = len(treated_events.get(kind, set()) & t_ids)
                 c_failed = len(control_events.get(kind, set()) & c_ids)
+            # Time at risk stops at a host's first event of the signal (docs/gate.md).
+            t_first = treated_first.get(signal.value, {})
+            c_first = control_first.get(signal.value, {})
+            t_hours = sum(max(0.0, (min(now, t_first.get(i.host.id, now)) - i.exposed_at).total_seconds())
+                          for i in treated if i.exposed_at) / 3600.0
+            c_hours = sum(max(0.0, (min(now, c_first.get(i.host.id, now)) - started).total_seconds())
+                          for i in control) / 3600.0
             comparable = signal in (Signal.SILENT, Signal.CRASHED)
             # Hosts that never installed cannot fail to install or auto-revert: such streams are judged
             # against the baseline rate, not against a control whose zero is structural (docs/gate.md).

@@ -13,9 +13,18 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from ringfence.adapters.db.stores.base import chunks
 from ringfence.adapters.db.tables import HostCredentialRow, HostEventRow, HostHealthRow, HostVersionRow
 
-__all__ = ["credential_host", "events_for", "first_heartbeats", "heartbeats", "record_events", "record_heartbeats",
-           "record_versions",
-           "set_credential", "versions_of"]
+__all__ = [
+    "credential_host",
+    "events_for",
+    "first_event_times",
+    "first_heartbeats",
+    "heartbeats",
+    "record_events",
+    "record_heartbeats",
+    "record_versions",
+    "set_credential",
+    "versions_of",
+]
 
 
 def _ins(conn: Connection) -> Any:
@@ -129,4 +138,17 @@ def events_for(conn: Connection, rollout_ids: Sequence[str], since: datetime) ->
         HostEventRow.rollout_id.in_(list(rollout_ids)), HostEventRow.last_at >= since))
     for r in rows:
         out.setdefault(r.kind, set()).add(r.host_id)
+    return out
+
+
+def first_event_times(conn: Connection, rollout_ids: Sequence[str], since: datetime) -> dict[str, dict[str, datetime]]:
+    """``kind -> host -> first time`` of events under these rollouts with their latest at or after ``since``."""
+    out: dict[str, dict[str, datetime]] = {}
+    rows = conn.execute(select(HostEventRow.host_id, HostEventRow.kind, HostEventRow.first_at).where(
+        HostEventRow.rollout_id.in_(list(rollout_ids)), HostEventRow.last_at >= since))
+    for r in rows:
+        at = _utc(r.first_at)
+        assert at is not None
+        slot = out.setdefault(r.kind, {})
+        slot[r.host_id] = min(at, slot.get(r.host_id, at))
     return out
