@@ -28,6 +28,7 @@ from ringfence.adapters.db.stores import audit as audit_store
 from ringfence.adapters.db.stores import health as health_store
 from ringfence.adapters.db.stores import inventory as inventory_store
 from ringfence.adapters.db.stores import rollouts as store
+from ringfence.adapters.db.stores.base import utc
 from ringfence.domain.access import Role
 from ringfence.domain.budgets import BudgetLedger, budgets_from_services
 from ringfence.domain.cohorts import bucket, stratum_of
@@ -400,7 +401,7 @@ def _observe(conn: Any, view: RolloutView, now: datetime,
     plan = spec.plan
     rows = store.rollout_host_rows(conn, spec.id)
     hosts_by_id: dict[str, Host] = {h.id: h for h in (cache.hosts(conn) if cache else _all_hosts(conn))}
-    items = [_HostRow(hosts_by_id[r.host_id], r.wave, r.bucket, r.stratum, _utc(r.exposed_at), _utc(r.rolled_back_at))
+    items = [_HostRow(hosts_by_id[r.host_id], r.wave, r.bucket, r.stratum, utc(r.exposed_at), utc(r.rolled_back_at))
              for r in rows if r.host_id in hosts_by_id]
     beats = health_store.heartbeats(conn, [i.host.id for i in items])
     policies = _Policies(store.list_policies(conn), spec.release.product)
@@ -496,12 +497,6 @@ def _reported_since(beat: datetime | None, since: datetime | None) -> bool:
     return beat is not None and since is not None and beat > since
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    from datetime import UTC  # noqa: PLC0415 - tiny helper
-
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _streams(conn: Any, view: RolloutView, items: list[_HostRow], beats: dict[str, datetime],

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table, update
 
 from ringfence.errors import ConflictError, NotFoundError
 
-__all__ = ["bulk_insert", "chunks", "update_versioned"]
+__all__ = ["bulk_insert", "chunks", "update_versioned", "utc"]
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
@@ -56,3 +57,10 @@ def bulk_insert(conn: Connection, table: Table, columns: Sequence[str], rows: Se
     raw_conn = conn.connection.driver_connection
     assert raw_conn is not None
     raw_conn.executemany(sql, rows)
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """A stored time as an aware UTC datetime (SQLite hands back naive UTC values)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

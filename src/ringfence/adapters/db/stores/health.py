@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, case, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ringfence.adapters.db.stores.base import chunks
+from ringfence.adapters.db.stores.base import chunks, utc
 from ringfence.adapters.db.tables import HostCredentialRow, HostEventRow, HostHealthRow, HostVersionRow
 
 __all__ = [
@@ -31,10 +31,6 @@ def _ins(conn: Connection) -> Any:
     return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
-def _utc(at: datetime | None) -> datetime | None:
-    if at is None:
-        return None
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def set_credential(conn: Connection, host_id: str, token_hash: str, now: datetime) -> None:
@@ -71,7 +67,7 @@ def first_heartbeats(conn: Connection, host_ids: Iterable[str]) -> dict[str, dat
     for part in chunks(sorted(set(host_ids)), 900):
         for r in conn.execute(select(HostHealthRow.host_id, HostHealthRow.first_heartbeat)
                               .where(HostHealthRow.host_id.in_(part))):
-            out[r.host_id] = _utc(r.first_heartbeat)  # type: ignore[assignment]
+            out[r.host_id] = utc(r.first_heartbeat)  # type: ignore[assignment]
     return out
 
 
@@ -80,12 +76,12 @@ def heartbeats(conn: Connection, host_ids: Iterable[str] | None = None) -> dict[
     out: dict[str, datetime] = {}
     if host_ids is None:
         for r in conn.execute(select(HostHealthRow.host_id, HostHealthRow.last_heartbeat)):
-            out[r.host_id] = _utc(r.last_heartbeat)  # type: ignore[assignment]
+            out[r.host_id] = utc(r.last_heartbeat)  # type: ignore[assignment]
         return out
     for part in chunks(sorted(set(host_ids)), 900):
         for r in conn.execute(select(HostHealthRow.host_id, HostHealthRow.last_heartbeat)
                               .where(HostHealthRow.host_id.in_(part))):
-            out[r.host_id] = _utc(r.last_heartbeat)  # type: ignore[assignment]
+            out[r.host_id] = utc(r.last_heartbeat)  # type: ignore[assignment]
     return out
 
 
@@ -147,7 +143,7 @@ def first_event_times(conn: Connection, rollout_ids: Sequence[str], since: datet
     rows = conn.execute(select(HostEventRow.host_id, HostEventRow.kind, HostEventRow.first_at).where(
         HostEventRow.rollout_id.in_(list(rollout_ids)), HostEventRow.last_at >= since))
     for r in rows:
-        at = _utc(r.first_at)
+        at = utc(r.first_at)
         assert at is not None
         slot = out.setdefault(r.kind, {})
         slot[r.host_id] = min(at, slot.get(r.host_id, at))

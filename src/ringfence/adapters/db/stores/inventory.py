@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, text
@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ringfence.adapters.db.selector_sql import to_sql
-from ringfence.adapters.db.stores.base import bulk_insert, chunks
+from ringfence.adapters.db.stores.base import bulk_insert, chunks, utc
 from ringfence.adapters.db.tables import (
     HostAgentRow,
     HostLabelRow,
@@ -70,10 +70,6 @@ _HOST_COLS = (
 _IN_CHUNK = 900  # stays under SQLite's bound-parameter limit
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _insert(conn: Connection) -> Any:
@@ -129,7 +125,7 @@ def _host_row(h: Host, now: datetime) -> tuple[Any, ...]:
             h.hardware_vendor, h.hardware_model, h.platform.value, h.cloud_provider, h.cloud_region,
             h.cloud_zone, h.site, h.country, h.subdivision, h.timezone, h.tier, h.encryption.value,
             h.recovery_key_escrowed, h.recovery_key_verified, h.oob_management, h.local_admin, h.usb_boot,
-            _utc(h.last_seen), now)
+            utc(h.last_seen), now)
 
 
 def _child_rows(hosts: Sequence[Host]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
@@ -219,7 +215,7 @@ def _hosts_from_rows(conn: Connection, rows: Sequence[Any]) -> list[Host]:
              agents=tuple(agents.get(r.id, ())), encryption=DiskEncryption(r.encryption),
              recovery_key_escrowed=bool(r.recovery_key_escrowed), recovery_key_verified=bool(r.recovery_key_verified),
              oob_management=bool(r.oob_management), local_admin=bool(r.local_admin), usb_boot=bool(r.usb_boot),
-             last_seen=_utc(r.last_seen))
+             last_seen=utc(r.last_seen))
         for r in rows
     ]
 

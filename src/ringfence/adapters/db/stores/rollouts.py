@@ -8,14 +8,14 @@ read the same status cannot both write, so a promotion is never applied twice.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ringfence.adapters.db.stores.base import bulk_insert, chunks, update_versioned
+from ringfence.adapters.db.stores.base import bulk_insert, chunks, update_versioned, utc
 from ringfence.adapters.db.tables import (
     DecisionRow,
     KillSwitchRow,
@@ -54,10 +54,6 @@ __all__ = [
 ]
 
 
-def _utc(at: datetime | None) -> datetime | None:
-    if at is None:
-        return None
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def _ins(conn: Connection) -> Any:
@@ -68,7 +64,7 @@ def _ins(conn: Connection) -> Any:
 
 def _release(r: Any) -> Release:
     return Release(id=ReleaseId(r.id), product=r.product, version=r.version, kind=ReleaseKind(r.kind),
-                   platforms=tuple(r.platforms), created_at=_utc(r.created_at), created_by=r.created_by,
+                   platforms=tuple(r.platforms), created_at=utc(r.created_at), created_by=r.created_by,
                    artifacts=tuple(Artifact(name=a["name"], sha256=a["sha256"], size=int(a["size"]))
                                    for a in r.artifacts))
 
@@ -141,7 +137,7 @@ def get_plan_document(conn: Connection, name: str) -> tuple[dict[str, Any], str]
 
 def list_plans(conn: Connection) -> list[dict[str, Any]]:
     """Stored plans with who changed them last."""
-    return [{"name": r.name, "version": r.version, "updated_at": _utc(r.updated_at), "updated_by": r.updated_by}
+    return [{"name": r.name, "version": r.version, "updated_at": utc(r.updated_at), "updated_by": r.updated_by}
             for r in conn.execute(select(PlanRow).order_by(PlanRow.name))]
 
 
@@ -252,7 +248,7 @@ def decisions(conn: Connection, rollout_id: str, *, limit: int = 1000) -> list[D
     """The decision log, oldest first."""
     rows = conn.execute(select(DecisionRow).where(DecisionRow.rollout_id == rollout_id)
                         .order_by(DecisionRow.seq).limit(limit))
-    return [DecisionRecord(seq=r.seq, at=_utc(r.at), state=r.state, wave=r.wave, actor=r.actor, message=r.message,
+    return [DecisionRecord(seq=r.seq, at=utc(r.at), state=r.state, wave=r.wave, actor=r.actor, message=r.message,
                            reasons=r.reasons, evidence=r.evidence) for r in rows]
 
 
@@ -274,4 +270,4 @@ def kill_switch(conn: Connection, product: str) -> dict[str, Any] | None:
                                                         KillSwitchRow.active.is_(True)))).first()
     if row is None:
         return None
-    return {"product": row.product, "actor": row.actor, "reason": row.reason, "at": _utc(row.at)}
+    return {"product": row.product, "actor": row.actor, "reason": row.reason, "at": utc(row.at)}

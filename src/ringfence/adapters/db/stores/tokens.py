@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from ringfence.adapters.db.stores.base import update_versioned
+from ringfence.adapters.db.stores.base import update_versioned, utc
 from ringfence.adapters.db.tables import ApiTokenRow
 from ringfence.domain.access import Role
 from ringfence.errors import NotFoundError
@@ -36,16 +36,12 @@ class TokenRecord:
         return self.revoked_at is None
 
 
-def _utc(at: datetime | None) -> datetime | None:
-    if at is None:
-        return None
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def _record(r: Any) -> TokenRecord:
-    return TokenRecord(id=r.id, name=r.name, role=Role(r.role), prefix=r.prefix, created_at=_utc(r.created_at)
-                       or r.created_at, created_by=r.created_by, revoked_at=_utc(r.revoked_at),
-                       last_used_at=_utc(r.last_used_at), version=r.version)
+    return TokenRecord(id=r.id, name=r.name, role=Role(r.role), prefix=r.prefix, created_at=utc(r.created_at)
+                       or r.created_at, created_by=r.created_by, revoked_at=utc(r.revoked_at),
+                       last_used_at=utc(r.last_used_at), version=r.version)
 
 
 def create(conn: Connection, *, name: str, role: Role, token_hash: str, prefix: str, now: datetime,
