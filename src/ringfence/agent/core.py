@@ -170,6 +170,18 @@ class Agent:
         self.dir.save(self.state)
         return desired
 
+    def run_poll(self) -> bool:
+        """One poll as the loop runs it: a refusal or an unreachable channel is logged (one line), not raised."""
+        try:
+            self.poll_once()
+        except Refused as e:
+            self._refuse(e)
+            return False
+        except Unreachable as e:
+            log.warning("channel unreachable (%s); keeping the current versions", e)
+            return False
+        return True
+
     def _trusted_root(self) -> bytes:
         try:
             return self.config.trusted_root.read_bytes()
@@ -346,15 +358,7 @@ class Agent:
             self.settle()
             polls = 0
             while not self.stopping.is_set():
-                ok = True
-                try:
-                    self.poll_once()
-                except Refused as e:
-                    self._refuse(e)
-                    ok = False
-                except Unreachable as e:
-                    log.warning("channel unreachable (%s); keeping the current versions", e)
-                    ok = False
+                ok = self.run_poll()
                 ok = self.report() and ok
                 polls += 1
                 if max_polls and polls >= max_polls:
