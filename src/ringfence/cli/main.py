@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ringfence import __version__
-from ringfence.cli import assess_cli, rollout_cli
+from ringfence.cli import assess_cli, channel_cli, rollout_cli, supply_cli
 from ringfence.cli.client import ApiClient, client_from_options
 from ringfence.config import Settings, load_settings
 from ringfence.errors import InputError, RingfenceError
@@ -43,7 +43,9 @@ for sub, name in ((db_app, "db"), (token_app, "token"), (inventory_app, "invento
     app.add_typer(sub, name=name)
 
 rollout_cli.install(app, hosts_app)
+supply_cli.install(app)  # vulns, sbom, vex, signers, components, gates; release findings/sign
 assess_cli.install(app)
+channel_cli.install(app, hosts_app)  # keys, channel, enrol, remediation; hosts revoke-credential
 
 out = Console()
 err = Console(stderr=True)
@@ -90,26 +92,46 @@ def _root(version: Annotated[bool, typer.Option("--version", help="Print the ver
 def serve(config: ConfigOpt = None,
           host: Annotated[str | None, typer.Option(help="Listen address (RINGFENCE_HOST).")] = None,
           port: Annotated[int | None, typer.Option(help="Listen port (RINGFENCE_PORT).")] = None,
-          database_url: DbOpt = None) -> None:
-    """Migrate the database, create the first admin token if there is none, and serve the API."""
+          database_url: DbOpt = None,
+          demo: Annotated[bool, typer.Option("--demo/--no-demo", help=(
+              "Run the demo: a fresh SQLite database under DATA_DIR/demo, a simulated fleet, a fast clock "
+              "and the 'Replay 19 July 2024' button (docs/dashboard.md)."))] = False,
+          demo_speed: Annotated[float, typer.Option(help="Demo clock speed-up (demo seconds per real second).")] = 60.0,
+          demo_hosts: Annotated[int, typer.Option(help="Simulated hosts in the demo (10 … 5,000).")] = 2000,
+          ) -> None:
+    """Migrate the database, create the first admin token if there is none, and serve the API and dashboard."""
     import uvicorn  # noqa: PLC0415 - only the server needs it
 
     from ringfence.adapters.api.app import create_app  # noqa: PLC0415
     from ringfence.adapters.db.engine import Database  # noqa: PLC0415
-    from ringfence.services.context import system_clock  # noqa: PLC0415
+    from ringfence.services.context import Clock, system_clock  # noqa: PLC0415
     from ringfence.services.tokens import ensure_admin_token  # noqa: PLC0415
 
     settings = _settings(config, host=host, port=port, database_url=database_url)
+    clock: Clock = system_clock
+    if demo:
+        from ringfence.demo.serve import demo_settings  # noqa: PLC0415
+
+        settings, clock = demo_settings(settings, speed=demo_speed, hosts=demo_hosts)
     db = Database(settings.database_url)
     db.upgrade()
-    token = ensure_admin_token(db, clock=system_clock)
+    token = ensure_admin_token(db, clock=clock)
     if token:
         err.print("[bold]First start: created an admin token. It is shown only now; store it safely.[/bold]")
         err.print(f"  export RINGFENCE_TOKEN={token}", soft_wrap=True, highlight=False)
+    app_ = create_app(settings, db=db, clock=clock)
+    fleet = None
+    if demo:
+        from ringfence.demo.serve import start_demo  # noqa: PLC0415
+
+        fleet = start_demo(app_, db, clock, hosts=demo_hosts, console=err)
     err.print(f"ringfence {__version__} serving on http://{settings.host}:{settings.port} "
-              f"(API docs at /docs, database {db.dialect})", highlight=False)
-    uvicorn.run(create_app(settings, db=db), host=settings.host, port=settings.port,
-                log_level=settings.log_level, access_log=False)
+              f"(dashboard at /, API docs at /docs, database {db.dialect})", highlight=False)
+    try:
+        uvicorn.run(app_, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
+    finally:
+        if fleet is not None:
+            fleet.stop()
 
 
 @db_app.command("upgrade")

@@ -1,0 +1,20 @@
+"""The browser dashboard (server-rendered Jinja2 pages, a little hand-written JavaScript, no CDN)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from ringfence.adapters.web.routes import router
+
+__all__ = ["STATIC_DIR", "install_dashboard"]
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def install_dashboard(app: FastAPI) -> None:
+    """Serve the dashboard at ``/`` and its static files at ``/static``."""
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

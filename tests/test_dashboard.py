@@ -1,0 +1,213 @@
+"""Dashboard pages without a browser: login, CSRF, role-based buttons, actions through the services, the demo.
+
+Real database (SQLite and PostgreSQL), real app, real services; the browser tests (tests/test_browser.py)
+drive the same pages in chromium.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from ringfence.adapters.api.reconciler import Reconciler
+from ringfence.adapters.artifacts import ArtifactStore
+from ringfence.adapters.db.engine import Database
+from ringfence.adapters.db.stores import rollouts as rollout_store
+from ringfence.adapters.web.routes import COOKIE, csrf_for
+from ringfence.demo.fleet import HOSTS_2024, DemoFleet
+from ringfence.domain.access import Role
+from ringfence.services import audit, rollouts
+from ringfence.services.context import Actor
+from ringfence.services.tokens import create_token
+from tests.api_support import Api
+from tests.conftest import FakeClock
+from tests.rollout_harness import Fleet, make_hosts, start
+
+ADMIN = Actor(name="admin", role=Role.ADMIN)
+
+
+def _login(api: Api, role: str) -> str:
+    """Sign in through the login form; return the session's CSRF token."""
+    api.client.cookies.clear()
+    page = api.client.get("/login")
+    nonce = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert nonce, page.text
+    resp = api.client.post("/login", data={"csrf": nonce.group(1), "token": api.tokens[role], "next": "/"},
+                           follow_redirects=False)
+    assert resp.status_code == 303 and resp.headers["location"] == "/"
+    return csrf_for(api.tokens[role])
+
+
+@pytest.fixture
+def rollout(api: Api, db: Database, clock: FakeClock, tmp_path: Path) -> str:
+    """A rollout of 40 hosts started by 'olga', run for a few minutes so it has exposure and evidence."""
+    fleet = Fleet(db=db, clock=clock, hosts=make_hosts(40), artifacts=ArtifactStore(tmp_path / "a"))
+    fleet.release("290")
+    rid = start(fleet, fleet.release("291"))
+    fleet.run(rid, minutes=4)
+    return rid
+
+
+def test_pages_need_a_session_and_the_login_refuses_unknown_tokens(api: Api) -> None:
+    resp = api.client.get("/", follow_redirects=False)
+    assert resp.status_code == 303 and resp.headers["location"].startswith("/login?next=")
+    assert api.client.get("/ui/live/overview").status_code == 401
+    page = api.client.get("/login")
+    assert 'for="token"' in page.text and 'autocomplete="off"' in page.text
+    nonce = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert nonce
+    wrong = api.client.post("/login", data={"csrf": nonce.group(1), "token": "rf_not-a-token"}, follow_redirects=False)
+    assert wrong.status_code == 401 and "Sign-in failed: unknown token" in wrong.text
+    assert COOKIE not in wrong.cookies
+    # Without the login form's CSRF value (a cross-site post), the token is not even looked at.
+    api.client.cookies.clear()
+    forged = api.client.post("/login", data={"csrf": "x", "token": api.tokens["admin"]}, follow_redirects=False)
+    assert forged.status_code == 403 and COOKIE not in forged.cookies
+
+
+def test_login_sets_an_httponly_strict_cookie_and_logout_needs_csrf(api: Api) -> None:
+    api.client.cookies.clear()
+    page = api.client.get("/login")
+    nonce = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert nonce
+    resp = api.client.post("/login", data={"csrf": nonce.group(1), "token": api.tokens["viewer"], "next": "//evil.example/"},
+                           follow_redirects=False)
+    assert resp.headers["location"] == "/"  # never an open redirect
+    cookie = next(v for k, v in resp.headers.multi_items() if k == "set-cookie" and v.startswith(COOKIE))
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert "viewer-1" in api.client.get("/").text
+    assert api.client.post("/logout", data={"csrf": "wrong"}, follow_redirects=False).status_code == 403
+    out = api.client.post("/logout", data={"csrf": csrf_for(api.tokens["viewer"])}, follow_redirects=False)
+    assert out.status_code == 303 and out.headers["location"] == "/login"
+    assert api.client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_overview_shows_rollouts_fleet_health_and_kill_switch_by_role(api: Api, rollout: str) -> None:
+    _login(api, "operator")
+    page = api.client.get("/").text
+    assert rollout in page and "falcon-content@291" in page
+    assert re.search(r'id="fleet-hosts">40<', page) and re.search(r'id="fleet-reporting">.*?40', page)
+    assert "Engage the kill switch for falcon-content" in page
+    live = api.client.get("/ui/live/overview")
+    assert live.status_code == 200 and rollout in live.text and "<html" not in live.text
+    _login(api, "viewer")
+    page = api.client.get("/").text
+    assert rollout in page and "Engage the kill switch" not in page
+
+
+def test_rollout_page_shows_waves_chart_evidence_and_decisions(api: Api, rollout: str) -> None:
+    _login(api, "viewer")
+    page = api.client.get(f"/rollouts/{rollout}").text
+    for text in ("canary", "Exposure over time", "<svg", "<polyline", "Health gate evidence", "Decision log",
+                 "created: falcon-content@291", "No tenant policy holds", "mon, tue, wed, thu, fri, sat, sun 00:00–24:00"):
+        assert text in page, text
+    assert 'id="no-actions"' in page and 'action="/ui/rollouts/' not in page  # a viewer gets no buttons
+    assert api.client.get("/rollouts/ro-nope").status_code == 404
+
+
+def test_buttons_follow_the_role_and_approve_is_hidden_from_who_started(api: Api, db: Database, clock: FakeClock,
+                                                                       rollout: str) -> None:
+    _login(api, "operator")
+    page = api.client.get(f"/rollouts/{rollout}").text
+    for op in ("pause", "halt", "rollback", "abort"):
+        assert f'id="do-{op}"' in page, op
+    assert 'id="do-approve"' not in page  # operators cannot approve
+    _login(api, "approver")
+    assert 'id="do-approve"' in api.client.get(f"/rollouts/{rollout}").text
+    starter, _ = create_token(db, name="olga", role="approver", actor=ADMIN, clock=clock)  # who started it
+    api.tokens["olga"] = starter
+    _login(api, "olga")
+    page = api.client.get(f"/rollouts/{rollout}").text
+    assert 'id="do-pause"' in page and 'id="do-approve"' not in page
+
+
+def test_actions_need_csrf_and_a_reason_and_land_in_the_audit_log(api: Api, db: Database, rollout: str) -> None:
+    csrf = _login(api, "operator")
+    before = rollouts.get_rollout(db, rollout).status.state.value
+    forged = api.client.post(f"/ui/rollouts/{rollout}/pause", data={"reason": "x"}, follow_redirects=False)
+    assert forged.status_code == 403 and "CSRF" in forged.text
+    empty = api.client.post(f"/ui/rollouts/{rollout}/pause", data={"csrf": csrf, "reason": " "}, follow_redirects=False)
+    assert empty.status_code == 422 and "reason" in empty.text
+    assert rollouts.get_rollout(db, rollout).status.state.value == before
+    done = api.client.post(f"/ui/rollouts/{rollout}/pause", data={"csrf": csrf, "reason": "CHG-1 look first"},
+                           follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == f"/rollouts/{rollout}"
+    assert rollouts.get_rollout(db, rollout).status.state.value == "paused"
+    entry = audit.list_entries(db, actor=ADMIN, action="rollout.pause")[0]
+    assert entry.actor == "operator-1" and entry.reason == "CHG-1 look first"
+    again = api.client.post(f"/ui/rollouts/{rollout}/pause", data={"csrf": csrf, "reason": "twice"}, follow_redirects=False)
+    assert again.status_code == 409 and "cannot pause" in again.text  # the engine's words, as a page
+
+
+def test_a_viewer_cannot_act_even_with_its_own_csrf_token(api: Api, db: Database, rollout: str) -> None:
+    csrf = _login(api, "viewer")
+    resp = api.client.post(f"/ui/rollouts/{rollout}/halt", data={"csrf": csrf, "reason": "no"}, follow_redirects=False)
+    assert resp.status_code == 403 and "needs role operator" in resp.text
+    assert rollouts.get_rollout(db, rollout).status.state.value != "halted"
+
+
+def test_kill_switch_needs_the_product_typed_to_confirm(api: Api, db: Database, rollout: str) -> None:
+    csrf = _login(api, "operator")
+    no = api.client.post("/ui/killswitch/falcon-content", data={"csrf": csrf, "reason": "boot loops", "confirm": "yes"},
+                         follow_redirects=False)
+    assert no.status_code == 422 and "confirm" in no.text
+    with db.transaction() as conn:
+        assert rollout_store.kill_switch(conn, "falcon-content") is None
+    yes = api.client.post("/ui/killswitch/falcon-content",
+                          data={"csrf": csrf, "reason": "boot loops", "confirm": "falcon-content"}, follow_redirects=False)
+    assert yes.status_code == 303
+    assert rollouts.get_rollout(db, rollout).status.state.value in ("halted", "rolling_back")
+    assert "ENGAGED" in api.client.get("/").text
+
+
+def test_hosts_search_host_page_and_releases(api: Api, rollout: str) -> None:
+    _login(api, "viewer")
+    page = api.client.get("/hosts", params={"where": "os_family=windows"})
+    assert page.status_code == 200 and "40 of 40 hosts" in page.text and "reporting" in page.text
+    bad = api.client.get("/hosts", params={"where": "os_family=="})
+    assert bad.status_code == 422 and 'role="alert"' in bad.text
+    host = api.client.get("/hosts/h00001").text
+    assert "Facts" in host and "falcon-content" in host and "First heartbeat" in host and "Should run" in host
+    assert api.client.get("/hosts/nope").status_code == 404
+    rel = api.client.get("/releases").text
+    assert "falcon-content@291" in rel and "c-291.bin" in rel
+
+
+def test_static_files_are_served_from_the_package(api: Api) -> None:
+    js = api.client.get("/static/dashboard.js")
+    assert js.status_code == 200 and "data-live" in js.text
+    assert api.client.get("/static/dashboard.css").status_code == 200
+
+
+def test_demo_replay_is_halted_in_wave_zero(db: Database, clock: FakeClock, tmp_path: Path) -> None:
+    """The demo's agents on a hand-moved clock: the good release progresses, the replay halts in wave 0."""
+    from ringfence.services.health import HealthIngest
+
+    ingest = HealthIngest(db, clock, max_per_minute=120)
+    demo = DemoFleet(db=db, ingest=ingest, artifacts=ArtifactStore(tmp_path / "a"), clock=clock, host_count=300)
+    demo.setup()
+    reconciler = Reconciler(db, ingest, clock, 1.0)
+    for _ in range(5):
+        clock.advance(minutes=1)
+        demo.step()
+        reconciler.run_once()
+    good = rollouts.list_rollouts(db, actor=ADMIN)[0]
+    assert good.spec.release.product == "falcon-sensor" and good.status.state.value == "progressing"
+    rid = demo.replay(Actor(name="olga", role=Role.OPERATOR))
+    assert demo.replay(Actor(name="olga", role=Role.OPERATOR)) == rid  # once
+    for _ in range(30):
+        clock.advance(minutes=1)
+        demo.step()
+        reconciler.run_once()
+        if rollouts.get_rollout(db, rid).status.halted_at is not None:
+            break
+    status = rollouts.get_rollout(db, rid).status
+    assert status.halted_at is not None and status.wave == 0, status.message
+    assert "silent" in status.halt_reason
+    info = demo.info()
+    assert 0 < info.silent < 60 and info.hosts_2024 == HOSTS_2024
+    with db.transaction() as conn:
+        hit = sum(1 for r in rollout_store.rollout_host_rows(conn, rid) if r.exposed_at is not None)
+    assert info.silent <= hit < 100  # a few dozen of 300, not every Windows host
