@@ -78,16 +78,16 @@ def exposure_chart(state: AppState, rollout_id: str, now: datetime, *, width: in
         rows = store.rollout_host_rows(conn, rollout_id)
     exposed = sorted(t for r in rows if (t := utc(r.exposed_at)) is not None)
     back = sorted(t for r in rows if (t := utc(r.rolled_back_at)) is not None)
-    total = max(1, len(rows))
     if not exposed:
-        return {"points": "", "back_points": "", "total": len(rows), "exposed": 0, "start": None, "end": now,
+        return {"points": "", "back_points": "", "total": len(rows), "top": 0, "exposed": 0, "start": None, "end": now,
                 "width": width, "height": height}
+    top = max(10, len(exposed))  # the y axis ends at the hosts exposed so far, so a small canary is visible
     start, end = exposed[0], max(now, exposed[-1])
     span = max((end - start).total_seconds(), 1.0)
 
     def xy(t: datetime, n: int) -> str:
         x = (t - start).total_seconds() / span * width
-        y = height - n / total * height
+        y = height - n / top * height
         return f"{x:.1f},{y:.1f}"
 
     def steps(times: list[datetime]) -> str:
@@ -98,7 +98,7 @@ def exposure_chart(state: AppState, rollout_id: str, now: datetime, *, width: in
         pts.append(xy(end, len(times)))
         return " ".join(pts)
 
-    return {"points": steps(exposed), "back_points": steps(back) if back else "", "total": len(rows),
+    return {"points": steps(exposed), "back_points": steps(back) if back else "", "total": len(rows), "top": top,
             "exposed": len(exposed), "start": start, "end": end, "width": width, "height": height}
 
 
@@ -117,7 +117,9 @@ def rollout_page(state: AppState, rollout_id: str) -> dict[str, Any]:
     windows = [f"{', '.join(w['days'])} {w['start']}–{w['end']}" for w in mapping.get("windows", [])]
     freeze = mapping.get("freeze", {})
     decisions = list(reversed(data["decisions"]))
-    evidence = next((d for d in decisions if d.get("evidence")), None)
+    # The health gate's evidence (other evidence, such as release gates before the start, has no streams).
+    evidence = next((d for d in decisions if isinstance(d.get("evidence"), dict) and "streams" in d["evidence"]
+                     and "verdict" in d["evidence"]), None)
     streams = sorted((evidence or {}).get("evidence", {}).get("streams", []),
                      key=lambda s: (s["verdict"] != "failed", s["stratum"] != "*", s["signal"]))
     return {"now": now, "r": data, "timeline": timeline, "windows": windows, "freeze": freeze,
