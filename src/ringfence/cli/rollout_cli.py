@@ -47,10 +47,15 @@ def release_create(product: Annotated[str, typer.Option(help="Product name, e.g.
                    kind: Annotated[str, typer.Option(help="agent, content, os-patch or app.")],
                    platform: Annotated[list[str], typer.Option(help="windows, linux or macos (repeatable).")],
                    file: Annotated[list[Path], typer.Option(help="Artifact file (repeatable).")],
+                   sbom: Annotated[Path | None, typer.Option(help="SBOM (CycloneDX JSON/XML, SPDX JSON).")] = None,
+                   content_schema: Annotated[Path | None, typer.Option(
+                       help="Agent releases: JSON Schema of the content this agent version accepts.")] = None,
+                   for_agent: Annotated[str, typer.Option(
+                       help="Content releases: the agent product that loads this content.")] = "",
                    reason: ReasonOpt = "", config: ConfigOpt = None, server: ServerOpt = None, token: TokenOpt = None,
                    as_json: JsonOpt = False) -> None:
     """Create a release; artifacts are stored content-addressed (SHA-256)."""
-    missing = [f for f in file if not f.is_file()]
+    missing = [f for f in [*file, *(p for p in (sbom, content_schema) if p is not None)] if not f.is_file()]
     if missing:
         raise InputError.single("file", f"{missing[0]} does not exist", expected="a path to an artifact")
     handles = [f.open("rb") for f in file]
@@ -58,9 +63,11 @@ def release_create(product: Annotated[str, typer.Option(help="Product name, e.g.
         with _client(config, server, token) as api:
             parts: list[tuple[str, Any]] = [("files", (f.name, h, "application/octet-stream"))
                                             for f, h in zip(file, handles, strict=True)]
+            parts += [(k, (p.name, p.read_bytes(), "application/octet-stream"))  # supply chain (optional)
+                      for k, p in (("sbom", sbom), ("content_schema", content_schema)) if p is not None]
             data = api.request("POST", "/v1/releases", files=parts,
                                data={"product": product, "version": version, "kind": kind, "platforms": platform,
-                                     "reason": reason})
+                                     "reason": reason, "for_agent": for_agent})
     finally:
         for h in handles:
             h.close()
@@ -216,6 +223,10 @@ def _print_status(data: dict[str, Any]) -> None:
     for p in data["policies_holding"]:
         out.print(f"  held by policy: tenant {p['tenant']} ring={p['ring']} pin={p['pin']} "
                   f"delay={p['delay_hours']}h", highlight=False)
+    if data.get("gates"):  # release gates (supply chain), run at start
+        from ringfence.cli.supply_cli import print_gates  # noqa: PLC0415
+
+        print_gates(data["gates"])
 
 
 @rollout_app.command("start")

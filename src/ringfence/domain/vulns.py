@@ -90,9 +90,11 @@ __all__ = [
     "compare_versions",
     "component_from_purl",
     "evaluate",
+    "fixed_in",
     "is_vulnerable",
     "normalize_name",
     "ordering_for",
+    "package_key",
 ]
 
 
@@ -783,3 +785,41 @@ class AdvisoryIndex:
                     )
                 )
         return out
+
+
+def package_key(component: Component) -> tuple[str, str]:
+    """``(base ecosystem, normalised name)`` of a component as the index keys it (purl first)."""
+    eco, name, _, _ = _component_key(component)
+    return (eco, name)
+
+
+def fixed_in(advisory: Advisory, component: Component) -> str:
+    """The lowest ``fixed`` version above the component's version in the entries naming its package.
+
+    Empty when the advisory names no fix above it (or the versions cannot be
+    ordered); several candidates in different orderings are joined with ``, ``.
+    """
+    eco, name, _, version = _component_key(component)
+    found: list[str] = []
+    for aff in advisory.affected:
+        a_eco = base_ecosystem(aff.ecosystem)
+        if (a_eco, normalize_name(a_eco, aff.name)) != (eco, name):
+            continue
+        for rng in aff.ranges:
+            ordering = ordering_for(rng.type, aff.ecosystem)
+            if ordering is None:
+                continue
+            best: str | None = None
+            for kind, value in rng.events:
+                if kind != EventKind.FIXED:
+                    continue
+                try:
+                    if version and compare_versions(ordering, value, version) <= 0:
+                        continue
+                    if best is None or compare_versions(ordering, value, best) < 0:
+                        best = value
+                except VersionOrderError:
+                    continue
+            if best is not None and best not in found:
+                found.append(best)
+    return ", ".join(found)

@@ -360,6 +360,10 @@ def operate(db: Database, rollout_id: str, op: str, *, actor: Actor, clock: Cloc
     """Apply an operator command (start, pause, resume, approve, halt, rollback, abort)."""
     needed = Role.APPROVER if op == "approve" else Role.OPERATOR
     actor.require(needed, f"{op} of a rollout")
+    if op == "start":  # release gates (signature, SBOM, vulnerabilities, content contract) before wave 0
+        from ringfence.services import release_gates  # noqa: PLC0415 - gates live in their own module
+
+        release_gates.check_before_start(db, rollout_id, actor=actor, clock=clock)
     now = clock()
     with db.transaction() as conn:
         view = _load(conn, rollout_id)

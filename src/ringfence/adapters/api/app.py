@@ -13,12 +13,14 @@ from ringfence.adapters.api.metrics import install_metrics
 from ringfence.adapters.api.problems import install_problem_handlers
 from ringfence.adapters.api.reconciler import Reconciler
 from ringfence.adapters.api.routes import assessment, audit, health, inventory, rollouts, system, tokens
+from ringfence.adapters.api.routes import supply_chain as supply_chain_routes
 from ringfence.adapters.artifacts import ArtifactStore
 from ringfence.adapters.db.engine import Database
 from ringfence.adapters.web import install_dashboard
 from ringfence.config import Settings
 from ringfence.services.context import Clock, system_clock
 from ringfence.services.health import HealthIngest
+from ringfence.services.release_gates import configure_artifacts
 
 __all__ = ["create_app"]
 
@@ -53,6 +55,8 @@ def create_app(settings: Settings, *, db: Database | None = None, clock: Clock =
     app.state.reconciler = reconciler
     install_problem_handlers(app)
     install_metrics(app)
+    configure_artifacts(database, state.artifacts)  # the content-contract gate reads content artifacts
+    app.include_router(supply_chain_routes.router)  # before rollouts: /gate-override must win over /{op}
     for module in (system, tokens, inventory, audit, rollouts, health, assessment):
         app.include_router(module.router)
     install_dashboard(app)  # the browser dashboard at / (adapters/web)

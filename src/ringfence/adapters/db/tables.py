@@ -362,3 +362,169 @@ class KeyEscrowRow(Base):
     location: Mapped[str] = mapped_column(String(200))
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(TZ)
+
+
+# --- supply chain (SBOMs, advisories, VEX, signatures, content contracts, release gates) ------------
+
+class SbomRow(Base):
+    """The SBOM of a release (one per release; importing another replaces it)."""
+
+    __tablename__ = "sboms"
+    release_id: Mapped[str] = mapped_column(String(200), ForeignKey("releases.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    format: Mapped[str] = mapped_column(String(16))
+    spec_version: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(400), default="")
+    serial_number: Mapped[str] = mapped_column(String(200), default="", index=True)
+    bom_version: Mapped[int] = mapped_column(Integer, default=1)
+    subject_ref: Mapped[str] = mapped_column(String(400), default="")  # bom-ref of metadata.component
+    source: Mapped[str] = mapped_column(String(400), default="")
+    sha256: Mapped[str] = mapped_column(String(64))
+    components: Mapped[int] = mapped_column(Integer, default=0)
+    incomplete: Mapped[int] = mapped_column(Integer, default=0)
+    warnings: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    imported_at: Mapped[datetime] = mapped_column(TZ)
+    imported_by: Mapped[str] = mapped_column(String(200))
+
+
+class SbomComponentRow(Base):
+    """One component of a release's SBOM, normalised (ecosystem and name as the matcher keys them)."""
+
+    __tablename__ = "sbom_components"
+    release_id: Mapped[str] = mapped_column(String(200), ForeignKey("sboms.release_id", ondelete="CASCADE"),
+                                            primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(400))
+    version: Mapped[str] = mapped_column(String(200), default="")
+    purl: Mapped[str] = mapped_column(Text, default="")
+    ecosystem: Mapped[str] = mapped_column(String(64), default="")
+    package: Mapped[str] = mapped_column(String(400), default="")  # normalised name in the ecosystem
+    group: Mapped[str] = mapped_column(String(400), default="")
+    bom_ref: Mapped[str] = mapped_column(String(400), default="")
+    hashes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    incomplete: Mapped[bool] = mapped_column(Boolean, default=False)
+    problems: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    __table_args__ = (Index("ix_sbom_components_package", "ecosystem", "package"),)
+
+
+class AdvisoryRow(Base):
+    """One OSV advisory (aliases merged), with what matching needs; re-import replaces it."""
+
+    __tablename__ = "advisories"
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    aliases: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    modified: Mapped[datetime] = mapped_column(TZ)
+    published: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+    withdrawn: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+    severity: Mapped[str] = mapped_column(String(16), default="unknown")
+    score: Mapped[float | None] = mapped_column(nullable=True)
+    vector: Mapped[str] = mapped_column(Text, default="")
+    severity_source: Mapped[str] = mapped_column(String(64), default="")
+    affected: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    source: Mapped[str] = mapped_column(Text, default="")
+    imported_at: Mapped[datetime] = mapped_column(TZ)
+
+
+class AdvisoryAliasRow(Base):
+    """Every id and alias of an advisory, for look-ups by CVE, GHSA, PYSEC … id."""
+
+    __tablename__ = "advisory_aliases"
+    alias: Mapped[str] = mapped_column(String(200), primary_key=True)
+    advisory_id: Mapped[str] = mapped_column(String(200), ForeignKey("advisories.id", ondelete="CASCADE"),
+                                             primary_key=True, index=True)
+
+
+class VulnGenerationRow(Base):
+    """A counter bumped by every advisory import: a process's cached index is valid while it is unchanged."""
+
+    __tablename__ = "vuln_generation"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(TZ)
+
+
+class VexStatementRow(Base):
+    """A VEX statement about one vulnerability and one product (purl, release id or BOM-Link)."""
+
+    __tablename__ = "vex_statements"
+    vulnerability: Mapped[str] = mapped_column(String(200), primary_key=True)
+    product: Mapped[str] = mapped_column(String(400), primary_key=True)
+    status: Mapped[str] = mapped_column(String(32))
+    justification: Mapped[str] = mapped_column(String(100), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    document: Mapped[str] = mapped_column(String(400), default="")
+    format: Mapped[str] = mapped_column(String(16))
+    imported_at: Mapped[datetime] = mapped_column(TZ)
+    imported_by: Mapped[str] = mapped_column(String(200))
+
+
+class ReleaseSignerRow(Base):
+    """A trusted release-signing public key (securesystemslib key dict)."""
+
+    __tablename__ = "release_signers"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    keyid: Mapped[str] = mapped_column(String(64), unique=True)
+    public_key: Mapped[dict[str, Any]] = mapped_column(JSON)
+    added_at: Mapped[datetime] = mapped_column(TZ)
+    added_by: Mapped[str] = mapped_column(String(200))
+
+
+class ReleaseSignatureRow(Base):
+    """A detached signature over one artifact's SHA-256 by one key."""
+
+    __tablename__ = "release_signatures"
+    release_id: Mapped[str] = mapped_column(String(200), ForeignKey("releases.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    keyid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    signature: Mapped[str] = mapped_column(Text)
+    uploaded_at: Mapped[datetime] = mapped_column(TZ)
+    uploaded_by: Mapped[str] = mapped_column(String(200))
+
+
+class ReleaseContractRow(Base):
+    """An agent release's content schema, or the agent product a content release is loaded by."""
+
+    __tablename__ = "release_contracts"
+    release_id: Mapped[str] = mapped_column(String(200), ForeignKey("releases.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    content_schema: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    for_agent: Mapped[str] = mapped_column(String(200), default="", index=True)
+
+
+class GatePolicyRow(Base):
+    """The release-gate policy (severity threshold, allow-list); one row."""
+
+    __tablename__ = "gate_policy"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    source: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(TZ)
+    updated_by: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class GateResultRow(Base):
+    """The latest result of one release gate for one rollout."""
+
+    __tablename__ = "gate_results"
+    rollout_id: Mapped[str] = mapped_column(String(64), ForeignKey("rollouts.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    gate: Mapped[str] = mapped_column(String(32), primary_key=True)
+    verdict: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    at: Mapped[datetime] = mapped_column(TZ)
+
+
+class GateOverrideRow(Base):
+    """An approver's override of a rollout's failed release gates (four eyes, with a reason)."""
+
+    __tablename__ = "gate_overrides"
+    rollout_id: Mapped[str] = mapped_column(String(64), ForeignKey("rollouts.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    approver: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    gates: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    at: Mapped[datetime] = mapped_column(TZ)

@@ -33,6 +33,7 @@ Rules
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -111,6 +112,12 @@ class Sbom:
     incomplete: tuple[SbomComponent, ...] = ()
     #: The file name or other source label the document was read from.
     source: str = ""
+    #: CycloneDX ``serialNumber`` (``urn:uuid:…``) and ``version``: the BOM-Link ``urn:cdx:<serial>/<version>``
+    #: by which VEX documents name this SBOM's subject; empty for SPDX.
+    serial_number: str = ""
+    bom_version: int = 1
+    #: The ``bom-ref`` of ``metadata.component`` (the subject), for BOM-Links.
+    subject_ref: str = ""
 
 
 class _Issues:
@@ -244,13 +251,20 @@ def _parse_cdx_json(doc: Mapping[str, Any], source: str) -> Sbom:
     if spec not in CYCLONEDX_JSON_VERSIONS:
         issues.add("specVersion", f"is {spec!r}", expected=f"one of {', '.join(CYCLONEDX_JSON_VERSIONS)}")
         issues.raise_if_any("CycloneDX SBOM")
-    name = ""
+    name = subject_ref = ""
     meta = doc.get("metadata")
     if isinstance(meta, dict) and isinstance(meta.get("component"), dict):
         name = _opt_str(meta["component"], "name", "metadata.component", issues)
+        subject_ref = _opt_str(meta["component"], "bom-ref", "metadata.component", issues)
+    serial = _opt_str(doc, "serialNumber", "", issues)
+    bom_version = doc.get("version", 1)
+    if not isinstance(bom_version, int) or isinstance(bom_version, bool) or bom_version < 1:
+        issues.add("version", f"is {bom_version!r}", expected="a positive integer")
+        bom_version = 1
     components = list(_cdx_json_components(doc.get("components"), "components", issues))
     issues.raise_if_any("CycloneDX SBOM")
-    return _finish("cyclonedx", str(spec), name, components, source)
+    return dataclasses.replace(_finish("cyclonedx", str(spec), name, components, source), serial_number=serial,
+                               bom_version=bom_version, subject_ref=subject_ref)
 
 
 # --------------------------------------------------------------------------- CycloneDX XML
@@ -315,13 +329,18 @@ def _parse_cdx_xml(data: bytes, source: str) -> Sbom:
         issues.add("bom/@xmlns", f"names CycloneDX {spec}", expected=f"one of {', '.join(CYCLONEDX_XML_VERSIONS)}")
         issues.raise_if_any("CycloneDX SBOM")
     ns = f"http://cyclonedx.org/schema/bom/{spec}"
-    name = ""
+    name = subject_ref = ""
     meta_comp = root.find(f"{{{ns}}}metadata/{{{ns}}}component")
     if meta_comp is not None:
         name = _xml_text(meta_comp, "name", ns)
+        subject_ref = (meta_comp.get("bom-ref") or "").strip()
+    raw_version = (root.get("version") or "1").strip()
     components = list(_cdx_xml_components(root.find(f"{{{ns}}}components"), "bom/components", ns, issues))
     issues.raise_if_any("CycloneDX SBOM")
-    return _finish("cyclonedx", spec, name, components, source)
+    return dataclasses.replace(_finish("cyclonedx", spec, name, components, source),
+                               serial_number=(root.get("serialNumber") or "").strip(),
+                               bom_version=int(raw_version) if raw_version.isdigit() and int(raw_version) > 0 else 1,
+                               subject_ref=subject_ref)
 
 
 # --------------------------------------------------------------------------- SPDX JSON

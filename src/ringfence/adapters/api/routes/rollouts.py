@@ -15,7 +15,7 @@ from ringfence.domain.access import Role
 from ringfence.domain.plans import plan_to_mapping
 from ringfence.domain.rollout import Release
 from ringfence.errors import InputError, NotFoundError
-from ringfence.services import rollouts
+from ringfence.services import release_gates, rollouts, supply_chain
 from ringfence.services.context import Actor
 from ringfence.services.health import issue_credential
 
@@ -39,6 +39,9 @@ def release_json(r: Release) -> dict[str, Any]:
                                 "kind": {"type": "string", "enum": ["agent", "content", "os-patch", "app"]},
                                 "platforms": {"type": "array", "items": {"type": "string"}},
                                 "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                                "sbom": {"type": "string", "format": "binary"},
+                                "content_schema": {"type": "string", "format": "binary"},
+                                "for_agent": {"type": "string"},
                                 "reason": {"type": "string"}}}}}}})
 async def create_release(request: Request, state: AppState = Depends(get_state),
                          actor: Actor = Depends(require(Role.OPERATOR))) -> dict[str, Any]:
@@ -49,17 +52,31 @@ async def create_release(request: Request, state: AppState = Depends(get_state),
     form = await request.form(max_files=100, max_part_size=state.settings.max_upload_mb * 1024 * 1024)
     try:
         files = [(v.filename or "artifact", await v.read()) for v in form.getlist("files") if isinstance(v, UploadFile)]
-        fields = {k: str(form.get(k) or "") for k in ("product", "version", "kind", "reason")}
+        fields = {k: str(form.get(k) or "") for k in ("product", "version", "kind", "reason", "for_agent")}
         platforms = [str(p) for p in form.getlist("platforms") if str(p)]
+        # Supply chain (optional): an SBOM, an agent's content schema, or the agent product content is for.
+        extra = {k: (v.filename or k, await v.read()) for k in ("sbom", "content_schema")
+                 if isinstance(v := form.get(k), UploadFile)}
     finally:
         await form.close()
 
     def work() -> dict[str, Any]:
+        sbom = supply_chain.prepare_sbom(*extra["sbom"]) if "sbom" in extra else None
+        contract = supply_chain.prepare_contract(fields["kind"], extra["content_schema"][1] if "content_schema" in extra
+                                                 else None, fields["for_agent"].strip())
         release = rollouts.create_release(state.db, state.artifacts, product=fields["product"],
                                           version=fields["version"], kind=fields["kind"], platforms=platforms,
                                           files=files, actor=actor, clock=state.clock,
                                           reason=reason_of(request, fields["reason"]))
-        return release_json(release)
+        out = release_json(release)
+        if contract is not None:
+            supply_chain.store_contract(state.db, release.id, contract)
+            out["contract"] = {"for_agent": contract.for_agent or None,
+                               "content_schema": contract.content_schema is not None}
+        if sbom is not None:
+            out["sbom"] = supply_chain.attach_sbom(state.db, release.id, sbom, actor=actor, clock=state.clock,
+                                                   reason=reason_of(request, fields["reason"]))
+        return out
 
     return await run_in_threadpool(work)
 
@@ -177,6 +194,7 @@ def rollout_json(state: AppState, rollout_id: str, *, decisions: int = 20) -> di
         rows = store.rollout_host_rows(conn, rollout_id)
         log = store.decisions(conn, rollout_id)
         policies = store.list_policies(conn)
+        gates = release_gates.gates_of(conn, rollout_id)  # release gates, run at start (supply chain)
     waves = []
     for k, (w, ws) in enumerate(zip(spec.plan.waves, status.waves, strict=True)):
         members = [r for r in rows if r.wave == k]
@@ -197,7 +215,7 @@ def rollout_json(state: AppState, rollout_id: str, *, decisions: int = 20) -> di
         "started_at": status.started_at.isoformat() if status.started_at else None, "started_by": status.started_by,
         "halted_at": status.halted_at.isoformat() if status.halted_at else None, "halt_reason": status.halt_reason,
         "created_by": spec.created_by, "hosts": len(rows), "exposed": sum(1 for r in rows if r.exposed_at is not None),
-        "waves": waves, "policies_holding": held, "gate": latest_evidence, "version_counter": view.version,
+        "waves": waves, "policies_holding": held, "gate": latest_evidence, "gates": gates, "version_counter": view.version,
         "decisions": [{**d, "at": d["at"].isoformat() if d["at"] else None} for d in log[-decisions:]],
     }
 
