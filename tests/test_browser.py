@@ -36,7 +36,7 @@ class DemoServer:
         self.log_path = workdir / "server.log"
         self._log = self.log_path.open("w+")
         self.proc = subprocess.Popen([sys.executable, "-m", "ringfence.cli", "serve", "--demo", "--demo-hosts", "500",
-                                      "--demo-speed", "120", "--host", "127.0.0.1", "--port", str(self.port)],
+                                      "--demo-speed", "60", "--host", "127.0.0.1", "--port", str(self.port)],
                                      cwd=workdir, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and self.proc.poll() is None:
@@ -89,7 +89,7 @@ def test_operator_replays_19_july_and_sees_the_halt_viewer_sees_no_buttons(serve
             expect(page.locator("#whoami")).to_have_text("demo-operator")
             page.keyboard.press("Tab")
             expect(page.locator(":focus")).to_have_text("Skip to content")
-            expect(page.get_by_text(re.compile(r"Demo time .* ×120"))).to_be_visible()
+            expect(page.get_by_text(re.compile(r"Demo time .* ×60"))).to_be_visible()
             page.screenshot(path=str(tmp_path / "1-overview.png"), full_page=True)
 
             # Open the demo rollout (the good agent release) and pause it with a reason.

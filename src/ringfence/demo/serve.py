@@ -33,7 +33,8 @@ def demo_settings(settings: Settings, *, speed: float, hosts: int) -> tuple[Sett
     shutil.rmtree(root, ignore_errors=True)  # the demo always starts from scratch; it never touches other data
     root.mkdir(parents=True, exist_ok=True)
     demo = settings.model_copy(update={"database_url": f"sqlite:///{root / 'ringfence.db'}", "data_dir": root,
-                                       "reconcile_interval_seconds": min(settings.reconcile_interval_seconds or 1.0, 1.0),
+                                       # ticks less than the engine's MAX_TICK_GAP (2 min) of demo time apart
+                                       "reconcile_interval_seconds": min(1.0, max(0.25, 40.0 / speed)),
                                        "health_max_per_minute": max(settings.health_max_per_minute, 120)})
     return demo, clock
 
