@@ -173,6 +173,8 @@ def test_hosts_search_host_page_and_releases(api: Api, rollout: str) -> None:
     assert api.client.get("/hosts/nope").status_code == 404
     rel = api.client.get("/releases").text
     assert "falcon-content@291" in rel and "c-291.bin" in rel
+    assert "no SBOM" in rel and "ringfence sbom import falcon-content@291 FILE" in rel
+    assert re.search(r"content <span class=\"badge [a-z]+\" data-state=\"\w+\">", rel)  # its rollout's release gates
 
 
 def test_static_files_are_served_from_the_package(api: Api) -> None:
@@ -211,3 +213,23 @@ def test_demo_replay_is_halted_in_wave_zero(db: Database, clock: FakeClock, tmp_
     with db.transaction() as conn:
         hit = sum(1 for r in rollout_store.rollout_host_rows(conn, rid) if r.exposed_at is not None)
     assert info.silent <= hit < 100  # a few dozen of 300, not every Windows host
+
+
+def test_releases_page_shows_real_sbom_findings(api: Api) -> None:
+    """A release with a CycloneDX SBOM naming log4j-core 2.14.1, against the real OSV record of Log4Shell."""
+    from tests.conftest import SHARED_DATA
+    from tests.supply_support import LOG4J, cdx, release
+
+    record = SHARED_DATA / "osv" / "github-advisories" / "GHSA-jfh8-c2jp-5v3q.json"
+    imported = api.call("POST", "/v1/vulns/import", role="operator",
+                        files=[("files", (record.name, record.read_bytes(), "application/json"))])
+    assert imported.status_code == 200, imported.text
+    assert release(api, "billing", "4.2", sbom=cdx(LOG4J.format("2.14.1"))).status_code == 201
+    assert release(api, "billing", "4.3", sbom=cdx(LOG4J.format("2.17.1"))).status_code == 201
+    _login(api, "viewer")
+    page = api.client.get("/releases").text
+    vulnerable = page[page.index("billing@4.2"):]
+    vulnerable = vulnerable[:vulnerable.index("</section>")]
+    assert "GHSA-jfh8-c2jp-5v3q" in vulnerable and "log4j-core 2.14.1" in vulnerable and "critical" in vulnerable
+    fixed = page[page.index("billing@4.3"):]
+    assert "no open findings" in fixed[:fixed.index("</section>")]

@@ -262,14 +262,12 @@ def host_page(request: Request, host_id: str) -> Response:
 
 @router.get("/releases", response_class=HTMLResponse)
 def releases_page(request: Request) -> Response:
-    """Releases and their artifacts; supply-chain findings where that capability exists."""
+    """Releases: artifacts, SBOM findings and the release gates of their rollouts."""
     session = _session(request)
     if session is None:
         return _login_redirect(request)
-    state = get_state(request)
-    with state.db.transaction() as conn:
-        releases = store.list_releases(conn)
-    return _render(request, "releases.html.j2", session=session, releases=releases)
+    return _render(request, "releases.html.j2", session=session,
+                   releases=views.releases_page(get_state(request), session[0]))
 
 
 # --- actions ----------------------------------------------------------------------------------

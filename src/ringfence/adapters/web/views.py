@@ -12,13 +12,23 @@ from ringfence.adapters.db.stores import health as health_store
 from ringfence.adapters.db.stores import inventory as inventory_store
 from ringfence.adapters.db.stores import rollouts as store
 from ringfence.adapters.db.stores.base import utc
+from ringfence.domain.access import Role
 from ringfence.domain.plans import plan_to_mapping
 from ringfence.domain.rollout import TERMINAL, RolloutState
-from ringfence.services import rollouts
+from ringfence.services import release_gates, rollouts, supply_chain
 from ringfence.services.context import Actor
 
-__all__ = ["SILENT_AFTER", "STATE_WORDS", "FleetHealth", "exposure_chart", "fleet_health", "overview", "rollout_page",
-           "when"]
+__all__ = [
+    "SILENT_AFTER",
+    "STATE_WORDS",
+    "FleetHealth",
+    "exposure_chart",
+    "fleet_health",
+    "overview",
+    "releases_page",
+    "rollout_page",
+    "when",
+]
 
 #: A host with no heartbeat for this long counts as silent on the overview.
 SILENT_AFTER = timedelta(minutes=15)
@@ -106,6 +116,7 @@ def rollout_page(state: AppState, rollout_id: str) -> dict[str, Any]:
     """Everything the rollout page shows: status, waves, chart, gate evidence, windows, holds, decisions."""
     now = state.clock()
     data = rollout_json(state, rollout_id, decisions=200)
+    data.setdefault("gates", [])
     view = rollouts.get_rollout(state.db, rollout_id)
     plan = view.spec.plan
     timeline = []
@@ -125,6 +136,28 @@ def rollout_page(state: AppState, rollout_id: str) -> dict[str, Any]:
     return {"now": now, "r": data, "timeline": timeline, "windows": windows, "freeze": freeze,
             "chart": exposure_chart(state, rollout_id, now), "decisions": decisions, "evidence": evidence,
             "streams": streams[:40], "streams_total": len(streams), "started_by": view.status.started_by}
+
+
+def releases_page(state: AppState, actor: Actor) -> list[dict[str, Any]]:
+    """Every release with its artifacts, SBOM findings (VEX waivers applied) and its rollouts' release gates."""
+    actor.require(Role.VIEWER, "reading releases")
+    index = supply_chain.advisory_index(state.db)
+    out: list[dict[str, Any]] = []
+    with state.db.transaction() as conn:
+        rows = store.list_rollout_rows(conn)
+        for release in store.list_releases(conn):
+            found = supply_chain.release_findings(conn, release, index)
+            open_findings = [f for f in found["findings"] if not f.get("waived")]
+            severities: dict[str, int] = {}
+            for f in open_findings:
+                severities[f["severity"]] = severities.get(f["severity"], 0) + 1
+            gates = [{"rollout": r.id, "gates": release_gates.gates_of(conn, r.id)}
+                     for r in rows if r.release_id == release.id]
+            out.append({"release": release, "sbom": found["sbom"], "findings": open_findings[:10],
+                        "findings_total": len(open_findings), "waived": len(found["findings"]) - len(open_findings),
+                        "not_evaluated": len(found["not_evaluated"]), "severities": severities,
+                        "gates": [g for g in gates if g["gates"]]})
+    return out
 
 
 def when(value: Any) -> str:
