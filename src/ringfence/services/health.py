@@ -83,25 +83,23 @@ class HealthIngest:
         self._beats: dict[str, tuple[datetime, int]] = {}
         self._versions: dict[str, tuple[dict[str, str], tuple[str, ...], datetime]] = {}
         self._window: dict[str, tuple[datetime, int]] = {}
-        self._cred_cache: dict[str, str] = {}
 
     def authenticate(self, token: str) -> str:
-        """The host id a credential belongs to."""
+        """The host id a credential belongs to.
+
+        Checked against the database on every call (one lookup on a unique index), never cached:
+        a credential revoked through any server process is refused by every other one at once.
+        """
         if not token.startswith(HOST_TOKEN_PREFIX):
             raise AuthenticationError("health reports need a host credential (rfh_…), not an operator token")
-        digest = _hash(token)
-        host = self._cred_cache.get(digest)
+        with self.db.transaction() as conn:
+            host = health_store.credential_host(conn, _hash(token))
         if host is None:
-            with self.db.transaction() as conn:
-                host = health_store.credential_host(conn, digest)
-            if host is None:
-                raise AuthenticationError("unknown or revoked host credential")
-            self._cred_cache[digest] = host
+            raise AuthenticationError("unknown or revoked host credential")
         return host
 
     def forget_credentials(self) -> None:
-        """Drop cached credentials (after a revocation)."""
-        self._cred_cache.clear()
+        """Nothing to forget: credentials are not cached (kept for callers written when they were)."""
 
     def submit(self, credential_host: str, report: HealthReport) -> int:
         """Accept one report; return how many reports are waiting to be written."""

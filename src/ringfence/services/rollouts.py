@@ -629,58 +629,19 @@ def tick_all(db: Database, *, clock: Clock, cache: InventoryCache | None = None)
 # --- desired state and the kill switch --------------------------------------------------------
 
 def desired_state(db: Database, host_id: str, *, actor: Actor | None = None) -> dict[str, dict[str, Any]]:
-    """What each product should be on this host, and why (rollouts, pins, kill switch)."""
+    """What each product should be on this host, and why (rollouts, pins, kill switch).
+
+    The rules live in :mod:`ringfence.services.desired`, which answers for many hosts at once.
+    """
+    from ringfence.services.desired import desired_one  # noqa: PLC0415 - desired imports this module
+
     if actor is not None:
         actor.require(Role.VIEWER, "reading desired state")
     with db.transaction() as conn:
         host = inventory_store.get_host(conn, host_id)
         if host is None:
             raise NotFoundError(f"host {host_id!r} not found")
-        policies_rows = store.list_policies(conn, host.tenant)
-        out: dict[str, dict[str, Any]] = {}
-        products = sorted({r.product for r in store.list_releases(conn)})
-        for product in products:
-            current, lkg = health_store.versions_of(conn, [host_id], product).get(host_id, ("", ""))
-            switch = store.kill_switch(conn, product)
-            chosen: dict[str, Any] | None = None
-            for row in store.list_rollout_rows(conn, product=product):
-                mine = [r for r in store.rollout_host_rows(conn, row.id) if r.host_id == host_id]
-                if not mine or mine[0].exposed_at is None:
-                    continue
-                release = store.get_release(conn, row.release_id)
-                assert release is not None
-                # What it ran when offered; never the LKG, which becomes the new release once it commits.
-                way_back = mine[0].from_version
-                if switch is not None:
-                    chosen = {"version": way_back, "reason": f"kill switch engaged by {switch['actor']}: "
-                              f"{switch['reason'] or 'no reason given'}; back from {release.version}",
-                              "rollout": row.id, "rollback": True}
-                elif mine[0].rolled_back_at is not None or row.state in ("rolling_back", "rolled_back"):
-                    chosen = {"version": way_back, "reason": f"rolled back from {release.version} ({row.id})",
-                              "rollout": row.id, "rollback": True}
-                else:
-                    chosen = {"version": release.version, "reason": f"exposed in rollout {row.id} ({row.state})",
-                              "rollout": row.id, "rollback": False}
-                break
-            if chosen is None and switch is not None:
-                chosen = {"version": lkg or current, "reason": f"kill switch engaged by {switch['actor']}: "
-                          f"{switch['reason'] or 'no reason given'}", "rollout": None, "rollback": True}
-            if chosen is None:
-                policy = _Policies(policies_rows, product).of(host)
-                if policy.pin == "n-1":
-                    prev = store.pinned_previous(conn, product)
-                    chosen = {"version": prev.version if prev is not None else current,
-                              "reason": "pinned to N-1 by tenant policy" + (
-                                  "" if prev is not None else " (no earlier release completed a rollout: stay)"),
-                              "rollout": None, "rollback": False}
-                elif policy.pin.startswith("exact:"):
-                    chosen = {"version": policy.pin.removeprefix("exact:"), "reason": f"pinned by tenant policy "
-                              f"({policy.pin})", "rollout": None, "rollback": False}
-            if chosen is None:
-                chosen = {"version": current, "reason": "no rollout has reached this host; keep the current version",
-                          "rollout": None, "rollback": False}
-            out[product] = chosen
-    return out
+        return {product: d.as_dict() for product, d in desired_one(conn, host).items()}
 
 
 def kill_switch(db: Database, product: str, *, engage: bool = True, actor: Actor, clock: Clock,

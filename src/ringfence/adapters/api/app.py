@@ -13,11 +13,14 @@ from ringfence.adapters.api.metrics import install_metrics
 from ringfence.adapters.api.problems import install_problem_handlers
 from ringfence.adapters.api.reconciler import Reconciler
 from ringfence.adapters.api.routes import assessment, audit, health, inventory, rollouts, system, tokens
+from ringfence.adapters.api.routes import channel as channel_routes
+from ringfence.adapters.api.routes import enrolment as enrolment_routes
 from ringfence.adapters.api.routes import supply_chain as supply_chain_routes
 from ringfence.adapters.artifacts import ArtifactStore
 from ringfence.adapters.db.engine import Database
 from ringfence.adapters.web import install_dashboard
 from ringfence.config import Settings
+from ringfence.services.channel import ChannelPublisher, channel_dir
 from ringfence.services.context import Clock, system_clock
 from ringfence.services.health import HealthIngest
 from ringfence.services.release_gates import configure_artifacts
@@ -37,7 +40,8 @@ def create_app(settings: Settings, *, db: Database | None = None, clock: Clock =
     state = AppState(settings=settings, db=database, clock=clock, ingest=ingest,
                      artifacts=ArtifactStore(settings.data_dir / "artifacts"))
     run_loop = settings.reconcile_interval_seconds > 0 if reconcile is None else reconcile
-    reconciler = Reconciler(database, ingest, clock, settings.reconcile_interval_seconds or 5.0)
+    publisher = ChannelPublisher(database, state.artifacts, settings.data_dir, clock)
+    reconciler = Reconciler(database, ingest, clock, settings.reconcile_interval_seconds or 5.0, publisher=publisher)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -59,5 +63,9 @@ def create_app(settings: Settings, *, db: Database | None = None, clock: Clock =
     app.include_router(supply_chain_routes.router)  # before rollouts: /gate-override must win over /{op}
     for module in (system, tokens, inventory, audit, rollouts, health, assessment):
         app.include_router(module.router)
+    app.include_router(channel_routes.router)  # signed channel: status, publish, remediation
+    app.include_router(enrolment_routes.router)  # agent enrolment, facts, credential revocation
+    app.add_middleware(channel_routes.WakeOnChange, wake=reconciler.wake)
+    app.add_middleware(channel_routes.ChannelFiles, root=channel_dir(settings.data_dir))  # outermost: /tuf/ files
     install_dashboard(app)  # the browser dashboard at / (adapters/web)
     return app

@@ -1,10 +1,15 @@
-"""The server's reconciler loop: flush health reports, then tick every active rollout, forever.
+"""The server's reconciler loop: flush health reports, tick every active rollout, publish the channel, forever.
 
 It runs in a background thread of ``ringfence serve``.  Each tick of each
 rollout is its own transaction with an optimistic version check (see
 :func:`ringfence.services.rollouts.tick`), so several servers may run the
 loop against one PostgreSQL, and a server killed at any point resumes where
 the last committed tick left off.
+
+After the ticks, the channel publisher (when the channel has keys) signs the
+cohorts whose desired state changed and refreshes metadata close to expiry.
+Operator commands (halt, rollback, kill switch, pause …) :meth:`Reconciler.wake`
+the loop so their effect is published within a second, not at the next interval.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import threading
 
 from ringfence.adapters.db.engine import Database
 from ringfence.services import rollouts
+from ringfence.services.channel import ChannelPublisher
 from ringfence.services.context import Clock
 from ringfence.services.health import HealthIngest
 
@@ -25,33 +31,49 @@ log = logging.getLogger("ringfence.reconciler")
 class Reconciler:
     """A stoppable background loop."""
 
-    def __init__(self, db: Database, ingest: HealthIngest, clock: Clock, interval: float) -> None:
+    def __init__(self, db: Database, ingest: HealthIngest, clock: Clock, interval: float,
+                 publisher: ChannelPublisher | None = None) -> None:
         self.db = db
         self.ingest = ingest
         self.clock = clock
         self.interval = interval
+        self.publisher = publisher
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.ticks = 0
         self.cache = rollouts.InventoryCache()
 
     def run_once(self) -> dict[str, str]:
-        """Flush health, tick every active rollout; return rollout → state."""
+        """Flush health, tick every active rollout, publish the channel; return rollout → state."""
         try:
             self.ingest.flush()
         except Exception:  # a failing flush must not stop halts and rollbacks: tick anyway
             log.exception("writing buffered health reports failed; ticking rollouts anyway")
-        result = rollouts.tick_all(self.db, clock=self.clock, cache=self.cache)
+        try:
+            result = rollouts.tick_all(self.db, clock=self.clock, cache=self.cache)
+        finally:
+            # publish even when a tick failed: operator commands already committed must reach agents
+            if self.publisher is not None:
+                try:
+                    self.publisher.publish()
+                except Exception:
+                    log.exception("publishing the channel failed; the previous metadata stays served")
         self.ticks += 1
         return result
 
+    def wake(self) -> None:
+        """Run the next pass now (after an operator command changed desired state)."""
+        self._wake.set()
+
     def _loop(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()
             try:
                 self.run_once()
             except Exception:  # a failing tick is logged and retried; it must not kill the loop
                 log.exception("reconciler tick failed; retrying in %.1f s", self.interval)
-            self._stop.wait(self.interval)
+            self._wake.wait(self.interval)
 
     def start(self) -> None:
         """Start the loop in a daemon thread."""
@@ -63,6 +85,7 @@ class Reconciler:
     def stop(self) -> None:
         """Stop the loop and flush what is buffered."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None

@@ -21,6 +21,7 @@ __all__ = [
     "AuditRow",
     "Base",
     "DecisionRow",
+    "EnrolmentTokenRow",
     "HostAgentRow",
     "HostCredentialRow",
     "HostEventRow",
@@ -34,6 +35,7 @@ __all__ = [
     "PlanRow",
     "RedundancyGroupRow",
     "ReleaseRow",
+    "RemediationRow",
     "RolloutHostRow",
     "RolloutRow",
     "ServiceRow",
@@ -528,3 +530,38 @@ class GateOverrideRow(Base):
     reason: Mapped[str] = mapped_column(Text)
     gates: Mapped[list[Any]] = mapped_column(JSON, default=list)
     at: Mapped[datetime] = mapped_column(TZ)
+
+
+# --- channel and enrolment -------------------------------------------------------------------
+
+class EnrolmentTokenRow(Base):
+    """A one-time (or few-times) enrolment token for agents of one tenant; only its hash is stored."""
+
+    __tablename__ = "enrolment_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(200), ForeignKey("tenants.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    uses: Mapped[int] = mapped_column(Integer)
+    uses_left: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(TZ)
+    created_at: Mapped[datetime] = mapped_column(TZ)
+    created_by: Mapped[str] = mapped_column(String(200))
+    revoked_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class RemediationRow(Base):
+    """A remediation script published over the signed channel to the cohorts of the hosts it names."""
+
+    __tablename__ = "remediations"
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    selector: Mapped[str] = mapped_column(Text)
+    file_name: Mapped[str] = mapped_column(String(100))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    hosts: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    reason: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(TZ)
+    created_by: Mapped[str] = mapped_column(String(200))

@@ -1,0 +1,103 @@
+"""Agent enrolment: enrolment tokens (operators), ``POST /v1/enrol`` and facts (agents), credential revocation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from ringfence.adapters.api.deps import AppState, get_state, reason_of, require
+from ringfence.domain.access import Role
+from ringfence.errors import AuthenticationError
+from ringfence.services import enrolment
+from ringfence.services.channel import parse_duration
+from ringfence.services.context import Actor
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["enrolment"])
+_bearer = HTTPBearer(auto_error=False, description="An enrolment token (rfe_…) or a host credential (rfh_…).")
+
+
+class TokenCreate(BaseModel):
+    """A new enrolment token."""
+
+    tenant: str = Field(min_length=1, max_length=200, description="Tenant the enrolled hosts belong to.")
+    uses: int = Field(default=1, ge=1, le=100_000, description="How many hosts may enrol with it.")
+    expires: str = Field(default="24h", max_length=16, description="Validity: 30m, 24h, 7d …")
+    reason: str = Field(default="", max_length=2000)
+
+
+class Enrolment(BaseModel):
+    """What an agent sends to enrol or to refresh its facts."""
+
+    host: dict[str, Any] = Field(description="An inventory host record (id, hostname, os_family, … as accepted by "
+                                             "the JSON inventory import).")
+
+
+class Reason(BaseModel):
+    """Why an action was taken."""
+
+    reason: str = Field(default="", max_length=2000)
+
+
+def _credential(creds: HTTPAuthorizationCredentials | None, what: str) -> str:
+    if creds is None:
+        raise AuthenticationError(f"needs 'Authorization: Bearer {what}'")
+    return creds.credentials
+
+
+@router.post("/v1/enrolment-tokens", status_code=201, summary="Create an enrolment token; shown in this response only")
+def token_create(body: TokenCreate, request: Request, state: AppState = Depends(get_state),
+                 actor: Actor = Depends(require(Role.OPERATOR))) -> dict[str, Any]:
+    """Agents enrol with it (``POST /v1/enrol``); only its hash is stored."""
+    seconds = parse_duration(body.expires, "expires")
+    plaintext, record = enrolment.create_enrolment_token(
+        state.db, tenant=body.tenant, uses=body.uses, expires_in=timedelta(seconds=seconds), actor=actor,
+        clock=state.clock, reason=reason_of(request, body.reason))
+    return {"token": plaintext, **record.as_dict()}
+
+
+@router.get("/v1/enrolment-tokens", summary="List enrolment tokens (never the tokens)")
+def token_list(tenant: str = "", state: AppState = Depends(get_state),
+               actor: Actor = Depends(require(Role.OPERATOR))) -> dict[str, Any]:
+    """Every enrolment token with its uses left and expiry."""
+    return {"tokens": [t.as_dict() for t in enrolment.list_enrolment_tokens(state.db, actor=actor, tenant=tenant)]}
+
+
+@router.post("/v1/enrolment-tokens/{token_id}/revoke", summary="Revoke an enrolment token")
+def token_revoke(token_id: int, request: Request, body: Reason | None = None, state: AppState = Depends(get_state),
+                 actor: Actor = Depends(require(Role.OPERATOR))) -> dict[str, Any]:
+    """No agent can enrol with it any more (hosts it enrolled keep their credentials)."""
+    enrolment.revoke_enrolment_token(state.db, token_id, actor=actor, clock=state.clock,
+                                     reason=reason_of(request, body.reason if body else ""))
+    return {"id": token_id, "revoked": True}
+
+
+@router.post("/v1/enrol", status_code=201, summary="Enrol a host with an enrolment token (agent)")
+def enrol(body: Enrolment, request: Request, state: AppState = Depends(get_state),
+          creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> dict[str, Any]:
+    """Uses the token once, upserts the host under the token's tenant, returns its credential (rfh_…) once."""
+    token = _credential(creds, "rfe_… (an enrolment token)")
+    return enrolment.enrol(state.db, token, body.host, clock=state.clock,
+                           source=request.client.host if request.client else "")
+
+
+@router.post("/v1/agent/facts", summary="Refresh the calling host's inventory facts (host credential)")
+def facts(body: Enrolment, state: AppState = Depends(get_state),
+          creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> dict[str, Any]:
+    """Replaces the host's facts; tenant, services, tier and operator labels are kept."""
+    host = state.ingest.authenticate(_credential(creds, "rfh_… (a host credential)"))
+    return enrolment.refresh_facts(state.db, host, body.host, clock=state.clock)
+
+
+@router.post("/v1/hosts/{host_id}/credentials/revoke", summary="Revoke a host's credential (effective at once)")
+def credential_revoke(host_id: str, request: Request, body: Reason | None = None,
+                      state: AppState = Depends(get_state),
+                      actor: Actor = Depends(require(Role.OPERATOR))) -> dict[str, Any]:
+    """Every server process refuses the credential from the next request on."""
+    return enrolment.revoke_credential(state.db, host_id, actor=actor, clock=state.clock,
+                                       reason=reason_of(request, body.reason if body else ""))

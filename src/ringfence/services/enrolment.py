@@ -1,0 +1,188 @@
+"""Agent enrolment: one-time enrolment tokens, per-host credentials, facts from agents, revocation.
+
+* An operator creates an enrolment token for a tenant (``rfe_…``, shown once, stored as SHA-256),
+  with a number of uses and an expiry.
+* An agent enrols with it: in one transaction the token loses one use (a conditional UPDATE, so
+  two agents cannot both take the last use), the host is upserted into the inventory under the
+  token's tenant, and a new host credential (``rfh_…``) replaces any earlier one of that host.
+  Bad facts are rejected before anything changes and do not use the token up.
+* The agent refreshes its facts with its credential; the fields operators own (tenant, services,
+  tier and operator labels) are kept.
+* Revoking a credential takes effect at once in every server process: credentials are checked
+  against the database on every request (one indexed lookup), not cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from ringfence.adapters.db.engine import Database
+from ringfence.adapters.db.stores import audit as audit_store
+from ringfence.adapters.db.stores import channel as channel_store
+from ringfence.adapters.db.stores import health as health_store
+from ringfence.adapters.db.stores import inventory as inventory_store
+from ringfence.adapters.db.stores.channel import EnrolmentToken
+from ringfence.adapters.inventory.records import Issues, host_from_record
+from ringfence.domain.access import Role
+from ringfence.domain.model import Host, Tenant, TenantId
+from ringfence.errors import AuthenticationError, InputError, NotFoundError, PermissionDeniedError
+from ringfence.services.context import Actor, Clock
+from ringfence.services.health import HOST_TOKEN_PREFIX
+
+__all__ = [
+    "ENROL_TOKEN_PREFIX",
+    "create_enrolment_token",
+    "enrol",
+    "list_enrolment_tokens",
+    "refresh_facts",
+    "revoke_credential",
+    "revoke_enrolment_token",
+]
+
+ENROL_TOKEN_PREFIX = "rfe_"  # noqa: S105 - a recognisable prefix, not a secret
+MAX_USES = 100_000
+MAX_EXPIRY = timedelta(days=365)
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_enrolment_token(db: Database, *, tenant: str, uses: int = 1, expires_in: timedelta = timedelta(hours=24),
+                           actor: Actor, clock: Clock, reason: str = "") -> tuple[str, EnrolmentToken]:
+    """Create an enrolment token for a tenant (created if new); return the token (shown once) and its record."""
+    actor.require(Role.OPERATOR, "creating enrolment tokens")
+    issues = Issues()
+    if not 1 <= uses <= MAX_USES:
+        issues.add("", "uses", f"is {uses}", expected=f"1 … {MAX_USES:,}")
+    seconds = expires_in.total_seconds()
+    if not math.isfinite(seconds) or not 60 <= seconds <= MAX_EXPIRY.total_seconds():
+        issues.add("", "expires", f"is {expires_in}", expected="between 1 minute and 365 days, e.g. 24h")
+    host_check = Issues()
+    host_from_record({"id": "probe", "hostname": "probe", "tenant": tenant, "os_family": "linux"}, "", host_check)
+    for issue in host_check.items:
+        if issue.field == "tenant":
+            issues.add("", "tenant", issue.message, issue.expected)
+    if not tenant:
+        issues.add("", "tenant", "is missing", expected="the tenant the enrolled hosts belong to")
+    issues.raise_if_any("enrolment token")
+    plaintext = ENROL_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = clock()
+    with db.transaction() as conn:
+        if not inventory_store.existing_tenant_ids(conn, [tenant]):
+            inventory_store.upsert_tenants(conn, [Tenant(id=TenantId(tenant), name=tenant)], now)
+        record = channel_store.create_enrolment_token(conn, tenant=tenant, token_hash=_hash(plaintext),
+                                                      prefix=plaintext[:8], uses=uses, expires_at=now + expires_in,
+                                                      now=now, actor=actor.name)
+        audit_store.append(conn, at=now, actor=actor.name, action="enrolment-token.create",
+                           target=f"enrolment-token/{record.id}", source=actor.source, reason=reason,
+                           details={"tenant": tenant, "uses": uses, "expires_at": record.expires_at.isoformat()})
+    return plaintext, record
+
+
+def list_enrolment_tokens(db: Database, *, actor: Actor, tenant: str = "") -> list[EnrolmentToken]:
+    """Every enrolment token's record (never the token)."""
+    actor.require(Role.OPERATOR, "listing enrolment tokens")
+    with db.transaction() as conn:
+        return channel_store.list_enrolment_tokens(conn, tenant)
+
+
+def revoke_enrolment_token(db: Database, token_id: int, *, actor: Actor, clock: Clock, reason: str = "") -> None:
+    """Revoke an enrolment token; agents can no longer enrol with it."""
+    actor.require(Role.OPERATOR, "revoking enrolment tokens")
+    now = clock()
+    with db.transaction() as conn:
+        if not channel_store.revoke_enrolment_token(conn, token_id, now):
+            raise NotFoundError(f"enrolment token {token_id} not found or revoked already")
+        audit_store.append(conn, at=now, actor=actor.name, action="enrolment-token.revoke",
+                           target=f"enrolment-token/{token_id}", source=actor.source, reason=reason, details={})
+
+
+def _parse_host(record: Any, tenant: str) -> Host:
+    if not isinstance(record, dict):
+        raise InputError.single("host", "is not an object", expected='{"id": …, "hostname": …, "os_family": …}')
+    issues = Issues()
+    host = host_from_record({**record, "tenant": tenant}, "host", issues)
+    issues.raise_if_any("host facts")
+    assert host is not None
+    return host
+
+
+def _merge(existing: Host | None, reported: Host) -> Host:
+    """Facts from the agent; tenant, services, tier and operator labels stay as operators set them."""
+    if existing is None:
+        return replace(reported, services=())
+    return replace(reported, tenant=existing.tenant, services=existing.services, tier=existing.tier,
+                   labels={**reported.labels, **existing.labels})
+
+
+def _why_unusable(token: EnrolmentToken | None, now: datetime) -> str | None:
+    if token is None:
+        return "unknown enrolment token"
+    if token.revoked_at is not None:
+        return f"enrolment token {token.prefix}… was revoked"
+    if token.expires_at <= now:
+        return f"enrolment token {token.prefix}… expired at {token.expires_at.isoformat()}"
+    if token.uses_left <= 0:
+        return f"enrolment token {token.prefix}… has been used up ({token.uses} use(s)); ask for a new one"
+    return None
+
+
+def enrol(db: Database, token: str, record: Any, *, clock: Clock, source: str = "") -> dict[str, Any]:
+    """Enrol a host with an enrolment token: consume one use, upsert the host, issue its credential."""
+    if not token.startswith(ENROL_TOKEN_PREFIX):
+        raise AuthenticationError("enrolment needs 'Authorization: Bearer rfe_…' (an enrolment token from "
+                                  "`ringfence enrol token create`)")
+    now = clock()
+    digest = _hash(token)
+    with db.transaction() as conn:
+        found = channel_store.enrolment_token_by_hash(conn, digest)
+        why = _why_unusable(found, now)
+        if why is not None or found is None:
+            raise AuthenticationError(why or "unknown enrolment token")
+    host = _parse_host(record, found.tenant)  # bad facts: rejected before the token is used
+    credential = HOST_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with db.transaction() as conn:
+        existing = inventory_store.get_host(conn, host.id)
+        if existing is not None and existing.tenant != found.tenant:
+            raise PermissionDeniedError(f"host {host.id!r} belongs to another tenant; an enrolment token of "
+                                        f"tenant {found.tenant!r} cannot enrol it")
+        if not channel_store.consume_enrolment_token(conn, found.id, now):
+            raise AuthenticationError(f"enrolment token {found.prefix}… was used up, revoked or expired just now")
+        inventory_store.upsert_hosts(conn, [_merge(existing, host)], now)
+        health_store.set_credential(conn, host.id, _hash(credential), now)
+        audit_store.append(conn, at=now, actor=f"agent:{host.id}", action="host.enrol", target=f"host/{host.id}",
+                           source=source, reason="", details={"enrolment_token": found.id, "tenant": found.tenant,
+                                                              "re_enrolled": existing is not None})
+    return {"host_id": host.id, "credential": credential, "server_time": now.isoformat(), "tenant": found.tenant}
+
+
+def refresh_facts(db: Database, host_id: str, record: Any, *, clock: Clock) -> dict[str, Any]:
+    """Replace a host's facts with what its agent reports (the host may only report for itself)."""
+    now = clock()
+    with db.transaction() as conn:
+        existing = inventory_store.get_host(conn, host_id)
+        if existing is None:
+            raise NotFoundError(f"host {host_id!r} is no longer in the inventory; enrol it again")
+        host = _parse_host(record, existing.tenant)
+        if host.id != host_id:
+            raise PermissionDeniedError(f"host {host_id!r} cannot report facts for {host.id!r}")
+        inventory_store.upsert_hosts(conn, [_merge(existing, host)], now)
+    return {"host_id": host_id, "updated_at": now.isoformat()}
+
+
+def revoke_credential(db: Database, host_id: str, *, actor: Actor, clock: Clock, reason: str = "") -> dict[str, Any]:
+    """Revoke a host's credential; every server refuses it from the next request on."""
+    actor.require(Role.OPERATOR, "revoking host credentials")
+    now = clock()
+    with db.transaction() as conn:
+        if not channel_store.revoke_host_credential(conn, host_id, now):
+            raise NotFoundError(f"host {host_id!r} has no active credential")
+        audit_store.append(conn, at=now, actor=actor.name, action="host.credential.revoke", target=f"host/{host_id}",
+                           source=actor.source, reason=reason, details={})
+    return {"host_id": host_id, "revoked_at": now.isoformat()}
