@@ -119,6 +119,9 @@ def test_operator_replays_19_july_and_sees_the_halt_viewer_sees_no_buttons(serve
             hit = int(page.locator("#hosts-hit").inner_text().replace(",", ""))
             assert 0 < hit < 150, hit
             expect(page.locator("table.evidence")).to_contain_text("silent")
+            # The buttons follow the new state too (no pause while it rolls back), again without a reload.
+            expect(page.locator("#do-pause")).to_have_count(0)
+            expect(page.locator("#actions")).not_to_have_attribute("data-state", "progressing")
             page.screenshot(path=str(tmp_path / "3-halted.png"), full_page=True)
             assert time.monotonic() - started < 60
 

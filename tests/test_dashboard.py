@@ -23,7 +23,7 @@ from ringfence.services.context import Actor
 from ringfence.services.tokens import create_token
 from tests.api_support import Api
 from tests.conftest import FakeClock
-from tests.rollout_harness import Fleet, make_hosts, start
+from tests.rollout_harness import ALWAYS_OPEN, Fleet, make_hosts, start
 
 ADMIN = Actor(name="admin", role=Role.ADMIN)
 
@@ -108,19 +108,35 @@ def test_rollout_page_shows_waves_chart_evidence_and_decisions(api: Api, rollout
 
 
 def test_buttons_follow_the_role_and_approve_is_hidden_from_who_started(api: Api, db: Database, clock: FakeClock,
-                                                                       rollout: str) -> None:
+                                                                       tmp_path: Path) -> None:
+    fleet = Fleet(db=db, clock=clock, hosts=make_hosts(40), artifacts=ArtifactStore(tmp_path / "a"))
+    plan = ALWAYS_OPEN.replace("name: test-fast", "name: test-approval").replace(
+        "max_rate_per_minute: 2}", "max_rate_per_minute: 2, needs_approval: true}")
+    rollout = start(fleet, fleet.release("291"), plan)
+    fleet.run(rollout, minutes=2)
+    assert rollouts.get_rollout(db, rollout).status.state.value == "waiting_approval"
     _login(api, "operator")
     page = api.client.get(f"/rollouts/{rollout}").text
     for op in ("pause", "halt", "rollback", "abort"):
         assert f'id="do-{op}"' in page, op
     assert 'id="do-approve"' not in page  # operators cannot approve
-    _login(api, "approver")
-    assert 'id="do-approve"' in api.client.get(f"/rollouts/{rollout}").text
+    csrf = _login(api, "approver")
+    page = api.client.get(f"/rollouts/{rollout}").text
+    assert 'id="do-approve"' in page
+    assert api.client.get(f"/ui/live/rollouts/{rollout}/actions").text.count('id="do-approve"') == 1
     starter, _ = create_token(db, name="olga", role="approver", actor=ADMIN, clock=clock)  # who started it
     api.tokens["olga"] = starter
-    _login(api, "olga")
+    olga = _login(api, "olga")
     page = api.client.get(f"/rollouts/{rollout}").text
     assert 'id="do-pause"' in page and 'id="do-approve"' not in page
+    refused = api.client.post(f"/ui/rollouts/{rollout}/approve", data={"csrf": olga, "reason": "me"},
+                              follow_redirects=False)
+    assert refused.status_code == 403 and "four-eyes" in refused.text  # the service refuses it too
+    _login(api, "approver")
+    done = api.client.post(f"/ui/rollouts/{rollout}/approve", data={"csrf": csrf, "reason": "CAB ok"},
+                           follow_redirects=False)
+    assert done.status_code == 303
+    assert rollouts.get_rollout(db, rollout).status.waves[0].approved_by == "approver-1"
 
 
 def test_actions_need_csrf_and_a_reason_and_land_in_the_audit_log(api: Api, db: Database, rollout: str) -> None:

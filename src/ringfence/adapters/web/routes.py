@@ -195,12 +195,35 @@ def rollout_detail(request: Request, rollout_id: str) -> Response:
         data = views.rollout_page(get_state(request), rollout_id)
     except RingfenceError as e:
         return _error(request, session, e)
-    actor = session[0]
-    state_now = data["r"]["state"]
-    ops = [op for op in OPS if state_now in _OPS_IN[op]
-           and actor.role.allows(Role.APPROVER if op == "approve" else Role.OPERATOR)
-           and not (op == "approve" and actor.name == data["started_by"])]
-    return _render(request, "rollout.html.j2", session=session, ops=ops, **data)
+    return _render(request, "rollout.html.j2", session=session, ops=_ops(session[0], data), **data)
+
+
+def _ops(actor: Actor, data: dict[str, Any]) -> list[str]:
+    """The actions this actor may take on the rollout now (the services check again)."""
+    r = data["r"]
+    wave = r["waves"][r["wave"]] if r["waves"] else {}
+    ops = []
+    for op in OPS:
+        if r["state"] not in _OPS_IN[op] or not actor.role.allows(Role.APPROVER if op == "approve" else Role.OPERATOR):
+            continue
+        if op == "approve" and (actor.name == data["started_by"] or not wave.get("needs_approval")
+                                or wave.get("approved_by")):
+            continue  # four eyes: never for who started it; and only when the wave waits for an approval
+        ops.append(op)
+    return ops
+
+
+@router.get("/ui/live/rollouts/{rollout_id}/actions", response_class=HTMLResponse)
+def rollout_actions_live(request: Request, rollout_id: str) -> Response:
+    """The actions of a rollout page, re-rendered when its state changed (the page asks)."""
+    session = _session(request)
+    if session is None:
+        return Response(status_code=401)
+    try:
+        data = views.rollout_page(get_state(request), rollout_id)
+    except RingfenceError as e:
+        return _error(request, session, e)
+    return _render(request, "_rollout_actions.html.j2", session=session, ops=_ops(session[0], data), **data)
 
 
 @router.get("/ui/live/rollouts/{rollout_id}", response_class=HTMLResponse)

@@ -12,10 +12,30 @@
         return resp.ok ? resp.text() : null;
       })
       .then(function (html) {
-        if (html !== null && html !== undefined) { el.innerHTML = html; el.setAttribute("data-updated", String(Date.now())); }
+        if (html !== null && html !== undefined) {
+          el.innerHTML = html;
+          el.setAttribute("data-updated", String(Date.now()));
+          refreshActions(el);
+        }
       })
       .catch(function () { /* offline for a moment: try again at the next tick */ })
       .finally(function () { window.setTimeout(function () { refresh(el); }, PERIOD_MS); });
+  }
+  // When the state shown live differs from the one the action buttons were made for, fetch the buttons
+  // again -- unless someone is typing a reason (a field has focus or text), which is never thrown away.
+  function refreshActions(live) {
+    var card = live.querySelector("[data-state]");
+    var actions = document.querySelector("[data-refresh]");
+    if (!card || !actions || card.getAttribute("data-state") === actions.getAttribute("data-state")) { return; }
+    var fields = actions.querySelectorAll("input:not([type=hidden])");
+    for (var i = 0; i < fields.length; i++) {
+      if (fields[i].value || fields[i] === document.activeElement) { return; }
+    }
+    var wanted = card.getAttribute("data-state");
+    fetch(actions.getAttribute("data-refresh"), { credentials: "same-origin" })
+      .then(function (resp) { return resp.ok ? resp.text() : null; })
+      .then(function (html) { if (html) { actions.innerHTML = html; actions.setAttribute("data-state", wanted); } })
+      .catch(function () {});
   }
   function refreshClock() {
     fetch("/ui/live/clock", { credentials: "same-origin" })
