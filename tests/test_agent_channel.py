@@ -1,0 +1,205 @@
+"""The agent against a real signed channel over loopback HTTP: what it installs, and the attacks it refuses.
+
+The channel is built by ringfence's publisher (python-tuf Metadata API) and
+served by a static file server, as a CDN would serve `ringfence channel
+export`.  Each attack is a named row: the test tampers with the served files
+the way an attacker in the middle (or a compromised mirror) would, polls once,
+and expects one clear log line and nothing installed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ringfence.adapters.channel import keys
+from ringfence.adapters.channel.repository import ChannelConfig, ChannelRepository
+from ringfence.agent.channel import Unreachable
+from ringfence.agent.core import Agent
+from tests.agent_support import Channel, StaticServer, agent_config
+
+HOST = "ws-0042"
+PRODUCT = "falcon-content"
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Channel, StaticServer]]:
+    channel = Channel(tmp_path / "repo", tmp_path / "www")
+    with StaticServer(tmp_path / "www") as server:
+        yield channel, server
+
+
+def _agent(tmp_path: Path, channel: Channel, server: StaticServer, **extra: object) -> Agent:
+    agent = Agent(agent_config(tmp_path, host=HOST, channel=channel, server=server, **extra))
+    agent.start()
+    return agent
+
+
+def _installed(tmp_path: Path) -> dict[str, bytes]:
+    d = tmp_path / f"installed-{HOST}"
+    return {p.name: p.read_bytes() for p in d.iterdir()} if d.is_dir() else {}
+
+
+def test_a_signed_version_for_this_host_is_installed_and_committed(tmp_path: Path, served: tuple[Channel, StaticServer]) -> None:
+    """The happy path the attacks are measured against: verified, installed atomically, probed, committed."""
+    channel, server = served
+    channel.offer(HOST, PRODUCT, "290", b"content 290")
+    channel.publish()
+    agent = _agent(tmp_path, channel, server)
+    desired = agent.poll_once()
+    agent.close()
+    assert desired.role == channel.role_of(HOST)
+    assert _installed(tmp_path) == {"C-00000291.sys": b"content 290"}
+    ps = agent.dir.load().products[PRODUCT]
+    assert ps.running == ps.committed == "290" and ps.pending is None
+    assert [e["kind"] for e in agent.dir.queued()] == ["applied", "committed"]
+
+
+# -- the five attacks -----------------------------------------------------------------------------------------
+# Each row prepares its attack against an agent that runs 290 (committed); the test then polls once more.
+def _tamper_target(channel: Channel, tmp_path: Path, agent: Agent) -> None:
+    path = channel.offer(HOST, PRODUCT, "291", b"content 291")
+    channel.publish(at=channel.later(seconds=1))
+    channel.served_target(path).write_bytes(b"content 666")  # same length, other bytes: only the signed hash tells
+
+
+def _old_timestamp(channel: Channel, tmp_path: Path, agent: Agent) -> None:
+    old = channel.copy_metadata("timestamp.json", tmp_path / "old-timestamp.json")  # what the agent trusts now
+    channel.publish(at=channel.later(seconds=700))  # a routine timestamp refresh; the agent sees it
+    agent.poll_once()
+    channel.offer(HOST, PRODUCT, "291", b"content 291")
+    channel.publish(at=channel.later(seconds=701))
+    (channel.served / "metadata" / "timestamp.json").write_bytes(old.read_bytes())  # replay: hide the new release
+
+
+def _old_snapshot(channel: Channel, tmp_path: Path, agent: Agent) -> None:
+    old = channel.repo.versions()["snapshot"]
+    channel.offer(HOST, PRODUCT, "291", b"content 291")
+    channel.publish(at=channel.later(seconds=1))
+    new = channel.repo.versions()["snapshot"]
+    meta = channel.served / "metadata"
+    (meta / f"{new}.snapshot.json").write_bytes((meta / f"{old}.snapshot.json").read_bytes())
+
+
+def _expired_timestamp(channel: Channel, tmp_path: Path, agent: Agent) -> None:
+    channel.offer(HOST, PRODUCT, "291", b"content 291")
+    channel.publish(at=channel.later(hours=-3))  # signed "then": its timestamp expired two hours ago
+
+
+def _untrusted_key(channel: Channel, tmp_path: Path, agent: Agent) -> None:
+    channel.offer(HOST, PRODUCT, "291", b"content 291")
+    channel.publish(at=channel.later(seconds=1))
+    rogue = ChannelRepository(tmp_path / "rogue")
+    rogue.initialise(root_signers=[keys.generate()], root_threshold=1,
+                     online={r: keys.generate() for r in keys.ONLINE_ROLES}, config=ChannelConfig(bins=channel.bins),
+                     now=channel.now)
+    ts = channel.repo.read("timestamp.json")  # the real content, re-signed by a key the trusted root does not name
+    ts.signed.version += 1
+    ts.signatures.clear()
+    ts.sign(rogue.signer("timestamp"))
+    (channel.served / "metadata" / "timestamp.json").write_bytes(ts.to_bytes())
+
+
+def _outside_cohort(channel: Channel, tmp_path: Path, agent: Agent) -> None:
+    channel.offer(HOST, PRODUCT, "291", b"content 291", role=channel.other_role(HOST))  # validly signed, other cohort
+    channel.publish(at=channel.later(seconds=1))
+
+
+ATTACKS: list[tuple[str, Callable[[Channel, Path, Agent], None], str]] = [
+    ("tampered target", _tamper_target, "tampered file"),
+    ("old timestamp (rollback)", _old_timestamp, "rollback attack"),
+    ("old snapshot (rollback)", _old_snapshot, "rollback attack"),
+    ("expired timestamp (freeze)", _expired_timestamp, "expired metadata"),
+    ("metadata signed by an untrusted key", _untrusted_key, "untrusted signature"),
+    ("target outside the agent's cohort", _outside_cohort, "target outside this agent's cohort"),
+]
+
+
+@pytest.mark.parametrize(("attack", "reason"), [(a, r) for _, a, r in ATTACKS], ids=[n for n, _, _ in ATTACKS])
+def test_attacks_are_refused_with_a_clear_line_and_nothing_installed(
+        tmp_path: Path, served: tuple[Channel, StaticServer], caplog: pytest.LogCaptureFixture,
+        attack: Callable[[Channel, Path, Agent], None], reason: str) -> None:
+    """The agent runs 290 (committed); after the attack it still runs 290 and logs one `refused: <reason>` line."""
+    channel, server = served
+    channel.offer(HOST, PRODUCT, "290", b"content 290")
+    channel.publish()
+    agent = _agent(tmp_path, channel, server)
+    agent.poll_once()
+    assert _installed(tmp_path) == {"C-00000291.sys": b"content 290"}
+    attack(channel, tmp_path, agent)
+    events_before = agent.dir.queued()
+    with caplog.at_level(logging.INFO, logger="ringfence.agent"):
+        agent.run_poll()
+    agent.close()
+    refusals = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused:")]
+    assert len(refusals) == 1 and reason in refusals[0], caplog.text
+    assert "\n" not in refusals[0]
+    assert _installed(tmp_path) == {"C-00000291.sys": b"content 290"}
+    assert agent.dir.queued() == events_before  # nothing applied, nothing committed
+    ps = agent.dir.load().products[PRODUCT]
+    assert ps.running == ps.committed == "290" and ps.pending is None
+
+
+def test_unreachable_channel_keeps_the_current_version(tmp_path: Path, served: tuple[Channel, StaticServer]) -> None:
+    """A dead server is not a refusal: the agent keeps what it runs and the caller backs off."""
+    channel, server = served
+    channel.offer(HOST, PRODUCT, "290", b"content 290")
+    channel.publish()
+    agent = _agent(tmp_path, channel, server)
+    agent.poll_once()
+    server.__exit__()
+    with pytest.raises(Unreachable):
+        agent.poll_once()
+    agent.close()
+    assert _installed(tmp_path) == {"C-00000291.sys": b"content 290"}
+
+
+def test_downgrade_needs_the_rollback_flag(tmp_path: Path, served: tuple[Channel, StaticServer],
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    """Signed metadata naming an older version is not enough; `rollback: true` is, and goes back to the kept copy."""
+    channel, server = served
+    channel.offer(HOST, PRODUCT, "290", b"content 290")
+    channel.publish()
+    agent = _agent(tmp_path, channel, server)
+    agent.poll_once()
+    channel.offer(HOST, PRODUCT, "291", b"content 291")
+    channel.publish(at=channel.later(seconds=1))
+    agent.poll_once()
+    assert _installed(tmp_path) == {"C-00000291.sys": b"content 291"}
+    channel.offer(HOST, PRODUCT, "290", b"content 290")  # an old manifest entry, validly signed, without the flag
+    channel.publish(at=channel.later(seconds=2))
+    with caplog.at_level(logging.WARNING, logger="ringfence.agent"):
+        agent.poll_once()
+    assert "refused: downgrade without rollback flag" in caplog.text
+    assert _installed(tmp_path) == {"C-00000291.sys": b"content 291"}
+    channel.offer(HOST, PRODUCT, "290", b"content 290", rollback=True, rollout="ro_back")
+    channel.publish(at=channel.later(seconds=3))
+    agent.poll_once()
+    agent.close()
+    assert _installed(tmp_path) == {"C-00000291.sys": b"content 290"}
+    ps = agent.dir.load().products[PRODUCT]
+    assert ps.running == ps.committed == "290"
+
+
+def test_remediation_runs_once_and_only_when_signed_for_this_cohort(
+        tmp_path: Path, served: tuple[Channel, StaticServer]) -> None:
+    """A signed script for this host's cohort runs once across polls and restarts; one for other hosts never."""
+    channel, server = served
+    marker = tmp_path / "ran.txt"
+    script = f'echo ran >> "{marker}"\n'.encode()
+    channel.remediation(HOST, "fix-291", script)
+    channel.remediation(HOST, "fix-others", b"exit 7\n", hosts=["someone-else"])
+    channel.publish()
+    agent = _agent(tmp_path, channel, server)
+    agent.poll_once()
+    agent.poll_once()
+    agent.close()
+    again = _agent(tmp_path, channel, server)
+    again.poll_once()
+    again.close()
+    assert marker.read_text() == "ran\n"
+    rems = again.dir.load().remediations
+    assert rems["fix-291"]["state"] == "done" and "fix-others" not in rems

@@ -1,0 +1,287 @@
+"""The endpoint agent end to end: `ringfence serve` and 20 `ringfence-agent run` processes over loopback HTTP.
+
+A small supervisor restarts an agent process whenever it exits, like a host
+rebooting.  Every agent has its own state directory, enrols with a one-time
+token, reads the signed channel the server publishes, and reports health.
+
+1. A good release flows wave by wave to every agent; each installs, probes and commits it.
+2. A bad release whose installed file makes the agent die (the probe kills its
+   parent when the file carries a poison marker — a boot loop in miniature)
+   crash-loops the first wave; the gate halts it; agents of later waves never
+   download it; the crashed agents restore the last known good version on their
+   K-th start and report ``auto_reverted``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ringfence.adapters.db.engine import Database
+from tests.servers import Server
+
+HOSTS = 20
+K = 3
+PRODUCT = "falcon-content"
+PLAN = """
+name: agent-e2e
+windows:
+  - {days: mon-sun, start: "00:00", end: "24:00"}
+freeze: {public_holidays: false}
+max_data_age_minutes: 1
+silence_grace_minutes: 1
+min_per_stratum: 1
+gate: {alpha: 0.2, min_treated_hosts: 2, min_control_hosts: 2, max_streams: 4, baseline_rate: 100.0, tolerance: 5.0}
+waves:
+  - {name: canary, fraction: 0.25, min_bake_minutes: 0.05, min_observed_hosts: 2, max_rate_per_minute: 60}
+  - {name: rest, fraction: 1.0, min_bake_minutes: 0.05, min_observed_hosts: 2}
+"""
+# The "installed software": when the installed file carries the poison marker, it kills the agent (its parent).
+PROBE = ["/bin/sh", "-c", 'if grep -q POISON "$1"; then kill -9 $PPID; sleep 5; exit 1; fi', "probe", "{file}"]
+
+
+class Fleet:
+    """20 agent processes and a supervisor thread that restarts any that exits (a reboot), bounded in count."""
+
+    def __init__(self, tmp: Path, server: Server, root: Path, token: str) -> None:
+        self.tmp = tmp
+        self.configs: dict[str, Path] = {}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.exits: dict[str, list[int]] = {}
+        self._stop = threading.Event()
+        for i in range(HOSTS):
+            host = f"agent-{i:03d}"
+            base = tmp / host
+            base.mkdir()
+            (base / "agent.toml").write_text(f"""
+server = "{server.url}"
+state_dir = "state"
+trusted_root = "{root}"
+enrolment_token = "{token}"
+host_id = "{host}"
+platform = "windows"
+poll_interval_seconds = 1.0
+poll_jitter = 0.2
+backoff_cap_seconds = 3
+request_timeout_seconds = 5
+crash_loop_threshold = {K}
+log_file = "agent.log"
+probe = {{command = {json.dumps(PROBE)}, timeout_seconds = 10}}
+[facts]
+hostname = "ws-{i:03d}"
+os_family = "windows"
+os_build = "22631"
+hardware_model = "Latitude 7440"
+timezone = "Europe/Berlin"
+country = "DE"
+site = "e2e"
+[installers.{PRODUCT}]
+kind = "file"
+target_dir = "installed"
+""")
+            self.configs[host] = base / "agent.toml"
+            self.exits[host] = []
+        self._thread = threading.Thread(target=self._supervise, daemon=True)
+
+    def _spawn(self, host: str) -> None:
+        out = (self.configs[host].parent / "stderr.log").open("ab")
+        self.procs[host] = subprocess.Popen([sys.executable, "-m", "ringfence.agent.main", "run", "--config",
+                                             str(self.configs[host])], stdout=out, stderr=out)
+        out.close()
+
+    def _supervise(self) -> None:
+        while not self._stop.is_set():
+            for host, proc in list(self.procs.items()):
+                code = proc.poll()
+                if code is not None and not self._stop.is_set() and len(self.exits[host]) < 3 * K:
+                    self.exits[host].append(code)
+                    self._stop.wait(0.2)  # the "reboot"
+                    self._spawn(host)
+            self._stop.wait(0.1)
+
+    def __enter__(self) -> Fleet:
+        for host in self.configs:
+            self._spawn(host)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        for proc in self.procs.values():
+            proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def state(self, host: str) -> dict[str, Any]:
+        path = self.configs[host].parent / "state" / "state.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def product(self, host: str) -> dict[str, Any]:
+        products: dict[str, Any] = self.state(host).get("products", {})
+        return products.get(PRODUCT, {})
+
+    def log(self, host: str) -> str:
+        path = self.configs[host].parent / "agent.log"
+        return path.read_text() if path.exists() else ""
+
+    def cached_targets(self, host: str) -> list[str]:
+        d = self.configs[host].parent / "state" / "targets"
+        return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+
+    def installed(self, host: str) -> bytes:
+        files = sorted((self.configs[host].parent / "installed").glob("*"))
+        return b"".join(f.read_bytes() for f in files)
+
+
+def _until(check: Callable[[], Any], timeout: float, what: str, detail: Callable[[], Any] = lambda: "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}: {detail()}")
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def server(tmp_path: Path, db_url: str) -> Iterator[Server]:
+    srv = Server(tmp_path, db_url, RINGFENCE_RECONCILE_INTERVAL_SECONDS="0.25", RINGFENCE_HEALTH_MAX_PER_MINUTE="600")
+    yield srv
+    srv.stop()
+
+
+def _rollout(server: Server, version: str, data: bytes, tmp: Path) -> str:
+    artifact = tmp / version / "C-00000291.sys"
+    artifact.parent.mkdir()
+    artifact.write_bytes(data)
+    server.cli("release", "create", "--product", PRODUCT, "--version", version, "--kind", "content",
+               "--platform", "windows", "--file", str(artifact))
+    started = json.loads(server.cli("rollout", "start", "--release", f"{PRODUCT}@{version}", "--plan", "agent-e2e",
+                                    "--reason", "agent e2e", "--json").stdout)
+    rid: str = started["id"]
+    return rid
+
+
+def _get(server: Server, path: str, **params: Any) -> dict[str, Any]:
+    """The API directly (the CLI's own process start-up would cost more CPU than the agents on 2 cores)."""
+    response = httpx.get(f"{server.url}{path}", params=params, timeout=10,
+                         headers={"Authorization": f"Bearer {server.env['RINGFENCE_TOKEN']}"})
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def _status(server: Server, rid: str) -> dict[str, Any]:
+    return _get(server, f"/v1/rollouts/{rid}")
+
+
+def _waves(db: Database, rid: str) -> dict[str, tuple[int, Any]]:
+    with db.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT host_id, wave, exposed_at FROM rollout_hosts WHERE rollout_id = ?"
+                                    if db.engine.dialect.name == "sqlite" else
+                                    "SELECT host_id, wave, exposed_at FROM rollout_hosts WHERE rollout_id = %s",
+                                    (rid,)).all()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+@pytest.mark.slow
+def test_twenty_agents_good_release_then_bad_release_halted_and_self_reverted(
+        server: Server, db: Database, tmp_path: Path) -> None:
+    """Good release to all, wave by wave; bad release halted in wave 0, never downloaded later, reverted by K starts."""
+    server.cli("keys", "init", "--bins", "8", "--dir", str(tmp_path / "root-keys"))
+    export = tmp_path / "export"
+    server.cli("channel", "export", str(export))
+    root = export / "metadata" / "root.json"
+    assert root.is_file()
+    token = json.loads(server.cli("enrol", "token", "create", "--tenant", "acme", "--uses", str(HOSTS),
+                                  "--json").stdout)["token"]
+    (tmp_path / "plan.yaml").write_text(PLAN)
+    server.cli("plan", "apply", "-f", str(tmp_path / "plan.yaml"))
+    agents_dir = tmp_path / "agents"
+    agents_dir.mkdir()
+    t0 = time.monotonic()
+    with Fleet(agents_dir, server, root, token) as fleet:
+        hosts = list(fleet.configs)
+
+        def listed() -> list[dict[str, Any]]:
+            got: list[dict[str, Any]] = _get(server, "/v1/hosts", where="site=e2e", limit=100)["hosts"]
+            return got if len(got) == HOSTS else []
+
+        enrolled = _until(listed, 90, "every agent to enrol", lambda: [fleet.log(h)[-300:] for h in hosts[:2]])
+        assert {h["id"] for h in enrolled} == set(hosts)
+        assert all(h["os_family"] == "windows" and h["hardware_model"] == "Latitude 7440" and h["tenant"] == "acme"
+                   for h in enrolled)
+        print(f"enrolled after {time.monotonic() - t0:.0f} s")
+        time.sleep(2)  # every agent has reported once: online
+
+        # 1. a good release flows wave by wave to every agent
+        good = _rollout(server, "290", b"channel file 290", tmp_path)
+        final = _until(lambda: (s := _status(server, good))["state"] in ("completed", "halted") and s, 120,
+                       "the good rollout to complete", lambda: _status(server, good)["message"])
+        assert final["state"] == "completed", final["message"]
+        _until(lambda: all(fleet.product(h).get("committed") == "290" for h in hosts), 30, "every agent to commit 290",
+               lambda: {h: fleet.product(h) for h in hosts if fleet.product(h).get("committed") != "290"})
+        assert all(fleet.installed(h) == b"channel file 290" for h in hosts)
+        waves = _waves(db, good)
+        wave0 = {h for h, (w, _) in waves.items() if w == 0}
+        assert 0 < len(wave0) < HOSTS
+        assert max(t for w, t in waves.values() if w == 0) <= min(t for w, t in waves.values() if w == 1)
+        log = json.loads(server.cli("rollout", "explain", good, "--json").stdout)["decisions"]
+        assert any(d["message"].startswith("promoted") and d["wave"] == 1 for d in log)
+        assert all(fleet.exits[h] == [] for h in hosts)  # nobody crashed
+        print(f"good release committed everywhere after {time.monotonic() - t0:.0f} s")
+
+        # 2. a bad release: the installed file kills the agent on every start until it reverts itself
+        bad = _rollout(server, "291", b"POISON channel file 291", tmp_path)
+        stopped = ("halted", "rolling_back", "rolled_back", "completed")
+        halted = _until(lambda: (s := _status(server, bad))["state"] in stopped and s, 120,
+                        "the gate to halt the bad rollout", lambda: _status(server, bad)["message"])
+        assert halted["state"] != "completed", halted["message"]
+        decisions = json.loads(server.cli("rollout", "explain", bad, "--json").stdout)["decisions"]
+        halts = [d for d in decisions if "halted wave" in d["message"]]
+        assert halts and halts[0]["wave"] == 0 and "crashed" in halts[0]["message"], [
+            (d["state"], d["wave"], d["message"]) for d in decisions]
+        print(f"bad release halted after {time.monotonic() - t0:.0f} s: {halts[0]['message']}")
+        bad_waves = _waves(db, bad)
+        exposed = {h for h, (_, t) in bad_waves.items() if t is not None}
+        later = {h for h, (w, _) in bad_waves.items() if w > 0}
+        assert exposed and exposed.isdisjoint(later)
+
+        def reverted() -> bool:
+            return all(fleet.product(h).get("running") == "290" and "291" in fleet.product(h).get("bad", [])
+                       for h in exposed)
+
+        _until(reverted, 60, "the crashed agents to revert", lambda: {h: fleet.product(h) for h in exposed})
+        for h in exposed:
+            assert fleet.installed(h) == b"channel file 290"
+            assert len(fleet.exits[h]) >= K - 1, fleet.exits[h]  # killed on install and on each start but the K-th
+            assert "auto-reverted falcon-content 291 to the last known good version 290" in fleet.log(h)
+        for h in later:
+            assert not any(f"{PRODUCT}%2F291%2F" in name for name in fleet.cached_targets(h)), fleet.cached_targets(h)
+            assert any(f"{PRODUCT}%2F290%2F" in name for name in fleet.cached_targets(h))  # the check can see files
+            assert f"{PRODUCT} 291" not in fleet.log(h) and fleet.exits[h] == []
+            assert fleet.product(h)["running"] == "290"
+
+        def reported() -> set[str]:
+            with db.engine.connect() as conn:
+                rows = conn.exec_driver_sql("SELECT host_id, kind FROM host_events WHERE kind = 'auto_reverted' "
+                                            f"AND rollout_id = '{bad}'").all()
+            return {r[0] for r in rows} if {r[0] for r in rows} >= exposed else set()
+
+        assert _until(reported, 30, "auto_reverted reports") == exposed
+        assert _status(server, bad)["state"] in stopped[:3]
+        print(f"done after {time.monotonic() - t0:.0f} s")
