@@ -6,8 +6,9 @@ What runs (``ringfence serve --demo``, the default of ``make run``):
   :func:`ringfence.services.inventory.import_inventory`;
 * every host sends heartbeats and the versions it runs through the server's own
   :class:`~ringfence.services.health.HealthIngest` (the reconciler writes them before each tick);
-* a host learns what to run from :func:`ringfence.services.rollouts.desired_state` when its
-  exposure in a rollout changes, installs it and reports the new version;
+* every demo minute each host learns what to run from the desired-state service
+  (:func:`ringfence.services.desired.desired_many`, the rules of ``GET /v1/agent/desired`` for the
+  whole fleet in a fixed number of queries), installs it and reports the new version;
 * a good agent release (``falcon-sensor``) rolls out under the ``demo-agent`` plan, and the next
   one follows when it completes (at most :data:`MAX_GOOD_RELEASES`);
 * :meth:`DemoFleet.replay` publishes ``falcon-content@291`` under the ``demo-content`` plan: every
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -31,11 +31,12 @@ from ringfence.adapters.artifacts import ArtifactStore
 from ringfence.adapters.db.engine import Database
 from ringfence.adapters.db.stores import rollouts as rollout_store
 from ringfence.domain.access import Role
-from ringfence.domain.model import OsFamily
+from ringfence.domain.model import Host, OsFamily
 from ringfence.domain.rollout import RolloutState
 from ringfence.errors import InputError, RingfenceError
 from ringfence.services import inventory, rollouts
 from ringfence.services.context import Actor
+from ringfence.services.desired import desired_many
 from ringfence.services.health import HealthIngest, HealthReport
 from ringfence.sim.fleetgen import generate_fleet
 
@@ -117,15 +118,11 @@ class DemoFleet:
     speed: float = 60.0
     host_count: int = 2000
     seed: int = 7
-    polls_per_step: int = 40
     hosts: dict[str, _Host] = field(default_factory=dict)
+    inventory: list[Host] = field(default_factory=list)
     replay_rollout: str | None = None
     replay_at: datetime | None = None
     good_releases: int = 0
-    _seen: dict[tuple[str, str], tuple[bool, bool]] = field(default_factory=dict)
-    _queue: deque[str] = field(default_factory=deque)
-    _queued: set[str] = field(default_factory=set)
-    _settled: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -138,6 +135,7 @@ class DemoFleet:
             raise InputError.single("demo_hosts", f"is {self.host_count}", expected="10 … 5,000 hosts")
         now = self.clock()
         inv = generate_fleet(self.host_count, self.seed, start=now)
+        self.inventory = list(inv.hosts)
         inventory.import_inventory(self.db, inv, actor=BOT, clock=self.clock, sources=("demo",),
                                    reason="demo fleet")
         for h in inv.hosts:
@@ -199,43 +197,26 @@ class DemoFleet:
     # --- one step of every agent ------------------------------------------------------------
 
     def step(self) -> None:
-        """Agents notice exposure changes, poll desired state (a bounded number per step), install, report."""
-        self._scan()
-        for _ in range(min(self.polls_per_step, len(self._queue))):
-            host_id = self._queue.popleft()
-            self._queued.discard(host_id)
-            self._converge(self.hosts[host_id])
+        """Every agent asks for its desired state, installs what changed and reports (one demo minute)."""
+        self._converge()
         self._heartbeats()
         self._maybe_next_release()
 
-    def _scan(self) -> None:
+    def _converge(self) -> None:
         with self.db.transaction() as conn:
-            rows = [r for r in rollout_store.list_rollout_rows(conn) if r.id not in self._settled]
-            for row in rows:
-                for hr in rollout_store.rollout_host_rows(conn, row.id):
-                    key = (hr.exposed_at is not None, hr.rolled_back_at is not None)
-                    if key != self._seen.get((row.id, hr.host_id), (False, False)):
-                        self._seen[(row.id, hr.host_id)] = key
-                        host = self.hosts.get(hr.host_id)
-                        if host is not None and not host.dead and hr.host_id not in self._queued:
-                            self._queue.append(hr.host_id)
-                            self._queued.add(hr.host_id)
-                if row.state in (RolloutState.COMPLETED.value, RolloutState.ABORTED.value,
-                                 RolloutState.ROLLED_BACK.value):
-                    self._settled.add(row.id)
-
-    def _converge(self, host: _Host) -> None:
-        if host.dead:
-            return
-        for product, want in rollouts.desired_state(self.db, host.id).items():
-            version = str(want["version"] or "")
-            if not version or host.versions.get(product) == version or product not in host.versions:
+            wanted = desired_many(conn, self.inventory, all_hosts=True)
+        for host_id, products in wanted.items():
+            host = self.hosts.get(host_id)
+            if host is None or host.dead:
                 continue
-            host.versions[product] = version
-            host.changed = True
-            if product == CONTENT and version == BAD_VERSION and host.windows:
-                host.dead = True  # loads the content, crashes, reboots, crashes: never reports again
-                return
+            for product, want in products.items():
+                if not want.directive or not want.version or host.versions.get(product, want.version) == want.version:
+                    continue  # nothing decided, already there, or a product this host does not run
+                host.versions[product] = want.version
+                host.changed = True
+                if product == CONTENT and want.version == BAD_VERSION and host.windows:
+                    host.dead = True  # loads the content, crashes, reboots, crashes: never reports again
+                    break
 
     def _heartbeats(self) -> None:
         now = self.clock()
