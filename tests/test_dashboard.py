@@ -249,3 +249,42 @@ def test_releases_page_shows_real_sbom_findings(api: Api) -> None:
     assert "GHSA-jfh8-c2jp-5v3q" in vulnerable and "log4j-core 2.14.1" in vulnerable and "critical" in vulnerable
     fixed = page[page.index("billing@4.3"):]
     assert "no open findings" in fixed[:fixed.index("</section>")]
+
+
+def test_demo_refuses_bad_settings_naming_the_option(tmp_path: Path) -> None:
+    from ringfence.config import Settings
+    from ringfence.demo import FastClock
+    from ringfence.demo.serve import demo_settings
+    from ringfence.errors import InputError
+
+    for speed in (0.0, -1.0, 10_000.0):
+        with pytest.raises(InputError) as caught:
+            FastClock(speed)
+        assert caught.value.issues[0].field == "demo_speed"
+    keep = tmp_path / "demo" / "keep.txt"
+    keep.parent.mkdir()
+    keep.write_text("x")
+    with pytest.raises(InputError) as caught:
+        demo_settings(Settings(data_dir=tmp_path), speed=60, hosts=5)
+    assert caught.value.issues[0].field == "demo_hosts" and keep.exists()  # nothing deleted on bad input
+    settings, clock = demo_settings(Settings(data_dir=tmp_path), speed=120, hosts=100)
+    assert settings.database_url == f"sqlite:///{tmp_path / 'demo' / 'ringfence.db'}" and not keep.exists()
+    assert settings.reconcile_interval_seconds < 1.0 and clock.speed == 120
+
+
+def test_demo_replay_can_be_retried_after_the_kill_switch_refused_it(db: Database, clock: FakeClock,
+                                                                     tmp_path: Path) -> None:
+    from ringfence.errors import ConflictError
+    from ringfence.services.health import HealthIngest
+
+    demo = DemoFleet(db=db, ingest=HealthIngest(db, clock), artifacts=ArtifactStore(tmp_path / "a"), clock=clock,
+                     host_count=50)
+    demo.setup()
+    operator = Actor(name="olga", role=Role.OPERATOR)
+    rollouts.kill_switch(db, "falcon-content", actor=operator, clock=clock, reason="drill")
+    with pytest.raises(ConflictError, match="kill switch"):
+        demo.replay(operator)
+    assert demo.replay_rollout is None
+    rollouts.kill_switch(db, "falcon-content", engage=False, actor=operator, clock=clock, reason="drill over")
+    rid = demo.replay(operator)
+    assert rollouts.get_rollout(db, rid).status.state.value == "progressing"

@@ -173,16 +173,21 @@ class DemoFleet:
     def replay(self, actor: Actor) -> str:
         """Publish the faulty content release and start its rollout as ``actor``; return the rollout id.
 
-        Idempotent: a second call returns the rollout of the first.
+        Idempotent: once a replay started, later calls return its rollout; a replay the services refused
+        (the kill switch is engaged, a release gate failed) can be tried again.
         """
         with self._lock:
             if self.replay_rollout is not None:
                 return self.replay_rollout
-            release = rollouts.create_release(
-                self.db, self.artifacts, product=CONTENT, version=BAD_VERSION, kind="content", platforms=["windows"],
-                files=[("C-00000291-00000000-00000032.sys", BAD_ARTIFACT)], actor=actor, clock=self.clock,
-                reason="demo: replay of 19 July 2024 (channel file 291)")
-            view = rollouts.create_rollout(self.db, release_id=release.id, plan_name="demo-content", actor=actor,
+            release_id = f"{CONTENT}@{BAD_VERSION}"
+            with self.db.transaction() as conn:
+                exists = rollout_store.get_release(conn, release_id) is not None
+            if not exists:  # a replay refused earlier (e.g. by the kill switch) left the release: reuse it
+                rollouts.create_release(
+                    self.db, self.artifacts, product=CONTENT, version=BAD_VERSION, kind="content",
+                    platforms=["windows"], files=[("C-00000291-00000000-00000032.sys", BAD_ARTIFACT)], actor=actor,
+                    clock=self.clock, reason="demo: replay of 19 July 2024 (channel file 291)")
+            view = rollouts.create_rollout(self.db, release_id=release_id, plan_name="demo-content", actor=actor,
                                            clock=self.clock, start=True,
                                            reason="demo: replay of 19 July 2024 through the gate")
             self.replay_rollout = view.spec.id
