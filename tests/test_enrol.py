@@ -106,10 +106,12 @@ def test_re_enrolment_replaces_the_old_credential_and_facts_keep_operator_fields
 @pytest.fixture
 def second_server(db: Database, db_url: str, clock: FakeClock, tmp_path: Path) -> Iterator[TestClient]:
     """Another server process on the same database (its own app, ingest and caches)."""
+    other = Database(db_url)
     app = create_app(Settings(database_url=db_url, data_dir=tmp_path / "b", reconcile_interval_seconds=0),
-                     db=Database(db_url), clock=clock)
+                     db=other, clock=clock)
     with TestClient(app) as client:
         yield client
+    other.dispose()
 
 
 def test_revoked_credential_is_refused_at_once_by_every_server(api: Api, second_server: TestClient) -> None:
