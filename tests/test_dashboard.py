@@ -261,6 +261,9 @@ def test_demo_refuses_bad_settings_naming_the_option(tmp_path: Path) -> None:
         with pytest.raises(InputError) as caught:
             FastClock(speed)
         assert caught.value.issues[0].field == "demo_speed"
+    with pytest.raises(InputError) as caught:
+        demo_settings(Settings(data_dir=tmp_path), speed=600, hosts=100)
+    assert caught.value.issues[0].field == "demo_speed" and "at most 120" in str(caught.value.issues[0])
     keep = tmp_path / "demo" / "keep.txt"
     keep.parent.mkdir()
     keep.write_text("x")

@@ -96,7 +96,8 @@ def serve(config: ConfigOpt = None,
           demo: Annotated[bool, typer.Option("--demo/--no-demo", help=(
               "Run the demo: a fresh SQLite database under DATA_DIR/demo, a simulated fleet, a fast clock "
               "and the 'Replay 19 July 2024' button (docs/dashboard.md)."))] = False,
-          demo_speed: Annotated[float, typer.Option(help="Demo clock speed-up (demo seconds per real second).")] = 60.0,
+          demo_speed: Annotated[float, typer.Option(help="Demo clock speed-up (demo seconds per real second, "
+                                                          "at most 120).")] = 60.0,
           demo_hosts: Annotated[int, typer.Option(help="Simulated hosts in the demo (10 … 5,000).")] = 2000,
           ) -> None:
     """Migrate the database, create the first admin token if there is none, and serve the API and dashboard."""
