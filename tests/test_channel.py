@@ -287,3 +287,23 @@ def test_publish_refuses_a_target_outside_its_cohort(tmp_path: Path, rt_clock: F
     with pytest.raises(ValueError, match="outside cohort"):
         repo.publish({"cohort-000": CohortContent(manifest={"hosts": {}, "remediations": []}, targets=(stray,))},
                      rt_clock() + timedelta(seconds=1))
+
+
+def test_remediation_input_is_checked_and_nothing_is_stored(api: object, db: Database) -> None:
+    from tests.api_support import Api, _problem
+
+    assert isinstance(api, Api)
+    files = {"file": ("fix.sh", b"#!/bin/sh\necho fixed\n", "application/octet-stream")}
+    bad = _problem(api.call("POST", "/v1/remediations", role="operator", files=files,
+                            data={"id": "../evil", "selector": "os_family=windows"}), 422)
+    assert {e["field"] for e in bad["errors"]} == {"id", "reason"}
+    both = _problem(api.call("POST", "/v1/remediations", role="operator", files=files,
+                             data={"id": "fix-1", "selector": "os_family=windows", "product": "falcon",
+                                   "reason": "x"}), 422)
+    assert both["errors"][0]["field"] == "selector"
+    none = _problem(api.call("POST", "/v1/remediations", role="operator", files=files,
+                             data={"id": "fix-1", "selector": "os_family=windows", "reason": "x"}), 422)
+    assert "matches no host" in none["detail"]
+    assert api.call("POST", "/v1/remediations", role="viewer", files=files,
+                    data={"id": "fix-1", "selector": "os_family=windows", "reason": "x"}).status_code == 403
+    assert api.call("GET", "/v1/remediations", role="viewer").json() == {"remediations": []}

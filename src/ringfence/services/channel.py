@@ -45,6 +45,7 @@ from ringfence.domain.selector import compile_predicate
 from ringfence.errors import FieldIssue, InputError
 from ringfence.services.context import Actor, Clock
 from ringfence.services.desired import desired_many, releases_by_version
+from ringfence.services.rollouts import InventoryCache
 
 __all__ = [
     "ChannelPublisher",
@@ -182,6 +183,14 @@ def build_cohorts(conn: Any, hosts: list[Host], artifacts: ArtifactStore, bins: 
     manifests: dict[str, dict[str, Any]] = {cohort_role(i, bins): _empty() for i in range(bins)}
     targets: dict[str, dict[str, TargetSpec]] = defaultdict(dict)
     role_of: dict[str, str] = {}
+    sources: dict[str, Path | None] = {}  # sha256 → file in the artifact store (None when missing)
+
+    def source_of(sha256: str) -> Path | None:
+        if sha256 not in sources:
+            path = artifacts.path(sha256)
+            sources[sha256] = path if path.is_file() else None
+        return sources[sha256]
+
     for host in sorted(hosts, key=lambda h: h.id):
         role = role_of[host.id] = cohort_role(cohort_of(host.id, bins), bins)
         entries: dict[str, Any] = {}
@@ -194,13 +203,13 @@ def build_cohorts(conn: Any, hosts: list[Host], artifacts: ArtifactStore, bins: 
             if release is not None and platform in release.platforms:
                 paths: list[str] = []
                 for a in release.artifacts:
-                    source = artifacts.path(a.sha256)
+                    source = source_of(a.sha256)
                     try:
                         path = artifact_path(role, product, d.version, platform, a.name)
                     except ValueError as e:
                         log.warning("not publishing %s %s to %s: %s", product, d.version, role, e)
                         continue
-                    if not source.is_file():
+                    if source is None:
                         log.warning("artifact %s of %s@%s is missing from the artifact store", a.sha256, product,
                                     d.version)
                         continue
@@ -243,6 +252,7 @@ class ChannelPublisher:
         self.artifacts = artifacts
         self.repo = ChannelRepository(channel_dir(data_dir))
         self.clock = clock
+        self.inventory = InventoryCache()
         self.last: PublishResult | None = None
         self.last_at: datetime | None = None
 
@@ -257,7 +267,7 @@ class ChannelPublisher:
             return None
         bins = self.repo.config().bins
         with self.db.transaction() as conn:
-            hosts = inventory_store.all_hosts(conn)
+            hosts = self.inventory.hosts(conn)
             cohorts = build_cohorts(conn, hosts, self.artifacts, bins)
         now = self.clock()
         result = self.repo.publish(cohorts, now, refresh=refresh)
