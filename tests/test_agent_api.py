@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +122,23 @@ def test_status_and_config_errors_on_the_command_line(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "ringfence.agent.main", "status", "--config", str(bad)],
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2 and "trusted_root" in proc.stderr, proc.stderr
+
+
+def test_sigterm_stops_a_waiting_agent_promptly(tmp_path: Path) -> None:
+    """An agent backing off from an unreachable server exits cleanly within seconds of SIGTERM."""
+    (tmp_path / "root.json").write_text("{}")
+    config = tmp_path / "agent.toml"
+    config.write_text('server = "http://127.0.0.1:9"\nstate_dir = "state"\ntrusted_root = "root.json"\n'
+                      'host_id = "h1"\nenrolment_token = "rfe_never_used"\npoll_interval_seconds = 60\n'
+                      'log_file = "agent.log"\n')
+    proc = subprocess.Popen([sys.executable, "-m", "ringfence.agent.main", "run", "--config", str(config)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "agent.log"
+    deadline = time.monotonic() + 30
+    while "cannot enrol yet" not in (log.read_text() if log.exists() else "") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "cannot enrol yet" in log.read_text()
+    proc.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    assert proc.wait(timeout=10) == 0
+    assert time.monotonic() - started < 3

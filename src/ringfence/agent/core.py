@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -344,9 +345,19 @@ class Agent:
             log.info("remediation %s ran once (signed for %s): %s, exit %d", rid, desired.role, outcome, code)
 
     # -- the loop --------------------------------------------------------------------------------------
+    def _sleep(self, seconds: float) -> bool:
+        """Wait up to ``seconds``; True once stopping (checked at least every half second, so a stop is prompt)."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.stopping.wait(min(left, 0.5))
+        return True
+
     def run(self, *, max_polls: int = 0, sleep: Callable[[float], bool] | None = None) -> None:
         """Start, enrol, report, settle pending versions, then poll until stopped (or ``max_polls`` polls)."""
-        wait = sleep or self.stopping.wait
+        wait = sleep or self._sleep
         self.start()
         try:
             while not self.enrol():
