@@ -10,6 +10,7 @@ and expects one clear log line and nothing installed.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -203,3 +204,21 @@ def test_remediation_runs_once_and_only_when_signed_for_this_cohort(
     assert marker.read_text() == "ran\n"
     rems = again.dir.load().remediations
     assert rems["fix-291"]["state"] == "done" and "fix-others" not in rems
+
+
+def test_a_failed_install_is_reported_and_not_retried(tmp_path: Path, served: tuple[Channel, StaticServer],
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """A command installer that fails: `install_failed` is queued, the version is marked bad, nothing else changes."""
+    channel, server = served
+    channel.offer(HOST, PRODUCT, "291", b"content 291")
+    channel.publish()
+    failing = {PRODUCT: {"kind": "command", "command": [sys.executable, "-c", "import sys; sys.exit(4)", "{file}"]}}
+    agent = _agent(tmp_path, channel, server, installers=failing)
+    with caplog.at_level(logging.INFO, logger="ringfence.agent"):
+        agent.poll_once()
+        agent.poll_once()
+    agent.close()
+    assert "install failed: installer" in caplog.text and "exited 4" in caplog.text
+    assert [e["kind"] for e in agent.dir.queued()] == ["install_failed"]  # once: the second poll does not retry
+    ps = agent.dir.load().products[PRODUCT]
+    assert ps.running == "" and ps.bad == ["291"] and ps.pending is None
