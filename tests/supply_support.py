@@ -21,9 +21,10 @@ def cdx(*purls: str, name: str = "demo-app", serial: str | None = None, extra: l
     """A CycloneDX 1.5 JSON SBOM (schema-valid) with one library component per purl."""
     comps: list[dict[str, Any]] = []
     for i, purl in enumerate(purls):
-        base, _, version = purl.rpartition("@")
-        comps.append({"type": "library", "bom-ref": f"c{i}", "name": base.rsplit("/", 1)[-1], "version": version,
-                      "purl": purl})
+        base, at, version = purl.rpartition("@")
+        base = base if at else purl
+        comp = {"type": "library", "bom-ref": f"c{i}", "name": base.rsplit("/", 1)[-1], "purl": purl}
+        comps.append({**comp, "version": version} if at else comp)
     comps += extra or []
     doc = {"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,
            "serialNumber": f"urn:uuid:{serial or uuid.uuid4()}",

@@ -217,14 +217,14 @@ def release_findings(release: Annotated[str, typer.Argument(help="Release id, pr
     if as_json:
         _json(data)
         return
-    table = Table(title=f"findings in {release} ({data['advisories_loaded']:,} advisories loaded)")
-    for col in ("component", "advisory", "aliases", "severity", "fixed in", "waived"):
-        table.add_column(col)
+    out.print(f"{len(data['findings'])} findings in {release} ({data['advisories_loaded']:,} advisories loaded)",
+              highlight=False)
     for f in data["findings"]:
         c = f["component"]
-        table.add_row(f"{c['name']} {c['version']}", f["advisory"], ", ".join(f["aliases"][:3]), f["severity"],
-                      f["fixed"] or "-", f["waived_by"] or "no")
-    out.print(table)
+        aka = f" aka {', '.join(f['aliases'][:3])}" if f["aliases"] else ""
+        waived = f"  — {f['waived_by']}" if f["waived"] else ""
+        out.print(f"  [{f['severity']}] {f['advisory']}{aka}: {c['name']} {c['version']}, fixed in "
+                  f"{f['fixed'] or 'no fixed version'}{waived}", highlight=False, soft_wrap=True)
     if data["not_evaluated"]:
         out.print(f"{len(data['not_evaluated'])} matches could not be evaluated (e.g. "
                   f"{data['not_evaluated'][0]['reason']})", highlight=False)

@@ -380,6 +380,18 @@ def _blocking(results: Sequence[GateResult], policy: GatePolicy) -> list[GateRes
     return [r for r in results if r.gate in policy.enforce and r.verdict in ("failed", "inconclusive")]
 
 
+def _evaluate_rollout(conn: Any, row: Any, *, index: Any, artifacts: ArtifactStore | None,
+                      today: date) -> tuple[list[GateResult], GatePolicy]:
+    release = release_store.get_release(conn, row.release_id)
+    assert release is not None
+
+    def targets() -> list[str]:  # read only when a content contract needs the target fleet
+        return [r.host_id for r in release_store.rollout_host_rows(conn, row.id)]
+
+    policy = _load_policy(conn)
+    return evaluate(conn, release, targets, policy=policy, index=index, artifacts=artifacts, today=today), policy
+
+
 def check_before_start(db: Database, rollout_id: str, *, actor: Actor, clock: Clock,
                        artifacts: ArtifactStore | None = None) -> None:
     """Run the gates for a pending rollout; record them; ConflictError naming the failed gates when blocked."""
@@ -391,15 +403,8 @@ def check_before_start(db: Database, rollout_id: str, *, actor: Actor, clock: Cl
             raise NotFoundError(f"rollout {rollout_id!r} not found")
         if status_from_doc(row.status).state is not RolloutState.PENDING:
             return  # the engine answers for starting a rollout that is not pending
-        release = release_store.get_release(conn, row.release_id)
-        assert release is not None
-
-        def targets() -> list[str]:  # read only when a content contract needs the target fleet
-            return [r.host_id for r in release_store.rollout_host_rows(conn, rollout_id)]
-
-        policy = _load_policy(conn)
-        store_ = artifacts or _artifact_store(db)
-        results = evaluate(conn, release, targets, policy=policy, index=index, artifacts=store_, today=now.date())
+        results, policy = _evaluate_rollout(conn, row, index=index, artifacts=artifacts or _artifact_store(db),
+                                            today=now.date())
         blocked = _blocking(results, policy)
         override = store.gate_override(conn, rollout_id)
         for r in results:
@@ -450,6 +455,7 @@ def override_gates(db: Database, rollout_id: str, *, actor: Actor, clock: Clock,
     actor.require(Role.APPROVER, "overriding release gates")
     if not reason.strip():
         raise InputError.single("reason", "is empty", expected="why the failed gates may be overridden")
+    index = supply_chain.advisory_index(db)  # before the transaction: it may read the advisories itself
     now = clock()
     with db.transaction() as conn:
         row = release_store.get_rollout_row(conn, rollout_id)
@@ -460,8 +466,10 @@ def override_gates(db: Database, rollout_id: str, *, actor: Actor, clock: Clock,
                                 "another approver must")
         if status_from_doc(row.status).state is not RolloutState.PENDING:
             raise ConflictError(f"rollout {rollout_id} is {row.state}; gates are overridden before it starts")
-        failed = [r["gate"] for r in store.gate_results(conn, rollout_id)
-                  if r["verdict"] in ("failed", "inconclusive") and r["details"].get("enforced")]
+        # The gates that block now (re-evaluated: a release signed since the last start no longer needs it).
+        results, policy = _evaluate_rollout(conn, row, index=index,
+                                            artifacts=_artifact_store(db), today=now.date())
+        failed = [r.gate for r in _blocking(results, policy)]
         store.save_gate_override(conn, rollout_id, approver=actor.name, reason=reason, gates=failed, now=now)
         release_store.add_decision(conn, rollout_id, at=now, state=row.state, wave=0, actor=actor.name,
                                    message=f"release gates overridden by {actor.name}: {reason}", reasons=[],

@@ -30,6 +30,7 @@ from ringfence.adapters.db.engine import Database
 from ringfence.adapters.db.stores import audit as audit_store
 from ringfence.adapters.db.stores import rollouts as release_store
 from ringfence.adapters.db.stores import supply_chain as store
+from ringfence.adapters.db.stores.base import utc
 from ringfence.adapters.sbom.parse import Sbom, parse_sbom, to_components
 from ringfence.adapters.sbom.validate import validate_sbom
 from ringfence.adapters.vuln.osv import load_path
@@ -49,13 +50,17 @@ from ringfence.errors import ConflictError, FieldIssue, InputError, NotFoundErro
 from ringfence.services.context import Actor, Clock
 
 __all__ = [
+    "SIGNATURE_CONTEXT",
     "PreparedContract",
     "PreparedSbom",
     "add_signer",
     "advisory_index",
     "artifact_payload",
+    "as_of",
     "attach_sbom",
     "components_where",
+    "contract_view",
+    "findings",
     "import_vex",
     "import_vulns",
     "list_signers",
@@ -66,6 +71,7 @@ __all__ = [
     "sbom_view",
     "store_contract",
     "upload_signatures",
+    "verify_signature",
     "vulns_where",
 ]
 
@@ -229,7 +235,7 @@ def sbom_view(db: Database, release_id: str, *, actor: Actor) -> dict[str, Any]:
              for r in rows]
     return {"release": release_id, "format": meta["format"], "spec_version": meta["spec_version"], "name": meta["name"],
             "serial_number": meta["serial_number"], "source": meta["source"], "sha256": meta["sha256"],
-            "imported_at": meta["imported_at"].isoformat() if meta["imported_at"] else None,
+            "imported_at": as_of(utc(meta["imported_at"])),
             "imported_by": meta["imported_by"], "warnings": meta["warnings"], "components": comps,
             "incomplete": _incomplete(rows)}
 
@@ -398,7 +404,7 @@ def list_signers(db: Database, *, actor: Actor) -> list[dict[str, Any]]:
     actor.require(Role.VIEWER, "listing signers")
     with db.transaction() as conn:
         return [{"name": s["name"], "keyid": s["keyid"], "added_by": s["added_by"],
-                 "added_at": s["added_at"].isoformat() if s["added_at"] else None} for s in store.list_signers(conn)]
+                 "added_at": as_of(utc(s["added_at"]))} for s in store.list_signers(conn)]
 
 
 def _trusted_keys(conn: Any) -> dict[str, tuple[str, SSlibKey]]:

@@ -11,6 +11,7 @@ from starlette.datastructures import UploadFile
 
 from ringfence.adapters.api.deps import AppState, get_state, reason_of, require
 from ringfence.adapters.db.stores import supply_chain as store
+from ringfence.adapters.db.stores.base import utc
 from ringfence.domain.access import Role
 from ringfence.errors import InputError
 from ringfence.services import release_gates, supply_chain
@@ -171,8 +172,7 @@ def list_vex(state: AppState = Depends(get_state), actor: Actor = Depends(requir
     """Every statement."""
     with state.db.transaction() as conn:
         rows = store.list_vex(conn)
-    return {"statements": [{**r, "imported_at": r["imported_at"].isoformat() if r["imported_at"] else None}
-                           for r in rows]}
+    return {"statements": [{**r, "imported_at": supply_chain.as_of(utc(r["imported_at"]))} for r in rows]}
 
 
 # --- gate policy and overrides ------------------------------------------------------------------------------------------
