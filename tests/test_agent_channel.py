@@ -222,3 +222,29 @@ def test_a_failed_install_is_reported_and_not_retried(tmp_path: Path, served: tu
     assert [e["kind"] for e in agent.dir.queued()] == ["install_failed"]  # once: the second poll does not retry
     ps = agent.dir.load().products[PRODUCT]
     assert ps.running == "" and ps.bad == ["291"] and ps.pending is None
+
+
+@pytest.mark.parametrize(("version", "path"), [
+    ("..", "{role}/falcon-content/../windows/C-00000291.sys"),  # would write outside the state dir
+    ("291", "{role}/falcon-sensor/291/windows/C-00000291.sys"),  # another product's file in the same cohort
+    ("291", "{role}/falcon-content/291/linux/C-00000291.sys"),  # another platform's file
+], ids=["dot-dot version", "other product", "other platform"])
+def test_signed_entries_that_leave_the_layout_are_refused(tmp_path: Path, served: tuple[Channel, StaticServer],
+                                                          caplog: pytest.LogCaptureFixture, version: str,
+                                                          path: str) -> None:
+    """Even validly signed, an entry naming a file outside its own product/version/platform is not installed."""
+    channel, server = served
+    channel.offer(HOST, PRODUCT, "291", b"content 291")
+    role = channel.role_of(HOST)
+    content = channel.content[role]
+    hosts = {HOST: {PRODUCT: {**content.manifest["hosts"][HOST][PRODUCT], "version": version,
+                              "files": {"windows": [path.format(role=role)]}}}}
+    channel.content[role] = type(content)(manifest={**content.manifest, "hosts": hosts}, targets=content.targets)
+    channel.publish()
+    agent = _agent(tmp_path, channel, server)
+    with caplog.at_level(logging.INFO, logger="ringfence.agent"):
+        agent.poll_once()
+    agent.close()
+    assert "refused: malformed signed file" in caplog.text, caplog.text
+    assert _installed(tmp_path) == {} and agent.dir.queued() == []
+    assert not (agent.dir.root.parent / "windows").exists()

@@ -42,12 +42,31 @@ from ringfence.agent.installers import FileInstaller, Installer, InstallError, i
 from ringfence.agent.reporter import EnrolmentRefused, Reporter, ServerUnreachable
 from ringfence.agent.state import AgentState, Pending, ProductState, StateDir, version_key
 from ringfence.agent.timing import Pacer
+from ringfence.domain.channel import artifact_path, remediation_path
 from ringfence.errors import InputError
 from ringfence.services.context import Clock, system_clock
 
 __all__ = ["Agent", "EnrolmentRefused"]
 
 log = logging.getLogger("ringfence.agent")
+
+
+def _layout(path: str, role: str, expected: Callable[..., str], *parts: str) -> str:
+    """The file name of ``path`` if it is exactly where the channel layout puts it for ``parts`` in ``role``.
+
+    Signed metadata cannot make the agent write outside its state dir or mix products: every segment
+    must be a plain name (``..`` or ``/`` are refused) and the path must be the layout's own.
+    """
+    if not path.startswith(role + "/"):
+        raise Refused("target outside this agent's cohort", f"{path} is not under {role}/")
+    name = path.rsplit("/", 1)[-1]
+    try:
+        want = expected(role, *parts, name)
+    except ValueError as e:
+        raise Refused("malformed signed file", f"{path}: {e}") from e
+    if path != want:
+        raise Refused("malformed signed file", f"{path} is not where the channel layout puts it ({want})")
+    return name
 
 
 class Agent:
@@ -224,8 +243,8 @@ class Agent:
             self._once(f"noplat:{product}:{version}", "skipped: %s %s has no files for platform %s", product, version,
                        self.platform)
             return
+        names = [_layout(p, desired.role, artifact_path, product, version, self.platform) for p in paths]
         kept = self.dir.version_dir(product, version)
-        names = [p.rsplit("/", 1)[-1] for p in paths]
         reuse = version == ps.committed and all((kept / n).is_file() for n in names)
         if not reuse:
             verified: list[tuple[Path, str]] = []
@@ -323,7 +342,9 @@ class Agent:
             if hosts != "*" and not (isinstance(hosts, list) and self.host_id in hosts):
                 continue
             try:
-                local, info = session.download(str(rem.get("path") or ""))
+                path = str(rem.get("path") or "")
+                _layout(path, desired.role, remediation_path, rid)
+                local, info = session.download(path)
                 if info.custom.get("remediation") != rid:
                     raise Refused("signed target does not match the manifest",
                                   f"{info.path} is not signed as remediation {rid}")
