@@ -17,11 +17,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from ringfence.domain.cohorts import WaveCut, cut_for_count, cut_for_fraction, missing_strata
 from ringfence.domain.rollout import Plan
 
-__all__ = ["Placement", "WaveCheck", "assign_waves", "check_plan"]
+__all__ = ["Placement", "WaveCheck", "assign_waves", "assign_waves_bulk", "check_plan"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +49,7 @@ class WaveCheck:
     missing_in_first_wave: tuple[str, ...]
 
 
-def _cuts(plan: Plan, hosts: Sequence[Placement]) -> list[WaveCut | None]:
-    pool: dict[str, list[int]] = defaultdict(list)
-    for h in hosts:
-        if not (plan.tier0_last and h.tier == 0):
-            pool[h.stratum].append(h.bucket)
-    buckets = {s: sorted(b) for s, b in pool.items()}
+def _cuts(plan: Plan, buckets: dict[str, npt.NDArray[np.int64]]) -> list[WaveCut | None]:
     cuts: list[WaveCut | None] = []
     for i, wave in enumerate(plan.waves):
         per_stratum = plan.min_per_stratum if i == 0 else 0
@@ -64,23 +63,57 @@ def _cuts(plan: Plan, hosts: Sequence[Placement]) -> list[WaveCut | None]:
     return cuts
 
 
+def assign_waves_bulk(plan: Plan, strata: Sequence[str], stratum: npt.NDArray[np.integer[Any]],
+                      bucket: npt.NDArray[np.integer[Any]], tier0: npt.NDArray[np.bool_],
+                      selected: npt.NDArray[np.bool_] | None = None,
+                      early: npt.NDArray[np.bool_] | None = None) -> npt.NDArray[np.int64]:
+    """The wave index of each host, the rules above on arrays (one entry per host).
+
+    ``stratum`` indexes ``strata``; ``tier0`` marks tier-0 hosts; ``selected[i, k]`` says whether host ``i``
+    matches wave ``k``'s selector (None: no selectors); ``early`` marks hosts of early-ring tenants.
+    """
+    n = len(stratum)
+    last = len(plan.waves) - 1
+    stratum = np.asarray(stratum, dtype=np.int64)
+    bucket = np.asarray(bucket, dtype=np.int64)
+    pooled = ~tier0 if plan.tier0_last else np.ones(n, dtype=bool)
+    order = np.argsort(stratum[pooled], kind="stable")
+    in_pool = stratum[pooled][order]
+    pool_buckets = bucket[pooled][order]
+    bounds = np.searchsorted(in_pool, np.arange(len(strata) + 1))
+    buckets = {strata[j]: np.sort(pool_buckets[bounds[j]:bounds[j + 1]]) for j in range(len(strata))
+               if bounds[j + 1] > bounds[j]}
+    cuts = _cuts(plan, buckets)
+    out = np.full(n, last, dtype=np.int64)
+    undecided = pooled.copy()
+    for i in range(len(plan.waves)):
+        cut = cuts[i]
+        hit = np.zeros(n, dtype=bool)
+        if selected is not None and i < selected.shape[1]:
+            hit |= selected[:, i]
+        if cut is not None:
+            thresholds = np.array([cut.threshold(s) for s in strata], dtype=np.int64)
+            hit |= bucket < thresholds[stratum] if n else hit
+        hit &= undecided
+        out[hit] = i
+        undecided &= ~hit
+    if early is not None:
+        out = np.where(pooled & early, np.minimum(out, min(1, last)), out)
+    return out
+
+
 def assign_waves(plan: Plan, hosts: Sequence[Placement]) -> list[int]:
     """The wave index of each host, in input order."""
-    last = len(plan.waves) - 1
-    cuts = _cuts(plan, hosts)
-    out = []
-    for h in hosts:
-        wave = last
-        if not (plan.tier0_last and h.tier == 0):
-            for i in range(len(plan.waves)):
-                cut = cuts[i]
-                if (i < len(h.selected) and h.selected[i]) or (cut is not None and cut.contains(h.stratum, h.bucket)):
-                    wave = i
-                    break
-            if h.early:
-                wave = min(wave, 1, last)
-        out.append(wave)
-    return out
+    strata = sorted({h.stratum for h in hosts})
+    index = {s: j for j, s in enumerate(strata)}
+    waves = len(plan.waves)
+    selected = np.array([[i < len(h.selected) and h.selected[i] for i in range(waves)] for h in hosts],
+                        dtype=bool).reshape(len(hosts), waves)
+    out = assign_waves_bulk(plan, strata, np.array([index[h.stratum] for h in hosts], dtype=np.int64),
+                            np.array([h.bucket for h in hosts], dtype=np.int64),
+                            np.array([h.tier == 0 for h in hosts], dtype=bool), selected,
+                            np.array([h.early for h in hosts], dtype=bool))
+    return [int(w) for w in out]
 
 
 def check_plan(plan: Plan, hosts: Sequence[Placement]) -> WaveCheck:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
+import numpy as np
 import yaml
 from sqlalchemy import text
 
@@ -33,7 +33,7 @@ from ringfence.domain.access import Role
 from ringfence.domain.budgets import BudgetLedger, budgets_from_services
 from ringfence.domain.cohorts import bucket, stratum_of
 from ringfence.domain.engine import command as engine_command
-from ringfence.domain.engine import initial_status, is_active, reconcile
+from ringfence.domain.engine import initial_status
 from ringfence.domain.gate import Signal, StreamCounts
 from ringfence.domain.model import Host, RedundancyGroup
 from ringfence.domain.plans import default_plan, plan_from_mapping, plan_to_mapping
@@ -50,16 +50,25 @@ from ringfence.domain.rollout import (
     RolloutId,
     RolloutSpec,
     RolloutState,
-    RolloutStatus,
-    WaveObservation,
     WaveState,
 )
 from ringfence.domain.selector import compile_predicate
 from ringfence.domain.waves import Placement, WaveCheck, assign_waves, check_plan
-from ringfence.domain.windows import WindowStatus, window_status_many
+from ringfence.domain.windows import window_status_many
 from ringfence.errors import ConflictError, InputError, NotFoundError
 from ringfence.services.codec import gate_to_doc, reason_to_doc, status_from_doc, status_to_doc
 from ringfence.services.context import Actor, Clock
+from ringfence.services.fleet_port import (
+    POOLED,
+    RolloutView,
+    count_streams,
+    pick_eligible,
+    reconcile_step,
+    silent_now,
+    wave_observations,
+)
+from ringfence.services.policies import HOLD_DELAYED, HOLD_HELD, policy_hold
+from ringfence.services.policies import TenantPolicies as _Policies
 
 __all__ = [
     "PINS",
@@ -85,8 +94,6 @@ __all__ = [
 RINGS = ("early", "general", "pause")
 PINS = ("latest", "n-1", "exact:VERSION")
 ENGINE_ACTOR = "ringfence-engine"
-#: The stratum name of the pooled streams (every stratum together), next to the per-stratum streams.
-POOLED = "*"
 
 
 # --- releases -----------------------------------------------------------------------------
@@ -184,41 +191,7 @@ def set_policy(db: Database, *, tenant: str, host_group: str = "", product: str 
                                     "delay_hours": delay_hours, "pin": pin})
 
 
-@dataclass(frozen=True, slots=True)
-class _Policy:
-    ring: str = "general"
-    delay_hours: float = 0.0
-    pin: str = "latest"
-
-
-class _Policies:
-    """Tenant policies for one product, most specific first (host group beats tenant, product beats ``*``)."""
-
-    def __init__(self, rows: list[dict[str, Any]], product: str) -> None:
-        rows = [r for r in rows if r["product"] in (product, "*")]
-        rows.sort(key=lambda r: (r["host_group"] == "", r["product"] == "*"))
-        self._by_tenant: dict[str, list[tuple[Any, _Policy]]] = defaultdict(list)
-        for r in rows:
-            pred = compile_predicate(r["host_group"]) if r["host_group"] else None
-            self._by_tenant[r["tenant"]].append((pred, _Policy(r["ring"], r["delay_hours"], r["pin"])))
-
-    def of(self, host: Host) -> _Policy:
-        for pred, policy in self._by_tenant.get(host.tenant, ()):
-            if pred is None or pred(host):
-                return policy
-        return _Policy()
-
-
 # --- rollouts -------------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class RolloutView:
-    """A rollout as stored: spec, status, optimistic version."""
-
-    spec: RolloutSpec
-    status: RolloutStatus
-    version: int
-
 
 class InventoryCache:
     """The whole inventory between reconciler ticks, reloaded only when it changed.
@@ -399,174 +372,169 @@ def _members(hosts_by_id: dict[str, Host]) -> Any:
     return members_of
 
 
-def _observe(conn: Any, view: RolloutView, now: datetime,
-             cache: InventoryCache | None = None) -> tuple[Observations, list[_HostRow], dict[str, Any]]:
-    spec, status = view.spec, view.status
-    plan = spec.plan
-    rows = store.rollout_host_rows(conn, spec.id)
-    hosts_by_id: dict[str, Host] = {h.id: h for h in (cache.hosts(conn) if cache else _all_hosts(conn))}
-    items = [_HostRow(hosts_by_id[r.host_id], r.wave, r.bucket, r.stratum, utc(r.exposed_at), utc(r.rolled_back_at))
-             for r in rows if r.host_id in hosts_by_id]
-    beats = health_store.heartbeats(conn, [i.host.id for i in items])
-    policies = _Policies(store.list_policies(conn), spec.release.product)
-    started = status.started_at or now
-    grace = plan.silence_grace
-    held_ids: set[str] = set()
-    delayed_ids: set[str] = set()
-    for i in items:
-        policy = policies.of(i.host)
-        pin_ok = policy.pin in ("latest", f"exact:{spec.release.version}")
-        if policy.ring == "pause" or not pin_ok:
-            held_ids.add(i.host.id)
-        elif policy.delay_hours and now < started + timedelta(hours=policy.delay_hours):
-            delayed_ids.add(i.host.id)
-    keys = {(i.host.timezone, i.host.country, i.host.subdivision) for i in items if i.exposed_at is None}
-    windows: dict[tuple[str, str, str], WindowStatus] = window_status_many(plan.windows, plan.freeze, keys, now)
-    passed = {k for k, w in enumerate(status.waves) if w.state is WaveState.PASSED}
-    # Unproven exposure: this rollout's exposed hosts in waves not yet passed, plus every exposed host of
-    # the product's other unfinished rollouts (conservative: their gates have not vouched for them here).
-    # A host that has run the release for its wave's whole bake time without the gate failing counts as
-    # proven too, so members of one group can follow each other within the last wave.
-    exposed_ids = {i.host.id for i in items if i.exposed_at is not None and i.rolled_back_at is None
-                   and i.wave not in passed and now - i.exposed_at < plan.waves[i.wave].min_bake}
-    ledger = None
-    if plan.disruption_budgets:
-        services = inventory_store.list_services(conn)
-        budgets = budgets_from_services(services, _members(hosts_by_id))
-        for other in store.list_rollout_rows(conn, states=[st.value for st in RolloutState if st not in TERMINAL]):
-            if other.id != spec.id:
-                exposed_ids |= {r.host_id for r in store.rollout_host_rows(conn, other.id)
-                                if r.exposed_at is not None and r.rolled_back_at is None}
-        # Members known to be offline already count against min_healthy (never-seen hosts are not assumed down).
-        members = {m for b in budgets for m in b.members}
-        member_beats = health_store.heartbeats(conn, members)
-        down = {m for m, beat in member_beats.items() if now - beat > grace}
-        ledger = BudgetLedger(budgets, exposed_ids, down=down)
-
-    running = health_store.versions_of(conn, [i.host.id for i in items if i.exposed_at is not None],
-                                       spec.release.product)
-    wave_obs: list[WaveObservation] = []
-    eligible_by_wave: dict[int, list[_HostRow]] = {}
-    for k in range(len(plan.waves)):
-        reach = [i for i in items if i.wave <= k]
-        exposed = [i for i in reach if i.exposed_at is not None]
-        unexposed = [i for i in reach if i.exposed_at is None and i.host.id not in held_ids]
-        held = sum(1 for i in reach if i.exposed_at is None and i.host.id in held_ids)
-        eligible: list[_HostRow] = []
-        closed_reason = ""
-        next_open: datetime | None = None
-        budget_blocked = 0
-        for i in unexposed:
-            ws = windows[(i.host.timezone, i.host.country, i.host.subdivision)]
-            if not ws.open:
-                closed_reason = closed_reason or f"{i.host.hostname}: {ws.reason}"
-                if ws.next_open and (next_open is None or ws.next_open < next_open):
-                    next_open = ws.next_open
-                continue
-            if i.host.id in delayed_ids:
-                closed_reason = closed_reason or f"{i.host.hostname}: tenant delay not over"
-                continue
-            beat = beats.get(i.host.id)
-            if beat is None or now - beat > grace:
-                closed_reason = closed_reason or f"{i.host.hostname}: offline (no heartbeat in the last " \
-                                                 f"{grace.total_seconds() / 60:.0f} min)"
-                continue
-            if ledger is not None and not ledger.can_expose(i.host.id)[0]:
-                budget_blocked += 1
-                continue
-            eligible.append(i)
-        eligible.sort(key=lambda i: (i.wave, i.bucket))
-        eligible_by_wave[k] = eligible
-        # Observed = installed and still reporting: the host reports the release's version after its exposure.
-        observed = sum(1 for i in exposed if _reported_since(beats.get(i.host.id), i.exposed_at)
-                       and running.get(i.host.id, ("", ""))[0] == spec.release.version)
-        wave_obs.append(WaveObservation(
-            in_reach=len(exposed) + len(unexposed), exposed=len(exposed), eligible_now=len(eligible),
-            observed=observed, held=held, next_window=next_open, window_reason=closed_reason,
-            budget_blocked=budget_blocked))
-
-    streams = _streams(conn, view, items, beats, now)
-    as_of = max(beats.values()) if beats else None
-    version_of = health_store.versions_of(conn, [i.host.id for i in items if i.rolled_back_at is not None],
-                                          spec.release.product)
-    pending = sum(1 for i in items if i.rolled_back_at is not None
-                  and version_of.get(i.host.id, ("", ""))[0] == spec.release.version
-                  and (b := beats.get(i.host.id)) is not None and now - b <= grace)
-    obs = Observations(waves=tuple(wave_obs), streams=tuple(streams), health_as_of=as_of, rolled_back_pending=pending)
-    extra = {"eligible": eligible_by_wave, "ledger": ledger, "held": len(held_ids), "delayed": len(delayed_ids)}
-    return obs, items, extra
+def _seconds(at: datetime | None, origin: datetime) -> float:
+    return math.nan if at is None else (at - origin).total_seconds()
 
 
-def _reported_since(beat: datetime | None, since: datetime | None) -> bool:
-    return beat is not None and since is not None and beat > since
+class _StoreFleet:
+    """The server's :class:`~ringfence.services.fleet_port.FleetView`: per-host state in the database.
+
+    Runs inside the tick's transaction; ``expose`` uses the candidates of the preceding ``observe``.
+    """
+
+    def __init__(self, conn: Any, cache: InventoryCache | None) -> None:
+        self._conn = conn
+        self._cache = cache
+        self._items: list[_HostRow] = []
+        self._eligible: Any = np.zeros(0, dtype=bool)
+        self._wave: Any = np.zeros(0, dtype=np.int64)
+        self._bucket: Any = np.zeros(0, dtype=np.int64)
+        self._ledger: BudgetLedger | None = None
+
+    def observe(self, view: RolloutView, now: datetime) -> Observations:
+        """Count the engine's observations from the store (see fleet_port for the rules)."""
+        conn = self._conn
+        spec, status = view.spec, view.status
+        plan = spec.plan
+        rows = store.rollout_host_rows(conn, spec.id)
+        cache = self._cache
+        hosts_by_id: dict[str, Host] = {h.id: h for h in (cache.hosts(conn) if cache else _all_hosts(conn))}
+        items = [_HostRow(hosts_by_id[r.host_id], r.wave, r.bucket, r.stratum, utc(r.exposed_at),
+                          utc(r.rolled_back_at)) for r in rows if r.host_id in hosts_by_id]
+        ids = [i.host.id for i in items]
+        beats = health_store.heartbeats(conn, ids)
+        policies = _Policies(store.list_policies(conn), spec.release.product)
+        started = status.started_at or now
+        grace = plan.silence_grace
+        holds = [policy_hold(policies.of(i.host), spec.release.version, started, now) for i in items]
+        key_of = {k: j for j, k in enumerate(sorted({(i.host.timezone, i.host.country, i.host.subdivision)
+                                                     for i in items}))}
+        windows = window_status_many(plan.windows, plan.freeze, key_of, now)
+        passed = {k for k, w in enumerate(status.waves) if w.state is WaveState.PASSED}
+        # Unproven exposure: this rollout's exposed hosts in waves not yet passed, plus every exposed host of
+        # the product's other unfinished rollouts (conservative: their gates have not vouched for them here).
+        # A host that has run the release for its wave's whole bake time without the gate failing counts as
+        # proven too, so members of one group can follow each other within the last wave.
+        exposed_ids = {i.host.id for i in items if i.exposed_at is not None and i.rolled_back_at is None
+                       and i.wave not in passed and now - i.exposed_at < plan.waves[i.wave].min_bake}
+        ledger = None
+        if plan.disruption_budgets:
+            services = inventory_store.list_services(conn)
+            budgets = budgets_from_services(services, _members(hosts_by_id))
+            for other in store.list_rollout_rows(conn, states=[st.value for st in RolloutState if st not in TERMINAL]):
+                if other.id != spec.id:
+                    exposed_ids |= {r.host_id for r in store.rollout_host_rows(conn, other.id)
+                                    if r.exposed_at is not None and r.rolled_back_at is None}
+            # Members known to be offline already count against min_healthy (never-seen hosts are not assumed down).
+            members = {m for b in budgets for m in b.members}
+            member_beats = health_store.heartbeats(conn, members)
+            down = {m for m, beat in member_beats.items() if now - beat > grace}
+            ledger = BudgetLedger(budgets, exposed_ids, down=down)
+        self._ledger = ledger
+
+        running = health_store.versions_of(conn, [i.host.id for i in items if i.exposed_at is not None],
+                                           spec.release.product)
+        wave = np.array([i.wave for i in items], dtype=np.int64)
+        exposed_s = np.array([_seconds(i.exposed_at, now) for i in items], dtype=np.float64)
+        rolled_back = np.array([i.rolled_back_at is not None for i in items], dtype=bool)
+        beat_s = np.array([_seconds(beats.get(h), now) for h in ids], dtype=np.float64)
+
+        def budget_ok(idx: Any) -> Any:
+            assert ledger is not None
+            return np.array([ledger.can_expose(items[j].host.id)[0] for j in idx], dtype=bool)
+
+        counts = wave_observations(
+            waves=len(plan.waves), wave=wave, exposed_s=exposed_s, rolled_back=rolled_back,
+            held=np.array([h == HOLD_HELD for h in holds], dtype=bool),
+            delayed=np.array([h == HOLD_DELAYED for h in holds], dtype=bool),
+            key=np.array([key_of[(i.host.timezone, i.host.country, i.host.subdivision)] for i in items],
+                         dtype=np.int64),
+            windows=[windows[k] for k in key_of], beat_s=beat_s,
+            runs_release=np.array([running.get(h, ("", ""))[0] == spec.release.version for h in ids], dtype=bool),
+            now_s=0.0, grace_s=grace.total_seconds(), name_of=lambda j: items[j].host.hostname,
+            budget_ok=budget_ok if ledger is not None else None)
+        self._items, self._eligible = items, counts.eligible
+        self._wave, self._bucket = wave, np.array([i.bucket for i in items], dtype=np.int64)
+        streams = self._streams(view, items, exposed_s, rolled_back, beat_s, now)
+        as_of = max(beats.values()) if beats else None
+        return Observations(waves=counts.waves, streams=tuple(streams), health_as_of=as_of,
+                            rolled_back_pending=counts.rolled_back_pending)
+
+    def _streams(self, view: RolloutView, items: list[_HostRow], exposed_s: Any, rolled_back: Any, beat_s: Any,
+                 now: datetime) -> list[StreamCounts]:
+        """Gate counts per stratum × signal: exposed hosts against not-yet-exposed hosts of the same stratum."""
+        conn = self._conn
+        spec, status = view.spec, view.status
+        started = status.started_at or now
+        grace = spec.plan.silence_grace
+        ids = [i.host.id for i in items]
+        treated_events = health_store.events_for(conn, [spec.id], started - grace)
+        control_events = health_store.events_for(conn, [""], started)
+        # Control = not-yet-exposed hosts that had reported before the rollout started; silence is recorded
+        # as an event the first time it is seen, so a host that comes back still counts as having failed.
+        first = health_store.first_heartbeats(conn, ids)
+        control = np.array([i.exposed_at is None and i.host.id in first and first[i.host.id] <= started
+                            for i in items], dtype=bool)
+        s_treated, s_control = silent_now(exposed_s=exposed_s, rolled_back=rolled_back, control=control,
+                                          beat_s=beat_s, now_s=0.0, grace_s=grace.total_seconds())
+        silent_t = {ids[j] for j in np.flatnonzero(s_treated)}
+        silent_c = {ids[j] for j in np.flatnonzero(s_control)}
+        new_events: list[tuple[str, str, str, datetime]] = [
+            (h, spec.id, "silent", now) for h in sorted(silent_t - treated_events.get("silent", set()))]
+        new_events += [(h, "", "silent", now) for h in sorted(silent_c - control_events.get("silent", set()))]
+        health_store.record_events(conn, new_events)
+        treated_first = health_store.first_event_times(conn, [spec.id], started - grace)
+        control_first = health_store.first_event_times(conn, [""], started)
+        treated = ~np.isnan(exposed_s) & ~rolled_back
+
+        def firsts(found: dict[str, dict[str, datetime]]) -> dict[Signal, Any]:
+            return {signal: np.array([_seconds(found.get(signal.value, {}).get(h), now) for h in ids],
+                                     dtype=np.float64) for signal in Signal}
+
+        strata = sorted({i.stratum for i in items})
+        index = {s: j for j, s in enumerate(strata)}
+        return count_streams(strata=strata, stratum=np.array([index[i.stratum] for i in items], dtype=np.int64),
+                             treated=treated, control=control, exposed_s=exposed_s,
+                             treated_first_s=firsts(treated_first), control_first_s=firsts(control_first),
+                             started_s=_seconds(started, now), now_s=0.0,
+                             min_treated=spec.plan.gate.min_treated_hosts)
+
+    def expose(self, view: RolloutView, wave: int, hosts: int, now: datetime) -> int:
+        """Offer the release to up to ``hosts`` eligible hosts of ``wave``, recording what each ran (the way back)."""
+        order = pick_eligible(self._eligible, self._wave, self._bucket, wave)
+        ids: list[str] = [self._items[int(j)].host.id for j in order]
+        ledger = self._ledger
+        if ledger is not None:
+            # Hosts another rollout already exposed cost no budget again; the rest go through the ledger.
+            already = [h for h in ids if h in ledger.exposed][:hosts]
+            fresh = [h for h in ids if h not in ledger.exposed]
+            chosen = already + ledger.select(fresh, hosts - len(already))
+        else:
+            chosen = ids[:hosts]
+        running = health_store.versions_of(self._conn, chosen, view.spec.release.product)
+        return store.expose_hosts(self._conn, view.spec.id, {h: running.get(h, ("", ""))[0] for h in chosen},
+                                  wave, now)
+
+    def roll_back(self, view: RolloutView, now: datetime) -> int:
+        """Send every exposed host back to what it ran before."""
+        return store.mark_rolled_back(self._conn, view.spec.id, now)
 
 
+class _StoreRepository:
+    """The server's :class:`~ringfence.services.fleet_port.RolloutRepository`, inside the tick's transaction."""
 
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
 
-def _streams(conn: Any, view: RolloutView, items: list[_HostRow], beats: dict[str, datetime],
-             now: datetime) -> list[StreamCounts]:
-    """Gate counts per stratum × signal: exposed hosts against not-yet-exposed hosts of the same stratum."""
-    spec, status = view.spec, view.status
-    started = status.started_at or now
-    grace = spec.plan.silence_grace
-    treated_events = health_store.events_for(conn, [spec.id], started - grace)
-    control_events = health_store.events_for(conn, [""], started)
-    by_stratum: dict[str, list[_HostRow]] = defaultdict(list)
-    for i in items:
-        by_stratum[i.stratum].append(i)
-    if len(by_stratum) > 1:
-        by_stratum[POOLED] = list(items)  # all strata together: a fleet-wide break shows here first
-    streams: list[StreamCounts] = []
-    min_treated = spec.plan.gate.min_treated_hosts
-    # Counting rules of the gate (docs/gate.md): treated hosts never leave, control hosts never join.
-    # Control = not-yet-exposed hosts that had reported before the rollout started; silence is recorded
-    # as an event the first time it is seen, so a host that comes back still counts as having failed.
-    first = health_store.first_heartbeats(conn, [i.host.id for i in items])
-    silent_now_treated = {i.host.id for i in items if i.exposed_at is not None and i.rolled_back_at is None
-                          and now - i.exposed_at > grace
-                          and ((b := beats.get(i.host.id)) is None or now - b > grace)}
-    silent_now_control = {i.host.id for i in items if i.exposed_at is None and i.host.id in first
-                          and first[i.host.id] <= started and now - beats[i.host.id] > grace}
-    new_events: list[tuple[str, str, str, datetime]] = [
-        (h, spec.id, "silent", now) for h in sorted(silent_now_treated - treated_events.get("silent", set()))]
-    new_events += [(h, "", "silent", now) for h in sorted(silent_now_control - control_events.get("silent", set()))]
-    health_store.record_events(conn, new_events)
-    treated_first = health_store.first_event_times(conn, [spec.id], started - grace)
-    control_first = health_store.first_event_times(conn, [""], started)
-    silent_treated = silent_now_treated | treated_events.get("silent", set())
-    silent_control = silent_now_control | control_events.get("silent", set())
-    for stratum, members in sorted(by_stratum.items()):
-        treated = [i for i in members if i.exposed_at is not None and i.rolled_back_at is None]
-        if not treated or (stratum != POOLED and len(by_stratum) > 1 and len(treated) < min_treated):
-            continue  # a stratum with too few updated hosts is judged inside the pooled stream
-        control = [i for i in members if i.exposed_at is None and i.host.id in first
-                   and first[i.host.id] <= started]
-        t_ids = {i.host.id for i in treated}
-        c_ids = {i.host.id for i in control}
-        for signal in Signal:
-            if signal is Signal.SILENT:
-                t_failed = len(silent_treated & t_ids)
-                c_failed = len(silent_control & c_ids)
-            else:
-                kind = signal.value
-                t_failed = len(treated_events.get(kind, set()) & t_ids)
-                c_failed = len(control_events.get(kind, set()) & c_ids)
-            # Time at risk stops at a host's first event of the signal (docs/gate.md).
-            t_first = treated_first.get(signal.value, {})
-            c_first = control_first.get(signal.value, {})
-            t_hours = sum(max(0.0, (min(now, t_first.get(i.host.id, now)) - i.exposed_at).total_seconds())
-                          for i in treated if i.exposed_at) / 3600.0
-            c_hours = sum(max(0.0, (min(now, c_first.get(i.host.id, now)) - started).total_seconds())
-                          for i in control) / 3600.0
-            comparable = signal in (Signal.SILENT, Signal.CRASHED)
-            # Hosts that never installed cannot fail to install or auto-revert: such streams are judged
-            # against the baseline rate, not against a control whose zero is structural (docs/gate.md).
-            streams.append(StreamCounts(signal=signal, stratum=stratum, treated_hosts=len(treated),
-                                        treated_failed=t_failed, treated_host_hours=t_hours,
-                                        control_hosts=len(control) if comparable else 0,
-                                        control_failed=c_failed if comparable else 0,
-                                        control_host_hours=c_hours if comparable else 0.0))
-    return streams
+    def kill_switch_engaged(self, product: str) -> bool:
+        return store.kill_switch(self._conn, product) is not None
+
+    def record(self, view: RolloutView, decision: Decision, *, at: datetime, audit_action: str) -> None:
+        _record(self._conn, view, decision, actor=ENGINE_ACTOR, source="reconciler", at=at, audit_action=audit_action)
+
+    def save_status(self, view: RolloutView, decision: Decision) -> None:
+        store.save_status(self._conn, view.spec.id, view.version, decision.status.state.value,
+                          status_to_doc(decision.status))
 
 
 def tick(db: Database, rollout_id: str, *, clock: Clock, cache: InventoryCache | None = None) -> Decision | None:
@@ -574,40 +542,7 @@ def tick(db: Database, rollout_id: str, *, clock: Clock, cache: InventoryCache |
     now = clock()
     with db.transaction() as conn:
         view = _load(conn, rollout_id)
-        if not is_active(view.status):
-            return None
-        if view.status.state is not RolloutState.ROLLING_BACK and store.kill_switch(conn, view.spec.release.product):
-            return None  # belt and braces: engaging the switch halts every rollout of the product
-        obs, _items, extra = _observe(conn, view, now, cache)
-        decision = reconcile(view.spec, view.status, obs, now)
-        exposed_now = 0
-        for intent in decision.intents:
-            if intent.kind is IntentKind.EXPOSE:
-                candidates = extra["eligible"][intent.wave]
-                ledger = extra["ledger"]
-                ids = [i.host.id for i in candidates]
-                if ledger is not None:
-                    # Hosts another rollout already exposed cost no budget again; the rest go through the ledger.
-                    already = [h for h in ids if h in ledger.exposed][:intent.hosts]
-                    fresh = [h for h in ids if h not in ledger.exposed]
-                    chosen = already + ledger.select(fresh, intent.hosts - len(already))
-                else:
-                    chosen = ids[:intent.hosts]
-                running = health_store.versions_of(conn, chosen, view.spec.release.product)
-                exposed_now += store.expose_hosts(conn, rollout_id, {h: running.get(h, ("", ""))[0] for h in chosen},
-                                                  intent.wave, now)
-            elif intent.kind is IntentKind.ROLLBACK:
-                store.mark_rolled_back(conn, rollout_id, now)
-        changed = (decision.status.state, decision.status.wave, decision.status.message) != \
-                  (view.status.state, view.status.wave, view.status.message)
-        if changed or decision.intents:
-            state_changed = decision.status.state != view.status.state or decision.status.wave != view.status.wave
-            _record(conn, view, decision, actor=ENGINE_ACTOR, source="reconciler", at=now,
-                    audit_action="rollout.transition" if state_changed else "")
-        else:
-            store.save_status(conn, rollout_id, view.version, decision.status.state.value,
-                              status_to_doc(decision.status))
-    return decision
+        return reconcile_step(view, _StoreFleet(conn, cache), _StoreRepository(conn), now)
 
 
 def tick_all(db: Database, *, clock: Clock, cache: InventoryCache | None = None) -> dict[str, str]:
