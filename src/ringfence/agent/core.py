@@ -185,7 +185,7 @@ class Agent:
             except Refused as e:
                 self._refuse(e)
         self._remediate(session, desired)
-        self.state.last_poll = {"at": self.clock().isoformat(), "cohort": desired.role,
+        self.state.last_poll = {"at": self.clock().isoformat(), "host": self.host_id, "cohort": desired.role,
                                 "generation": str(desired.generation)}
         self.dir.save(self.state)
         return desired

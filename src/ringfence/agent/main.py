@@ -81,7 +81,8 @@ def status(config: ConfigOpt,
     cfg = load_config(config)
     sdir = StateDir(cfg.state_dir)
     state = sdir.load()
-    data: dict[str, Any] = {"host_id": cfg.host_id or sdir.read_text("host_id"), "enrolled": bool(sdir.read_text("credential")),
+    host = cfg.host_id or state.last_poll.get("host") or sdir.read_text("host_id")
+    data: dict[str, Any] = {"host_id": host, "enrolled": bool(sdir.read_text("credential")),
                             "queued_events": len(sdir.queued()), **state.to_dict()}
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
