@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from ringfence.adapters.db.engine import Database
@@ -181,3 +182,23 @@ def test_bad_sboms_osv_and_roles_are_4xx_and_change_nothing(api: Api, db: Databa
     _problem(api.call("POST", "/v1/vulns/import", role="operator", files=[("files", ("notes.txt", b"x", "x"))]), 422)
     _problem(api.call("POST", "/v1/releases/nope@1/sbom", role="operator",
                       files=[("file", ("b.json", cdx(LOG4J.format("1.0")), "application/json"))]), 404)
+
+
+def test_xml_sbom_validates_and_spdx_rule_messages_are_warnings(api: Api) -> None:
+    """CycloneDX XML goes through the XML schema validator; SPDX rule messages come back as warnings."""
+    assert release(api, "app", "1").status_code == 201
+    xml = (Path(__file__).parent / "fixtures" / "sbom" / "app-1.6.cdx.xml").read_bytes()
+    ok = api.call("POST", "/v1/releases/app@1/sbom", role="operator", files=[("file", ("app.cdx.xml", xml, "text/xml"))])
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["spec_version"] == "1.6" and len(ok.json()["incomplete"]) == 1
+    broken = xml.replace(b"</component>", b"<bogus/></component>", 1)
+    body = _problem(api.call("POST", "/v1/releases/app@1/sbom", role="operator",
+                             files=[("file", ("broken.cdx.xml", broken, "text/xml"))]), 422)
+    assert "bogus" in body["errors"][0]["message"] and body["errors"][0]["field"].startswith("line ")
+    spdx = (SHARED_DATA / "sbom" / "appbomination.spdx.json").read_bytes()
+    warned = api.call("POST", "/v1/releases/app@1/sbom", role="operator",
+                      files=[("file", ("appbomination.spdx.json", spdx, "application/json"))]).json()
+    assert warned["format"] == "spdx" and warned["replaced"] is True
+    assert any("files_analyzed" in w for w in warned["warnings"])
+    shown = api.call("GET", "/v1/releases/app@1/sbom", role="viewer").json()
+    assert shown["format"] == "spdx" and {c["name"] for c in shown["incomplete"]} <= {c["name"] for c in shown["components"]}
