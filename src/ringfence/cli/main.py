@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ringfence import __version__
-from ringfence.cli import assess_cli, channel_cli, rollout_cli, supply_cli
+from ringfence.cli import assess_cli, channel_cli, rollout_cli, sim_cli, supply_cli
 from ringfence.cli.client import ApiClient, client_from_options
 from ringfence.config import Settings, load_settings
 from ringfence.errors import InputError, RingfenceError
@@ -45,6 +45,7 @@ for sub, name in ((db_app, "db"), (token_app, "token"), (inventory_app, "invento
 rollout_cli.install(app, hosts_app)
 supply_cli.install(app)  # vulns, sbom, vex, signers, components, gates; release findings/sign
 assess_cli.install(app)
+sim_cli.install(app)  # simulate
 channel_cli.install(app, hosts_app)  # keys, channel, enrol, remediation; hosts revoke-credential
 
 out = Console()

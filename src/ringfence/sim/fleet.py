@@ -1,0 +1,463 @@
+"""The vectorised fleet model: millions of hosts as numpy arrays, behind the same port as the server's store.
+
+Hosts are drawn from a *template*: hosts made by :func:`ringfence.sim.fleetgen.generate_fleet` (filtered to
+the scenario's OS families) or by the scenario's own mix of sites, builds and hardware.  Each simulated host
+is one template host's attributes (stratum, time zone, country, tier, labels, tenant, disk encryption) plus
+its own draws: hash bucket, online propensity, frailty, poll delay, heartbeat lag.  Everything the engine
+sees goes through the real domain and the shared counting rules of :mod:`ringfence.services.fleet_port`:
+strata (:func:`~ringfence.domain.cohorts.stratum_of`), wave placement
+(:func:`~ringfence.domain.waves.assign_waves_bulk`), change windows
+(:func:`~ringfence.domain.windows.window_status_many`), tenant policies
+(:mod:`ringfence.services.policies`), selectors, silence and gate counts.
+
+A simulated host's bucket is drawn uniformly from ``[0, BUCKETS)`` instead of hashing a name it does not
+have: the salted hash is uniform, which is all the cuts rely on.
+
+Physics per step (times are seconds since the scenario start):
+
+* **online**: a workstation is online while its propensity is below the chance for its local time
+  (day, night, weekend); a server at the server chance; the propensity rotates each local day, so a
+  different set of hosts stays off each day and none is absent for ever;
+* **heartbeats**: every online host that is not down reports; each local day a different share of hosts
+  (the scenario's delayed share) reports 5–30 minutes late;
+* **baseline**: crashes (the host reboots in 3 minutes and reports the crash) and heartbeat-loss episodes,
+  each at its per-host-hour rate times the host's frailty (gamma, mean 1); shocks take a share of every host
+  down at once, updated or not;
+* **release**: exposure → install after the poll delay → the failure model of the host's stratum: a crash
+  ``crash_after_s`` after install with ``p_crash``, and/or a crash hazard ``rate_multiplier`` × baseline from
+  ``onset_hours``; a boot-looping host is silent until recovered, the others report the crash;
+* **rollback**: a rolled-back host returns to its previous version at its next poll if it is up; a pending
+  release crash is cancelled then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
+
+from ringfence.domain.cohorts import BUCKETS, stratum_of
+from ringfence.domain.gate import Signal, StreamCounts
+from ringfence.domain.model import DiskEncryption, Host, HostId, InstalledAgent, OsFamily, TenantId
+from ringfence.domain.rollout import Observations, Plan
+from ringfence.domain.selector import compile_predicate
+from ringfence.domain.waves import assign_waves_bulk
+from ringfence.domain.windows import WindowStatus, window_status_many
+from ringfence.errors import InputError
+from ringfence.services.fleet_port import (
+    RolloutView,
+    count_streams,
+    pick_eligible,
+    silent_now,
+    wave_observations,
+)
+from ringfence.services.policies import HOLD_DELAYED, HOLD_HELD, TenantPolicies, TenantPolicy, policy_hold
+from ringfence.sim.fleetgen import generate_fleet
+from ringfence.sim.scenario import Scenario
+
+__all__ = ["SimFleet", "Template", "build_template"]
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+B = npt.NDArray[np.bool_]
+
+_REBOOT_S = 180.0  # a crash that does not boot-loop keeps the host down this long
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """The distinct kinds of host a simulated fleet is drawn from, with their weights."""
+
+    hosts: tuple[Host, ...]
+    weights: F64
+
+
+def _mix_template(scenario: Scenario) -> Template:
+    mix = scenario.mix
+    assert mix is not None
+    hosts: list[Host] = []
+    weights: list[float] = []
+    agent = InstalledAgent(vendor=mix.kernel_agent.split(" ")[0], product=" ".join(mix.kernel_agent.split(" ")[1:]),
+                           kernel_mode=True, boot_start=True)
+    n = 0
+    roles = (("workstation", 1.0 - mix.server_share, mix.workstation_builds, mix.workstation_hardware),
+             ("server", mix.server_share, mix.server_builds, mix.server_hardware))
+    for region, tz, country, subdivision, w_site in mix.sites:
+        for role, w_role, builds, hardware in roles:
+            if w_role <= 0:
+                continue
+            for build, w_build in builds:
+                for model, w_hw in hardware:
+                    for canary, w_canary in ((True, mix.canary_share), (False, 1.0 - mix.canary_share)):
+                        for locked, w_lock in (("escrowed", mix.bitlocker_share * mix.escrow_share),
+                                               ("no-key", mix.bitlocker_share * (1 - mix.escrow_share)),
+                                               ("none", 1.0 - mix.bitlocker_share)):
+                            w = w_site * w_role * w_build * w_hw * w_canary * w_lock
+                            if w <= 0:
+                                continue
+                            labels = {"role": role, "region": region, **({"canary": ""} if canary else {})}
+                            hosts.append(Host(
+                                id=HostId(f"t{n}"), hostname=f"{role[:2]}-{n}", tenant=TenantId("sim"),
+                                os_family=OsFamily.WINDOWS, os_build=build, hardware_model=model, timezone=tz,
+                                country=country, subdivision=subdivision, site=f"{region}-{tz}",
+                                tier=1 if role == "server" else 3, labels=labels, agents=(agent,),
+                                encryption=DiskEncryption.NONE if locked == "none" else DiskEncryption.BITLOCKER,
+                                recovery_key_escrowed=locked == "escrowed"))
+                            weights.append(w)
+                            n += 1
+    total = sum(weights)
+    return Template(hosts=tuple(hosts), weights=np.array(weights, dtype=np.float64) / total)
+
+
+def build_template(scenario: Scenario, seed: int) -> Template:
+    """The scenario's template hosts: its own mix, or a generated fleet filtered to its OS families."""
+    if scenario.mix is not None:
+        return _mix_template(scenario)
+    fleet = generate_fleet(scenario.template_hosts, seed=seed)
+    families = set(scenario.os_families)
+    hosts = tuple(h for h in fleet.hosts if not families or h.os_family.value in families)
+    if not hosts:
+        raise InputError.single("fleet.os_families", f"is {sorted(families)}",
+                                expected="OS families present in the generated fleet: windows, linux, macos")
+    return Template(hosts=hosts, weights=np.full(len(hosts), 1.0 / len(hosts)))
+
+
+class SimFleet:
+    """The simulator's :class:`~ringfence.services.fleet_port.FleetView`: one rollout over numpy arrays."""
+
+    def __init__(self, scenario: Scenario, plan: Plan, template: Template, *, hosts: int, seed: int,
+                 policies: list[dict[str, Any]] | None = None) -> None:
+        self.scenario = scenario
+        self.plan = plan
+        self.start = scenario.start
+        rng = np.random.default_rng(seed)
+        self.rng = rng
+        pred = compile_predicate(plan.selector) if plan.selector else None
+        targeted = np.array([h.os_family.value in scenario.platforms and (pred is None or pred(h))
+                             for h in template.hosts], dtype=bool)
+        if not targeted.any():
+            raise InputError.single("policy.selector", f"{plan.selector!r} targets no host of the scenario",
+                                    expected="a selector that matches some of the scenario's hosts")
+        t_hosts = [h for h, t in zip(template.hosts, targeted, strict=True) if t]
+        weights = template.weights[targeted] / template.weights[targeted].sum()
+        self.template = t_hosts
+        n = hosts
+        self.n = n
+        self.tmpl = rng.choice(len(t_hosts), size=n, p=weights).astype(np.int32)
+        # Per template host: stratum, window key, role, tier, selectors, policy, failure model, recovery work.
+        strata_of = [stratum_of(h) for h in t_hosts]
+        self.strata = sorted(set(strata_of))
+        s_index = {s: i for i, s in enumerate(self.strata)}
+        keys = sorted({(h.timezone, h.country, h.subdivision) for h in t_hosts})
+        self.keys = keys
+        k_index = {k: i for i, k in enumerate(keys)}
+        t_stratum = np.array([s_index[s] for s in strata_of], dtype=np.int64)
+        t_key = np.array([k_index[(h.timezone, h.country, h.subdivision)] for h in t_hosts], dtype=np.int64)
+        t_server = np.array([h.labels.get("role") == "server" for h in t_hosts], dtype=bool)
+        self.stratum = t_stratum[self.tmpl]
+        self.key = t_key[self.tmpl]
+        self.online_code = (self.key * 2 + t_server[self.tmpl]).astype(np.int64)
+        self.zones = [ZoneInfo(k[0]) for k in keys]
+        rows = list(policies if policies is not None else scenario.tenant_policies)
+        tenant_policies = TenantPolicies([{"host_group": "", "product": "*", "ring": "general", "delay_hours": 0.0,
+                                           "pin": "latest", **r} for r in rows], scenario.product)
+        distinct: dict[TenantPolicy, int] = {}
+        t_policy = np.array([distinct.setdefault(tenant_policies.of(h), len(distinct)) for h in t_hosts],
+                            dtype=np.int64) if tenant_policies else np.zeros(len(t_hosts), dtype=np.int64)
+        self.policies = list(distinct) or [TenantPolicy()]
+        self.has_policies = bool(tenant_policies)
+        self.policy = t_policy[self.tmpl] if self.has_policies else None
+        early_t = np.array([self.policies[p].ring == "early" for p in t_policy], dtype=bool)
+        preds = [compile_predicate(w.selector) if w.selector else None for w in plan.waves]
+        t_selected = np.array([[p is not None and p(h) for p in preds] for h in t_hosts], dtype=bool)
+        t_tier0 = np.array([h.tier == 0 for h in t_hosts], dtype=bool)
+        failures = scenario.failures
+        f_preds = [compile_predicate(f.match) if f.match else None for f in failures]
+        self.t_failure = np.array([next((i for i, p in enumerate(f_preds) if p is None or p(h)), -1) for h in t_hosts],
+                                  dtype=np.int64)
+        rec = scenario.recovery
+        self.t_minutes = np.array([
+            (rec.server_minutes if s else rec.workstation_minutes)
+            + (rec.no_key_minutes if h.encryption is not DiskEncryption.NONE and not h.recovery_key_escrowed else 0.0)
+            for h, s in zip(t_hosts, t_server, strict=True)], dtype=np.float64)
+        self.bucket = rng.integers(0, BUCKETS, size=n, dtype=np.int64)
+        self.wave = assign_waves_bulk(plan, self.strata, self.stratum, self.bucket, t_tier0[self.tmpl],
+                                      t_selected[self.tmpl], early_t[self.tmpl])
+        # Hosts in wave order: "in reach of wave k" is then a prefix (fleet_port counts prefixes fast).
+        order = np.argsort(self.wave, kind="stable")
+        self.tmpl, self.stratum, self.key = self.tmpl[order], self.stratum[order], self.key[order]
+        self.online_code, self.bucket, self.wave = self.online_code[order], self.bucket[order], self.wave[order]
+        # Per host draws.
+        self.u_online = rng.random(n, dtype=np.float32)
+        shape = scenario.frailty_shape
+        self.frailty = rng.gamma(shape, 1.0 / shape, size=n).astype(np.float32)
+        lo, hi = scenario.poll_s
+        self.poll = rng.uniform(lo, hi, size=n).astype(np.float32)
+        dlo, dhi = scenario.delayed_minutes
+        self.lag_size = rng.uniform(dlo * 60, dhi * 60, size=n).astype(np.float32)
+        self.u_lag = rng.random(n, dtype=np.float32)
+        self.lag = np.zeros(n, dtype=np.float32)
+        # State (seconds since the scenario start; nan = never).
+        nan = np.full(n, np.nan)
+        self.exposed_s: F64 = nan.copy()
+        self.install_s: F64 = nan.copy()
+        self.revert_s: F64 = nan.copy()
+        self.rolled_back = np.zeros(n, dtype=bool)
+        self.harm_s: F64 = nan.copy()
+        self.harm_boot = np.zeros(n, dtype=bool)
+        self.crashed_s: F64 = nan.copy()  # crashed because of the release
+        self.boot_looped = np.zeros(n, dtype=bool)
+        self.down_until: F64 = np.zeros(n)
+        self.crash_t: F64 = nan.copy()
+        self.crash_c: F64 = nan.copy()
+        self.silent_t: F64 = nan.copy()
+        self.silent_c: F64 = nan.copy()
+        self._nan = nan
+        base = scenario.baseline_crash_per_hour / 3600.0
+        loss = scenario.heartbeat_loss_per_hour / 3600.0
+        self.next_crash: F64 = rng.exponential(1.0, size=n) / np.maximum(base * self.frailty, 1e-300)
+        self.next_loss: F64 = rng.exponential(1.0, size=n) / np.maximum(loss * self.frailty, 1e-300)
+        # Before the start every host had reported; hosts offline at the start last reported an hour earlier.
+        self.beat_s: F64 = np.where(self._online(0.0), -rng.uniform(0, scenario.heartbeat_s, size=n) - self.lag,
+                                    -3600.0)
+        self.t = 0.0
+        self.started_s = 0.0
+        self._eligible: B = np.zeros(n, dtype=bool)
+        self.windows: list[WindowStatus] = []
+        self._key_index = k_index
+        self._window_cache: list[WindowStatus] = [WindowStatus(open=False, reason="")] * len(keys)
+        self._window_until: list[datetime | None] = [None] * len(keys)
+        self._shocks_done: set[int] = set()
+
+    # --- physics ---------------------------------------------------------------------------------------
+
+    def at(self, t: float) -> datetime:
+        """The scenario time ``t`` seconds after its start."""
+        return self.start + timedelta(seconds=t)
+
+    def _online(self, t: float) -> B:
+        o = self.scenario.online
+        when = self.at(t)
+        table = np.empty(len(self.keys) * 2, dtype=np.float32)
+        shift = np.empty(len(self.keys) * 2, dtype=np.float32)
+        for j, zone in enumerate(self.zones):
+            local = when.astimezone(zone)
+            hour = local.hour + local.minute / 60
+            if local.weekday() >= 5:
+                ws = o.workstation_weekend
+            else:
+                ws = o.workstation_day if o.day_start <= hour < o.day_end else o.workstation_night
+            table[2 * j] = ws
+            table[2 * j + 1] = o.server
+            # Each local day a different set of hosts stays off (golden-ratio rotation of the propensity),
+            # so no host is absent for ever and none flaps within a day.
+            shift[2 * j] = shift[2 * j + 1] = (local.toordinal() * 0.6180339887) % 1.0
+        day_shift = shift[self.online_code]
+        u = self.u_online + day_shift
+        u -= np.floor(u)
+        result: B = u < table[self.online_code]
+        if self.scenario.delayed_share > 0:
+            # A rotating share of hosts reports late each local day (slow proxy, VPN): their beats lag.
+            v = self.u_lag + day_shift * 1.618034
+            v -= np.floor(v)
+            self.lag = np.where(v < self.scenario.delayed_share, self.lag_size, 0.0).astype(np.float32)
+        return result
+
+    def advance(self, t: float) -> None:
+        """Move the fleet to ``t`` seconds after the start: events that fell due, then heartbeats."""
+        sc = self.scenario
+        rng = self.rng
+        # Baseline crashes: the host reboots and reports the crash (as treated or as control).
+        due = np.flatnonzero(self.next_crash <= t)
+        if len(due):
+            when = self.next_crash[due]
+            self.down_until[due] = np.maximum(self.down_until[due], when + _REBOOT_S)
+            self._crash_event(due, np.maximum(when, self.t))
+            base = sc.baseline_crash_per_hour / 3600.0
+            self.next_crash[due] = t + rng.exponential(1.0, size=len(due)) / np.maximum(base * self.frailty[due], 1e-300)
+        due = np.flatnonzero(self.next_loss <= t)
+        if len(due):
+            lo, hi = sc.heartbeat_loss_minutes
+            self.down_until[due] = np.maximum(self.down_until[due], self.next_loss[due] + rng.uniform(lo, hi, len(due)) * 60)
+            loss = sc.heartbeat_loss_per_hour / 3600.0
+            self.next_loss[due] = t + rng.exponential(1.0, size=len(due)) / np.maximum(loss * self.frailty[due], 1e-300)
+        for i, shock in enumerate(sc.shocks):
+            at = shock.at_hours * 3600.0
+            if i not in self._shocks_done and at <= t:
+                self._shocks_done.add(i)
+                hit = np.flatnonzero(rng.random(self.n) < shock.share)
+                self.down_until[hit] = np.maximum(self.down_until[hit], at + shock.minutes * 60)
+        # Rollback: hosts that are up at their next poll return to their previous version.
+        with np.errstate(invalid="ignore"):
+            reverting = (self.revert_s <= t) & ~np.isnan(self.harm_s) & np.isnan(self.crashed_s)
+        self.harm_s[reverting & (self.harm_s > self.revert_s)] = np.nan
+        # Release harm.
+        with np.errstate(invalid="ignore"):
+            hit = np.flatnonzero((self.harm_s <= t) & np.isnan(self.crashed_s))
+        if len(hit):
+            when = self.harm_s[hit]
+            self.crashed_s[hit] = when
+            boot = self.harm_boot[hit]
+            self.boot_looped[hit[boot]] = True
+            self.down_until[hit[boot]] = np.inf
+            rebooted = hit[~boot]
+            self.down_until[rebooted] = np.maximum(self.down_until[rebooted], self.harm_s[rebooted] + _REBOOT_S)
+            self._crash_event(rebooted, np.maximum(self.harm_s[rebooted], self.t))
+        alive = self._online(t) & (self.down_until <= t)
+        np.maximum(self.beat_s, t - self.lag, out=self.beat_s, where=alive)
+        self.t = t
+
+    def _crash_event(self, idx: I64, when: F64) -> None:
+        """A reported crash: under the rollout if the host is updated, else not tied to it (after the start)."""
+        treated = ~np.isnan(self.exposed_s[idx]) & ~self.rolled_back[idx]
+        control = ~treated & (when >= self.started_s)
+        self.crash_t[idx[treated]] = np.fmin(self.crash_t[idx[treated]], when[treated])
+        self.crash_c[idx[control]] = np.fmin(self.crash_c[idx[control]], when[control])
+
+    # --- the FleetView port --------------------------------------------------------------------------------
+
+    def observe(self, view: RolloutView, now: datetime) -> Observations:
+        """The engine's observations, counted by the shared rules of ringfence.services.fleet_port."""
+        spec, status = view.spec, view.status
+        t = (now - self.start).total_seconds()
+        self.started_s = ((status.started_at or now) - self.start).total_seconds()
+        grace = spec.plan.silence_grace.total_seconds()
+        self.windows = self._window_statuses(spec.plan, now)
+        held = delayed = np.zeros(self.n, dtype=bool)
+        if self.policy is not None:
+            started = status.started_at or now
+            holds = [policy_hold(p, spec.release.version, started, now) for p in self.policies]
+            held = np.array([h == HOLD_HELD for h in holds], dtype=bool)[self.policy]
+            delayed = np.array([h == HOLD_DELAYED for h in holds], dtype=bool)[self.policy]
+        with np.errstate(invalid="ignore"):
+            runs = (self.install_s <= t) & ~(self.revert_s <= t)
+        counts = wave_observations(
+            waves=len(spec.plan.waves), wave=self.wave, exposed_s=self.exposed_s, rolled_back=self.rolled_back,
+            held=held, delayed=delayed, key=self.key, windows=self.windows, beat_s=self.beat_s, runs_release=runs,
+            now_s=t, grace_s=grace, name_of=lambda j: f"sim-{j}")
+        self._eligible = counts.eligible
+        control = np.isnan(self.exposed_s)  # every simulated host reported before the rollout started
+        s_treated, s_control = silent_now(exposed_s=self.exposed_s, rolled_back=self.rolled_back, control=control,
+                                          beat_s=self.beat_s, now_s=t, grace_s=grace)
+        self.silent_t[s_treated & np.isnan(self.silent_t)] = t
+        self.silent_c[s_control & np.isnan(self.silent_c)] = t
+        treated = ~control & ~self.rolled_back
+        streams: list[StreamCounts] = count_streams(
+            strata=self.strata, stratum=self.stratum, treated=treated, control=control, exposed_s=self.exposed_s,
+            treated_first_s={Signal.CRASHED: self.crash_t, Signal.SILENT: self.silent_t},
+            control_first_s={Signal.CRASHED: self.crash_c, Signal.SILENT: self.silent_c},
+            started_s=self.started_s, now_s=t, min_treated=spec.plan.gate.min_treated_hosts)
+        return Observations(waves=counts.waves, streams=tuple(streams), health_as_of=now,
+                            rolled_back_pending=counts.rolled_back_pending)
+
+    def _window_statuses(self, plan: Plan, now: datetime) -> list[WindowStatus]:
+        """Each key's window status, re-evaluated when it changes (or its reason's clock is 30 min old)."""
+        stale = [k for j, k in enumerate(self.keys) if self._window_until[j] is None
+                 or now >= self._window_until[j]]  # type: ignore[operator]
+        if stale:
+            fresh = window_status_many(plan.windows, plan.freeze, stale, now)
+            for k in stale:
+                j = self._key_index[k]
+                w = fresh[k]
+                self._window_cache[j] = w
+                change = w.closes_at if w.open else w.next_open
+                self._window_until[j] = min(change, now + timedelta(minutes=30)) if change else now + timedelta(minutes=30)
+        return list(self._window_cache)
+
+    def expose(self, view: RolloutView, wave: int, hosts: int, now: datetime) -> int:
+        """Expose up to ``hosts`` eligible hosts of ``wave``: they install at their next poll."""
+        eligible = self._eligible & (self.wave <= wave)
+        if hosts >= int(np.count_nonzero(eligible)):
+            chosen = np.flatnonzero(eligible)
+        else:
+            chosen = pick_eligible(eligible, self.wave, self.bucket, wave)[:hosts]
+        t = (now - self.start).total_seconds()
+        self.exposed_s[chosen] = t
+        install = t + self.poll[chosen].astype(np.float64)
+        self.install_s[chosen] = install
+        self._draw_harm(chosen, install)
+        return len(chosen)
+
+    def _draw_harm(self, idx: I64, install: F64) -> None:
+        rng = self.rng
+        model = self.t_failure[self.tmpl[idx]]
+        base = self.scenario.baseline_crash_per_hour / 3600.0
+        for fi, f in enumerate(self.scenario.failures):
+            mine = model == fi
+            sel = idx[mine]
+            if not len(sel):
+                continue
+            start = install[mine]
+            harm = np.full(len(sel), np.nan)
+            if f.p_crash > 0:
+                hit = rng.random(len(sel)) < f.p_crash
+                lo, hi = f.crash_after_s
+                harm = np.where(hit, start + rng.uniform(lo, hi, len(sel)), np.nan)
+            if f.rate_multiplier > 1.0 and base > 0:
+                rate = (f.rate_multiplier - 1.0) * base * self.frailty[sel]
+                late = start + f.onset_hours * 3600.0 + rng.exponential(1.0, len(sel)) / rate
+                harm = np.fmin(harm, late)
+            self.harm_s[sel] = harm
+            self.harm_boot[sel] = rng.random(len(sel)) < f.boot_loop
+
+    def roll_back(self, view: RolloutView, now: datetime) -> int:
+        """Every exposed host goes back to its previous version at its next poll."""
+        t = (now - self.start).total_seconds()
+        new = ~np.isnan(self.exposed_s) & ~self.rolled_back
+        self.rolled_back |= new
+        self.revert_s[new] = t + self.poll[new]
+        return int(np.count_nonzero(new))
+
+    # --- results --------------------------------------------------------------------------------------
+
+    def at_risk(self) -> bool:
+        """Whether any host runs the release unproven (exposed, not rolled back, not yet past the bake)."""
+        return bool(np.any(~np.isnan(self.exposed_s) & ~self.rolled_back))
+
+    def next_window(self) -> float | None:
+        """Seconds since the start at which the next closed change window opens (None if none is closed)."""
+        opens = [w.next_open for w in self.windows if not w.open and w.next_open is not None]
+        return (min(opens) - self.start).total_seconds() if opens else None
+
+    def recovery(self, withdrawn_s: float | None, noticed_s: float | None) -> tuple[F64, int]:
+        """When each release-crashed host is back (nan: never crashed) and how many needed hands.
+
+        Boot-looped hosts self-heal (by rebooting once the release is withdrawn) with their failure model's
+        chance; the rest wait for a technician of their site, in crash order, from ``noticed_s``.
+        """
+        rng = self.rng
+        rec = self.scenario.recovery
+        back = np.full(self.n, np.nan)
+        crashed = ~np.isnan(self.crashed_s)
+        back[crashed & ~self.boot_looped] = self.crashed_s[crashed & ~self.boot_looped] + _REBOOT_S
+        looped = np.flatnonzero(self.boot_looped)
+        if not len(looped):
+            return back, 0
+        model = self.t_failure[self.tmpl[looped]]
+        heal_share = np.array([f.self_heal for f in self.scenario.failures] + [0.0])[model]
+        heal_hours = np.array([f.self_heal_hours for f in self.scenario.failures] + [0.0])[model]
+        healed = (rng.random(len(looped)) < heal_share) & (withdrawn_s is not None)
+        if withdrawn_s is not None:
+            start = np.maximum(self.crashed_s[looped], withdrawn_s)
+            back[looped[healed]] = (start + rng.random(len(looped)) * heal_hours * 3600.0)[healed]
+        manual = looped[~healed]
+        if len(manual):
+            begin = noticed_s if noticed_s is not None else float(np.nanmin(self.crashed_s))
+            begin += rec.start_after_hours * 3600.0
+            per_key = np.bincount(self.key, minlength=len(self.keys))
+            sites = np.maximum(1, np.ceil(per_key / rec.hosts_per_site)).astype(np.int64)
+            sub = (rng.random(len(manual)) * sites[self.key[manual]]).astype(np.int64)
+            site = self.key[manual] * int(sites.max()) + sub
+            order = np.lexsort((self.crashed_s[manual], site))
+            m_sorted, s_sorted = manual[order], site[order]
+            work = self.t_minutes[self.tmpl[m_sorted]] * 60.0 / rec.technicians
+            cum = np.cumsum(work)
+            starts = np.r_[0, np.flatnonzero(np.diff(s_sorted)) + 1]
+            offset = np.repeat(cum[starts] - work[starts], np.diff(np.r_[starts, len(s_sorted)]))
+            ready = np.maximum(self.crashed_s[m_sorted], begin)
+            back[m_sorted] = np.maximum(ready, begin + (cum - offset))
+        return back, len(manual)

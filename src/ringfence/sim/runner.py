@@ -1,0 +1,192 @@
+"""The simulation loop: a virtual clock driving the real tick (:func:`~ringfence.services.fleet_port.reconcile_step`).
+
+Each step moves the fleet model to the clock's time, then runs the same use case as the server's
+reconciler, with the simulator's :class:`~ringfence.sim.fleet.SimFleet` as the fleet port and an in-memory
+repository for status and decisions.  Steps are ``scenario.tick`` apart while hosts are being exposed or a
+rollout is being rolled back, five ticks apart while a wave bakes, and jump to the next change window while
+every window is closed.  The loop ends when the rollout stops (completed, halted, rolled back) or at the
+scenario's horizon.
+
+Results (one :class:`SimResult` per policy and replication) use the keys of the JSON output:
+
+``exposed_hosts``  hosts offered the release; ``crashed_hosts`` hosts that crashed because of it;
+``halted`` whether the gate stopped the rollout; ``time_to_halt_s`` from start to halt;
+``exposure_host_hours`` host-hours on the release until the halt (or the end); ``time_to_full_s`` from start
+to completion; ``false_halt`` a halt of a harmless release; ``manual_recovery_hosts`` boot-looped hosts that
+needed hands; ``recovery_hours`` from the first release crash until the last such host was back.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from ringfence.domain.engine import command, initial_status
+from ringfence.domain.rollout import (
+    TERMINAL,
+    Decision,
+    Release,
+    ReleaseId,
+    ReleaseKind,
+    RolloutId,
+    RolloutSpec,
+    RolloutState,
+)
+from ringfence.services.codec import gate_to_doc
+from ringfence.services.fleet_port import RolloutView, reconcile_step
+from ringfence.sim.fleet import SimFleet, Template, build_template
+from ringfence.sim.scenario import Scenario
+
+__all__ = ["RESULT_KEYS", "MemoryRepository", "SimResult", "simulate", "summarise"]
+
+RESULT_KEYS = ("scenario", "policy", "hosts", "exposed_hosts", "crashed_hosts", "halted", "time_to_halt_s",
+               "exposure_host_hours", "time_to_full_s", "false_halt", "manual_recovery_hosts", "recovery_hours",
+               "seed")
+_ACTOR = "ringfence-simulator"
+
+
+class MemoryRepository:
+    """The simulator's :class:`~ringfence.services.fleet_port.RolloutRepository`: status and log in memory."""
+
+    def __init__(self, view: RolloutView) -> None:
+        self.view = view
+        self.log: list[dict[str, Any]] = []
+        self.halt: dict[str, Any] | None = None
+
+    def kill_switch_engaged(self, product: str) -> bool:
+        """The simulator has no kill switch: the gate has to do the work."""
+        return False
+
+    def record(self, view: RolloutView, decision: Decision, *, at: datetime, audit_action: str) -> None:
+        """Save the status and append the decision; keep the gate's evidence at the halt."""
+        self.save_status(view, decision)
+        entry = {"at": at.isoformat(), "state": decision.status.state.value, "wave": decision.status.wave,
+                 "message": decision.status.message or decision.summary}
+        self.log.append(entry)
+        stopped = decision.status.state in (RolloutState.HALTED, RolloutState.ROLLING_BACK)
+        if stopped and self.halt is None and decision.gate is not None:
+            self.halt = {**entry, "evidence": gate_to_doc(decision.gate)}
+
+    def save_status(self, view: RolloutView, decision: Decision) -> None:
+        """Replace the status (one writer: no version conflict is possible)."""
+        self.view = replace(view, status=decision.status, version=view.version + 1)
+
+
+@dataclass
+class SimResult:
+    """One policy × one replication: the JSON figures, the time series and the halt evidence."""
+
+    figures: dict[str, Any]
+    series: list[tuple[float, int, int]] = field(default_factory=list)  # (hours, exposed, crashed and down)
+    halt: dict[str, Any] | None = None
+    log: list[dict[str, Any]] = field(default_factory=list)
+    wall_s: float = 0.0
+
+
+def _spec(scenario: Scenario, plan_name: str, plan: Any, seed: int) -> RolloutSpec:
+    release = Release(id=ReleaseId(f"{scenario.product}@{scenario.version}"), product=scenario.product,
+                      version=scenario.version, kind=ReleaseKind(scenario.kind), platforms=scenario.platforms)
+    return RolloutSpec(id=RolloutId(f"sim-{scenario.name}-{plan_name}-{seed}"), release=release, plan=plan,
+                       salt=f"sim{seed}", created_by=_ACTOR, created_at=scenario.start)
+
+
+def simulate(scenario: Scenario, plan_name: str, plan: Any, *, hosts: int | None = None, seed: int = 0,
+             template: Template | None = None, progress: Callable[[float], None] | None = None) -> SimResult:
+    """Run one rollout of the scenario's release under ``plan`` through the real engine; see the module doc."""
+    import time  # noqa: PLC0415 - wall time of the run only, never the simulated clock
+
+    began = time.perf_counter()
+    n = hosts or scenario.hosts
+    template = template or build_template(scenario, seed)
+    fleet = SimFleet(scenario, plan, template, hosts=n, seed=seed)
+    spec = _spec(scenario, plan_name, plan, seed)
+    start = scenario.start
+    started = command(spec, initial_status(spec), "start", actor=_ACTOR, now=start)
+    repo = MemoryRepository(RolloutView(spec=spec, status=started.status, version=1))
+    tick = scenario.tick.total_seconds()
+    horizon = scenario.horizon.total_seconds()
+    t = 0.0
+    series: list[tuple[float, int, int]] = []
+    while t <= horizon:
+        fleet.advance(t)
+        reconcile_step(repo.view, fleet, repo, fleet.at(t))
+        state = repo.view.status.state
+        crashed_now = int(np.count_nonzero(fleet.boot_looped))
+        series.append((t / 3600.0, int(np.count_nonzero(~np.isnan(fleet.exposed_s))), crashed_now))
+        if progress is not None:
+            progress(min(1.0, t / horizon))
+        if state in TERMINAL or state is RolloutState.HALTED:
+            break
+        step = tick
+        if state is RolloutState.BAKING:
+            step = 5 * tick
+        elif state is RolloutState.WAITING_WINDOW:
+            # Jump to the next window only while no host is at risk: the gate watches exposed hosts meanwhile.
+            if fleet.at_risk():
+                step = 5 * tick
+            else:
+                nxt = fleet.next_window()
+                step = max(tick, (nxt - t) if nxt is not None else 15 * 60.0)
+        t += step
+    end = t
+    status = repo.view.status
+    if status.state is RolloutState.HALTED:
+        # Halted without a rollback: the hosts keep the release, so its pending harm still happens.
+        with np.errstate(invalid="ignore"):
+            pending = fleet.harm_s[np.isnan(fleet.crashed_s) & (fleet.harm_s <= horizon)]
+        if len(pending):
+            end = float(pending.max())
+            fleet.advance(end)
+            series.append((end / 3600.0, series[-1][1], int(np.count_nonzero(fleet.boot_looped))))
+    halted_at = status.halted_at
+    halted_s = (halted_at - start).total_seconds() if halted_at is not None else None
+    started_s = 0.0
+    exposed = ~np.isnan(fleet.exposed_s)
+    until = halted_s if halted_s is not None else end
+    exposure = float(np.sum(np.maximum(0.0, until - fleet.exposed_s[exposed]))) / 3600.0
+    crashed = ~np.isnan(fleet.crashed_s)
+    withdrawn = halted_s if status.state in (RolloutState.ROLLING_BACK, RolloutState.ROLLED_BACK) else None
+    back, manual = fleet.recovery(withdrawn, halted_s)
+    recovery_hours = 0.0
+    if crashed.any():
+        recovery_hours = float(np.nanmax(back[crashed]) - np.nanmin(fleet.crashed_s)) / 3600.0
+        # crashed hosts over time, through recovery
+        last = float(np.nanmax(back[crashed]))
+        for h in np.linspace(end, max(end, last), 40)[1:]:
+            down = int(np.count_nonzero(crashed & fleet.boot_looped & ~(back <= h)))
+            series.append((float(h) / 3600.0, series[-1][1], down))
+    completed = status.state is RolloutState.COMPLETED and status.finished_at is not None
+    figures = {
+        "scenario": scenario.name, "policy": plan_name, "hosts": n,
+        "exposed_hosts": int(np.count_nonzero(exposed)), "crashed_hosts": int(np.count_nonzero(crashed)),
+        "halted": halted_s is not None, "time_to_halt_s": None if halted_s is None else round(halted_s - started_s, 1),
+        "exposure_host_hours": round(exposure, 3),
+        "time_to_full_s": round((status.finished_at - start).total_seconds(), 1)  # type: ignore[operator]
+        if completed else None,
+        "false_halt": halted_s is not None and not scenario.harmful,
+        "manual_recovery_hosts": manual, "recovery_hours": round(recovery_hours, 2), "seed": seed,
+    }
+    return SimResult(figures=figures, series=series, halt=repo.halt, log=repo.log,
+                     wall_s=time.perf_counter() - began)
+
+
+def summarise(results: Sequence[SimResult]) -> dict[str, Any]:
+    """One object per policy over replications: medians of the figures, majority for the yes/no ones."""
+    first = results[0].figures
+    if len(results) == 1:
+        return dict(first)
+    out: dict[str, Any] = {"scenario": first["scenario"], "policy": first["policy"], "hosts": first["hosts"]}
+    for key in RESULT_KEYS[3:-1]:
+        values = [r.figures[key] for r in results]
+        if isinstance(values[0], bool):
+            out[key] = sum(values) * 2 > len(values)
+        else:
+            numbers = [v for v in values if v is not None]
+            out[key] = statistics.median(numbers) if len(numbers) * 2 > len(values) else None
+    out["seed"] = first["seed"]
+    return out
