@@ -248,3 +248,42 @@ def test_bad_config_names_every_field(tmp_path: Path) -> None:
     assert {"server", "crash_loop_threshold", "installers.content", "facts"} <= fields
     with pytest.raises(InputError, match="does not exist"):
         load_config(tmp_path / "missing.toml")
+
+
+# -- facts and host id ---------------------------------------------------------------------------------------
+def test_facts_from_the_platform_module_with_config_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without osqueryi the platform module answers; [facts] win; the generated host id is kept across starts."""
+    from ringfence.adapters.inventory.records import Issues, host_from_record
+    from ringfence.agent.facts import collect_facts, host_id
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    first = host_id("", tmp_path)
+    assert first and host_id("", tmp_path) == first and host_id("ws-1", tmp_path) == "ws-1"
+    rec = collect_facts(first, {"site": "fra-1", "tier": 1})
+    assert rec["id"] == first and rec["site"] == "fra-1" and rec["tier"] == 1
+    assert rec["os_family"] == {"linux": "linux", "darwin": "macos", "win32": "windows"}.get(sys.platform, "other")
+    issues = Issues()
+    host = host_from_record({**rec, "tenant": "acme"}, "agent", issues)  # what the server's importer accepts
+    assert host is not None and issues.items == [], issues.items
+
+
+def test_facts_from_osquery_when_it_is_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """osqueryi's system_info and os_version rows become the record, and system_info.uuid the host id."""
+    from ringfence.agent.facts import collect_facts, host_id
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    rows = {"uuid": [{"uuid": "4C4C4544-0042"}],
+            "hostname": [{"hostname": "ws-42", "hardware_vendor": "Dell Inc.", "hardware_model": "Latitude 7440",
+                          "cpu_type": "x86_64"}],
+            "name": [{"name": "Microsoft Windows 11 Enterprise", "version": "10.0.22631", "build": "22631",
+                      "platform": "windows"}]}
+    script = bin_dir / "osqueryi"
+    script.write_text(f"#!{sys.executable}\nimport json, sys\nrows = {rows!r}\n"
+                      "sql = sys.argv[-1]\nprint(json.dumps(next(v for k, v in rows.items() if k in sql)))\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    assert host_id("", tmp_path) == "4C4C4544-0042"
+    rec = collect_facts("4C4C4544-0042", {})
+    assert (rec["os_family"], rec["os_build"], rec["hardware_vendor"], rec["hostname"]) == (
+        "windows", "22631", "Dell Inc.", "ws-42")
