@@ -57,7 +57,8 @@ class Channel:
         self.served = served
         self.bins = bins
         self.now = now or datetime.now(UTC)
-        self.repo.initialise(root_signers=[keys.generate()], root_threshold=1,
+        self.root_signers = [keys.generate()]
+        self.repo.initialise(root_signers=self.root_signers, root_threshold=1,
                              online={r: keys.generate() for r in keys.ONLINE_ROLES},
                              config=ChannelConfig(bins=bins), now=self.now)
         self.content: dict[str, CohortContent] = {}
@@ -119,6 +120,14 @@ class Channel:
     def publish(self, *, at: datetime | None = None) -> None:
         """Sign what changed (new cohort versions, snapshot, timestamp) and export it to the served directory."""
         self.repo.publish(dict(self.content), at or self.now, refresh=True)
+        self.export()
+
+    def rotate(self, role: str, *, at: datetime) -> None:
+        """Rotate one role's key (root: signed by the old and the new root key) and export."""
+        new = [keys.generate()]
+        self.repo.rotate(role, new, root_signers=self.root_signers, now=at)
+        if role == "root":
+            self.root_signers = new
         self.export()
 
     def export(self) -> None:

@@ -248,3 +248,29 @@ def test_signed_entries_that_leave_the_layout_are_refused(tmp_path: Path, served
     assert "refused: malformed signed file" in caplog.text, caplog.text
     assert _installed(tmp_path) == {} and agent.dir.queued() == []
     assert not (agent.dir.root.parent / "windows").exists()
+
+
+def test_agents_cross_key_rotations_and_keep_the_new_root_across_restarts(
+        tmp_path: Path, served: tuple[Channel, StaticServer]) -> None:
+    """Root and timestamp keys rotate; a running agent, the same agent restarted, and a new agent shipped with
+    the old root all follow, because each step is signed by keys the previous root trusted."""
+    channel, server = served
+    channel.offer(HOST, PRODUCT, "290", b"content 290")
+    channel.publish()
+    agent = _agent(tmp_path, channel, server)
+    agent.poll_once()
+    agent.close()
+    channel.rotate("root", at=channel.later(seconds=1))
+    channel.rotate("timestamp", at=channel.later(seconds=2))
+    channel.offer(HOST, PRODUCT, "291", b"content 291")
+    channel.publish(at=channel.later(seconds=3))
+    restarted = _agent(tmp_path, channel, server)  # the shipped root is still version 1
+    restarted.poll_once()
+    restarted.close()
+    assert _installed(tmp_path) == {"C-00000291.sys": b"content 291"}
+    history = sorted(p.name for p in (restarted.dir.metadata / "root_history").iterdir())
+    assert history[-1] == f"{channel.repo.versions()['root']}.root.json" and len(history) >= 3
+    fresh = Agent(agent_config(tmp_path / "fresh", host=HOST, channel=channel, server=server))
+    fresh.start()
+    assert fresh.poll_once().role == channel.role_of(HOST)
+    fresh.close()
