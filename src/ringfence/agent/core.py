@@ -278,6 +278,8 @@ class Agent:
         self._event("applied", rollout)
         log.info("installed %s %s for %s%s; probing before commit", product, version, rollout or "desired state",
                  " (rollback)" if rollback else "")
+        if self.reporter.credential:  # the server hears "applied" before the probe can take the host down
+            self.report()
         self._probe(product, ps)
 
     def _probe(self, product: str, ps: ProductState) -> None:
