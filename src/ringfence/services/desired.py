@@ -133,8 +133,10 @@ def desired_many(conn: Connection, hosts: Sequence[Host], *, all_hosts: bool = F
                                      mine.wave)
                 break
             if chosen is None and switch is not None:
+                # a host that never reported the product has nothing to go back to: nothing to publish
                 chosen = Desired(lkg or current, f"kill switch engaged by {switch['actor']}: "
-                                 f"{switch['reason'] or 'no reason given'}", None, True)
+                                 f"{switch['reason'] or 'no reason given'}", None, True,
+                                 directive=bool(lkg or current))
             if chosen is None:
                 policy = policies.of(host)
                 if policy.pin == "n-1":
