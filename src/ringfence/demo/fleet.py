@@ -55,14 +55,17 @@ BAD_ARTIFACT = (b"ringfence demo artifact: rapid-response content 291. Its templ
                 b"the sensor's interpreter supplies 20. Every Windows host that loads it crashes at boot.\n")
 
 AGENT_PLAN = """
-# Demo plan for the agent release: windows open all day every day, so the demo runs at any hour.
+# Demo plan for the agent release: windows open all day every day, so the demo runs at any hour, and a
+# baseline of 0.01 failures per host-hour (the default is 0.001), so that a good release is shown to be
+# safe -- at most 2x that rate -- after tens of demo minutes instead of hours; strata with fewer than 100
+# updated hosts are judged in the pooled stream (a 10-host stratum alone would need a day of demo time).
 name: demo-agent
 windows:
   - {days: mon-sun, start: "00:00", end: "24:00"}
 freeze: {public_holidays: false}
 silence_grace_minutes: 5
 max_data_age_minutes: 5
-gate: {min_treated_hosts: 10}
+gate: {min_treated_hosts: 100, baseline_rate: 0.01}
 waves:
   - {name: canary, count: 20, min_bake_minutes: 15, min_observed_hosts: 20, max_rate_per_minute: 10}
   - {name: early, fraction: 0.10, min_bake_minutes: 20, min_observed_hosts: 50, max_rate_per_minute: 20}
