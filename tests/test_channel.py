@@ -307,3 +307,25 @@ def test_remediation_input_is_checked_and_nothing_is_stored(api: object, db: Dat
     assert api.call("POST", "/v1/remediations", role="viewer", files=files,
                     data={"id": "fix-1", "selector": "os_family=windows", "reason": "x"}).status_code == 403
     assert api.call("GET", "/v1/remediations", role="viewer").json() == {"remediations": []}
+
+
+def test_prune_removes_only_superseded_files_older_than_the_grace(db: Database, tmp_path: Path, client: TestClient,
+                                                                  rt_clock: FakeClock) -> None:
+    make_channel(tmp_path, rt_clock, bins=2)
+    fleet, _rid = _exposed_fleet(db, rt_clock, tmp_path)
+    publisher = ChannelPublisher(db, fleet.artifacts, tmp_path, rt_clock)
+    publisher.publish()  # cohorts at version 2, snapshot 2; version-1 files are superseded
+    repo = ChannelRepository(channel_dir(tmp_path))
+    meta = repo.metadata_dir
+    assert repo.prune(rt_clock(), timedelta(hours=2)) == 0  # all young: kept for clients mid-update
+    old = rt_clock().timestamp() - 3 * 3600
+    for path in [*meta.glob("1.*.json"), *repo.targets_dir.rglob("*.desired.json")]:
+        os.utime(path, (old, old))
+    changed = [r for r, v in repo.versions().items() if r.startswith("cohort-") and v == 2]
+    assert changed
+    removed = repo.prune(rt_clock(), timedelta(hours=2))
+    assert removed == 2 * len(changed) + 1  # the changed cohorts' version 1 and first manifest, 1.snapshot.json
+    assert (meta / "1.root.json").exists() and (meta / "1.targets.json").exists()  # root chain; targets is current
+    assert not (meta / "1.snapshot.json").exists() and not (meta / f"1.{changed[0]}.json").exists()
+    host = sorted(fleet.exposed(_rid))[0]
+    assert Agent(tmp_path, tmp_path / "agent", AppFetcher(client)).entry(host, "falcon-content")["version"] == "291"

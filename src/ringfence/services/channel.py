@@ -13,7 +13,7 @@ import logging
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("ringfence.channel")
+#: How often the publisher deletes superseded files (kept for twice the timestamp expiry).
+PRUNE_EVERY = timedelta(hours=1)
 _DURATION = re.compile(r"^(\d+)\s*([smhd])$")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
 
@@ -255,6 +257,7 @@ class ChannelPublisher:
         self.inventory = InventoryCache()
         self.last: PublishResult | None = None
         self.last_at: datetime | None = None
+        self.pruned_at: datetime | None = None
 
     @property
     def ready(self) -> bool:
@@ -271,6 +274,12 @@ class ChannelPublisher:
             cohorts = build_cohorts(conn, hosts, self.artifacts, bins)
         now = self.clock()
         result = self.repo.publish(cohorts, now, refresh=refresh)
+        if self.pruned_at is None or now - self.pruned_at >= PRUNE_EVERY:
+            keep = timedelta(seconds=2 * self.repo.config().expiry["timestamp"])
+            removed = self.repo.prune(now, keep)
+            if removed:
+                log.info("channel: removed %d superseded metadata and manifest files", removed)
+            self.pruned_at = now
         if result.changed:
             log.info("channel: published %d changed cohort(s), snapshot %d, timestamp %d", len(result.changed),
                      result.snapshot_version, result.timestamp_version)

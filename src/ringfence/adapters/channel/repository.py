@@ -482,6 +482,37 @@ class ChannelRepository:
         self._write_md(md, f"{md.signed.version}.{role}.json")
         snapshot.meta[f"{role}.json"] = MetaFile(md.signed.version)
 
+    def prune(self, now: datetime, keep: timedelta) -> int:
+        """Delete superseded metadata and manifests not modified for ``keep``; return how many files.
+
+        Root versions are never deleted (clients walk the chain from the root they trust); artifact
+        and remediation targets are kept (content-addressed, shared between versions).  ``keep``
+        should exceed the timestamp expiry, so a client that read an older timestamp still finds
+        every file it names.
+        """
+        self.require()
+        cutoff = (now - keep).timestamp()
+        removed = 0
+        with self.locked():
+            versions = self.versions()
+            for path in self.metadata_dir.glob("*.json"):
+                number, _, rest = path.name.partition(".")
+                role = rest.removesuffix(".json")
+                if not number.isdigit() or role == Root.type or int(number) >= versions.get(role, 0):
+                    continue
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            for role in self.cohort_roles():
+                md = self.read(f"{versions[role]}.{role}.json")
+                info = md.signed.targets.get(manifest_path(role))
+                current = self.target_file(manifest_path(role), info.hashes["sha256"]).name if info else ""
+                for path in (self.targets_dir / role).glob("*.desired.json"):
+                    if path.name != current and path.stat().st_mtime < cutoff:
+                        path.unlink()
+                        removed += 1
+        return removed
+
     # --- keys -----------------------------------------------------------------------------------
 
     def write_root(self, root_md: Metadata[Root]) -> None:
