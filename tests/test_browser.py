@@ -74,6 +74,7 @@ def test_operator_replays_19_july_and_sees_the_halt_viewer_sees_no_buttons(serve
                                                                            tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=15_000)  # a loaded CI machine: assertions wait up to 15 s (the halt up to 60 s)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
         try:
