@@ -329,3 +329,15 @@ def test_prune_removes_only_superseded_files_older_than_the_grace(db: Database, 
     assert not (meta / "1.snapshot.json").exists() and not (meta / f"1.{changed[0]}.json").exists()
     host = sorted(fleet.exposed(_rid))[0]
     assert Agent(tmp_path, tmp_path / "agent", AppFetcher(client)).entry(host, "falcon-content")["version"] == "291"
+
+
+def test_a_successful_operator_change_wakes_the_reconciler(api: object) -> None:
+    from tests.api_support import Api
+
+    assert isinstance(api, Api)
+    wake = api.client.app.state.reconciler._wake  # type: ignore[attr-defined]
+    wake.clear()
+    assert api.call("POST", "/v1/enrolment-tokens", role="viewer", json={"tenant": "acme"}).status_code == 403
+    assert not wake.is_set()
+    assert api.call("POST", "/v1/enrolment-tokens", role="operator", json={"tenant": "acme"}).status_code == 201
+    assert wake.is_set()
