@@ -244,6 +244,7 @@ class SimFleet:
         when = self.at(t)
         table = np.empty(len(self.keys) * 2, dtype=np.float32)
         shift = np.empty(len(self.keys) * 2, dtype=np.float32)
+        lag_shift = np.empty(len(self.keys) * 2, dtype=np.float32)
         for j, zone in enumerate(self.zones):
             local = when.astimezone(zone)
             hour = local.hour + local.minute / 60
@@ -256,13 +257,14 @@ class SimFleet:
             # Each local day a different set of hosts stays off (golden-ratio rotation of the propensity),
             # so no host is absent for ever and none flaps within a day.
             shift[2 * j] = shift[2 * j + 1] = (local.toordinal() * 0.6180339887) % 1.0
+            lag_shift[2 * j] = lag_shift[2 * j + 1] = (local.toordinal() * 0.4142135624) % 1.0
         day_shift = shift[self.online_code]
         u = self.u_online + day_shift
         u -= np.floor(u)
         result: B = u < table[self.online_code]
         if self.scenario.delayed_share > 0:
             # A rotating share of hosts reports late each local day (slow proxy, VPN): their beats lag.
-            v = self.u_lag + day_shift * 1.618034
+            v = self.u_lag + lag_shift[self.online_code]
             v -= np.floor(v)
             self.lag = np.where(v < self.scenario.delayed_share, self.lag_size, 0.0).astype(np.float32)
         return result
