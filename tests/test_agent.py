@@ -134,8 +134,10 @@ def test_a_failing_probe_reverts_at_once_and_a_passing_one_commits(tmp_path: Pat
     """The probe decides: exit 0 commits (the version becomes LKG), non-zero reverts without waiting for K starts."""
     probe = [sys.executable, "-c", "import sys; sys.exit(b'POISON' in open(sys.argv[1], 'rb').read())", "{file}"]
     config = _config(tmp_path, probe={"command": probe})
-    installed = _seed(Agent(config), "content", committed="290", pending="291")
-    atomic_write(installed, b"POISON 291")
+    agent = Agent(config)
+    installed = _seed(agent, "content", committed="290", pending="291")
+    for f in (installed, agent.dir.version_dir("content", "291") / "C-1.sys"):
+        atomic_write(f, b"POISON 291")
     agent = Agent(config)
     agent.start()
     agent.settle()
@@ -287,3 +289,17 @@ def test_facts_from_osquery_when_it_is_installed(tmp_path: Path, monkeypatch: py
     rec = collect_facts("4C4C4544-0042", {})
     assert (rec["os_family"], rec["os_build"], rec["hardware_vendor"], rec["hostname"]) == (
         "windows", "22631", "Dell Inc.", "ws-42")
+
+
+def test_a_start_after_dying_mid_install_finishes_the_install_before_probing(tmp_path: Path) -> None:
+    """The marker is written before the files move; if the agent died in between, the next start puts the
+    pending version in place first, so the probe judges (and a commit records) what is really installed."""
+    config = _config(tmp_path)
+    installed = _seed(Agent(config), "content", committed="290", pending="291")
+    atomic_write(installed, b"content 290")  # died after writing the marker, before the install
+    agent = Agent(config)
+    agent.start()
+    agent.settle()
+    agent.close()
+    ps = agent.dir.load().products["content"]
+    assert installed.read_bytes() == b"content 291" and ps.running == ps.committed == "291" and ps.pending is None

@@ -32,6 +32,7 @@ from tests.servers import Server
 HOSTS = 20
 K = 3
 PRODUCT = "falcon-content"
+# Bake the canary longer than an agent takes to crash and restart (its "applied" report comes before the crash).
 PLAN = """
 name: agent-e2e
 windows:
@@ -42,7 +43,7 @@ silence_grace_minutes: 1
 min_per_stratum: 1
 gate: {alpha: 0.2, min_treated_hosts: 2, min_control_hosts: 2, max_streams: 4, baseline_rate: 100.0, tolerance: 5.0}
 waves:
-  - {name: canary, fraction: 0.25, min_bake_minutes: 0.05, min_observed_hosts: 2, max_rate_per_minute: 60}
+  - {name: canary, fraction: 0.25, min_bake_minutes: 0.25, min_observed_hosts: 2, max_rate_per_minute: 60}
   - {name: rest, fraction: 1.0, min_bake_minutes: 0.05, min_observed_hosts: 2}
 """
 # The "installed software": when the installed file carries the poison marker, it kills the agent (its parent).
@@ -250,7 +251,8 @@ def test_twenty_agents_good_release_then_bad_release_halted_and_self_reverted(
         stopped = ("halted", "rolling_back", "rolled_back", "completed")
         halted = _until(lambda: (s := _status(server, bad))["state"] in stopped and s, 120,
                         "the gate to halt the bad rollout", lambda: _status(server, bad)["message"])
-        assert halted["state"] != "completed", halted["message"]
+        assert halted["state"] != "completed", (halted["message"], {
+            h: fleet.log(h)[-600:] for h in hosts if f"{PRODUCT} 291" in fleet.log(h)})
         decisions = json.loads(server.cli("rollout", "explain", bad, "--json").stdout)["decisions"]
         halts = [d for d in decisions if "halted wave" in d["message"]]
         assert halts and halts[0]["wave"] == 0 and "crashed" in halts[0]["message"], [

@@ -9,7 +9,10 @@ Rules, in the order the agent applies them:
    the pending version is marked bad for good and ``auto_reverted`` is
    queued.  Nothing that could crash (the probe, the network) runs before.
 2. **Queued events go out before the probe runs**, so a host the probe kills
-   still gets its ``crashed`` report through on every start.
+   still gets its ``crashed`` report through on every start; the pending
+   version is then put in place again (the last run may have died between
+   writing the marker and moving the files), so the probe judges what is
+   really installed.
 3. **A pending version is committed only when the health probe passes**; a
    probe that fails (non-zero exit, timeout) reverts at once.
 4. **What to install comes only from verified metadata** for this host's own
@@ -116,10 +119,25 @@ class Agent:
         self.dir.unlock()
 
     def settle(self) -> None:
-        """Probe every pending version (rule 3): commit or revert."""
+        """Put every pending version in place again (the last run may have died mid-install), then probe it:
+        commit or revert (rule 3)."""
         for name, ps in sorted(self.state.products.items()):
-            if ps.pending is not None:
-                self._probe(name, ps)
+            pending = ps.pending
+            if pending is None:
+                continue
+            installer = self.installers.get(name)
+            kept = [self.dir.version_dir(name, pending.version) / n for n in pending.files]
+            if installer is not None and kept and all(f.is_file() for f in kept):
+                try:
+                    installer.install(name, pending.version, kept)  # atomic and idempotent
+                except InstallError as e:
+                    log.error("install failed: %s", e)
+                    self._event("install_failed", pending.rollout)
+                    self._revert(name, ps, f"install failed: {e}", event="")
+                    continue
+            ps.running, ps.rollout = pending.version, pending.rollout
+            self.dir.save(self.state)
+            self._probe(name, ps)
 
     # -- enrolment and reports -----------------------------------------------------------------------
     def facts(self) -> dict[str, Any]:
