@@ -145,6 +145,11 @@ def test_halt_and_rollback_reach_the_manifest_within_one_reconciler_pass(db: Dat
     host = sorted(fleet.exposed(rid))[0]
     agent = Agent(tmp_path, tmp_path / "agent", AppFetcher(client))
     assert agent.entry(host, "falcon-content")["version"] == "291"
+    rollouts.operate(db, rid, "halt", actor=OPERATOR, clock=rt_clock, reason="looks bad")
+    reconciler.run_once()
+    halted = agent.poll(host)[1]
+    assert halted["hosts"][host]["falcon-content"]["reason"] == f"exposed in rollout {rid} (halted)"
+    assert set(halted["hosts"]) <= fleet.exposed(rid)  # nobody new
     rollouts.operate(db, rid, "rollback", actor=OPERATOR, clock=rt_clock, reason="bad content")
     reconciler.run_once()
     role, manifest = agent.poll(host)
