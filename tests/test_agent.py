@@ -303,3 +303,14 @@ def test_a_start_after_dying_mid_install_finishes_the_install_before_probing(tmp
     agent.close()
     ps = agent.dir.load().products["content"]
     assert installed.read_bytes() == b"content 291" and ps.running == ps.committed == "291" and ps.pending is None
+
+
+def test_enrol_command_does_not_count_as_a_start(tmp_path: Path) -> None:
+    """Only `run` counts starts: opening the state dir to enrol leaves a pending marker's counter alone."""
+    config = _config(tmp_path)
+    _seed(Agent(config), "content", committed="290", pending="291")
+    agent = Agent(config)
+    agent.open()
+    agent.close()
+    pending = agent.dir.load().products["content"].pending
+    assert pending is not None and pending.starts == 0 and agent.dir.queued() == []

@@ -91,6 +91,17 @@ class Agent:
         self._started = False
 
     # -- lifecycle -----------------------------------------------------------------------------------
+    def open(self) -> None:
+        """Lock the state dir and load the state, without counting a start (``ringfence-agent enrol``)."""
+        self.dir.lock()
+        self.state = self.dir.load()
+        self._identify()
+
+    def _identify(self) -> None:
+        self.host_id = host_id(self.config.host_id, self.dir.root)
+        if not self.platform:
+            self.platform = str(self.config.facts.get("os_family") or collect_facts(self.host_id, {})["os_family"])
+
     def start(self) -> None:
         """Lock the state dir, then do the crash-loop accounting (rule 1) before anything else."""
         self.dir.lock()
@@ -101,9 +112,7 @@ class Agent:
             ps.pending.starts += 1
         if pending:
             self.dir.save(self.state)  # the counter reaches the disk before anything can crash again
-        self.host_id = host_id(self.config.host_id, self.dir.root)
-        if not self.platform:
-            self.platform = str(self.config.facts.get("os_family") or collect_facts(self.host_id, {})["os_family"])
+        self._identify()
         for name, ps in pending:
             assert ps.pending is not None
             log.warning("%s %s was installed but never committed: start %d of %d without a commit", name,

@@ -64,7 +64,7 @@ def enrol(config: ConfigOpt) -> None:
     cfg = load_config(config)
     _logging(cfg, False)
     agent = Agent(cfg)
-    agent.start()
+    agent.open()  # not a start: pending crash-loop counters stay as they are
     try:
         if not agent.enrol():
             raise RingfenceError(f"cannot reach the server at {cfg.server}; nothing changed")
