@@ -346,3 +346,16 @@ def test_a_successful_operator_change_wakes_the_reconciler(api: object) -> None:
     assert not wake.is_set()
     assert api.call("POST", "/v1/enrolment-tokens", role="operator", json={"tenant": "acme"}).status_code == 201
     assert wake.is_set()
+
+
+def test_a_failed_keys_init_leaves_nothing_behind_and_can_be_rerun(tmp_path: Path, rt_clock: FakeClock) -> None:
+    stray = channel_dir(tmp_path) / "keys" / "timestamp.key"
+    stray.parent.mkdir(parents=True)
+    stray.write_text("left over")
+    with pytest.raises(InputError, match="exists already"):
+        make_channel(tmp_path, rt_clock, root_keys=2, root_threshold=2)
+    assert not list((channel_dir(tmp_path) / "root-keys").glob("*.key"))  # root keys removed again
+    assert not (channel_dir(tmp_path) / "metadata").exists()
+    assert sorted(p.name for p in stray.parent.iterdir()) == ["timestamp.key"]  # only what was there before
+    stray.unlink()
+    assert make_channel(tmp_path, rt_clock, root_keys=2, root_threshold=2).versions["timestamp"] == 1

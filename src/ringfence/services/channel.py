@@ -118,9 +118,16 @@ def init_keys(data_dir: Path, *, root_keys: int = 1, root_threshold: int = 1, bi
     config.validate()
     root_signers = [keyfiles.generate() for _ in range(root_keys)]
     online = {role: keyfiles.generate() for role in keyfiles.ONLINE_ROLES}
-    versions = repo.initialise(root_signers=root_signers, root_threshold=root_threshold, online=online,
-                               config=config, now=clock())
+    # Root keys first: a channel must never exist whose root keys were not written.  If anything
+    # after this fails, the key files are removed again so the command can simply be re-run.
     paths = tuple(keyfiles.write(root_dir / f"root-{i + 1}.key", s) for i, s in enumerate(root_signers))
+    try:
+        versions = repo.initialise(root_signers=root_signers, root_threshold=root_threshold, online=online,
+                                   config=config, now=clock())
+    except BaseException:
+        for p in paths:
+            p.unlink(missing_ok=True)
+        raise
     return KeysCreated(root_keys=paths, root_threshold=root_threshold,
                        online_keys=tuple(repo.keys_dir / f"{r}.key" for r in keyfiles.ONLINE_ROLES),
                        metadata_dir=repo.metadata_dir, versions=versions)

@@ -322,51 +322,62 @@ class ChannelRepository:
             raise InputError.single("root_threshold", f"is {root_threshold} for {len(root_signers)} root keys",
                                     expected=f"1 … {len(root_signers)}")
         with self.locked():
-            exp = config.expiry
-            root = Root(expires=now + timedelta(seconds=exp["root"]), consistent_snapshot=True)
-            for s in root_signers:
-                root.add_key(s.public_key, Root.type)
-            root.roles[Root.type].threshold = root_threshold
-            for role in (Targets.type, Snapshot.type, Timestamp.type):
-                root.add_key(online[role].public_key, role)
-            cohort_key = online["cohorts"].public_key
-            roles = [cohort_role(i, config.bins) for i in range(config.bins)]
-            delegations = Delegations(keys={cohort_key.keyid: cohort_key}, roles={
-                r: DelegatedRole(name=r, keyids=[cohort_key.keyid], threshold=1, terminating=True,
-                                 paths=cohort_patterns(r)) for r in roles})
-            bins_doc = json.dumps({"bins": config.bins}).encode()
-            bins_spec = TargetSpec(path=COHORTS_TARGET, sha256=hashlib.sha256(bins_doc).hexdigest(),
-                                   length=len(bins_doc), custom={"bins": config.bins}, data=bins_doc)
-            targets = Targets(expires=now + timedelta(seconds=exp["targets"]), delegations=delegations,
-                              targets={COHORTS_TARGET: self._target_file(bins_spec)})
-            self._write_target(bins_spec)
-            snapshot = Snapshot(expires=now + timedelta(seconds=exp["snapshot"]))
-            snapshot.meta = {"targets.json": MetaFile(1)}
-            for r in roles:
-                md, specs = self._cohort_md(r, 1, CohortContent(manifest={"hosts": {}, "remediations": []}), now,
-                                            config)
-                for spec in specs:
-                    self._write_target(spec)
-                self._sign(md, [online["cohorts"]])
-                self._write_md(md, f"1.{r}.json")
-                snapshot.meta[f"{r}.json"] = MetaFile(1)
-            targets_md = Metadata(targets)
-            self._sign(targets_md, [online[Targets.type]])
-            self._write_md(targets_md, "1.targets.json")
-            snap_md = Metadata(snapshot)
-            self._sign(snap_md, [online[Snapshot.type]])
-            self._write_md(snap_md, "1.snapshot.json")
-            root_md = Metadata(root)
-            self._sign(root_md, root_signers)
-            self._write_md(root_md, "1.root.json")
-            self._write_md(root_md, "root.json")
-            for role, signer in online.items():
-                keyfiles.write(self.keys_dir / f"{role}.key", signer)  # type: ignore[arg-type]
-            ts_md = Metadata(Timestamp(expires=now + timedelta(seconds=exp["timestamp"]), snapshot_meta=MetaFile(1)))
-            self._sign(ts_md, [online[Timestamp.type]])
-            self._write_md(ts_md, "timestamp.json")
-            self._atomic_write(self.config_path, json.dumps(config.to_json(), indent=2).encode())
-            self._sync_dir(self.metadata_dir)
+            written: list[Path] = []
+            try:
+                for role, signer in online.items():  # first: an existing key file stops everything early
+                    written.append(keyfiles.write(self.keys_dir / f"{role}.key", signer))  # type: ignore[arg-type]
+                return self._initialise(root_signers=root_signers, root_threshold=root_threshold, online=online,
+                                        config=config, now=now)
+            except BaseException:
+                for path in written:
+                    path.unlink(missing_ok=True)
+                raise
+
+    def _initialise(self, *, root_signers: Sequence[Signer], root_threshold: int, online: Mapping[str, Signer],
+                    config: ChannelConfig, now: datetime) -> dict[str, int]:
+        exp = config.expiry
+        root = Root(expires=now + timedelta(seconds=exp["root"]), consistent_snapshot=True)
+        for s in root_signers:
+            root.add_key(s.public_key, Root.type)
+        root.roles[Root.type].threshold = root_threshold
+        for role in (Targets.type, Snapshot.type, Timestamp.type):
+            root.add_key(online[role].public_key, role)
+        cohort_key = online["cohorts"].public_key
+        roles = [cohort_role(i, config.bins) for i in range(config.bins)]
+        delegations = Delegations(keys={cohort_key.keyid: cohort_key}, roles={
+            r: DelegatedRole(name=r, keyids=[cohort_key.keyid], threshold=1, terminating=True,
+                             paths=cohort_patterns(r)) for r in roles})
+        bins_doc = json.dumps({"bins": config.bins}).encode()
+        bins_spec = TargetSpec(path=COHORTS_TARGET, sha256=hashlib.sha256(bins_doc).hexdigest(),
+                               length=len(bins_doc), custom={"bins": config.bins}, data=bins_doc)
+        targets = Targets(expires=now + timedelta(seconds=exp["targets"]), delegations=delegations,
+                          targets={COHORTS_TARGET: self._target_file(bins_spec)})
+        self._write_target(bins_spec)
+        snapshot = Snapshot(expires=now + timedelta(seconds=exp["snapshot"]))
+        snapshot.meta = {"targets.json": MetaFile(1)}
+        for r in roles:
+            md, specs = self._cohort_md(r, 1, CohortContent(manifest={"hosts": {}, "remediations": []}), now,
+                                        config)
+            for spec in specs:
+                self._write_target(spec)
+            self._sign(md, [online["cohorts"]])
+            self._write_md(md, f"1.{r}.json")
+            snapshot.meta[f"{r}.json"] = MetaFile(1)
+        targets_md = Metadata(targets)
+        self._sign(targets_md, [online[Targets.type]])
+        self._write_md(targets_md, "1.targets.json")
+        snap_md = Metadata(snapshot)
+        self._sign(snap_md, [online[Snapshot.type]])
+        self._write_md(snap_md, "1.snapshot.json")
+        root_md = Metadata(root)
+        self._sign(root_md, root_signers)
+        self._write_md(root_md, "1.root.json")
+        self._write_md(root_md, "root.json")
+        ts_md = Metadata(Timestamp(expires=now + timedelta(seconds=exp["timestamp"]), snapshot_meta=MetaFile(1)))
+        self._sign(ts_md, [online[Timestamp.type]])
+        self._write_md(ts_md, "timestamp.json")
+        self._atomic_write(self.config_path, json.dumps(config.to_json(), indent=2).encode())
+        self._sync_dir(self.metadata_dir)
         return self.versions()
 
     def _current_fingerprint(self, role: str, version: int) -> str:
