@@ -80,7 +80,7 @@ class Channel:
 
     def offer(self, host: str, product: str, version: str, data: bytes, *, rollback: bool = False,
               rollout: str = "ro_test", role: str | None = None, name: str = "C-00000291.sys",
-              platform: str = "windows") -> str:
+              platform: str = "windows", not_before: str | None = None) -> str:
         """Name ``version`` for ``host`` in its cohort's manifest, with the artifact signed in ``role``
         (default: the host's own cohort); return the artifact's target path."""
         mine = self.role_of(host)
@@ -88,7 +88,7 @@ class Channel:
         path = artifact_path(where, product, version, platform, name)
         spec = TargetSpec(path=path, sha256=hashlib.sha256(data).hexdigest(), length=len(data), data=data,
                           custom={"product": product, "version": version, "kind": "content", "rollout": rollout,
-                                  "wave": 0, "rollback": rollback, "not_before": None})
+                                  "wave": 0, "rollback": rollback, "not_before": not_before})
         self._add_target(where, spec)
         manifest = dict(self._cohort(mine).manifest)
         hosts = {h: dict(e) for h, e in manifest.get("hosts", {}).items()}

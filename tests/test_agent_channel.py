@@ -274,3 +274,24 @@ def test_agents_cross_key_rotations_and_keep_the_new_root_across_restarts(
     fresh.start()
     assert fresh.poll_once().role == channel.role_of(HOST)
     fresh.close()
+
+
+def test_not_before_holds_an_install_until_its_time(tmp_path: Path, served: tuple[Channel, StaticServer],
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """A signed `not_before` in the future waits (nothing installed); a malformed one is refused."""
+    channel, server = served
+    channel.offer(HOST, PRODUCT, "290", b"content 290", not_before="2999-01-01T00:00:00Z")
+    channel.publish()
+    agent = _agent(tmp_path, channel, server)
+    with caplog.at_level(logging.INFO, logger="ringfence.agent"):
+        agent.poll_once()
+        assert "may not be installed before 2999-01-01T00:00:00Z" in caplog.text and _installed(tmp_path) == {}
+        channel.offer(HOST, PRODUCT, "291", b"content 291", not_before="next tuesday")
+        channel.publish(at=channel.later(seconds=1))
+        agent.poll_once()
+        assert "refused: malformed signed file" in caplog.text and _installed(tmp_path) == {}
+        channel.offer(HOST, PRODUCT, "292", b"content 292", not_before="2001-01-01T00:00:00+00:00")
+        channel.publish(at=channel.later(seconds=2))
+        agent.poll_once()
+    agent.close()
+    assert _installed(tmp_path) == {"C-00000291.sys": b"content 292"}

@@ -72,6 +72,20 @@ def _layout(path: str, role: str, expected: Callable[..., str], *parts: str) -> 
     return name
 
 
+def _custom(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _when(path: str, value: object) -> datetime:
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError as e:
+        raise Refused("malformed signed file", f"{path} has not_before {value!r}, not an ISO 8601 time") from e
+    if when.tzinfo is None:
+        raise Refused("malformed signed file", f"{path} has not_before {value!r} without a time zone")
+    return when
+
+
 class Agent:
     """One agent over one state directory.  Call :meth:`start` first, then :meth:`poll_once` or :meth:`run`."""
 
@@ -227,6 +241,9 @@ class Agent:
         except Unreachable as e:
             log.warning("channel unreachable (%s); keeping the current versions", e)
             return False
+        except (OSError, ValueError, KeyError, TypeError) as e:  # a full disk, a surprise in signed data: back off
+            log.exception("poll failed (%s); keeping the current versions", e)
+            return False
         return True
 
     def _trusted_root(self) -> bytes:
@@ -277,13 +294,12 @@ class Agent:
             verified: list[tuple[Path, str]] = []
             for path in paths:
                 local, info = session.download(path)  # refuses a path outside this cohort before asking the Updater
-                custom = info.custom
+                custom = _custom(info.custom)
                 if custom.get("product", product) != product or str(custom.get("version", version)) != version:
                     raise Refused("signed target does not match the manifest", f"{path} is signed as "
                                   f"{custom.get('product')} {custom.get('version')}, the entry says {product} {version}")
                 not_before = custom.get("not_before")
-                if isinstance(not_before, str) and not_before and datetime.fromisoformat(
-                        not_before.replace("Z", "+00:00")) > self.clock():
+                if not_before and _when(path, not_before) > self.clock():
                     self._once(f"nb:{path}", "waiting: %s may not be installed before %s", path, not_before)
                     return
                 verified.append((local, path.rsplit("/", 1)[-1]))
@@ -374,7 +390,7 @@ class Agent:
                 path = str(rem.get("path") or "")
                 _layout(path, desired.role, remediation_path, rid)
                 local, info = session.download(path)
-                if info.custom.get("remediation") != rid:
+                if _custom(info.custom).get("remediation") != rid:
                     raise Refused("signed target does not match the manifest",
                                   f"{info.path} is not signed as remediation {rid}")
             except Refused as e:
