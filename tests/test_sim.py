@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -134,3 +135,17 @@ def test_api_simulations(api: Api) -> None:
         "hosts": 500})
     assert inline.status_code == 200, inline.text
     assert inline.json()["results"][0]["false_halt"] is False
+
+
+def test_tenant_policies_hold_and_delay_simulated_hosts() -> None:
+    """The simulator applies tenant policies through the shared rules: a paused tenant gets nothing, a delay waits."""
+    scenario = replace(load_scenario("crowdstrike-2024"), horizon=timedelta(hours=4))
+    plan = load_policy("big-bang")
+    paused = simulate(replace(scenario, tenant_policies=({"tenant": "sim", "ring": "pause"},)), "big-bang", plan,
+                      hosts=2_000, seed=1)
+    assert paused.figures["exposed_hosts"] == 0 and paused.figures["crashed_hosts"] == 0
+    assert paused.log[-1]["message"].endswith("passed (it has no hosts in reach)")  # every host held back
+    delayed = simulate(replace(scenario, tenant_policies=({"tenant": "sim", "delay_hours": 2.0},)), "big-bang", plan,
+                       hosts=2_000, seed=1)
+    first = next(h for h, exposed, _ in delayed.series if exposed > 0)
+    assert first >= 2.0 and delayed.figures["exposed_hosts"] > 1_000
