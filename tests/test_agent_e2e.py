@@ -291,5 +291,11 @@ def test_twenty_agents_good_release_then_bad_release_halted_and_self_reverted(
             return {r[0] for r in rows} if {r[0] for r in rows} >= crashed else set()
 
         assert _until(reported, 30, "auto_reverted reports") == crashed
+        one = sorted(crashed)[0]
+        shown = json.loads(subprocess.run([sys.executable, "-m", "ringfence.agent.main", "status", "--config",
+                                           str(fleet.configs[one]), "--json"], capture_output=True, text=True,
+                                          timeout=60, check=True).stdout)
+        product = shown["products"][PRODUCT]
+        assert shown["host_id"] == one and shown["enrolled"] and (product["running"], product["bad"]) == ("290", ["291"])
         assert _status(server, bad)["state"] in stopped[:3]
         print(f"done after {time.monotonic() - t0:.0f} s")
