@@ -314,3 +314,20 @@ def test_enrol_command_does_not_count_as_a_start(tmp_path: Path) -> None:
     agent.close()
     pending = agent.dir.load().products["content"].pending
     assert pending is not None and pending.starts == 0 and agent.dir.queued() == []
+
+
+def test_the_loop_backs_off_while_the_server_is_unreachable(tmp_path: Path) -> None:
+    """run() waits interval × 2^n (jittered, capped) between attempts while nothing answers, and changes nothing."""
+    config = _config(tmp_path, enrolment_token="rfe_x", poll_interval_seconds=2, backoff_cap_seconds=20,
+                     request_timeout_seconds=1)
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> bool:
+        waits.append(seconds)
+        return len(waits) >= 6  # stop after six attempts
+
+    Agent(config, pacer=Pacer(2, 0.2, 20, rng=random.Random(3))).run(sleep=sleep)
+    for n, w in enumerate(waits, start=1):
+        assert min(20, 2 * 2**n) / 2 <= w <= min(20, 2 * 2**n)
+    assert waits[-1] <= 20 and waits[3] > waits[0]
+    assert not (tmp_path / "state" / "credential").exists()
