@@ -37,7 +37,11 @@ _PART = re.compile(r"(\d+)|(\D+)")
 
 
 def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
-    """Order versions naturally: "291" > "290", "1.10" > "1.9", "2.0" > "2.0-rc1" is not assumed (text sorts)."""
+    """Order versions naturally, numbers as numbers: "291" > "290", "7.10.0" > "7.9.2".
+
+    Suffixes are compared as text after the numbers they follow, so "2.0-rc1" sorts *after* "2.0"; release
+    versions that need prerelease ordering should not rely on the downgrade check to rank them.
+    """
     return tuple((0, int(num)) if num else (1, text) for num, text in _PART.findall(version))
 
 
