@@ -202,3 +202,24 @@ def test_xml_sbom_validates_and_spdx_rule_messages_are_warnings(api: Api) -> Non
     assert any("files_analyzed" in w for w in warned["warnings"])
     shown = api.call("GET", "/v1/releases/app@1/sbom", role="viewer").json()
     assert shown["format"] == "spdx" and {c["name"] for c in shown["incomplete"]} <= {c["name"] for c in shown["components"]}
+
+
+def test_sbom_export_writes_valid_cyclonedx_that_imports_again(api: Api) -> None:
+    """GET …/sbom/cyclonedx is written by cyclonedx-python-lib, passes the 1.5 schema and round-trips."""
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    laravel = (SHARED_DATA / "sbom" / "laravel-7.12.0.cdx.json").read_bytes()
+    assert release(api, "laravel", "7.12.0").status_code == 201
+    assert api.call("POST", "/v1/releases/laravel@7.12.0/sbom", role="operator",
+                    files=[("file", ("laravel.json", laravel, "application/json"))]).status_code == 200
+    exported = api.call("GET", "/v1/releases/laravel@7.12.0/sbom/cyclonedx", role="viewer")
+    assert exported.status_code == 200 and exported.headers["content-type"].startswith("application/vnd.cyclonedx+json")
+    assert JsonStrictValidator(SchemaVersion.V1_5).validate_str(exported.text) is None
+    doc = exported.json()
+    assert doc["metadata"]["component"]["bom-ref"] == "laravel@7.12.0" and len(doc["components"]) == 62
+    assert release(api, "laravel", "copy").status_code == 201
+    again = api.call("POST", "/v1/releases/laravel@copy/sbom", role="operator",
+                     files=[("file", ("exported.json", exported.content, "application/json"))])
+    assert again.status_code == 200 and again.json()["components"] == 62
+    _problem(api.call("GET", "/v1/releases/nope@1/sbom/cyclonedx", role="viewer"), 404)

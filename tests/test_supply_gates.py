@@ -185,3 +185,27 @@ def test_signature_sbom_and_severity_gates_under_the_example_policy(api: Api, cl
                             headers={"content-type": "application/yaml"}), 422)
     assert {e["field"] for e in bad["errors"]} == {"severity_threshold", "allow[0].reason", "allow[0].expires"}
     assert api.call("GET", "/v1/gate-policy", role="viewer").json()["version"] == 3
+
+
+def test_matches_that_cannot_be_evaluated_make_the_gate_inconclusive(api: Api, clock: FakeClock) -> None:
+    """A GIT-only range cannot judge a version: the severity gate fails closed unless the policy says ignore."""
+    _hosts(api, clock)
+    record = {"id": "GIT-ONLY-1", "modified": "2024-01-01T00:00:00Z", "affected": [
+        {"package": {"ecosystem": "PyPI", "name": "gitpkg"},
+         "ranges": [{"type": "GIT", "repo": "https://example.invalid/gitpkg", "events": [{"introduced": "0"},
+                                                                                          {"fixed": "a1b2c3"}]}]}]}
+    assert api.call("POST", "/v1/vulns/import", role="operator",
+                    files=[("files", ("git.json", json.dumps(record).encode(), "application/json"))]).status_code == 200
+    assert release(api, "tool", "1", sbom=cdx("pkg:pypi/GitPkg@1.0")).status_code == 201
+    found = api.call("GET", "/v1/releases/tool@1/findings", role="viewer").json()
+    assert found["findings"] == [] and found["not_evaluated"][0]["advisory"] == "GIT-ONLY-1"
+    policy = "enforce: [vulnerabilities]\nnot_evaluated: {}\n"
+    assert api.call("PUT", "/v1/gate-policy", role="operator", content=policy.format("block").encode(),
+                    headers={"content-type": "application/yaml"}).status_code == 200
+    code, status = _rollout(api, "tool@1")
+    assert code == 409 and _gate(status, "vulnerabilities")["verdict"] == "inconclusive"
+    assert "could not be evaluated" in _gate(status, "vulnerabilities")["message"]
+    assert api.call("PUT", "/v1/gate-policy", role="operator", content=policy.format("ignore").encode(),
+                    headers={"content-type": "application/yaml"}).status_code == 200
+    code, status = _rollout(api, "tool@1")
+    assert code == 200 and _gate(status, "vulnerabilities")["verdict"] == "passed"

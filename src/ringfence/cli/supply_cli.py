@@ -208,6 +208,17 @@ def sbom_show(release: Annotated[str, typer.Argument(help="Release id, product@v
     _print_incomplete(data["incomplete"])
 
 
+@sbom_app.command("export")
+def sbom_export(release: Annotated[str, typer.Argument(help="Release id, product@version.")],
+                out_file: Annotated[Path, typer.Option("--out", help="Where to write the CycloneDX 1.5 JSON.")],
+                config: ConfigOpt = None, server: ServerOpt = None, token: TokenOpt = None) -> None:
+    """Write a release's stored SBOM as CycloneDX 1.5 JSON."""
+    with _client(config, server, token) as api:
+        doc = api.get(f"/v1/releases/{release}/sbom/cyclonedx")
+    out_file.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    out.print(f"wrote {out_file} ({len(doc.get('components', []))} components)", highlight=False)
+
+
 def release_findings(release: Annotated[str, typer.Argument(help="Release id, product@version.")],
                      config: ConfigOpt = None, server: ServerOpt = None, token: TokenOpt = None,
                      as_json: JsonOpt = False) -> None:

@@ -700,6 +700,7 @@ def component_from_purl(purl: str, *, version: str = "") -> Component:
     return Component(name=parsed.name, version=parsed.version or version, ecosystem=eco, purl=purl)
 
 
+@functools.lru_cache(maxsize=262_144)  # match() and candidates() both key each component; purl parsing dominates
 def _component_key(component: Component) -> tuple[str, str, str, str]:
     """``(base ecosystem, normalised name, full ecosystem, version)`` for a component, purl first."""
     if component.purl:

@@ -33,6 +33,7 @@ from ringfence.adapters.db.stores import supply_chain as store
 from ringfence.adapters.db.stores.base import utc
 from ringfence.adapters.sbom.parse import Sbom, parse_sbom, to_components
 from ringfence.adapters.sbom.validate import validate_sbom
+from ringfence.adapters.sbom.write import to_cyclonedx_json
 from ringfence.adapters.vuln.osv import load_path
 from ringfence.adapters.vuln.vex import VexStatement, parse_vex
 from ringfence.domain.access import Role
@@ -68,6 +69,7 @@ __all__ = [
     "prepare_contract",
     "prepare_sbom",
     "release_findings",
+    "sbom_export",
     "sbom_view",
     "store_contract",
     "upload_signatures",
@@ -238,6 +240,19 @@ def sbom_view(db: Database, release_id: str, *, actor: Actor) -> dict[str, Any]:
             "imported_at": as_of(utc(meta["imported_at"])),
             "imported_by": meta["imported_by"], "warnings": meta["warnings"], "components": comps,
             "incomplete": _incomplete(rows)}
+
+
+def sbom_export(db: Database, release_id: str, *, actor: Actor) -> str:
+    """A release's stored SBOM written as CycloneDX 1.5 JSON (cyclonedx-python-lib)."""
+    actor.require(Role.VIEWER, "reading SBOMs")
+    with db.transaction() as conn:
+        release = release_store.get_release(conn, release_id)
+        if release is None:
+            raise NotFoundError(f"release {release_id!r} not found")
+        if store.get_sbom(conn, release_id) is None:
+            raise NotFoundError(f"release {release_id} has no SBOM")
+        rows = store.sbom_components(conn, release_id)
+    return to_cyclonedx_json(release.id, release.product, release.version, rows)
 
 
 # --- VEX ----------------------------------------------------------------------------------------------------

@@ -29,9 +29,38 @@ from spdx_tools.spdx.validation.document_validator import validate_full_spdx_doc
 from ringfence.adapters.sbom.parse import Sbom
 from ringfence.errors import FieldIssue, InputError
 
-__all__ = ["validate_sbom"]
+__all__ = ["cyclonedx_json_validator", "validate_sbom"]
 
 _MAX_ISSUES = 20
+
+#: jsonschema checks these formats with rfc3987-syntax's Earley parser, ~0.5 s per value: a 62-component
+#: SBOM with external references took 30 s. They are left out of format checking; every other format
+#: (and the whole schema) is still checked.
+_SLOW_FORMATS = frozenset({"iri", "iri-reference"})
+_VALIDATORS: dict[SchemaVersion, JsonValidator] = {}
+
+
+class _JsonValidator(JsonValidator):
+    """cyclonedx-python-lib's JSON validator with the slow IRI format checks removed (see above)."""
+
+    @property
+    def _validator(self) -> Any:
+        fast = getattr(self, "_fast", None)
+        if fast is None:
+            base = JsonValidator._validator.fget(self)  # type: ignore[attr-defined]  # the library's own validator
+            checker = base.format_checker
+            formats = [f for f in checker.checkers if f not in _SLOW_FORMATS]
+            fast = base.evolve(format_checker=type(checker)(formats=formats))
+            self._fast = fast
+        return fast
+
+
+def cyclonedx_json_validator(version: SchemaVersion) -> JsonValidator:
+    """The (cached) schema validator for one CycloneDX version."""
+    found = _VALIDATORS.get(version)
+    if found is None:
+        found = _VALIDATORS[version] = _JsonValidator(version)
+    return found
 
 
 def _path(parts: Any) -> str:
@@ -56,8 +85,7 @@ def _cyclonedx(sbom: Sbom, text: str, source: str) -> None:
                 field=f"line {line}", message=str(getattr(entry, "message", entry)), location=source,
                 expected=f"a document valid against the CycloneDX {sbom.spec_version} XML schema")])
         return
-    validator = JsonValidator(version)
-    error = validator.validate_str(text)
+    error = cyclonedx_json_validator(version).validate_str(text)
     if error is None:
         return
     data = error.data

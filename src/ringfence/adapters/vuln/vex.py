@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonValidator
 
+from ringfence.adapters.sbom.validate import cyclonedx_json_validator
 from ringfence.errors import FieldIssue, InputError
 
 __all__ = ["CDX_STATES", "OPENVEX_STATUSES", "VexStatement", "parse_vex"]
@@ -69,7 +69,7 @@ def _cyclonedx(doc: Mapping[str, Any], text: str, source: str) -> list[VexStatem
     if spec not in ("1.4", "1.5", "1.6"):
         raise InputError.single("specVersion", f"is {spec!r}", expected="CycloneDX VEX 1.4, 1.5 or 1.6",
                                 location=source)
-    error: Any = JsonValidator(SchemaVersion.from_version(spec)).validate_str(text)
+    error: Any = cyclonedx_json_validator(SchemaVersion.from_version(spec)).validate_str(text)
     if error is not None:
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in getattr(error.data, "absolute_path", ()))
         raise InputError(f"CycloneDX {spec} schema violation in {source}", [FieldIssue(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -94,6 +94,15 @@ def show_sbom(release_id: str, state: AppState = Depends(get_state),
               actor: Actor = Depends(require(Role.VIEWER))) -> dict[str, Any]:
     """Summary, components and the incomplete ones."""
     return supply_chain.sbom_view(state.db, release_id, actor=actor)
+
+
+@router.get("/v1/releases/{release_id}/sbom/cyclonedx", tags=["supply chain"], response_class=Response,
+            summary="A release's SBOM written as CycloneDX 1.5 JSON")
+def export_sbom(release_id: str, state: AppState = Depends(get_state),
+                actor: Actor = Depends(require(Role.VIEWER))) -> Response:
+    """The stored components as a CycloneDX document (cyclonedx-python-lib), the release as its subject."""
+    return Response(supply_chain.sbom_export(state.db, release_id, actor=actor),
+                    media_type="application/vnd.cyclonedx+json")
 
 
 @router.get("/v1/releases/{release_id}/findings", tags=["supply chain"], summary="Known vulnerabilities in a release")

@@ -84,11 +84,17 @@ def affected_to_json(affected: Iterable[AffectedPackage]) -> list[dict[str, Any]
                         for r in a.ranges]} for a in affected]
 
 
+_KINDS = {k.value: k for k in EventKind}
+_TYPES = {t.value: t for t in RangeType}
+
+
 def _affected_from_json(doc: Sequence[Mapping[str, Any]]) -> tuple[AffectedPackage, ...]:
+    # Hot path of the index load (200k advisories): dict look-ups instead of Enum calls, tuples built once.
+    kinds, types = _KINDS, _TYPES
     return tuple(AffectedPackage(
         ecosystem=a["ecosystem"], name=a["name"], purl=a.get("purl"), versions=tuple(a.get("versions") or ()),
-        ranges=tuple(Range(type=RangeType(r["type"]), repo=r.get("repo"),
-                           events=tuple((EventKind(k), v) for k, v in r["events"])) for r in a.get("ranges") or ()))
+        ranges=tuple(Range(type=types[r["type"]], repo=r.get("repo"),
+                           events=tuple([(kinds[k], v) for k, v in r["events"]])) for r in a.get("ranges") or ()))
         for a in doc)
 
 
