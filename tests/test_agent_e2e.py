@@ -10,6 +10,7 @@ token, reads the signed channel the server publishes, and reports health.
    crash-loops the first wave; the gate halts it; agents of later waves never
    download it; the crashed agents restore the last known good version on their
    K-th start and report ``auto_reverted``.
+3. A signed remediation script published for the hosts runs once on each of them.
 """
 
 from __future__ import annotations
@@ -298,4 +299,16 @@ def test_twenty_agents_good_release_then_bad_release_halted_and_self_reverted(
         product = shown["products"][PRODUCT]
         assert shown["host_id"] == one and shown["enrolled"] and (product["running"], product["bad"]) == ("290", ["291"])
         assert _status(server, bad)["state"] in stopped[:3]
+
+        # 3. a signed remediation script reaches every host through the same channel and runs once on each
+        ran = tmp_path / "remediated.log"
+        script = tmp_path / "fix.sh"
+        script.write_text(f'echo "ran $$" >> "{ran}"\n')
+        server.cli("remediation", "publish", "--id", "fix-291", "--file", str(script), "--selector", "site=e2e",
+                   "--reason", "agent e2e: remove the bad channel file")
+        _until(lambda: ran.exists() and len(ran.read_text().splitlines()) >= HOSTS, 60, "every agent to remediate",
+               lambda: ran.read_text() if ran.exists() else "nothing ran")
+        time.sleep(3)  # a few more polls: nobody runs it again
+        assert len(ran.read_text().splitlines()) == HOSTS
+        assert all(fleet.state(h)["remediations"]["fix-291"]["state"] == "done" for h in hosts)
         print(f"done after {time.monotonic() - t0:.0f} s")
