@@ -47,6 +47,9 @@ def test_cli_import_sign_find_gate_override_and_where(server: Server) -> None:
     assert "release shop@1" in created.stdout
     shown = server.cli("sbom", "show", "shop@1")
     assert "1 incomplete components" in shown.stdout and "no version" in shown.stdout
+    server.cli("sbom", "export", "shop@1", "--out", str(w / "exported.cdx.json"))
+    exported = json.loads((w / "exported.cdx.json").read_text())
+    assert exported["specVersion"] == "1.5" and len(exported["components"]) == 2
     findings = server.cli("release", "findings", "shop@1", "--json")
     log4shell = [f for f in json.loads(findings.stdout)["findings"] if "CVE-2021-44228" in f["aliases"]]
     assert log4shell and log4shell[0]["fixed"] == "2.15.0"
