@@ -13,7 +13,7 @@ import hashlib
 import json
 import tempfile
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -139,7 +139,7 @@ def import_vulns(db: Database, files: Sequence[tuple[str, bytes]], *, actor: Act
     advisories = [a if not a.source.startswith(prefix) else _with_source(a, a.source[len(prefix) + 5:])
                   for a in advisories]
     ids = [a.id for a in advisories]
-    dupes = sorted({i for i in ids if ids.count(i) > 1}) if len(set(ids)) != len(ids) else []
+    dupes = sorted(i for i, n in Counter(ids).items() if n > 1)
     advisories = list({a.id: a for a in advisories}.values())  # the last record of an id wins
     now = clock()
     if progress:
