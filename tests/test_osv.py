@@ -53,7 +53,7 @@ def test_every_shared_record_loads() -> None:
     advisories = load_path(OSV, merge=False)
     assert len(advisories) == 2661 + 26 + 1 + 11
     assert sum(1 for a in advisories if a.id.startswith("PYSEC-")) == 2661
-    assert time.perf_counter() - started < 20
+    assert time.process_time() - started < 20
 
 
 def test_log4shell_record_has_three_entries_and_critical_severity() -> None:
@@ -322,7 +322,7 @@ def test_index_matches_10k_components_against_200k_advisories_quickly() -> None:
         advisories.append(Advisory(id=f"SYN-{i}", modified=modified, affected=aff))
     index = AdvisoryIndex(advisories)
     components = [Component(f"pkg_{i * 5}", f"{i % 7}.{i % 10}", "PyPI") for i in range(10_000)]
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time, as above
     matches = index.match(components)
     elapsed = time.process_time() - started
     print(f"\nindex match: 10,000 components x 200,000 advisories -> {len(matches)} matches in {elapsed:.2f}s")
