@@ -8,19 +8,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ringfence.cli.client import ApiClient, client_from_options
+from ringfence.cli.options import ConfigOpt, ServerOpt, TokenOpt, err, out
 from ringfence.errors import InputError
 
 __all__ = ["install"]
 
-out = Console()
-err = Console(stderr=True)
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file (or RINGFENCE_CONFIG).")]
-ServerOpt = Annotated[str | None, typer.Option("--server", help="Server URL (RINGFENCE_SERVER_URL).")]
-TokenOpt = Annotated[str | None, typer.Option("--token", help="Operator token (RINGFENCE_TOKEN).")]
 
 escrow_app = typer.Typer(help="Disk recovery-key escrow records (never the keys).", no_args_is_help=True)
 

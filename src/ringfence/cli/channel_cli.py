@@ -13,24 +13,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ringfence.cli.client import ApiClient, client_from_options
+from ringfence.cli.options import ConfigOpt, DataDirOpt, JsonOpt, ReasonOpt, ServerOpt, TokenOpt, err, out
 from ringfence.config import load_settings
 from ringfence.errors import InputError
 
 __all__ = ["install"]
 
-out = Console()
-err = Console(stderr=True)
-
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file (or RINGFENCE_CONFIG).")]
-ServerOpt = Annotated[str | None, typer.Option("--server", help="Server URL (RINGFENCE_SERVER_URL).")]
-TokenOpt = Annotated[str | None, typer.Option("--token", help="Operator token (RINGFENCE_TOKEN).")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Server data directory (RINGFENCE_DATA_DIR).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")]
 
 keys_app = typer.Typer(help="Signing keys of the channel (TUF roles; root kept offline).", no_args_is_help=True)
 channel_app = typer.Typer(help="The signed channel agents poll (TUF metadata and targets).", no_args_is_help=True)

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ringfence import __version__
 from ringfence.cli import assess_cli, channel_cli, rollout_cli, sim_cli, supply_cli
 from ringfence.cli.client import ApiClient, client_from_options
+from ringfence.cli.options import ConfigOpt, DbOpt, JsonOpt, ReasonOpt, ServerOpt, TokenOpt, err, out
 from ringfence.config import Settings, load_settings
 from ringfence.errors import InputError, RingfenceError
 
@@ -47,16 +47,6 @@ supply_cli.install(app)  # vulns, sbom, vex, signers, components, gates; release
 assess_cli.install(app)
 sim_cli.install(app)  # simulate
 channel_cli.install(app, hosts_app)  # keys, channel, enrol, remediation; hosts revoke-credential
-
-out = Console()
-err = Console(stderr=True)
-
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file (or RINGFENCE_CONFIG).")]
-ServerOpt = Annotated[str | None, typer.Option("--server", help="Server URL (RINGFENCE_SERVER_URL).")]
-TokenOpt = Annotated[str | None, typer.Option("--token", help="Operator token (RINGFENCE_TOKEN).")]
-DbOpt = Annotated[str | None, typer.Option("--database-url", help="Database URL (RINGFENCE_DATABASE_URL).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")]
 
 
 def _settings(config: Path | None = None, **overrides: Any) -> Settings:

@@ -8,22 +8,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ringfence.cli.client import ApiClient, client_from_options
+from ringfence.cli.options import ConfigOpt, JsonOpt, ReasonOpt, ServerOpt, TokenOpt, err, out
 from ringfence.errors import InputError
 
 __all__ = ["install"]
 
-out = Console()
-err = Console(stderr=True)
-
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file (or RINGFENCE_CONFIG).")]
-ServerOpt = Annotated[str | None, typer.Option("--server", help="Server URL (RINGFENCE_SERVER_URL).")]
-TokenOpt = Annotated[str | None, typer.Option("--token", help="Operator token (RINGFENCE_TOKEN).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log and decision log).")]
 
 release_app = typer.Typer(help="Releases: versions of a product with their artifacts.", no_args_is_help=True)
 plan_app = typer.Typer(help="Plans: waves, change windows, freezes, budgets, gate (YAML).", no_args_is_help=True)

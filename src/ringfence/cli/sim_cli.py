@@ -7,18 +7,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ringfence.adapters.reports.simulation import format_value, render_html
+from ringfence.cli.options import err, out
 from ringfence.sim.scenario import policy_names, scenario_names
 from ringfence.sim.service import run_simulations
 
 __all__ = ["install"]
-
-out = Console()
-err = Console(stderr=True)
 
 
 def install(app: typer.Typer) -> None:

@@ -17,24 +17,16 @@ from typing import Annotated, Any
 
 import typer
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from securesystemslib.signer import CryptoSigner  # type: ignore[attr-defined]  # re-exported without __all__
 
 from ringfence.cli.client import ApiClient, client_from_options
+from ringfence.cli.options import ConfigOpt, JsonOpt, ReasonOpt, ServerOpt, TokenOpt, err, out
 from ringfence.errors import InputError
 
 __all__ = ["install"]
 
-out = Console()
-err = Console(stderr=True)
-
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file (or RINGFENCE_CONFIG).")]
-ServerOpt = Annotated[str | None, typer.Option("--server", help="Server URL (RINGFENCE_SERVER_URL).")]
-TokenOpt = Annotated[str | None, typer.Option("--token", help="Operator token (RINGFENCE_TOKEN).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")]
 
 vulns_app = typer.Typer(help="Vulnerability advisories (OSV), imported for offline matching.", no_args_is_help=True)
 sbom_app = typer.Typer(help="SBOMs of releases (CycloneDX JSON/XML, SPDX JSON).", no_args_is_help=True)
