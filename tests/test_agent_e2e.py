@@ -269,7 +269,9 @@ def test_twenty_agents_good_release_then_bad_release_halted_and_self_reverted(
         assert len(crashed) >= 2, {h: fleet.log(h)[-500:] for h in exposed}
 
         def reverted() -> bool:
+            # The state file is written just before the log line: wait for both, not one then the other.
             return all(fleet.product(h).get("running") == "290" and "291" in fleet.product(h).get("bad", [])
+                       and f"auto-reverted {PRODUCT} 291 to the last known good version 290" in fleet.log(h)
                        for h in crashed)
 
         _until(reverted, 60, "the crashed agents to revert", lambda: {h: fleet.product(h) for h in crashed})
