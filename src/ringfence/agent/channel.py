@@ -7,6 +7,11 @@ cohort with :func:`ringfence.domain.channel.cohort_of`, and reads only its own
 cohort's ``desired.json``.  Targets outside that cohort are refused before the
 Updater is even asked for them.
 
+Every byte goes through one python-tuf ``FetcherInterface``: by default a
+``Urllib3Fetcher`` (HTTP with the agent's timeout and user agent); tests and
+other transports pass their own, so the same agent code runs against an
+in-memory repository as well as over the network.
+
 python-tuf's errors are sorted into two kinds:
 
 * :class:`Refused` — the repository (or someone in the middle) served
@@ -27,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import urllib3
 from tuf.api import exceptions
 from tuf.ngclient.config import UpdaterConfig
+from tuf.ngclient.fetcher import FetcherInterface
 from tuf.ngclient.updater import Updater
 from tuf.ngclient.urllib3_fetcher import Urllib3Fetcher
 
@@ -82,16 +88,22 @@ class Desired:
 
 
 class ChannelClient:
-    """Where the channel is and where its verified copies are cached."""
+    """Where the channel is, where its verified copies are cached, and how bytes are fetched.
+
+    ``fetcher``: the transport every metadata and target download goes through (python-tuf's
+    ``FetcherInterface``); ``None`` is HTTP(S) with ``timeout`` seconds per socket operation.
+    """
 
     def __init__(self, *, metadata_dir: Path, targets_dir: Path, metadata_base: str, targets_base: str,
-                 trusted_root: bytes, timeout: float = 10.0) -> None:
+                 trusted_root: bytes, timeout: float = 10.0, fetcher: FetcherInterface | None = None) -> None:
         self.metadata_dir = metadata_dir
         self.targets_dir = targets_dir
         self.metadata_base = metadata_base
         self.targets_base = targets_base
         self.trusted_root = trusted_root
         self.timeout = timeout
+        self.fetcher: FetcherInterface = fetcher or Urllib3Fetcher(socket_timeout=max(1, round(timeout)),
+                                                                   app_user_agent=f"ringfence-agent/{__version__}")
 
     def session(self) -> ChannelSession:
         """A fresh Updater over the local trusted cache (the shipped root is the trust anchor)."""
@@ -99,8 +111,7 @@ class ChannelClient:
         self.targets_dir.mkdir(parents=True, exist_ok=True)
         try:
             updater = Updater(str(self.metadata_dir), self.metadata_base, str(self.targets_dir), self.targets_base,
-                              fetcher=Urllib3Fetcher(socket_timeout=max(1, round(self.timeout)),
-                                                     app_user_agent=f"ringfence-agent/{__version__}"),
+                              fetcher=self.fetcher,
                               config=UpdaterConfig(app_user_agent=f"ringfence-agent/{__version__}"),
                               bootstrap=self.trusted_root)
         except Exception as e:

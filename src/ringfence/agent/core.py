@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tuf.ngclient.fetcher import FetcherInterface
 
 from ringfence.agent.channel import ChannelClient, ChannelSession, Desired, Refused, Unreachable
 from ringfence.agent.config import AgentConfig
@@ -90,8 +91,9 @@ class Agent:
     """One agent over one state directory.  Call :meth:`start` first, then :meth:`poll_once` or :meth:`run`."""
 
     def __init__(self, config: AgentConfig, *, clock: Clock = system_clock, pacer: Pacer | None = None,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, fetcher: FetcherInterface | None = None) -> None:
         self.config = config
+        self.fetcher = fetcher  # the channel's transport (None: HTTP); see ringfence.agent.channel
         self.clock = clock
         self.dir = StateDir(config.state_dir)
         self.installers: dict[str, Installer] = {p: installer_for(c) for p, c in config.installers.items()}
@@ -216,7 +218,7 @@ class Agent:
         session = ChannelClient(metadata_dir=self.dir.metadata, targets_dir=self.dir.targets,
                                 metadata_base=self.config.metadata_base, targets_base=self.config.targets_base,
                                 trusted_root=self._trusted_root(),
-                                timeout=self.config.request_timeout_seconds).session()
+                                timeout=self.config.request_timeout_seconds, fetcher=self.fetcher).session()
         session.refresh()
         desired = session.desired(self.host_id)
         self.state.cohort = desired.role
