@@ -36,6 +36,7 @@ from ringfence.adapters.db.stores import inventory as store
 from ringfence.adapters.inventory.files import read_paths, write_inventory
 from ringfence.domain.access import Role
 from ringfence.domain.model import Inventory
+from ringfence.runtime import collector_paused
 from ringfence.services.context import Actor, system_clock
 from ringfence.services.inventory import import_inventory
 from ringfence.sim.fleetgen import generate_fleet
@@ -64,7 +65,7 @@ def main() -> int:
     args = parser.parse_args()
 
     rows: list[tuple[str, str, float, str]] = []
-    with console.status(f"generating {args.hosts:,} hosts"):
+    with console.status(f"generating {args.hosts:,} hosts"), collector_paused():
         start = time.perf_counter()
         inv = generate_fleet(args.hosts, args.seed)
         gen_s = time.perf_counter() - start

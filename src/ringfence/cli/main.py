@@ -374,11 +374,12 @@ def fleet_generate(hosts: Annotated[int, typer.Option(help="How many hosts.")],
                    ) -> None:
     """Generate a realistic synthetic fleet (tenants, hosts, services) to a file."""
     from ringfence.adapters.inventory.files import write_inventory  # noqa: PLC0415
+    from ringfence.runtime import collector_paused  # noqa: PLC0415
     from ringfence.sim.fleetgen import generate_fleet  # noqa: PLC0415
 
     if out_path.suffix.lower() not in (".json", ".jsonl", ".ndjson", ".csv"):
         raise InputError.single("out", f"has suffix {out_path.suffix or '(none)'!r}", expected=".json, .jsonl or .csv")
-    with err.status(f"generating {hosts:,} hosts…"):
+    with err.status(f"generating {hosts:,} hosts…"), collector_paused():
         inv = generate_fleet(hosts, seed, tenants=tenants)
     with err.status(f"writing {out_path}…"):
         written = write_inventory(inv, out_path)

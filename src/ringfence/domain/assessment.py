@@ -30,14 +30,11 @@ Rules:
 
 from __future__ import annotations
 
-import functools
-import gc
 import math
 import re
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import networkx as nx  # type: ignore[import-untyped]  # no stubs in the project's dev dependencies
 import numpy as np
@@ -191,35 +188,6 @@ def _plural(count: int, word: str) -> str:
     return f"{count:,} {word}" + ("" if count == 1 else "s")
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic collector while building many small acyclic objects.
-
-    With a million hosts alive, every full collection walks all of them; the index builds
-    millions of tuples and ints and would trigger dozens.  Restored on any exit.
-    """
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
-
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-def _paused(fn: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Run ``fn`` with the cyclic collector paused (see :func:`_gc_paused`)."""
-    @functools.wraps(fn)
-    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with _gc_paused():
-            return fn(*args, **kwargs)
-    return run
-
-
 def _val(x: object) -> str:
     return str(getattr(x, "value", x))
 
@@ -281,8 +249,7 @@ class Fleet:
 
     def __init__(self, hosts: Sequence[Host], services: Sequence[Service],
                  escrow: Mapping[str, KeyEscrow] | None = None) -> None:
-        with _gc_paused():
-            self._build(hosts, services, escrow)
+        self._build(hosts, services, escrow)
 
     def _build(self, hosts: Sequence[Host], services: Sequence[Service], escrow: Mapping[str, KeyEscrow] | None) -> None:
         self.hosts: tuple[Host, ...] = tuple(hosts)
@@ -610,7 +577,6 @@ class Fleet:
 
     # ------------------------------------------------------------------ whole-fleet facts (cached)
 
-    @_paused
     def concentration(self) -> dict[str, Concentration]:
         """HHI per category over the whole fleet."""
         cached = self._cache.get("hhi")
@@ -666,7 +632,6 @@ class Fleet:
         self._cache["hhi"] = out
         return out
 
-    @_paused
     def exposure(self) -> tuple[ComponentExposure, ...]:
         """Share and tier-weighted share of hosts running each kernel-mode or boot-start component."""
         cached = self._cache.get("exposure")
@@ -690,7 +655,6 @@ class Fleet:
         self._cache["exposure"] = out
         return out
 
-    @_paused
     def spofs(self) -> tuple[Spof, ...]:
         """Common-mode single points of failure of tier-0/1 services (whole fleet)."""
         cached = self._cache.get("spofs")
@@ -802,7 +766,6 @@ def _expand(ptr: IntArray, data: IntArray, rows: IntArray) -> tuple[IntArray, In
 # ---------------------------------------------------------------------- assess
 
 
-@_paused
 def assess(fleet: Fleet, scenario: str, *, recovery: RecoveryModel = RecoveryModel()) -> Assessment:  # noqa: B008 - frozen
     """What if every host matching ``scenario`` (a selector) failed at once?
 
@@ -1093,7 +1056,6 @@ def _recommendations(fleet: Fleet, idx: IntArray, state: _ServiceState, rec: Rec
 # ---------------------------------------------------------------------- top
 
 
-@_paused
 def top(fleet: Fleet, n: int = 10) -> list[TopEntry]:
     """The ``n`` single vendors, kernel components, OS builds and cloud regions whose failure hurts most.
 

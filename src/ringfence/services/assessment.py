@@ -15,6 +15,7 @@ from ringfence.domain.assessment import Fleet, assess, top
 from ringfence.domain.assessment_model import Assessment, KeyEscrow, RecoveryModel, TopEntry
 from ringfence.domain.selector import parse as parse_selector
 from ringfence.errors import FieldIssue, InputError
+from ringfence.runtime import collector_paused
 from ringfence.services.context import Actor, Clock
 
 __all__ = ["ESCROW_COLUMNS", "import_escrow", "load_fleet", "parse_escrow_csv", "run"]
@@ -117,8 +118,9 @@ def run(db: Database, scenarios: list[str], *, top_n: int = 0, actor: Actor,
         issues.append(FieldIssue("top", f"is {top_n}", "request", "0 … 1000"))
     if issues:
         raise InputError("assessment rejected", issues)
-    fleet = load_fleet(db)
     model = recovery or RecoveryModel()
-    results = [assess(fleet, expr, recovery=model) for expr in scenarios]
-    ranked = top(fleet, top_n) if top_n else []
+    with collector_paused():  # the index and the scenarios build millions of small acyclic objects
+        fleet = load_fleet(db)
+        results = [assess(fleet, expr, recovery=model) for expr in scenarios]
+        ranked = top(fleet, top_n) if top_n else []
     return results, ranked

@@ -142,7 +142,6 @@ seeded generator.  Hosts with identical labels share one label mapping; treat
 
 from __future__ import annotations
 
-import gc
 import math
 import random
 from bisect import bisect
@@ -1074,16 +1073,10 @@ def generate_fleet(hosts: int, seed: int = 0, *, tenants: int | None = None,
                                **({"tier": str(tier)} if tier < 3 else {})}
         for role in (_WS, _SRV) for canary in (False, True) for tier in (1, 2, 3)
     }
-    # Millions of small objects without cycles: pausing the cyclic collector while they are
-    # made saves about a quarter of the time at a million hosts.  It is restored on any exit.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        for plan in plans:
-            _emit_tenant(rng, cat, plan, market, out_hosts, out_services, counters, labels, recent, stale)
-    finally:
-        if collecting:
-            gc.enable()
+    # Millions of small objects without cycles: callers that generate big fleets pause the cyclic
+    # collector around this (ringfence.runtime.collector_paused; it is process state, not ours to switch).
+    for plan in plans:
+        _emit_tenant(rng, cat, plan, market, out_hosts, out_services, counters, labels, recent, stale)
     return Inventory(
         tenants=tuple(p.tenant for p in plans),
         hosts=tuple(out_hosts),

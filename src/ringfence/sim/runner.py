@@ -37,6 +37,7 @@ from ringfence.domain.rollout import (
     RolloutSpec,
     RolloutState,
 )
+from ringfence.runtime import collector_paused
 from ringfence.services.codec import gate_to_doc
 from ringfence.services.fleet_port import RolloutView, reconcile_step
 from ringfence.sim.fleet import SimFleet, Template, build_template
@@ -102,8 +103,9 @@ def simulate(scenario: Scenario, plan_name: str, plan: Any, *, hosts: int | None
 
     began = time.perf_counter()
     n = hosts or scenario.hosts
-    template = template or build_template(scenario, seed)
-    fleet = SimFleet(scenario, plan, template, hosts=n, seed=seed)
+    with collector_paused():  # millions of small acyclic objects (see ringfence.runtime)
+        template = template or build_template(scenario, seed)
+        fleet = SimFleet(scenario, plan, template, hosts=n, seed=seed)
     spec = _spec(scenario, plan_name, plan, seed)
     start = scenario.start
     started = command(spec, initial_status(spec), "start", actor=_ACTOR, now=start)
