@@ -393,9 +393,14 @@ def _evaluate_rollout(conn: Any, row: Any, *, index: Any, artifacts: ArtifactSto
 
 
 def check_before_start(db: Database, rollout_id: str, *, actor: Actor, clock: Clock,
-                       artifacts: ArtifactStore | None = None) -> None:
-    """Run the gates for a pending rollout; record them; ConflictError naming the failed gates when blocked."""
-    index = supply_chain.advisory_index(db)
+                       artifacts: ArtifactStore | None = None,
+                       advisory_cache: supply_chain.AdvisoryIndexCache | None = None) -> None:
+    """Run the gates for a pending rollout; record them; ConflictError naming the failed gates when blocked.
+
+    ``artifacts`` and ``advisory_cache`` come from the application context; without them the gates use the
+    store the app factory registered for this database and a freshly built advisory index.
+    """
+    index = supply_chain.advisory_index(db, advisory_cache)
     now = clock()
     with db.transaction() as conn:
         row = release_store.get_rollout_row(conn, rollout_id)
@@ -437,7 +442,9 @@ def check_before_start(db: Database, rollout_id: str, *, actor: Actor, clock: Cl
                             f"`ringfence rollout override-gates {rollout_id} --reason WHY --start`")
 
 
-#: Artifact store per database URL, registered by the app factory (``operate`` does not carry one).
+#: Artifact store per database URL, registered by the app factory, for the one caller that does not pass the
+#: application context's store yet: ``services.rollouts.operate(op="start")``.  Remove it once that passes
+#: ``artifacts=`` and ``advisory_cache=`` through to :func:`check_before_start`.
 _ARTIFACTS: dict[str, ArtifactStore] = {}
 
 
@@ -450,12 +457,17 @@ def _artifact_store(db: Database) -> ArtifactStore | None:
     return _ARTIFACTS.get(str(db.engine.url))
 
 
-def override_gates(db: Database, rollout_id: str, *, actor: Actor, clock: Clock, reason: str) -> dict[str, Any]:
-    """Record an approver's override of a rollout's failed gates (four eyes, reason required), audited."""
+def override_gates(db: Database, rollout_id: str, *, actor: Actor, clock: Clock, reason: str,
+                   artifacts: ArtifactStore | None = None,
+                   advisory_cache: supply_chain.AdvisoryIndexCache | None = None) -> dict[str, Any]:
+    """Record an approver's override of a rollout's failed gates (four eyes, reason required), audited.
+
+    ``artifacts`` and ``advisory_cache`` come from the application context (see :func:`check_before_start`).
+    """
     actor.require(Role.APPROVER, "overriding release gates")
     if not reason.strip():
         raise InputError.single("reason", "is empty", expected="why the failed gates may be overridden")
-    index = supply_chain.advisory_index(db)  # before the transaction: it may read the advisories itself
+    index = supply_chain.advisory_index(db, advisory_cache)  # before the transaction: it may read the advisories itself
     now = clock()
     with db.transaction() as conn:
         row = release_store.get_rollout_row(conn, rollout_id)
@@ -468,7 +480,7 @@ def override_gates(db: Database, rollout_id: str, *, actor: Actor, clock: Clock,
             raise ConflictError(f"rollout {rollout_id} is {row.state}; gates are overridden before it starts")
         # The gates that block now (re-evaluated: a release signed since the last start no longer needs it).
         results, policy = _evaluate_rollout(conn, row, index=index,
-                                            artifacts=_artifact_store(db), today=now.date())
+                                            artifacts=artifacts or _artifact_store(db), today=now.date())
         failed = [r.gate for r in _blocking(results, policy)]
         store.save_gate_override(conn, rollout_id, approver=actor.name, reason=reason, gates=failed, now=now)
         release_store.add_decision(conn, rollout_id, at=now, state=row.state, wave=0, actor=actor.name,

@@ -1,8 +1,10 @@
 """Supply-chain use cases: advisories, SBOMs, VEX, findings, signers and signatures, content contracts, fleet queries.
 
-The advisory index is built from the database once per process and kept
-until an import bumps the generation counter (:func:`advisory_index`), so
-matching an SBOM never re-reads 200k advisories.  Imports are
+The advisory index is built from the database once and kept by an
+:class:`AdvisoryIndexCache` (one per application context, see
+:mod:`ringfence.appcontext`) until an import bumps the generation counter, so
+matching an SBOM never re-reads 200k advisories; a caller without a cache gets
+a freshly built index.  Imports are
 all-or-nothing: every file is parsed and validated before anything is
 written, and the write is one transaction.
 """
@@ -52,6 +54,7 @@ from ringfence.services.context import Actor, Clock
 
 __all__ = [
     "SIGNATURE_CONTEXT",
+    "AdvisoryIndexCache",
     "PreparedContract",
     "PreparedSbom",
     "add_signer",
@@ -86,29 +89,45 @@ def artifact_payload(sha256: str) -> bytes:
     return SIGNATURE_CONTEXT + sha256.lower().encode("ascii")
 
 
-# --- the advisory index, cached per process ---------------------------------------------------------
+# --- the advisory index, cached per application context ------------------------------------------------
 
-_INDEX_LOCK = threading.Lock()
-_INDEXES: dict[str, tuple[int, AdvisoryIndex]] = {}
+class AdvisoryIndexCache:
+    """The advisory index of one database, rebuilt only when an import moved the generation counter.
 
+    The application context owns one (:class:`ringfence.appcontext.AppContext`); it is safe to share
+    between threads: one thread rebuilds while the others wait, then all read the new index.
+    """
 
-def advisory_index(db: Database) -> AdvisoryIndex:
-    """The advisory index of this database, rebuilt only when an import moved the generation counter."""
-    key = str(db.engine.url)
-    with db.transaction() as conn:
-        gen = store.generation(conn)
-    cached = _INDEXES.get(key)
-    if cached is not None and cached[0] == gen:
-        return cached[1]
-    with _INDEX_LOCK:
-        cached = _INDEXES.get(key)
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._lock = threading.Lock()
+        self._cached: tuple[int, AdvisoryIndex] | None = None
+
+    def index(self) -> AdvisoryIndex:
+        """The current index (one cheap query for the generation counter when nothing changed)."""
+        with self.db.transaction() as conn:
+            gen = store.generation(conn)
+        cached = self._cached
         if cached is not None and cached[0] == gen:
             return cached[1]
-        with db.transaction() as conn:
-            gen = store.generation(conn)
-            index = AdvisoryIndex(store.load_advisories(conn))
-        _INDEXES[key] = (gen, index)
-        return index
+        with self._lock:
+            cached = self._cached
+            if cached is not None and cached[0] == gen:
+                return cached[1]
+            with self.db.transaction() as conn:
+                gen = store.generation(conn)
+                index = AdvisoryIndex(store.load_advisories(conn))
+            self._cached = (gen, index)
+            return index
+
+
+def advisory_index(db: Database, cache: AdvisoryIndexCache | None = None) -> AdvisoryIndex:
+    """The advisory index of ``db``: from ``cache`` (which must be this database's), else freshly built."""
+    if cache is None:
+        return AdvisoryIndexCache(db).index()
+    if str(cache.db.engine.url) != str(db.engine.url):
+        raise ValueError(f"advisory cache of {cache.db.engine.url!r} asked for {db.engine.url!r}")
+    return cache.index()
 
 
 # --- advisories -------------------------------------------------------------------------------------------
@@ -346,10 +365,11 @@ def _rank(label: str) -> int:
     return order.index(label) if label in order else 0
 
 
-def findings(db: Database, release_id: str, *, actor: Actor) -> dict[str, Any]:
+def findings(db: Database, release_id: str, *, actor: Actor,
+             advisory_cache: AdvisoryIndexCache | None = None) -> dict[str, Any]:
     """Findings for a release: component, advisory id and aliases, severity, fixed version, waived by VEX?"""
     actor.require(Role.VIEWER, "reading findings")
-    index = advisory_index(db)
+    index = advisory_index(db, advisory_cache)
     with db.transaction() as conn:
         release = release_store.get_release(conn, release_id)
         if release is None:
@@ -549,10 +569,11 @@ def _group_hosts(hosts: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, list
     return {t: dict(sorted(s.items())) for t, s in sorted(grouped.items())}
 
 
-def vulns_where(db: Database, vuln_id: str, *, actor: Actor) -> dict[str, Any]:
+def vulns_where(db: Database, vuln_id: str, *, actor: Actor,
+                advisory_cache: AdvisoryIndexCache | None = None) -> dict[str, Any]:
     """Releases whose SBOM has a component the advisory affects, and the hosts running them by tenant and service."""
     actor.require(Role.VIEWER, "fleet queries")
-    index = advisory_index(db)
+    index = advisory_index(db, advisory_cache)
     with db.transaction() as conn:
         ids = store.advisory_ids_for(conn, vuln_id.strip())
         if not ids:

@@ -17,9 +17,9 @@ from ringfence.adapters.api.routes import channel as channel_routes
 from ringfence.adapters.api.routes import enrolment as enrolment_routes
 from ringfence.adapters.api.routes import simulate as simulate_routes
 from ringfence.adapters.api.routes import supply_chain as supply_chain_routes
-from ringfence.adapters.artifacts import ArtifactStore
 from ringfence.adapters.db.engine import Database
 from ringfence.adapters.web import install_dashboard
+from ringfence.appcontext import AppContext
 from ringfence.config import Settings
 from ringfence.services.channel import ChannelPublisher, channel_dir
 from ringfence.services.context import Clock, system_clock
@@ -36,10 +36,11 @@ def create_app(settings: Settings, *, db: Database | None = None, clock: Clock =
     The reconciler loop runs while the app is served when ``reconcile`` is true (default: when
     ``settings.reconcile_interval_seconds`` > 0).
     """
-    database = db or Database(settings.database_url)
+    context = AppContext.build(settings, db=db, clock=clock)
+    database = context.db
     ingest = HealthIngest(database, clock, max_per_minute=settings.health_max_per_minute)
-    state = AppState(settings=settings, db=database, clock=clock, ingest=ingest,
-                     artifacts=ArtifactStore(settings.data_dir / "artifacts"))
+    state = AppState(settings=settings, db=database, clock=clock, ingest=ingest, artifacts=context.artifacts,
+                     context=context)
     run_loop = settings.reconcile_interval_seconds > 0 if reconcile is None else reconcile
     publisher = ChannelPublisher(database, state.artifacts, settings.data_dir, clock)
     reconciler = Reconciler(database, ingest, clock, settings.reconcile_interval_seconds or 5.0, publisher=publisher)

@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ringfence.adapters.artifacts import ArtifactStore
 from ringfence.adapters.db.engine import Database
+from ringfence.appcontext import AppContext
 from ringfence.config import Settings
 from ringfence.domain.access import Role
 from ringfence.services import tokens
@@ -30,6 +31,7 @@ class AppState:
     clock: Clock
     ingest: HealthIngest
     artifacts: ArtifactStore
+    context: AppContext  # the same db, clock and artifacts, and the caches use cases share (ringfence.appcontext)
 
 
 def get_state(request: Request) -> AppState:

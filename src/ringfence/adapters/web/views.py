@@ -141,7 +141,7 @@ def rollout_page(state: AppState, rollout_id: str) -> dict[str, Any]:
 def releases_page(state: AppState, actor: Actor) -> list[dict[str, Any]]:
     """Every release with its artifacts, SBOM findings (VEX waivers applied) and its rollouts' release gates."""
     actor.require(Role.VIEWER, "reading releases")
-    index = supply_chain.advisory_index(state.db)
+    index = supply_chain.advisory_index(state.db, state.context.advisories)
     out: list[dict[str, Any]] = []
     with state.db.transaction() as conn:
         rows = store.list_rollout_rows(conn)

@@ -56,7 +56,7 @@ async def import_vulns(request: Request, state: AppState = Depends(get_state),
 def vulns_where(vuln_id: str, state: AppState = Depends(get_state),
                 actor: Actor = Depends(require(Role.VIEWER))) -> dict[str, Any]:
     """Releases whose SBOM has an affected component (with the fixed version), hosts by tenant and service."""
-    return supply_chain.vulns_where(state.db, vuln_id, actor=actor)
+    return supply_chain.vulns_where(state.db, vuln_id, actor=actor, advisory_cache=state.context.advisories)
 
 
 @router.get("/v1/components/where", tags=["supply chain"], summary="Which hosts run a component")
@@ -109,7 +109,7 @@ def export_sbom(release_id: str, state: AppState = Depends(get_state),
 def findings(release_id: str, state: AppState = Depends(get_state),
              actor: Actor = Depends(require(Role.VIEWER))) -> dict[str, Any]:
     """Component, advisory and aliases, severity, fixed version, waived by VEX or not."""
-    return supply_chain.findings(state.db, release_id, actor=actor)
+    return supply_chain.findings(state.db, release_id, actor=actor, advisory_cache=state.context.advisories)
 
 
 # --- signatures and signers ------------------------------------------------------------------------------------
@@ -214,4 +214,5 @@ class OverrideIn(BaseModel):
 def gate_override(rollout_id: str, body: OverrideIn, state: AppState = Depends(get_state),
                   actor: Actor = Depends(require(Role.APPROVER))) -> dict[str, Any]:
     """Recorded and audited; the next start proceeds with the failed gates shown as overridden."""
-    return release_gates.override_gates(state.db, rollout_id, actor=actor, clock=state.clock, reason=body.reason)
+    return release_gates.override_gates(state.db, rollout_id, actor=actor, clock=state.clock, reason=body.reason,
+                                        artifacts=state.context.artifacts, advisory_cache=state.context.advisories)
