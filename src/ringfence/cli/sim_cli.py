@@ -23,15 +23,18 @@ def install(app: typer.Typer) -> None:
     def simulate(
         scenario: Annotated[str, typer.Option(
             help="Scenario name (" + ", ".join(scenario_names()) + ") or a YAML file.")],
-        policy: Annotated[list[str], typer.Option(
-            help="Policy name (" + ", ".join(policy_names()) + ") or a plan YAML file (repeatable).")],
+        plan: Annotated[list[str] | None, typer.Option(
+            help="Plan name (" + ", ".join(policy_names()) + ") or a plan YAML file (repeatable; "
+                 "default: default).")] = None,
         hosts: Annotated[int | None, typer.Option(help="Fleet size (default: the scenario's).")] = None,
         seed: Annotated[int, typer.Option(help="Seed of the first replication (then seed+1, …).")] = 0,
         replications: Annotated[int, typer.Option(help="Runs per policy; the JSON gives medians.")] = 1,
         report: Annotated[Path | None, typer.Option(help="Write the HTML report (charts, halt evidence) here.")] = None,
         json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON results here.")] = None,
+        policy: Annotated[list[str] | None, typer.Option(
+            hidden=True, help="The former name of --plan (docs/glossary.md), kept for one release.")] = None,
     ) -> None:
-        """Simulate a release's rollout under each policy with a virtual clock; crashed hosts, halts, recovery."""
+        """Simulate a release's rollout under each plan with a virtual clock; crashed hosts, halts, recovery."""
         # Imported here: the simulator and its report weigh ~0.3 s that every other CLI verb should not pay.
         from ringfence.adapters.reports.simulation import format_value, render_html  # noqa: PLC0415
         from ringfence.sim.service import run_simulations  # noqa: PLC0415
@@ -47,8 +50,8 @@ def install(app: typer.Typer) -> None:
                     tasks[key] = bar.add_task(label, total=1.0)
                 bar.update(tasks[key], completed=fraction)
 
-            run = run_simulations(scenario, policy, hosts=hosts, seed=seed, replications=replications,
-                                  progress=progress)
+            plans = [*(plan or []), *(policy or [])] or ["default"]
+            run = run_simulations(scenario, plans, hosts=hosts, seed=seed, replications=replications, progress=progress)
             for task in tasks.values():
                 bar.update(task, completed=1.0)
         summaries = run.summaries()

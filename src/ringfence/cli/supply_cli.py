@@ -403,4 +403,7 @@ def install(app: typer.Typer) -> None:
     app.add_typer(gates_app, name="gates")
     release_app.command("findings")(release_findings)
     release_app.command("sign")(release_sign)
-    rollout_app.command("override-gates")(rollout_override_gates)
+    # One word per idea (docs/glossary.md): the CLI verb mirrors the API's POST /v1/rollouts/{id}/gate-override;
+    # the older spelling stays as a hidden alias for one release.
+    rollout_app.command("gate-override")(rollout_override_gates)
+    rollout_app.command("override-gates", hidden=True)(rollout_override_gates)
