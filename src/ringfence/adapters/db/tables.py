@@ -549,6 +549,8 @@ class EnrolmentTokenRow(Base):
     created_by: Mapped[str] = mapped_column(String(200))
     revoked_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    #: set for an operator-issued re-enrolment token: it enrols this one host only (which may hold a credential)
+    host_id: Mapped[str | None] = mapped_column(String(200), nullable=True, default=None)
 
 
 class RemediationRow(Base):
