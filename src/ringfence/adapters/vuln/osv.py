@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from cvss import CVSS2, CVSS3, CVSS4  # type: ignore[import-untyped]  # cvss ships no type information
 
 from ringfence.domain.vulns import (
@@ -40,11 +39,11 @@ from ringfence.domain.vulns import (
     VersionOrderError,
     compare_versions,
 )
+from ringfence.domain.yamlfile import load_yaml
 from ringfence.errors import FieldIssue, InputError
 
 __all__ = ["VectorAgreement", "format_agreement", "load_path", "merge_aliases", "parse_record", "version_vector_agreement"]
 
-_YAML_LOADER: Any = getattr(yaml, "CBaseLoader", yaml.BaseLoader)  # every scalar stays a string ("1.10" is not 1.1)
 _SEVERITY_TYPES = ("CVSS_V4", "CVSS_V3", "CVSS_V2")
 _GHSA_LABELS = {"low": "low", "moderate": "medium", "medium": "medium", "high": "high", "critical": "critical"}
 
@@ -237,9 +236,9 @@ def parse_record(doc: Mapping[str, Any], *, source: str) -> Advisory:
 def _decode(data: bytes, name: str, source: str) -> Any:
     try:
         if name.endswith((".yaml", ".yml")):
-            return yaml.load(data, Loader=_YAML_LOADER)  # noqa: S506 - BaseLoader builds only strings, lists and dicts
+            return load_yaml(data, what="document", location=source, strings_only=True, expected="JSON or YAML")
         return json.loads(data)
-    except (ValueError, yaml.YAMLError) as e:
+    except ValueError as e:
         raise InputError.single("document", f"cannot be parsed: {e}", expected="JSON or YAML", location=source) from e
 
 

