@@ -8,7 +8,9 @@ before each bomb where the kernel allows it) minus its resident size before the 
 from __future__ import annotations
 
 import contextlib
+import io
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -88,3 +90,27 @@ def test_a_yaml_alias_bomb_is_refused_quickly_and_in_bounded_memory(server: Serv
     assert r.status_code == 422, r.text
     assert "nodes" in r.json()["detail"] and what in r.json()["detail"]
     m.check(f"{method} {path}")
+
+
+def _zip_bomb(entry_mib: int) -> bytes:  # 1 GiB, as in the attack run, takes ~15 s to build here; 128 MiB ~2 s
+    """One OSV-looking entry of ``entry_mib`` MiB of spaces (valid JSON padding), deflated to a few hundred KiB."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive, \
+            archive.open("GHSA-bomb.json", "w", force_zip64=True) as entry:
+        entry.write(b'{"id": "GHSA-bomb", "modified": "2026-01-01T00:00:00Z"')
+        block = b" " * (1024 * 1024)
+        for _ in range(entry_mib):
+            entry.write(block)
+        entry.write(b"}")
+    return buf.getvalue()
+
+
+def test_an_osv_zip_bomb_is_refused_quickly_and_in_bounded_memory(server: Server) -> None:
+    bomb = _zip_bomb(128)  # 128 MiB in well under 1 MiB; refused at the 16 MiB entry cap, so 1 GiB is no different
+    assert len(bomb) < 1024 * 1024
+    with Measured(server) as m:
+        r = _send(server, "POST", "/v1/vulns/import", files={"files": ("all.zip", bomb, "application/zip")},
+                  headers=_headers(server))
+    assert r.status_code == 422, r.text
+    assert "zip bomb" in r.text and "all.zip" in r.text
+    m.check("zip bomb")
