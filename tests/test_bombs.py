@@ -114,3 +114,51 @@ def test_an_osv_zip_bomb_is_refused_quickly_and_in_bounded_memory(server: Server
     assert r.status_code == 422, r.text
     assert "zip bomb" in r.text and "all.zip" in r.text
     m.check("zip bomb")
+
+
+def _chunks(total_mib: int) -> Iterator[bytes]:
+    yield b"id,hostname,os_family\n"
+    row = b"h,x,linux\n" * 6553  # ~64 KiB
+    for _ in range(total_mib * 16):
+        yield row
+
+
+@pytest.mark.parametrize(("method", "path", "ctype"), [
+    ("POST", "/v1/inventory", "text/csv"),
+    ("PUT", "/v1/plans", "application/yaml"),
+])
+def test_a_chunked_body_past_the_limit_is_refused_as_it_arrives(server: Server, method: str, path: str,
+                                                                 ctype: str) -> None:
+    with Measured(server) as m:
+        r = _send(server, method, path, content=_chunks(200), headers=_headers(server, **{"content-type": ctype}))
+    assert r.status_code == 413, r.text
+    assert r.json()["status"] == 413 and "max_upload_mb" in r.json()["detail"]
+    m.check(f"chunked {path}")
+    just_over = _send(server, method, path, content=_chunks(LIMIT_MB + 1),
+                      headers=_headers(server, **{"content-type": ctype}))
+    assert just_over.status_code == 413  # 55 MB at a 50 MB limit was imported before
+
+
+def test_a_multipart_upload_past_the_limit_is_refused(server: Server) -> None:
+    big = b"0" * ((LIMIT_MB + 1) * 1024 * 1024)
+    r = _send(server, "POST", "/v1/vulns/import", files={"files": ("a.json", big, "application/json")},
+              headers=_headers(server))
+    assert r.status_code == 413, r.text
+
+
+def test_bodies_within_the_limit_still_arrive_whole_chunked_and_spooled(server: Server) -> None:
+    default = (Path(__file__).resolve().parents[1] / "examples" / "plans" / "default.yaml").read_text()
+    plan = default.replace("name: default", "name: padded") + "# padding past the 1 MiB in-memory spool\n" * 50_000
+    assert len(plan) > 1024 * 1024
+
+    def pieces() -> Iterator[bytes]:
+        data = plan.encode()
+        for i in range(0, len(data), 100_000):
+            yield data[i:i + 100_000]
+
+    r = _send(server, "PUT", "/v1/plans", content=pieces(),
+              headers=_headers(server, **{"content-type": "application/yaml"}))
+    assert r.status_code == 200, r.text
+    shown = _send(server, "GET", "/v1/plans/padded", headers=_headers(server))
+    assert shown.status_code == 200, shown.text
+    assert shown.json().get("source", plan) == plan

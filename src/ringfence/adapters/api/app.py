@@ -17,6 +17,7 @@ from ringfence.adapters.api.routes import channel as channel_routes
 from ringfence.adapters.api.routes import enrolment as enrolment_routes
 from ringfence.adapters.api.routes import simulate as simulate_routes
 from ringfence.adapters.api.routes import supply_chain as supply_chain_routes
+from ringfence.adapters.api.uploads import BodyLimit
 from ringfence.adapters.artifacts import ArtifactStore
 from ringfence.adapters.db.engine import Database
 from ringfence.adapters.web import install_dashboard
@@ -70,4 +71,6 @@ def create_app(settings: Settings, *, db: Database | None = None, clock: Clock =
     app.add_middleware(channel_routes.WakeOnChange, wake=reconciler.wake)
     app.add_middleware(channel_routes.ChannelFiles, root=channel_dir(settings.data_dir))  # outermost: /tuf/ files
     install_dashboard(app)  # the browser dashboard at / (adapters/web)
+    # outermost: every request body is counted as it arrives (chunked too) and spooled to disk past 1 MiB
+    app.add_middleware(BodyLimit, limit_bytes=settings.max_upload_mb * 1024 * 1024)
     return app
