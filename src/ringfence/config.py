@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = Field(
         default=5.0, ge=0.0, description="How often the server's reconciler ticks every active rollout (0 = never).")
     health_max_per_minute: int = Field(default=60, ge=1, description="Health reports one host may send a minute.")
+    auth_failures_per_minute_per_source: int = Field(
+        default=50, ge=1, description="Failed credential checks (401) one source address may have a minute before 429.")
+    auth_failures_per_minute_per_credential: int = Field(
+        default=10, ge=1, description="Failed credential checks one credential id (its first 12 characters) may have "
+                                      "a minute before 429.")
 
     @field_validator("log_level")
     @classmethod

@@ -17,6 +17,7 @@ from ringfence.adapters.api.routes import channel as channel_routes
 from ringfence.adapters.api.routes import enrolment as enrolment_routes
 from ringfence.adapters.api.routes import simulate as simulate_routes
 from ringfence.adapters.api.routes import supply_chain as supply_chain_routes
+from ringfence.adapters.api.throttle import AuthThrottle, FailureThrottle
 from ringfence.adapters.api.uploads import BodyLimit
 from ringfence.adapters.artifacts import ArtifactStore
 from ringfence.adapters.db.engine import Database
@@ -73,4 +74,8 @@ def create_app(settings: Settings, *, db: Database | None = None, clock: Clock =
     install_dashboard(app)  # the browser dashboard at / (adapters/web)
     # outermost: every request body is counted as it arrives (chunked too) and spooled to disk past 1 MiB
     app.add_middleware(BodyLimit, limit_bytes=settings.max_upload_mb * 1024 * 1024)
+    # outermost of all: a source or credential id with too many recent 401s gets 429 before its body is read
+    app.add_middleware(AuthThrottle, throttle=FailureThrottle(
+        clock, per_source=settings.auth_failures_per_minute_per_source,
+        per_credential=settings.auth_failures_per_minute_per_credential))
     return app
