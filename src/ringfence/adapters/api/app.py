@@ -23,6 +23,7 @@ from ringfence.adapters.artifacts import ArtifactStore
 from ringfence.adapters.db.engine import Database
 from ringfence.adapters.web import install_dashboard
 from ringfence.config import Settings
+from ringfence.services.audit import audit_key, use_audit_key
 from ringfence.services.channel import ChannelPublisher, channel_dir
 from ringfence.services.context import Clock, system_clock
 from ringfence.services.health import HealthIngest
@@ -39,6 +40,7 @@ def create_app(settings: Settings, *, db: Database | None = None, clock: Clock =
     ``settings.reconcile_interval_seconds`` > 0).
     """
     database = db or Database(settings.database_url)
+    use_audit_key(database, audit_key(settings), clock=clock)  # keyed audit chain when a key is configured
     ingest = HealthIngest(database, clock, max_per_minute=settings.health_max_per_minute)
     state = AppState(settings=settings, db=database, clock=clock, ingest=ingest,
                      artifacts=ArtifactStore(settings.data_dir / "artifacts"))
