@@ -45,6 +45,17 @@ def _agent(api: Api, clock: FakeClock, tmp_path: Path, host: str, token: str = "
     return agent
 
 
+def _rollout(api: Api) -> str:
+    """A rollout of a windows release under the default plan (it targets every windows host)."""
+    files = [("files", ("C-291.sys", b"content 291", "application/octet-stream"))]
+    data = {"product": "falcon-content", "version": "291", "kind": "content", "platforms": ["windows"]}
+    created = api.call("POST", "/v1/releases", role="operator", files=files, data=data)
+    assert created.status_code == 201, created.text
+    started = api.call("POST", "/v1/rollouts", role="operator", json={"release": created.json()["id"]})
+    assert started.status_code == 201, started.text
+    return str(started.json()["id"])
+
+
 def _events(db: Database, host: str) -> set[tuple[str, str]]:
     with db.engine.connect() as conn:
         rows = conn.exec_driver_sql(f"SELECT kind, rollout_id FROM host_events WHERE host_id = '{host}'").all()
@@ -77,8 +88,9 @@ def test_events_wait_on_disk_while_the_server_is_unreachable(
     """Queued events survive a dead server and a restart, and leave the queue only once the server took them."""
     agent = _agent(api, clock, tmp_path, "ws-0009", _token(api))
     assert agent.enrol()
-    agent._event("crashed", "ro_x")
-    agent._event("auto_reverted", "ro_x")
+    ro_x = _rollout(api)  # the server takes events only for rollouts that target the host
+    agent._event("crashed", ro_x)
+    agent._event("auto_reverted", ro_x)
     agent.close()
     offline = Agent(AgentConfig.model_validate({**agent.config.model_dump(), "server": "http://127.0.0.1:9"}),
                     clock=clock)
@@ -92,7 +104,7 @@ def test_events_wait_on_disk_while_the_server_is_unreachable(
     assert again.report()
     again.close()
     assert again.dir.queued() == []
-    assert _events(db, "ws-0009") == {("crashed", "ro_x"), ("auto_reverted", "ro_x")}
+    assert _events(db, "ws-0009") == {("crashed", ro_x), ("auto_reverted", ro_x)}
 
 
 def test_a_revoked_credential_keeps_events_queued(api: Api, clock: FakeClock, tmp_path: Path,

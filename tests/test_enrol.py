@@ -90,7 +90,7 @@ def test_token_creation_checks_its_fields_and_roles(api: Api) -> None:
 
 def test_re_enrolment_replaces_the_old_credential_and_facts_keep_operator_fields(api: Api) -> None:
     first = _enrol(api, _token(api)["token"]).json()["credential"]
-    second = _enrol(api, _token(api)["token"]).json()["credential"]
+    second = _enrol(api, first).json()["credential"]  # re-enrolled with its current credential
     assert _report(api.client, first).status_code == 401
     assert _report(api.client, second).status_code == 202
     r = api.client.post("/v1/agent/facts", json={"host": {**HOST, "os_build": "26100", "tier": 0}},
@@ -126,3 +126,45 @@ def test_revoked_credential_is_refused_at_once_by_every_server(api: Api, second_
     assert _problem(facts, 401)
     assert _problem(api.call("POST", f"/v1/hosts/{HOST['id']}/credentials/revoke", role="operator"), 404)
     assert api.call("POST", f"/v1/hosts/{HOST['id']}/credentials/revoke", role="viewer").status_code == 403
+
+
+def test_an_enrolled_host_cannot_be_taken_over_with_a_tenant_enrolment_token(api: Api) -> None:
+    shared = _token(api, uses=50)["token"]
+    real = _enrol(api, shared).json()["credential"]
+    attack = _problem(_enrol(api, shared, {**HOST, "hostname": "evil", "os_build": "1"}), 409)
+    assert "current credential" in attack["detail"] and "reenrol-token" in attack["detail"]
+    assert _report(api.client, real).status_code == 202  # the real host keeps its credential
+    host = api.call("GET", f"/v1/hosts/{HOST['id']}", role="viewer").json()
+    assert host["hostname"] == "ws-001" and host["os_build"] == "22631"  # and its facts
+    listed = api.call("GET", "/v1/enrolment-tokens", role="operator").json()["tokens"]
+    assert listed[0]["uses_left"] == 49  # the refused attempt did not use the token
+    # someone else's credential cannot re-enrol this host either
+    other = _enrol(api, shared, {**HOST, "id": "another-host"}).json()["credential"]
+    assert _problem(_enrol(api, other, HOST), 403)
+    assert _report(api.client, real).status_code == 202
+
+
+def test_an_operator_issued_re_enrolment_token_re_enrols_only_its_host(api: Api) -> None:
+    real = _enrol(api, _token(api)["token"]).json()["credential"]
+    assert api.call("POST", f"/v1/hosts/{HOST['id']}/reenrolment-token", role="viewer").status_code == 403
+    assert _problem(api.call("POST", "/v1/hosts/nobody/reenrolment-token", role="operator"), 404)
+    r = api.call("POST", f"/v1/hosts/{HOST['id']}/reenrolment-token", role="operator",
+                 json={"expires": "1h", "reason": "disk reimaged"})
+    assert r.status_code == 201, r.text
+    bound = r.json()
+    assert bound["host_id"] == HOST["id"] and bound["uses"] == 1 and bound["tenant"] == "acme"
+    assert _problem(_enrol(api, bound["token"], {**HOST, "id": "another-host"}), 403)
+    fresh = _enrol(api, bound["token"], {**HOST, "os_build": "26100"})
+    assert fresh.status_code == 201, fresh.text
+    assert _report(api.client, real).status_code == 401
+    assert _report(api.client, fresh.json()["credential"]).status_code == 202
+    assert "used up" in _problem(_enrol(api, bound["token"]), 401)["detail"]
+
+
+def test_a_host_whose_credential_was_revoked_enrols_again_with_a_tenant_token(api: Api) -> None:
+    shared = _token(api, uses=2)["token"]
+    assert _enrol(api, shared).status_code == 201
+    assert api.call("POST", f"/v1/hosts/{HOST['id']}/credentials/revoke", role="operator").status_code == 200
+    again = _enrol(api, shared)
+    assert again.status_code == 201, again.text
+    assert _report(api.client, again.json()["credential"]).status_code == 202

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ringfence.adapters.vuln.osv import load_path, parse_record
+from ringfence.adapters.vuln.osv import ZipLimits, load_path, parse_record
 from ringfence.domain.vulns import (
     Advisory,
     AdvisoryIndex,
@@ -301,6 +301,37 @@ def test_all_zip_is_read(tmp_path: Path) -> None:
     with zipfile.ZipFile(archive, "w") as z:
         z.write(LOG4SHELL, "GHSA-jfh8-c2jp-5v3q.json")
     assert [a.id for a in load_path(archive)] == ["GHSA-jfh8-c2jp-5v3q"]
+
+
+def _padded_zip(path: Path, entries: int, mib: int) -> Path:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for i in range(entries):
+            z.writestr(f"R-{i}.json", json.dumps({"id": f"R-{i}", "modified": "2024-01-01T00:00:00Z"})
+                       + " " * (mib * 1024 * 1024))
+    return path
+
+
+def test_a_zip_bomb_is_refused_by_entry_size_ratio_and_total(tmp_path: Path) -> None:
+    """Per-entry and total uncompressed size and the compression ratio are capped; errors name the entry."""
+    one = _padded_zip(tmp_path / "one.zip", 1, 3)
+    with pytest.raises(InputError, match="entry declares") as e:
+        load_path(one, zip_limits=ZipLimits(max_entry_bytes=2 * 1024 * 1024, max_ratio=10**9))
+    assert "one.zip!R-0.json" in str(e.value) and "zip bomb" in str(e.value)
+    with pytest.raises(InputError, match="expands more than 100×"):
+        load_path(one)  # 3 MiB of spaces deflate about 1,000×
+    many = _padded_zip(tmp_path / "many.zip", 4, 2)
+    with pytest.raises(InputError, match="past 5,242,880 bytes in all"):
+        load_path(many, zip_limits=ZipLimits(max_total_bytes=5 * 1024 * 1024, max_ratio=10**9))
+    with pytest.raises(InputError, match="has 4 entries"):
+        load_path(many, zip_limits=ZipLimits(max_entries=3, max_ratio=10**9))
+    assert len(load_path(many, zip_limits=ZipLimits(max_ratio=10**9))) == 4
+
+
+def test_a_damaged_zip_is_an_input_error(tmp_path: Path) -> None:
+    good = _padded_zip(tmp_path / "all.zip", 1, 0).read_bytes()
+    (tmp_path / "bad.zip").write_bytes(good[:40] + b"\0" * 20 + good[60:])
+    with pytest.raises(InputError, match="archive"):
+        load_path(tmp_path / "bad.zip")
 
 
 def test_yaml_versions_stay_strings(tmp_path: Path) -> None:

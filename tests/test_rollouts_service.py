@@ -227,13 +227,14 @@ def test_health_reports_are_per_host_deduplicated_and_rate_limited(db: Database,
         fleet.ingest.submit(host, HealthReport(host_id="h00002", at=clock()))
     with pytest.raises(InputError):
         fleet.ingest.submit(host, HealthReport(host_id=host, at=clock(), events=(("exploded", "", clock()),)))
-    crash = tuple(("crashed", "ro-x", clock()) for _ in range(10))
+    rid = start(fleet, fleet.release("291"), ALWAYS_OPEN)  # events count only for a rollout that targets the host
+    crash = tuple(("crashed", rid, clock()) for _ in range(10))
     fleet.ingest.submit(host, HealthReport(host_id=host, at=clock(), events=crash))
     fleet.ingest.flush()
     from ringfence.adapters.db.stores import health as health_store
 
     with db.transaction() as conn:
-        assert health_store.events_for(conn, ["ro-x"], clock()) == {"crashed": {"h00001"}}
+        assert health_store.events_for(conn, [rid], clock()) == {"crashed": {"h00001"}}
     fleet.ingest.max_per_minute = 3
     for _ in range(2):  # one report already counted this minute
         fleet.ingest.submit(host, HealthReport(host_id=host, at=clock()))

@@ -43,6 +43,23 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = Field(
         default=5.0, ge=0.0, description="How often the server's reconciler ticks every active rollout (0 = never).")
     health_max_per_minute: int = Field(default=60, ge=1, description="Health reports one host may send a minute.")
+    audit_key: str = Field(default="", repr=False, description=(
+        "Key of the audit log's HMAC chain (RINGFENCE_AUDIT_KEY); held outside the database. Empty: read "
+        "audit_key_file."))
+    audit_key_file: Path | None = Field(default=None, description=(
+        "File holding the audit key (default <data_dir>/audit.key; `ringfence serve` creates it, mode 0600, if no "
+        "key is configured)."))
+    audit_checkpoint_key_file: Path | None = Field(default=None, description=(
+        "Ed25519 private key that signs audit checkpoints (default <data_dir>/audit-checkpoint.key; created by "
+        "`ringfence audit checkpoint`); its public key is written beside it as .pub."))
+    audit_checkpoint_dir: Path | None = Field(default=None, description=(
+        "Where `ringfence audit checkpoint` writes signed checkpoints (default <data_dir>/audit-checkpoints); keep "
+        "copies off the database host."))
+    auth_failures_per_minute_per_source: int = Field(
+        default=50, ge=1, description="Failed credential checks (401) one source address may have a minute before 429.")
+    auth_failures_per_minute_per_credential: int = Field(
+        default=10, ge=1, description="Failed credential checks one credential id (its first 12 characters) may have "
+                                      "a minute before 429.")
 
     @field_validator("log_level")
     @classmethod

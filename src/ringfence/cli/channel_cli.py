@@ -186,6 +186,22 @@ def enrol_token_create(tenant: Annotated[str, typer.Option(help="Tenant of the h
     out.print(data["token"], highlight=False, soft_wrap=True)
 
 
+@enrol_app.command("reenrol-token")
+def enrol_reenrol_token(host_id: Annotated[str, typer.Argument(help="The host to re-enrol (it may hold a credential).")],
+                        expires: Annotated[str, typer.Option(help="Validity, e.g. 30m, 24h, 7d.")] = "24h",
+                        reason: ReasonOpt = "", config: ConfigOpt = None, server: ServerOpt = None,
+                        token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Issue a one-use re-enrolment token bound to one host; it is printed once."""
+    with _client(config, server, token) as api:
+        data = api.post(f"/v1/hosts/{host_id}/reenrolment-token", {"expires": expires, "reason": reason})
+    if as_json:
+        _json(data)
+        return
+    err.print(f"re-enrolment token {data['id']} for host {data['host_id']!r}: one use, expires "
+              f"{data['expires_at']}; shown only now:", highlight=False)
+    out.print(data["token"], highlight=False, soft_wrap=True)
+
+
 @enrol_token_app.command("list")
 def enrol_token_list(tenant: Annotated[str, typer.Option(help="Only this tenant.")] = "", config: ConfigOpt = None,
                      server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:

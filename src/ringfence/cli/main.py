@@ -107,6 +107,9 @@ def serve(config: ConfigOpt = None,
         settings, clock = demo_settings(settings, speed=demo_speed, hosts=demo_hosts)
     db = Database(settings.database_url)
     db.upgrade()
+    from ringfence.services.audit import audit_key, use_audit_key  # noqa: PLC0415
+
+    use_audit_key(db, audit_key(settings, create=True), clock=clock)  # the audit chain is keyed from the start
     token = ensure_admin_token(db, clock=clock)
     if token:
         err.print("[bold]First start: created an admin token. It is shown only now; store it safely.[/bold]")
@@ -163,10 +166,13 @@ def token_create(name: Annotated[str, typer.Option(help="Who or what will use th
 
         from ringfence.adapters.db.engine import Database  # noqa: PLC0415
         from ringfence.domain.access import Role  # noqa: PLC0415
+        from ringfence.services.audit import audit_key, use_audit_key  # noqa: PLC0415
         from ringfence.services.context import Actor, system_clock  # noqa: PLC0415
         from ringfence.services.tokens import create_token  # noqa: PLC0415
 
-        db = Database(_settings(config, database_url=database_url).database_url)
+        settings = _settings(config, database_url=database_url)
+        db = Database(settings.database_url)
+        use_audit_key(db, audit_key(settings), clock=system_clock)
         actor = Actor(name=f"local:{getpass.getuser()}", role=Role.ADMIN, source="local")
         plaintext, record = create_token(db, name=name, role=role, actor=actor, clock=system_clock, reason=reason)
         result = {"token": plaintext, "id": record.id, "name": record.name, "role": record.role.value}
@@ -338,30 +344,60 @@ def audit_list(limit: Annotated[int, typer.Option(help="How many entries.")] = 5
 @audit_app.command("verify")
 def audit_verify(local: Annotated[bool, typer.Option(
                      "--local", help="Read the database directly instead of asking the server.")] = False,
+                 against: Annotated[Path | None, typer.Option(
+                     help="A signed checkpoint (from `audit checkpoint`): prove nothing up to it was changed, dropped "
+                          "or appended (implies --local).")] = None,
+                 public_key: Annotated[Path | None, typer.Option(
+                     help="The checkpoint signer's public key (default: audit-checkpoint.pub of the settings).")] = None,
                  config: ConfigOpt = None, server: ServerOpt = None, token: TokenOpt = None,
                  database_url: DbOpt = None, as_json: JsonOpt = False) -> None:
-    """Check the audit log's hash chain; exit 1 naming the first entry changed, deleted or reordered."""
-    if local:
+    """Check the audit log's keyed hash chain; exit 1 naming the first entry changed, deleted, reordered or forged."""
+    if local or against is not None:
         from ringfence.adapters.db.engine import Database  # noqa: PLC0415
-        from ringfence.services.audit import verify  # noqa: PLC0415
+        from ringfence.services.audit import audit_key, read_checkpoint, verify  # noqa: PLC0415
 
-        result = verify(Database(_settings(config, database_url=database_url).database_url))
-        broken = result.broken
-        data: dict[str, Any] = {"ok": result.ok, "entries": result.entries, "head_seq": result.head_seq,
-                                "broken": None if broken is None else {"seq": broken.seq, "kind": broken.kind,
-                                                                       "message": broken.message}}
+        settings = _settings(config, database_url=database_url)
+        checkpoint = read_checkpoint(against, settings, public_key_file=public_key) if against is not None else None
+        db = Database(settings.database_url)
+        try:
+            data: dict[str, Any] = verify(db, key=audit_key(settings), checkpoint=checkpoint).as_dict()
+        finally:
+            db.dispose()
     else:
         with _client(config, server, token) as api:
             data = api.get("/v1/audit/verify")
     if as_json:
         _print_json(data)
     elif data["ok"]:
-        out.print(f"audit log intact: {data['entries']} entries, chain verified")
+        upto = f"; nothing up to checkpoint {data['checkpoint_seq']} changed, dropped or appended" \
+            if data.get("checkpoint_seq") is not None else ""
+        out.print(f"audit log intact: {data['entries']} entries, chain verified{upto}")
     else:
         err.print(f"[bold red]audit log broken[/bold red] at entry {data['broken']['seq']} "
                   f"({data['broken']['kind']}): {data['broken']['message']}", highlight=False)
     if not data["ok"]:
         raise typer.Exit(1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(out_path: Annotated[Path | None, typer.Option(
+                         "--out", help="File or directory to write (default: audit_checkpoint_dir).")] = None,
+                     config: ConfigOpt = None, database_url: DbOpt = None, as_json: JsonOpt = False) -> None:
+    """Verify the chain and write a signed checkpoint of its head (keep copies away from the database)."""
+    from ringfence.adapters.db.engine import Database  # noqa: PLC0415
+    from ringfence.services.audit import audit_key, write_checkpoint  # noqa: PLC0415
+    from ringfence.services.context import system_clock  # noqa: PLC0415
+
+    settings = _settings(config, database_url=database_url)
+    db = Database(settings.database_url)
+    try:
+        path, doc = write_checkpoint(db, settings, clock=system_clock, out=out_path, key=audit_key(settings))
+    finally:
+        db.dispose()
+    if as_json:
+        _print_json({"path": str(path), **doc})
+    else:
+        out.print(f"checkpoint of entry {doc['seq']} written to {path}", highlight=False)
 
 
 # --- fleet -----------------------------------------------------------------------------

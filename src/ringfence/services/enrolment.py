@@ -6,6 +6,10 @@
   two agents cannot both take the last use), the host is upserted into the inventory under the
   token's tenant, and a new host credential (``rfh_…``) replaces any earlier one of that host.
   Bad facts are rejected before anything changes and do not use the token up.
+* A host that holds an active credential cannot be taken over with a tenant's enrolment token: it is
+  re-enrolled only with its current credential (``Bearer rfh_…``; the credential is rotated) or with
+  a one-use re-enrolment token an operator issued for that host id (``create_reenrolment_token``);
+  anything else answers 409 naming those two ways.
 * The agent refreshes its facts with its credential; the fields operators own (tenant, services,
   tier and operator labels) are kept.
 * Revoking a credential takes effect at once in every server process: credentials are checked
@@ -30,13 +34,14 @@ from ringfence.adapters.db.stores.channel import EnrolmentToken
 from ringfence.adapters.inventory.records import Issues, host_from_record
 from ringfence.domain.access import Role
 from ringfence.domain.model import Host, Tenant, TenantId
-from ringfence.errors import AuthenticationError, InputError, NotFoundError, PermissionDeniedError
+from ringfence.errors import AuthenticationError, ConflictError, InputError, NotFoundError, PermissionDeniedError
 from ringfence.services.context import Actor, Clock
 from ringfence.services.health import HOST_TOKEN_PREFIX
 
 __all__ = [
     "ENROL_TOKEN_PREFIX",
     "create_enrolment_token",
+    "create_reenrolment_token",
     "enrol",
     "list_enrolment_tokens",
     "refresh_facts",
@@ -82,6 +87,34 @@ def create_enrolment_token(db: Database, *, tenant: str, uses: int = 1, expires_
         audit_store.append(conn, at=now, actor=actor.name, action="enrolment-token.create",
                            target=f"enrolment-token/{record.id}", source=actor.source, reason=reason,
                            details={"tenant": tenant, "uses": uses, "expires_at": record.expires_at.isoformat()})
+    return plaintext, record
+
+
+def create_reenrolment_token(db: Database, host_id: str, *, expires_in: timedelta = timedelta(hours=24),
+                             actor: Actor, clock: Clock, reason: str = "") -> tuple[str, EnrolmentToken]:
+    """A one-use enrolment token bound to one existing host: it may re-enrol that host (and no other).
+
+    For a host whose credential is lost (disk reimaged, agent reinstalled) while its old credential is
+    still active; a tenant's ordinary enrolment token cannot re-enrol such a host.
+    """
+    actor.require(Role.OPERATOR, "issuing re-enrolment tokens")
+    seconds = expires_in.total_seconds()
+    if not math.isfinite(seconds) or not 60 <= seconds <= MAX_EXPIRY.total_seconds():
+        raise InputError.single("expires", f"is {expires_in}", expected="between 1 minute and 365 days, e.g. 24h")
+    plaintext = ENROL_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = clock()
+    with db.transaction() as conn:
+        host = inventory_store.get_host(conn, host_id)
+        if host is None:
+            raise NotFoundError(f"host {host_id!r} is not in the inventory; a new host enrols with an ordinary "
+                                "enrolment token (`ringfence enrol token create`)")
+        record = channel_store.create_enrolment_token(conn, tenant=host.tenant, token_hash=_hash(plaintext),
+                                                      prefix=plaintext[:8], uses=1, expires_at=now + expires_in,
+                                                      now=now, actor=actor.name, host_id=host_id)
+        audit_store.append(conn, at=now, actor=actor.name, action="enrolment-token.create-reenrol",
+                           target=f"host/{host_id}", source=actor.source, reason=reason,
+                           details={"enrolment_token": record.id, "tenant": host.tenant,
+                                    "expires_at": record.expires_at.isoformat()})
     return plaintext, record
 
 
@@ -133,11 +166,26 @@ def _why_unusable(token: EnrolmentToken | None, now: datetime) -> str | None:
     return None
 
 
+def _takeover_refused(host_id: str) -> ConflictError:
+    return ConflictError(
+        f"host {host_id!r} is enrolled and holds an active credential; re-enrol it with its current credential "
+        f"(Authorization: Bearer rfh_…) or with a re-enrolment token for this host "
+        f"(`ringfence enrol reenrol-token {host_id}`, POST /v1/hosts/{{id}}/reenrolment-token), or revoke its "
+        f"credential first (`ringfence hosts revoke-credential {host_id}`)")
+
+
 def enrol(db: Database, token: str, record: Any, *, clock: Clock, source: str = "") -> dict[str, Any]:
-    """Enrol a host with an enrolment token: consume one use, upsert the host, issue its credential."""
+    """Enrol a host: with an enrolment token (one use), or re-enrol it with its current credential.
+
+    A host that holds an active credential is re-enrolled only with that credential or with a
+    re-enrolment token bound to its id; a tenant's enrolment token gets 409 (no takeover).
+    """
+    if token.startswith(HOST_TOKEN_PREFIX):
+        return _re_enrol_with_credential(db, token, record, clock=clock, source=source)
     if not token.startswith(ENROL_TOKEN_PREFIX):
         raise AuthenticationError("enrolment needs 'Authorization: Bearer rfe_…' (an enrolment token from "
-                                  "`ringfence enrol token create`)")
+                                  "`ringfence enrol token create`) or, to re-enrol, the host's current credential "
+                                  "(rfh_…)")
     now = clock()
     digest = _hash(token)
     with db.transaction() as conn:
@@ -146,20 +194,49 @@ def enrol(db: Database, token: str, record: Any, *, clock: Clock, source: str = 
         if why is not None or found is None:
             raise AuthenticationError(why or "unknown enrolment token")
     host = _parse_host(record, found.tenant)  # bad facts: rejected before the token is used
+    if found.host_id is not None and found.host_id != host.id:
+        raise PermissionDeniedError(f"enrolment token {found.prefix}… is a re-enrolment token for host "
+                                    f"{found.host_id!r} only, not for {host.id!r}")
     credential = HOST_TOKEN_PREFIX + secrets.token_urlsafe(32)
     with db.transaction() as conn:
         existing = inventory_store.get_host(conn, host.id)
         if existing is not None and existing.tenant != found.tenant:
             raise PermissionDeniedError(f"host {host.id!r} belongs to another tenant; an enrolment token of "
                                         f"tenant {found.tenant!r} cannot enrol it")
+        if found.host_id is None and channel_store.has_active_credential(conn, host.id):
+            raise _takeover_refused(host.id)
         if not channel_store.consume_enrolment_token(conn, found.id, now):
             raise AuthenticationError(f"enrolment token {found.prefix}… was used up, revoked or expired just now")
         inventory_store.upsert_hosts(conn, [_merge(existing, host)], now)
         health_store.set_credential(conn, host.id, _hash(credential), now)
         audit_store.append(conn, at=now, actor=f"agent:{host.id}", action="host.enrol", target=f"host/{host.id}",
                            source=source, reason="", details={"enrolment_token": found.id, "tenant": found.tenant,
-                                                              "re_enrolled": existing is not None})
+                                                              "re_enrolled": existing is not None,
+                                                              "bound_to_host": found.host_id is not None})
     return {"host_id": host.id, "credential": credential, "server_time": now.isoformat(), "tenant": found.tenant}
+
+
+def _re_enrol_with_credential(db: Database, current: str, record: Any, *, clock: Clock,
+                              source: str) -> dict[str, Any]:
+    """Re-enrol a host with its own active credential: facts replaced, the credential rotated."""
+    now = clock()
+    credential = HOST_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with db.transaction() as conn:
+        host_id = health_store.credential_host(conn, _hash(current))
+        if host_id is None:
+            raise AuthenticationError("unknown or revoked host credential; enrol with an enrolment token (rfe_…)")
+        existing = inventory_store.get_host(conn, host_id)
+        if existing is None:
+            raise NotFoundError(f"host {host_id!r} is no longer in the inventory; enrol it with an enrolment token")
+        host = _parse_host(record, existing.tenant)
+        if host.id != host_id:
+            raise PermissionDeniedError(f"the credential of host {host_id!r} cannot enrol host {host.id!r}")
+        inventory_store.upsert_hosts(conn, [_merge(existing, host)], now)
+        health_store.set_credential(conn, host_id, _hash(credential), now)
+        audit_store.append(conn, at=now, actor=f"agent:{host_id}", action="host.enrol", target=f"host/{host_id}",
+                           source=source, reason="", details={"tenant": existing.tenant, "re_enrolled": True,
+                                                              "with_credential": True})
+    return {"host_id": host_id, "credential": credential, "server_time": now.isoformat(), "tenant": existing.tenant}
 
 
 def refresh_facts(db: Database, host_id: str, record: Any, *, clock: Clock) -> dict[str, Any]:

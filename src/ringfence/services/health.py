@@ -5,6 +5,11 @@
   counter), so a flapping host counts as one failing host, never as many.
 * A host sending more than ``max_per_minute`` reports gets 429 until its
   budget refills; the reports it did send are kept.
+* Events are accepted only for rollouts that target the reporting host, and
+  only with times a real agent can have: not before the rollout was created
+  (less :data:`CLOCK_SKEW`) and not after now (plus the skew); a report's own
+  time lies within :data:`CLOCK_SKEW` ahead and :data:`MAX_REPORT_AGE` behind.
+  Anything else is refused whole (422 naming the field), nothing recorded.
 * Heartbeats and reported versions wait in memory and are written in one
   transaction by :meth:`flush` (the reconciler flushes before every tick, and
   a full buffer flushes itself), so ten thousand agents polling cost a few
@@ -29,10 +34,15 @@ from ringfence.domain.access import Role
 from ringfence.errors import AuthenticationError, InputError, NotFoundError, PermissionDeniedError, RingfenceError
 from ringfence.services.context import Actor, Clock
 
-__all__ = ["EVENT_KINDS", "HOST_TOKEN_PREFIX", "HealthIngest", "HealthReport", "TooManyReports", "issue_credential"]
+__all__ = ["CLOCK_SKEW", "EVENT_KINDS", "HOST_TOKEN_PREFIX", "MAX_REPORT_AGE", "HealthIngest", "HealthReport",
+           "TooManyReports", "issue_credential"]
 
 HOST_TOKEN_PREFIX = "rfh_"  # noqa: S105 - a recognisable prefix, not a secret
 EVENT_KINDS = ("crashed", "auto_reverted", "install_failed", "applied", "committed")
+#: How far an agent's clock may be off the server's.
+CLOCK_SKEW = timedelta(minutes=5)
+#: The oldest a heartbeat's own time may be (reports are sent live; queued events carry their own times).
+MAX_REPORT_AGE = timedelta(hours=1)
 
 
 class TooManyReports(RingfenceError):
@@ -122,9 +132,14 @@ class HealthIngest:
             if kind not in EVENT_KINDS:
                 raise InputError.single("events.kind", f"is {kind!r}", expected="one of " + ", ".join(EVENT_KINDS))
         now = self.clock()
-        if report.at > now + timedelta(minutes=5):
+        if report.at > now + CLOCK_SKEW:
             raise InputError.single("at", f"is {report.at.isoformat()}, in the future",
                                     expected="the agent's current time (check its clock)")
+        if report.at < now - MAX_REPORT_AGE:
+            raise InputError.single("at", f"is {report.at.isoformat()}, more than {MAX_REPORT_AGE} ago",
+                                    expected="the agent's current time (check its clock)")
+        if report.events:
+            self._check_events(report, now)
         with self._lock:
             start, count = self._window.get(report.host_id, (now, 0))
             if now - start >= timedelta(minutes=1):
@@ -145,6 +160,20 @@ class HealthIngest:
         if waiting >= self.max_buffer:
             self.flush()
         return waiting
+
+    def _check_events(self, report: HealthReport, now: datetime) -> None:
+        """Every event names a rollout that targets the host and a time within that rollout's life."""
+        with self.db.transaction() as conn:
+            started = health_store.rollouts_targeting(conn, report.host_id, {r for _k, r, _a in report.events})
+        for i, (kind, rollout, at) in enumerate(report.events):
+            if rollout not in started:
+                raise InputError.single(f"events[{i}].rollout", f"is {rollout!r}, which does not target host "
+                                        f"{report.host_id!r}", expected="a rollout this host is part of (its "
+                                        "desired state names them: GET /v1/agent/desired)")
+            if at.tzinfo is None or not started[rollout] - CLOCK_SKEW <= at <= now + CLOCK_SKEW:
+                raise InputError.single(f"events[{i}].at", f"is {at.isoformat()} for a {kind!r} event",
+                                        expected=f"between the rollout's start ({started[rollout].isoformat()}) and "
+                                                 f"now, give or take {CLOCK_SKEW} of clock skew")
 
     def flush(self) -> int:
         """Write every buffered report in one transaction; return how many hosts were written."""

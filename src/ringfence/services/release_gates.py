@@ -48,7 +48,6 @@ from datetime import date, datetime
 from typing import Any, Final
 
 import jsonschema
-import yaml
 
 from ringfence.adapters.artifacts import ArtifactStore
 from ringfence.adapters.db.engine import Database
@@ -58,6 +57,7 @@ from ringfence.adapters.db.stores import supply_chain as store
 from ringfence.domain.access import Role
 from ringfence.domain.rollout import Release, ReleaseKind, RolloutState
 from ringfence.domain.vulns import SeverityLabel
+from ringfence.domain.yamlfile import load_yaml
 from ringfence.errors import ConflictError, FieldIssue, InputError, NotFoundError
 from ringfence.services import supply_chain
 from ringfence.services.codec import status_from_doc
@@ -104,10 +104,7 @@ class GatePolicy:
 
 def parse_gate_policy(source: str) -> GatePolicy:
     """Parse the policy YAML; InputError names every bad field."""
-    try:
-        doc = yaml.safe_load(source)
-    except yaml.YAMLError as e:
-        raise InputError.single("policy", f"is not valid YAML: {e}", expected="see examples/release-gates/default.yaml") from e
+    doc = load_yaml(source, what="policy", expected="see examples/release-gates/default.yaml")
     if not isinstance(doc, dict):
         raise InputError.single("policy", f"is a {type(doc).__name__}", expected="a YAML mapping")
     issues: list[FieldIssue] = []

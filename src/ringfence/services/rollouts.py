@@ -16,7 +16,6 @@ import secrets
 from dataclasses import replace
 from typing import Any
 
-import yaml
 
 from ringfence.adapters.artifacts import ArtifactStore
 from ringfence.adapters.db.engine import Database
@@ -46,6 +45,7 @@ from ringfence.domain.rollout import (
 from ringfence.domain.selector import compile_predicate
 from ringfence.domain.targeting import placements, targets
 from ringfence.domain.waves import WaveCheck, assign_waves, check_plan
+from ringfence.domain.yamlfile import load_yaml
 from ringfence.errors import ConflictError, InputError, NotFoundError
 from ringfence.services.codec import status_to_doc
 from ringfence.services.context import Actor, Clock
@@ -122,13 +122,7 @@ def create_release(db: Database, artifacts: ArtifactStore, *, product: str, vers
 def apply_plan(db: Database, source: str, *, actor: Actor, clock: Clock, reason: str = "") -> tuple[Plan, int]:
     """Validate a plan's YAML and store it under its name; return it and its version."""
     actor.require(Role.OPERATOR, "applying plans")
-    try:
-        raw = yaml.safe_load(source)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise InputError.single("plan", f"is not valid YAML{where}: {getattr(e, 'problem', e)}",
-                                expected="a YAML mapping (see examples/plans/)") from e
+    raw = load_yaml(source, what="plan", expected="a YAML mapping (see examples/plans/)")
     plan = plan_from_mapping(raw)
     now = clock()
     with db.transaction() as conn:

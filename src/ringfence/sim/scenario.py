@@ -25,11 +25,10 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ringfence.domain.plans import default_plan, plan_from_mapping
 from ringfence.domain.rollout import Plan
 from ringfence.domain.selector import parse as parse_selector
+from ringfence.domain.yamlfile import load_yaml
 from ringfence.errors import FieldIssue, InputError
 
 __all__ = [
@@ -390,13 +389,7 @@ def policy_names() -> list[str]:
 
 
 def _read_yaml(text: str, what: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise InputError.single(what, f"is not valid YAML{at}: {getattr(e, 'problem', e)}",
-                                expected="a YAML mapping") from e
+    return load_yaml(text, what=what, expected="a YAML mapping")
 
 
 def _locate(ref: str, folder: str, what: str, known: Sequence[str]) -> Path | Traversable:

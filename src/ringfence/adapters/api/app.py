@@ -17,10 +17,13 @@ from ringfence.adapters.api.routes import channel as channel_routes
 from ringfence.adapters.api.routes import enrolment as enrolment_routes
 from ringfence.adapters.api.routes import simulate as simulate_routes
 from ringfence.adapters.api.routes import supply_chain as supply_chain_routes
+from ringfence.adapters.api.throttle import AuthThrottle, FailureThrottle
+from ringfence.adapters.api.uploads import BodyLimit
 from ringfence.adapters.db.engine import Database
 from ringfence.adapters.web import install_dashboard
 from ringfence.appcontext import AppContext
 from ringfence.config import Settings
+from ringfence.services.audit import audit_key, use_audit_key
 from ringfence.services.channel import ChannelPublisher, channel_dir
 from ringfence.services.context import Clock, system_clock
 from ringfence.services.health import HealthIngest
@@ -38,6 +41,7 @@ def create_app(settings: Settings, *, db: Database | None = None, clock: Clock =
     """
     context = AppContext.build(settings, db=db, clock=clock)
     database = context.db
+    use_audit_key(database, audit_key(settings), clock=clock)  # keyed audit chain when a key is configured
     ingest = HealthIngest(database, clock, max_per_minute=settings.health_max_per_minute)
     state = AppState(settings=settings, db=database, clock=clock, ingest=ingest, artifacts=context.artifacts,
                      context=context)
@@ -71,4 +75,10 @@ def create_app(settings: Settings, *, db: Database | None = None, clock: Clock =
     app.add_middleware(channel_routes.WakeOnChange, wake=reconciler.wake)
     app.add_middleware(channel_routes.ChannelFiles, root=channel_dir(settings.data_dir))  # outermost: /tuf/ files
     install_dashboard(app)  # the browser dashboard at / (adapters/web)
+    # outermost: every request body is counted as it arrives (chunked too) and spooled to disk past 1 MiB
+    app.add_middleware(BodyLimit, limit_bytes=settings.max_upload_mb * 1024 * 1024)
+    # outermost of all: a source or credential id with too many recent 401s gets 429 before its body is read
+    app.add_middleware(AuthThrottle, throttle=FailureThrottle(
+        clock, per_source=settings.auth_failures_per_minute_per_source,
+        per_credential=settings.auth_failures_per_minute_per_credential))
     return app

@@ -205,6 +205,9 @@ class AuditHeadRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+    #: the switch-over entry from which the chain is keyed (HMAC), and the fingerprint of its key
+    keyed_from: Mapped[int | None] = mapped_column(BigInteger, nullable=True, default=None)
+    key_id: Mapped[str | None] = mapped_column(String(16), nullable=True, default=None)
 
 
 # --- releases, plans, rollouts (engine) -------------------------------------------------
@@ -549,6 +552,8 @@ class EnrolmentTokenRow(Base):
     created_by: Mapped[str] = mapped_column(String(200))
     revoked_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    #: set for an operator-issued re-enrolment token: it enrols this one host only (which may hold a credential)
+    host_id: Mapped[str | None] = mapped_column(String(200), nullable=True, default=None)
 
 
 class RemediationRow(Base):

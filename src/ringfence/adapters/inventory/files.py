@@ -35,6 +35,7 @@ from ringfence.adapters.inventory.records import (
     tenant_from_record,
 )
 from ringfence.domain.model import Host, Inventory, Service, Tenant
+from ringfence.domain.yamlfile import load_yaml
 from ringfence.errors import InputError
 
 __all__ = ["SUFFIXES", "parse_files", "read_paths", "write_inventory"]
@@ -162,11 +163,10 @@ def _read_document(name: str, doc: Any, batch: _Batch) -> None:
 
 def _read_yaml(name: str, text: str, batch: _Batch) -> None:
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        batch.issues.add(name, "yaml", f"cannot be parsed{where}: {getattr(e, 'problem', e)}", expected="valid YAML")
+        doc = load_yaml(text, what="yaml", location=name)
+    except InputError as e:
+        for issue in e.issues:
+            batch.issues.add(name, issue.field, issue.message, expected=issue.expected)
         return
     if isinstance(doc, list):
         doc = {"services": doc}

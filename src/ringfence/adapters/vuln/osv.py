@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from cvss import CVSS2, CVSS3, CVSS4  # type: ignore[import-untyped]  # cvss ships no type information
 
 from ringfence.domain.vulns import (
@@ -40,11 +39,12 @@ from ringfence.domain.vulns import (
     VersionOrderError,
     compare_versions,
 )
+from ringfence.domain.yamlfile import load_yaml
 from ringfence.errors import FieldIssue, InputError
 
-__all__ = ["VectorAgreement", "format_agreement", "load_path", "merge_aliases", "parse_record", "version_vector_agreement"]
+__all__ = ["ZIP_LIMITS", "VectorAgreement", "ZipLimits", "format_agreement", "load_path", "merge_aliases",
+           "parse_record", "version_vector_agreement"]
 
-_YAML_LOADER: Any = getattr(yaml, "CBaseLoader", yaml.BaseLoader)  # every scalar stays a string ("1.10" is not 1.1)
 _SEVERITY_TYPES = ("CVSS_V4", "CVSS_V3", "CVSS_V2")
 _GHSA_LABELS = {"low": "low", "moderate": "medium", "medium": "medium", "high": "high", "critical": "critical"}
 
@@ -237,26 +237,79 @@ def parse_record(doc: Mapping[str, Any], *, source: str) -> Advisory:
 def _decode(data: bytes, name: str, source: str) -> Any:
     try:
         if name.endswith((".yaml", ".yml")):
-            return yaml.load(data, Loader=_YAML_LOADER)  # noqa: S506 - BaseLoader builds only strings, lists and dicts
+            return load_yaml(data, what="document", location=source, strings_only=True, expected="JSON or YAML")
         return json.loads(data)
-    except (ValueError, yaml.YAMLError) as e:
+    except ValueError as e:
         raise InputError.single("document", f"cannot be parsed: {e}", expected="JSON or YAML", location=source) from e
 
 
-def _docs(path: Path) -> Iterator[tuple[Any, str]]:
+@dataclass(frozen=True, slots=True)
+class ZipLimits:
+    """Bounds on an OSV ``all.zip``; the real archives (PyPI, npm, Go, Maven, Debian …) are far inside them."""
+
+    max_entry_bytes: int = 16 * 1024 * 1024  # the largest real OSV record is well under 1 MiB
+    max_total_bytes: int = 4 * 1024 * 1024 * 1024
+    max_ratio: float = 100.0  # JSON records compress about 5-15×; a bomb 1,000× or more
+    ratio_floor_bytes: int = 1024 * 1024  # tiny entries may compress better than any ratio; judge from 1 MiB on
+    max_entries: int = 2_000_000
+
+
+ZIP_LIMITS = ZipLimits()
+
+
+def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, total: int, limits: ZipLimits) -> bytes:
+    """One entry, streamed: stop as soon as it passes a limit, whatever its header claims."""
+    def refuse(message: str, expected: str) -> InputError:
+        return InputError.single("archive", message, expected=expected, location=where)
+
+    if info.file_size > limits.max_entry_bytes:
+        raise refuse(f"entry declares {info.file_size:,} bytes uncompressed",
+                     f"entries of at most {limits.max_entry_bytes:,} bytes (a zip bomb?)")
+    parts: list[bytes] = []
+    size = 0
+    with archive.open(info) as stream:
+        while chunk := stream.read(256 * 1024):
+            size += len(chunk)
+            if size > limits.max_entry_bytes:
+                raise refuse(f"entry expands past {limits.max_entry_bytes:,} bytes",
+                             f"entries of at most {limits.max_entry_bytes:,} bytes (a zip bomb?)")
+            if total + size > limits.max_total_bytes:
+                raise refuse(f"expands past {limits.max_total_bytes:,} bytes in all",
+                             f"at most {limits.max_total_bytes:,} bytes uncompressed (a zip bomb?)")
+            if size > limits.ratio_floor_bytes and size > limits.max_ratio * max(info.compress_size, 1):
+                raise refuse(f"entry expands more than {limits.max_ratio:g}× ({info.compress_size:,} bytes "
+                             f"compressed, past {size:,} uncompressed)",
+                             f"a compression ratio of at most {limits.max_ratio:g}× (a zip bomb?)")
+            parts.append(chunk)
+    return b"".join(parts)
+
+
+def _zip_docs(path: Path, limits: ZipLimits) -> Iterator[tuple[Any, str]]:
+    """The records of an OSV ``all.zip``, one entry at a time, within ``limits``."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [i for i in archive.infolist() if i.filename.endswith((".json", ".yaml", ".yml"))]
+            if len(members) > limits.max_entries:
+                raise InputError.single("archive", f"has {len(members):,} entries", location=str(path),
+                                        expected=f"at most {limits.max_entries:,} entries")
+            total = 0
+            for info in members:
+                where = f"{path}!{info.filename}"
+                data = _read_entry(archive, info, where, total, limits)
+                total += len(data)
+                yield _decode(data, info.filename, where), where
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError) as e:
+        raise InputError.single("archive", f"is not a readable zip file: {e}", location=str(path),
+                                expected="an OSV all.zip (deflate or stored entries)") from e
+
+
+def _docs(path: Path, limits: ZipLimits) -> Iterator[tuple[Any, str]]:
     if path.is_dir():
         for child in sorted(path.rglob("*")):
             if child.is_file() and child.suffix in (".json", ".yaml", ".yml", ".zip"):
-                yield from _docs(child)
+                yield from _docs(child, limits)
     elif path.suffix == ".zip":
-        try:
-            with zipfile.ZipFile(path) as archive:
-                for member in archive.namelist():
-                    if member.endswith((".json", ".yaml", ".yml")):
-                        where = f"{path}!{member}"
-                        yield _decode(archive.read(member), member, where), where
-        except zipfile.BadZipFile as e:
-            raise InputError.single("archive", f"is not a zip file: {e}", location=str(path)) from e
+        yield from _zip_docs(path, limits)
     else:
         try:
             data = path.read_bytes()
@@ -265,8 +318,11 @@ def _docs(path: Path) -> Iterator[tuple[Any, str]]:
         yield _decode(data, path.name, str(path)), str(path)
 
 
-def load_path(path: str | Path, *, merge: bool = True) -> list[Advisory]:
+def load_path(path: str | Path, *, merge: bool = True, zip_limits: ZipLimits = ZIP_LIMITS) -> list[Advisory]:
     """Every OSV record in a JSON or YAML file, a directory (recursively) or an ``all.zip``.
+
+    Archives are read one entry at a time within ``zip_limits`` (per-entry and total uncompressed
+    size, compression ratio, entry count), counting the bytes that come out, not what headers claim.
 
     A file may hold one record or a list of records. With ``merge`` (the
     default) aliased records are merged as described in the module docstring.
@@ -277,7 +333,7 @@ def load_path(path: str | Path, *, merge: bool = True) -> list[Advisory]:
         raise InputError.single("path", "does not exist", location=str(root))
     advisories: list[Advisory] = []
     issues: list[FieldIssue] = []
-    for doc, source in _docs(root):
+    for doc, source in _docs(root, zip_limits):
         records = doc if isinstance(doc, list) else [doc]
         for k, record in enumerate(records):
             where = source if len(records) == 1 else f"{source}[{k}]"

@@ -31,6 +31,13 @@ class TokenCreate(BaseModel):
     reason: str = Field(default="", max_length=2000)
 
 
+class ReenrolmentTokenCreate(BaseModel):
+    """A re-enrolment token for one host."""
+
+    expires: str = Field(default="24h", max_length=16, description="Validity: 30m, 24h, 7d …")
+    reason: str = Field(default="", max_length=2000)
+
+
 class Enrolment(BaseModel):
     """What an agent sends to enrol or to refresh its facts."""
 
@@ -77,11 +84,31 @@ def token_revoke(token_id: int, request: Request, body: Reason | None = None, st
     return {"id": token_id, "revoked": True}
 
 
-@router.post("/v1/enrol", status_code=201, summary="Enrol a host with an enrolment token (agent)")
+@router.post("/v1/hosts/{host_id}/reenrolment-token", status_code=201,
+             summary="Issue a one-use re-enrolment token bound to this host; shown in this response only")
+def reenrolment_token_create(host_id: str, request: Request, body: ReenrolmentTokenCreate | None = None,
+                             state: AppState = Depends(get_state),
+                             actor: Actor = Depends(require(Role.OPERATOR))) -> dict[str, Any]:
+    """The only enrolment token that can re-enrol a host which still holds an active credential."""
+    body = body or ReenrolmentTokenCreate()
+    seconds = parse_duration(body.expires, "expires")
+    plaintext, record = enrolment.create_reenrolment_token(
+        state.db, host_id, expires_in=timedelta(seconds=seconds), actor=actor, clock=state.clock,
+        reason=reason_of(request, body.reason))
+    return {"token": plaintext, **record.as_dict()}
+
+
+@router.post("/v1/enrol", status_code=201, summary="Enrol a host with an enrolment token (agent)",
+             responses={409: {"description": "The host holds an active credential: re-enrol it with that "
+                                             "credential or a re-enrolment token bound to it"}})
 def enrol(body: Enrolment, request: Request, state: AppState = Depends(get_state),
           creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> dict[str, Any]:
-    """Uses the token once, upserts the host under the token's tenant, returns its credential (rfh_…) once."""
-    token = _credential(creds, "rfe_… (an enrolment token)")
+    """Uses the token once, upserts the host under the token's tenant, returns its credential (rfh_…) once.
+
+    A host that holds an active credential is re-enrolled only with ``Bearer rfh_…`` (its current
+    credential, which is rotated) or a re-enrolment token bound to it; otherwise 409.
+    """
+    token = _credential(creds, "rfe_… (an enrolment token) or rfh_… (the host's current credential)")
     return enrolment.enrol(state.db, token, body.host, clock=state.clock,
                            source=request.client.host if request.client else "")
 

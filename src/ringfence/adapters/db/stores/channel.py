@@ -19,6 +19,7 @@ __all__ = [
     "create_enrolment_token",
     "enrolment_token_by_hash",
     "get_remediation",
+    "has_active_credential",
     "list_enrolment_tokens",
     "remediations",
     "revoke_enrolment_token",
@@ -39,13 +40,14 @@ class EnrolmentToken:
     created_at: datetime
     created_by: str
     revoked_at: datetime | None
+    host_id: str | None = None  # a re-enrolment token: it enrols this host only
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {"id": self.id, "tenant": self.tenant, "prefix": self.prefix, "uses": self.uses,
                 "uses_left": self.uses_left, "expires_at": self.expires_at.isoformat(),
                 "created_at": self.created_at.isoformat(), "created_by": self.created_by,
-                "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None}
+                "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None, "host_id": self.host_id}
 
 
 def _token(r: Any) -> EnrolmentToken:
@@ -53,15 +55,17 @@ def _token(r: Any) -> EnrolmentToken:
     assert expires is not None
     assert created is not None
     return EnrolmentToken(id=r.id, tenant=r.tenant, prefix=r.prefix, uses=r.uses, uses_left=r.uses_left,
-                          expires_at=expires, created_at=created, created_by=r.created_by, revoked_at=utc(r.revoked_at))
+                          expires_at=expires, created_at=created, created_by=r.created_by, revoked_at=utc(r.revoked_at),
+                          host_id=r.host_id)
 
 
 def create_enrolment_token(conn: Connection, *, tenant: str, token_hash: str, prefix: str, uses: int,
-                           expires_at: datetime, now: datetime, actor: str) -> EnrolmentToken:
-    """Store a new token's hash."""
+                           expires_at: datetime, now: datetime, actor: str,
+                           host_id: str | None = None) -> EnrolmentToken:
+    """Store a new token's hash (``host_id``: a re-enrolment token bound to that host)."""
     result = conn.execute(insert(EnrolmentTokenRow).values(
         tenant=tenant, token_hash=token_hash, prefix=prefix, uses=uses, uses_left=uses, expires_at=expires_at,
-        created_at=now, created_by=actor, version=1))
+        created_at=now, created_by=actor, version=1, host_id=host_id))
     pk = result.inserted_primary_key
     assert pk is not None
     row = conn.execute(select(EnrolmentTokenRow).where(EnrolmentTokenRow.id == int(pk[0]))).one()
@@ -129,6 +133,13 @@ def remediations(conn: Connection, *, active_only: bool = False) -> list[dict[st
     if active_only:
         stmt = stmt.where(RemediationRow.active.is_(True))
     return [_remediation(r) for r in conn.execute(stmt)]
+
+
+def has_active_credential(conn: Connection, host_id: str) -> bool:
+    """Whether the host holds a credential that is not revoked."""
+    row = conn.execute(select(HostCredentialRow.host_id).where(HostCredentialRow.host_id == host_id,
+                                                               HostCredentialRow.revoked_at.is_(None))).first()
+    return row is not None
 
 
 def revoke_host_credential(conn: Connection, host_id: str, now: datetime) -> bool:

@@ -11,7 +11,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ringfence.adapters.db.stores.base import chunks, utc
-from ringfence.adapters.db.tables import HostCredentialRow, HostEventRow, HostHealthRow, HostVersionRow
+from ringfence.adapters.db.tables import (
+    HostCredentialRow,
+    HostEventRow,
+    HostHealthRow,
+    HostVersionRow,
+    RolloutHostRow,
+    RolloutRow,
+)
 
 __all__ = [
     "credential_host",
@@ -22,6 +29,7 @@ __all__ = [
     "record_events",
     "record_heartbeats",
     "record_versions",
+    "rollouts_targeting",
     "set_credential",
     "versions_of",
 ]
@@ -110,6 +118,17 @@ def versions_of(conn: Connection, host_ids: Sequence[str], product: str) -> dict
                                                            HostVersionRow.host_id.in_(part))):
             out[r.host_id] = (r.version, r.last_known_good)
     return out
+
+
+def rollouts_targeting(conn: Connection, host_id: str, rollout_ids: Iterable[str]) -> dict[str, datetime]:
+    """Of ``rollout_ids``, those that target ``host_id``, each with when the rollout was created."""
+    wanted = sorted(set(rollout_ids))
+    if not wanted:
+        return {}
+    rows = conn.execute(select(RolloutRow.id, RolloutRow.created_at).join(
+        RolloutHostRow, RolloutHostRow.rollout_id == RolloutRow.id).where(
+        RolloutHostRow.host_id == host_id, RolloutRow.id.in_(wanted)))
+    return {str(r.id): utc(r.created_at) for r in rows}  # type: ignore[misc]
 
 
 def record_events(conn: Connection, events: Sequence[tuple[str, str, str, datetime]]) -> None:
