@@ -82,6 +82,7 @@ __all__ = [
     "accumulate",
     "decide",
     "ledger_from_doc",
+    "next_wave",
     "self_control_tick",
     "signal_e_value",
     "stratum_e_value",
@@ -143,6 +144,8 @@ class LedgerRow(NamedTuple):
     treated_hosts: int
     control_at_risk: float  # comparable hosts reporting at the last tick with an event (or the last tick)
     reference: str
+    wave_events: int  # updated events since the current wave opened (the promotion's rate route)
+    wave_hours: float  # updated host-hours at risk since the current wave opened
 
 
 Ledger = tuple[LedgerRow, ...]
@@ -153,9 +156,10 @@ def ledger_from_doc(doc: Any) -> Ledger:
     rows: list[LedgerRow] = []
     for i, raw in enumerate(doc or ()):
         try:
-            s, st, le, lb, te, ce, ex, th, tn, car, ref = raw
+            s, st, le, lb, te, ce, ex, th, tn, car, ref, we, wh = raw
             rows.append(LedgerRow(str(s), str(st), tuple(float(v) for v in le), tuple(float(v) for v in lb),
-                                  int(te), int(ce), float(ex), float(th), int(tn), float(car), str(ref)))
+                                  int(te), int(ce), float(ex), float(th), int(tn), float(car), str(ref), int(we),
+                                  float(wh)))
         except (TypeError, ValueError) as e:
             raise InputError.single(f"gate_ledger[{i}]", f"is {raw!r} ({e})", expected="a ledger row") from e
     return tuple(rows)
@@ -254,7 +258,7 @@ def accumulate(ledger: Ledger, ticks: Iterable[RiskTick], config: GateConfig) ->
             continue
         key = (str(tick.signal), tick.stratum)
         old = rows.get(key) or LedgerRow(key[0], key[1], tuple(0.0 for _ in thetas), tuple(0.0 for _ in thetas),
-                                         0, 0, 0.0, 0.0, 0, 0.0, str(tick.reference))
+                                         0, 0, 0.0, 0.0, 0, 0.0, str(tick.reference), 0, 0.0)
         x1, x0 = tick.treated_events, tick.control_events
         x = x1 + x0
         if tick.reference is RiskRef.BASELINE:
@@ -275,9 +279,15 @@ def accumulate(ledger: Ledger, ticks: Iterable[RiskTick], config: GateConfig) ->
             tuple(_floor(a + b) for a, b in zip(old.log_bound, binc, strict=True)),
             old.treated_events + x1, old.control_events + x0, old.expected_treated + expected,
             old.treated_hours + tick.treated_hours, max(old.treated_hosts, tick.treated_hosts), c_risk,
-            str(tick.reference),
+            str(tick.reference), old.wave_events + x1, old.wave_hours + tick.treated_hours,
         )
     return tuple(rows.values()), tuple(problems)
+
+
+def next_wave(ledger: Ledger) -> Ledger:
+    """The ledger as a newly opened wave starts it: the halt evidence goes on (one e-process for the whole
+    rollout, so no alpha is spent twice), the promotion evidence starts again (each wave shows its own bound)."""
+    return tuple(r._replace(log_bound=tuple(0.0 for _ in r.log_bound), wave_events=0, wave_hours=0.0) for r in ledger)
 
 
 def self_control_tick(signal: Signal, stratum: str, *, post_events: int, pre_events_revealed: int,
@@ -359,7 +369,7 @@ def decide(ledger: Ledger, config: GateConfig, problems: Sequence[str] = (), *, 
     s_count = max(config.max_strata, len(strata))
     local_threshold = s_count * halt_threshold
     bound_target = math.log(2 * g / config.beta)
-    where = f"wave {wave}: " if wave is not None else ""
+    where = f"halted wave {wave}: " if wave is not None else ""
 
     by_signal: dict[str, list[LedgerRow]] = {}
     for r in ledger:
@@ -373,8 +383,10 @@ def decide(ledger: Ledger, config: GateConfig, problems: Sequence[str] = (), *, 
             x1 = sum(r.treated_events for r in rows)
             x0 = sum(r.control_events for r in rows)
             exp = sum(r.expected_treated for r in rows)
+            one = len([r for r in rows if r.treated_events]) == 1
             halts.append((pooled - math.log(halt_threshold) - 1e6,  # a stratum's own halt says where: it goes first
-                          f"halted {where}{x1:,} {signal} events on updated hosts across {len(rows):,} "
+                          f"{where}{_words(top)}; e-value {_num(_exp(pooled))} ≥ {_num(halt_threshold)}" if one else
+                          f"{where}{x1:,} {signal} events on updated hosts across {len(rows):,} "
                           f"{'stratum' if len(rows) == 1 else 'strata'} where "
                           f"a harmless release gives {exp:.2g} ({x0:,} on comparable hosts); most in {top.stratum}: "
                           f"{_words(top)}; pooled e-value {_num(_exp(pooled))} ≥ {_num(halt_threshold)}"))
@@ -382,7 +394,7 @@ def decide(ledger: Ledger, config: GateConfig, problems: Sequence[str] = (), *, 
             log_es = stratum_e_value(r, config)
             if log_es >= math.log(local_threshold):
                 halts.append((log_es - math.log(local_threshold),
-                              f"halted {where}{_words(r)}; e-value {_num(_exp(log_es))} ≥ {_num(local_threshold)}"))
+                              f"{where}{_words(r)}; e-value {_num(_exp(log_es))} ≥ {_num(local_threshold)}"))
     if halts:
         halts.sort(reverse=True)
         more = f" (and {len(halts) - 1:,} more tests over threshold)" if len(halts) > 1 else ""
@@ -408,8 +420,8 @@ def decide(ledger: Ledger, config: GateConfig, problems: Sequence[str] = (), *, 
     passed: list[str] = []
     for signal, rows in sorted(by_signal.items()):
         bound = _mix([math.fsum(r.log_bound[j] for r in rows) for j in range(len(config.alternatives))], config)
-        x1 = sum(r.treated_events for r in rows)
-        hours = math.fsum(r.treated_hours for r in rows)
+        x1 = sum(r.wave_events for r in rows)
+        hours = math.fsum(r.wave_hours for r in rows)
         rate = rate_upper_bound(x1, hours, level, config.alternatives) if hours > 0 else math.inf
         limit = config.tolerance * config.baseline_rate
         if bound >= bound_target:
