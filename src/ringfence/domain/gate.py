@@ -212,7 +212,8 @@ class GateConfig:
     are computed, shown and logged as "would have", nothing is enforced); ``max_strata`` (``S`` of the
     localisation test); ``suspect_e_value`` (a stratum at or above it blocks promotion and asks a
     person); ``self_control_ratio`` (pre-update host-hours revealed per post-update host-hour when a
-    stratum is compared with its own history).
+    stratum is compared with its own history: each event then bets at most ``1 + ratio``, and the
+    history must hold ``ratio ×`` the post-update host-hours; the server keeps weeks of heartbeats).
     """
 
     alpha: float = 0.01
@@ -227,7 +228,7 @@ class GateConfig:
     mode: str = "enforce"
     max_strata: int = 40
     suspect_e_value: float = 20.0
-    self_control_ratio: float = 4.0
+    self_control_ratio: float = 20.0
 
     def __post_init__(self) -> None:
         def bad(name: str, value: object, expected: str) -> InputError:
