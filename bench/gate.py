@@ -34,14 +34,28 @@ import argparse
 import math
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from scipy import stats
 
 from ringfence.domain import logrank
+from ringfence.domain.engine import command, initial_status, reconcile
 from ringfence.domain.gate import GateConfig, StreamCounts, Verdict, evaluate, log_e_value_vs_control
 from ringfence.domain.gate import Signal as V1Signal
 from ringfence.domain.risksets import count_tick, self_control_revealed
+from ringfence.domain.rollout import (
+    Observations,
+    Plan,
+    Release,
+    ReleaseId,
+    ReleaseKind,
+    RolloutId,
+    RolloutSpec,
+    RolloutState,
+    WaveObservation,
+    WaveSpec,
+)
 
 
 def _mwu_p(a1: np.ndarray, n1: np.ndarray, a0: np.ndarray, n0: float) -> np.ndarray:
@@ -380,6 +394,69 @@ def fleet_run(*, seed: int, hours: float, harm: str, hosts: int = 5_000, laptops
     return out
 
 
+def engine_cap_run(*, p1: float, rate: float, cap: int | None, seed: int, control: int = 18_000,
+                   hours: float = 3.0) -> tuple[float, float]:
+    """The engine itself (domain.engine.reconcile with gate v2) exposing a 2,000-host wave at ``rate`` per minute
+    with ``max_in_flight = cap``: an updated host crashes a minute after its update with probability ``p1`` and
+    is seen 15 minutes later (silence); it is healthy once it has reported for the 15-minute crash window.
+    Control hosts fail at 1e-4 per host-hour.  Returns (hosts exposed, hosts crashed) when the gate halted
+    (inf, inf if it never did within ``hours``)."""
+    rng = np.random.default_rng(seed)
+    t0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    plan = Plan(name="bench", waves=(
+        WaveSpec("canary", count=2_000, min_bake=timedelta(hours=1), max_rate_per_minute=rate, max_in_flight=cap),
+        WaveSpec("rest", fraction=1.0)), gate=GateConfig(required_signals=frozenset({V1Signal.SILENT})))
+    release = Release(ReleaseId("r@1"), "r", "1", ReleaseKind.CONTENT, ("windows",))
+    spec = RolloutSpec(RolloutId("bench"), release, plan, salt="s", created_by="bench", created_at=t0)
+    status = command(spec, initial_status(spec), "start", actor="bench", now=t0).status
+    exposed_at: list[float] = []
+    crash: list[bool] = []
+    control_left = control
+    for minute in range(1, int(hours * 60) + 1):
+        now = float(minute)
+        e = np.array(exposed_at)
+        c = np.array(crash, dtype=bool)
+        seen = c & (e + 16.0 <= now)  # crashed a minute after the update, silent for the 15-minute grace
+        new = c & (e + 16.0 <= now) & (e + 16.0 > now - 1.0)
+        x0 = int(rng.binomial(control_left, 1e-4 / 60.0))
+        control_left -= x0
+        t_risk = int(np.count_nonzero(~seen)) + int(new.sum())
+        tick = logrank.RiskTick(logrank.Signal.SILENT, "all", int(new.sum()), x0, float(t_risk),
+                                float(control_left + x0), treated_hours=t_risk / 60.0, treated_hosts=len(e))
+        in_flight = int(np.count_nonzero(c | (e + 15.0 > now)))
+        at = t0 + timedelta(minutes=minute)
+        obs = Observations(waves=(WaveObservation(in_reach=2_000, exposed=len(e), eligible_now=2_000 - len(e)),
+                                  WaveObservation(in_reach=18_000, exposed=0)),
+                           health_as_of=at, risk=(tick,), risk_as_of=at, in_flight=in_flight)
+        d = reconcile(spec, status, obs, at)
+        status = d.status
+        if status.state in (RolloutState.HALTED, RolloutState.ROLLING_BACK):
+            return float(len(e)), float(c.sum())
+        for intent in d.intents:
+            for _ in range(intent.hosts):
+                exposed_at.append(now)
+                crash.append(bool(rng.random() < p1))
+    return math.inf, math.inf
+
+
+def cap_main(reps: int, seed: int) -> None:
+    """The in-flight cap through the engine: exposure and crashes at halt, with and without it."""
+    print("| case (engine, gate v2) | exposure rate | max_in_flight | halted | median exposed at halt | "
+          "median crashed at halt | limit 1 + max_in_flight |")
+    print("|---|---|---|---|---|---|---|")
+    for p1 in (1.0, 0.1):
+        for rate in (5.0, 1_000.0):
+            for cap in (None, 5):
+                res = [engine_cap_run(p1=p1, rate=rate, cap=cap, seed=seed + i) for i in range(reps)]
+                x = np.array([r[0] for r in res])
+                y = np.array([r[1] for r in res])
+                ok = np.isfinite(x)
+                limit = f"{1 + cap}" if cap is not None and p1 == 1.0 else "—"
+                print(f"| p1 = {p1:g} | {rate:,.0f}/min | {cap if cap is not None else 'none'} | {ok.mean():.0%} | "
+                      f"{np.median(x[ok]) if ok.any() else math.nan:,.0f} | "
+                      f"{np.median(y[ok]) if ok.any() else math.nan:,.0f} | {limit} |", flush=True)
+
+
 def fleet_main(reps: int, false_reps: int, seed: int) -> None:
     """The host-level tables: harms (median over ``reps``) and false halts over ``false_reps`` harmless releases."""
     print("| fleet case | gate | halted | median hours to halt | median updated hosts of the model at halt | "
@@ -423,11 +500,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fleet-replications", type=int, default=20, help="host-level runs per harm (0: skip)")
     ap.add_argument("--fleet-false-halt-replications", type=int, default=1_000)
     ap.add_argument("--only-fleet", action="store_true", help="run only the host-level fleet tables")
+    ap.add_argument("--only-cap", action="store_true", help="run only the in-flight cap table (the engine itself)")
+    ap.add_argument("--cap-replications", type=int, default=20)
     args = ap.parse_args(argv)
     if not (1 <= args.replications <= 100_000 and 1 <= args.false_halt_replications <= 100_000):
         ap.error("replications must be between 1 and 100,000")
     _check_mwu()
     began = time.perf_counter()
+    if args.only_cap:
+        cap_main(args.cap_replications, args.seed)
+        print(f"\nwall {time.perf_counter() - began:.0f} s")
+        return 0
     if args.only_fleet:
         fleet_main(args.fleet_replications, args.fleet_false_halt_replications, args.seed)
         print(f"\nwall {time.perf_counter() - began:.0f} s")
@@ -464,6 +547,9 @@ def main(argv: list[str] | None = None) -> int:
         for gate in ("ringfence", "ringfence-v2", "naive", "kayenta"):
             rate = float(np.mean(np.isfinite(res[gate])))
             print(f"| 72 h | {base:g} | {gate} | {args.false_halt_replications:,} | {rate:.4f} | 0.01 |", flush=True)
+    if args.cap_replications:
+        print()
+        cap_main(args.cap_replications, args.seed)
     if args.fleet_replications:
         print()
         fleet_main(args.fleet_replications, args.fleet_false_halt_replications, args.seed)
