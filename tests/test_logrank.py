@@ -259,3 +259,10 @@ def test_null_false_halt_rate_over_many_replications() -> None:
 
 def test_reference_enum_roundtrip() -> None:
     assert RiskRef("self") is RiskRef.SELF
+
+
+def test_a_stratum_the_wave_covers_without_data_keeps_the_gate_inconclusive() -> None:
+    ledger, _ = accumulate((), [tick(0, 40, 100, 100)] * 3, CONFIG)
+    assert decide(ledger, CONFIG).verdict is Verdict.SUCCESSFUL
+    lost = decide(ledger, CONFIG, expected_strata=["s", "gone"])
+    assert lost.verdict is Verdict.INCONCLUSIVE and "no silent data for stratum gone" in lost.reason

@@ -123,8 +123,12 @@ def _rate_allowance(spec: RolloutSpec, status: RolloutStatus, wo: WaveObservatio
 
 
 def _judge(spec: RolloutSpec, status: RolloutStatus, obs: Observations) -> tuple[GateResult, RolloutStatus, bool]:
-    """The gate's verdict and the status carrying its evidence; the flag says gate v2 judged."""
+    """The gate's verdict and the status carrying its evidence; the flag says gate v2 judged.
+
+    The strata of the current wave that have updated hosts are expected to have data for every required signal.
+    """
     plan = spec.plan
+    expected = [s.stratum for s in obs.strata if s.observed > 0]
     if obs.risk_as_of is None:  # a port that still counts the first gate's streams
         # A wave smaller than the gate's minimum (say two hosts left after tenant policies) needs all of them,
         # not more than exist; the gate's bounds on harm still have to hold before it may promote.
@@ -132,9 +136,10 @@ def _judge(spec: RolloutSpec, status: RolloutStatus, obs: Observations) -> tuple
         reach = obs.waves[status.wave].in_reach if status.wave < len(obs.waves) else 0
         if 0 < reach < plan.gate.min_treated_hosts:
             config = replace(plan.gate, min_treated_hosts=reach)
-        return evaluate(obs.streams, config), status, False
+        return evaluate(obs.streams, config, expected_strata=expected), status, False
     ledger, problems = accumulate(status.gate_ledger, obs.risk, plan.gate)
-    return decide(ledger, plan.gate, problems), replace(status, gate_ledger=ledger, gate_as_of=obs.risk_as_of), True
+    gate = decide(ledger, plan.gate, problems, expected_strata=expected)
+    return gate, replace(status, gate_ledger=ledger, gate_as_of=obs.risk_as_of), True
 
 
 def _promote(spec: RolloutSpec, status: RolloutStatus, now: datetime, why: str,

@@ -65,7 +65,7 @@ everything stays finite in JSON).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -361,8 +361,13 @@ def _words(row: LedgerRow) -> str:
     return f"{head} in {row.treated_hours:,.0f} host-hours, {row.expected_treated:.2g} expected at the baseline"
 
 
-def decide(ledger: Ledger, config: GateConfig, problems: Sequence[str] = (), *, wave: int | None = None) -> GateResult:
-    """The gate's verdict from the ledger (rules 1–4 of the module docstring)."""
+def decide(ledger: Ledger, config: GateConfig, problems: Sequence[str] = (), *, wave: int | None = None,
+           expected_strata: Collection[str] = ()) -> GateResult:
+    """The gate's verdict from the ledger (rules 1–4 of the module docstring).
+
+    ``expected_strata``: strata the current wave covers; one without a row for a required signal keeps the
+    gate Inconclusive (a data source that lost a stratum must not let it promote).
+    """
     g = len(Signal)
     halt_threshold = 2 * g / config.alpha
     strata = {r.stratum for r in ledger}
@@ -408,6 +413,12 @@ def decide(ledger: Ledger, config: GateConfig, problems: Sequence[str] = (), *, 
     missing = sorted(str(s) for s in config.required_signals if str(s) not in by_signal)
     if missing:
         return GateResult(Verdict.INCONCLUSIVE, f"inconclusive: no {', '.join(missing)} data yet", (), None)
+    have = {(r.signal, r.stratum) for r in ledger}
+    lost = [(str(s), st) for st in expected_strata for s in sorted(config.required_signals) if (str(s), st) not in have]
+    if lost:
+        more = f" (and {len(lost) - 1:,} more)" if len(lost) > 1 else ""
+        return GateResult(Verdict.INCONCLUSIVE, f"inconclusive: no {lost[0][0]} data for stratum {lost[0][1]}{more}",
+                          (), None)
     suspects = [(stratum_e_value(r, config), r) for r in ledger]
     worst_log, worst = max(suspects, key=lambda p: p[0])
     if worst_log >= math.log(config.suspect_e_value):
