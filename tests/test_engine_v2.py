@@ -8,6 +8,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ringfence.domain.engine import command, initial_status, is_active, reconcile
 from ringfence.domain.gate import DEFAULT_ALTERNATIVES, GateConfig
@@ -204,3 +206,15 @@ def test_plans_read_and_write_the_new_fields() -> None:
     raw["waves"][0]["max_bake_minutes"] = 10
     with pytest.raises(InputError, match="shorter than min_bake_minutes"):
         plan_from_mapping(raw)
+
+
+@settings(max_examples=200, deadline=None)
+@given(in_flight=st.integers(0, 40), exposed=st.integers(0, 10), cap=st.integers(0, 8), minutes=st.integers(0, 30))
+def test_exposure_never_exceeds_the_in_flight_room(in_flight: int, exposed: int, cap: int, minutes: int) -> None:
+    """Whatever the counts, a tick exposes at most cap + 1 - in_flight hosts (and none when the room is gone)."""
+    s = spec(cap=cap)
+    now = T0 + timedelta(minutes=minutes)
+    wave = WaveObservation(in_reach=10, exposed=exposed, eligible_now=10 - exposed)
+    d = reconcile(s, started(s), obs(wave, QUIET, now, in_flight=in_flight), now)
+    exposing = sum(i.hosts for i in d.intents if i.kind is IntentKind.EXPOSE)
+    assert exposing <= max(0, cap + 1 - in_flight)

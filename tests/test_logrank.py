@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -266,3 +267,23 @@ def test_a_stratum_the_wave_covers_without_data_keeps_the_gate_inconclusive() ->
     assert decide(ledger, CONFIG).verdict is Verdict.SUCCESSFUL
     lost = decide(ledger, CONFIG, expected_strata=["s", "gone"])
     assert lost.verdict is Verdict.INCONCLUSIVE and "no silent data for stratum gone" in lost.reason
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), cuts=st.lists(st.floats(0.0, 10_000.0), max_size=8))
+def test_every_event_counts_in_exactly_one_tick_however_the_ticks_fall(seed: int, cuts: list[float]) -> None:
+    """Crash-safety of the counting: any partition of (0, 10,000] into ticks counts the same events as one tick."""
+    rng = np.random.default_rng(seed)
+    n = 200
+    beat = rng.uniform(-2_000.0, 10_000.0, n)
+    notice = np.where(rng.random(n) < 0.3, beat + rng.uniform(0, 100, n), np.nan)
+    hosts = {"stratum": rng.integers(0, 3, n).astype(np.int64), "strata": 3, "in_scope": rng.random(n) < 0.9,
+             "exposed_s": np.where(rng.random(n) < 0.4, rng.uniform(0, 10_000.0, n), np.nan), "beat_s": beat,
+             "notice_s": notice, "away_limit_s": rng.uniform(600, 5_000, n), "grace_s": 900.0}
+    edges = [0.0, *sorted(cuts), 10_000.0]
+    whole = count_tick(**hosts, since_s=0.0, now_s=10_000.0)  # type: ignore[arg-type]
+    parts = [count_tick(**hosts, since_s=a, now_s=b) for a, b in itertools.pairwise(edges)]  # type: ignore[arg-type]
+    for name in ("silent", "not_back"):
+        total = sum(getattr(p, name).treated_events + getattr(p, name).control_events for p in parts)
+        one = getattr(whole, name)
+        assert np.array_equal(total, one.treated_events + one.control_events)
