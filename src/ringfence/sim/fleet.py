@@ -41,21 +41,17 @@ import numpy as np
 import numpy.typing as npt
 
 from ringfence.domain.cohorts import BUCKETS, stratum_of
+from ringfence.domain.counting import count_streams, silent_now, wave_observations
 from ringfence.domain.gate import Signal, StreamCounts
 from ringfence.domain.model import DiskEncryption, Host, HostId, InstalledAgent, OsFamily, TenantId
+from ringfence.domain.policies import HOLD_DELAYED, HOLD_HELD, TenantPolicies, TenantPolicy, policy_hold
 from ringfence.domain.rollout import Observations, Plan
 from ringfence.domain.selector import compile_predicate
+from ringfence.domain.targeting import early_ring, targeted, wave_selection
 from ringfence.domain.waves import assign_waves_bulk
 from ringfence.domain.windows import WindowStatus, window_status_many
 from ringfence.errors import InputError
-from ringfence.services.fleet_port import (
-    RolloutView,
-    count_streams,
-    pick_eligible,
-    silent_now,
-    wave_observations,
-)
-from ringfence.services.policies import HOLD_DELAYED, HOLD_HELD, TenantPolicies, TenantPolicy, policy_hold
+from ringfence.services.fleet_port import Candidates, RolloutView
 from ringfence.sim.fleetgen import generate_fleet
 from ringfence.sim.scenario import Scenario
 
@@ -136,14 +132,12 @@ class SimFleet:
         self.start = scenario.start
         rng = np.random.default_rng(seed)
         self.rng = rng
-        pred = compile_predicate(plan.selector) if plan.selector else None
-        targeted = np.array([h.os_family.value in scenario.platforms and (pred is None or pred(h))
-                             for h in template.hosts], dtype=bool)
-        if not targeted.any():
+        reached = np.array(targeted(plan, scenario.platforms, template.hosts), dtype=bool)
+        if not reached.any():
             raise InputError.single("policy.selector", f"{plan.selector!r} targets no host of the scenario",
                                     expected="a selector that matches some of the scenario's hosts")
-        t_hosts = [h for h, t in zip(template.hosts, targeted, strict=True) if t]
-        weights = template.weights[targeted] / template.weights[targeted].sum()
+        t_hosts = [h for h, t in zip(template.hosts, reached, strict=True) if t]
+        weights = template.weights[reached] / template.weights[reached].sum()
         self.template = t_hosts
         n = hosts
         self.n = n
@@ -171,9 +165,8 @@ class SimFleet:
         self.policies = list(distinct) or [TenantPolicy()]
         self.has_policies = bool(tenant_policies)
         self.policy = t_policy[self.tmpl] if self.has_policies else None
-        early_t = np.array([self.policies[p].ring == "early" for p in t_policy], dtype=bool)
-        preds = [compile_predicate(w.selector) if w.selector else None for w in plan.waves]
-        t_selected = np.array([[p is not None and p(h) for p in preds] for h in t_hosts], dtype=bool)
+        early_t = np.array(early_ring(tenant_policies, t_hosts), dtype=bool)
+        t_selected = np.array(wave_selection(plan, t_hosts), dtype=bool).reshape(len(t_hosts), len(plan.waves))
         t_tier0 = np.array([h.tier == 0 for h in t_hosts], dtype=bool)
         failures = scenario.failures
         f_preds = [compile_predicate(f.match) if f.match else None for f in failures]
@@ -226,7 +219,6 @@ class SimFleet:
                                     -3600.0)
         self.t = 0.0
         self.started_s = 0.0
-        self._eligible: B = np.zeros(n, dtype=bool)
         self.windows: list[WindowStatus] = []
         self._key_index = k_index
         self._window_cache: list[WindowStatus] = [WindowStatus(open=False, reason="")] * len(keys)
@@ -322,8 +314,26 @@ class SimFleet:
 
     # --- the FleetView port --------------------------------------------------------------------------------
 
-    def observe(self, view: RolloutView, now: datetime) -> Observations:
-        """The engine's observations, counted by the shared rules of ringfence.services.fleet_port."""
+    def _silent(self, view: RolloutView, now: datetime) -> tuple[B, B]:
+        t = (now - self.start).total_seconds()
+        control = np.isnan(self.exposed_s)  # every simulated host reported before the rollout started
+        return silent_now(exposed_s=self.exposed_s, rolled_back=self.rolled_back, control=control,
+                          beat_s=self.beat_s, now_s=t, grace_s=view.spec.plan.silence_grace.total_seconds())
+
+    def record_silence(self, view: RolloutView, now: datetime) -> int:
+        """Record hosts silent now as silence events, the first time each is seen (as the server does)."""
+        t = (now - self.start).total_seconds()
+        self.started_s = ((view.status.started_at or now) - self.start).total_seconds()
+        s_treated, s_control = self._silent(view, now)
+        new_t = s_treated & np.isnan(self.silent_t)
+        new_c = s_control & np.isnan(self.silent_c)
+        self.silent_t[new_t] = t
+        self.silent_c[new_c] = t
+        return int(np.count_nonzero(new_t) + np.count_nonzero(new_c))
+
+    def observe(self, view: RolloutView, now: datetime) -> tuple[Observations, Candidates]:
+        """The engine's observations and the eligible hosts, counted by the shared rules of
+        ringfence.domain.counting (writes no event)."""
         spec, status = view.spec, view.status
         t = (now - self.start).total_seconds()
         self.started_s = ((status.started_at or now) - self.start).total_seconds()
@@ -341,20 +351,16 @@ class SimFleet:
             waves=len(spec.plan.waves), wave=self.wave, exposed_s=self.exposed_s, rolled_back=self.rolled_back,
             held=held, delayed=delayed, key=self.key, windows=self.windows, beat_s=self.beat_s, runs_release=runs,
             now_s=t, grace_s=grace, name_of=lambda j: f"sim-{j}")
-        self._eligible = counts.eligible
         control = np.isnan(self.exposed_s)  # every simulated host reported before the rollout started
-        s_treated, s_control = silent_now(exposed_s=self.exposed_s, rolled_back=self.rolled_back, control=control,
-                                          beat_s=self.beat_s, now_s=t, grace_s=grace)
-        self.silent_t[s_treated & np.isnan(self.silent_t)] = t
-        self.silent_c[s_control & np.isnan(self.silent_c)] = t
         treated = ~control & ~self.rolled_back
         streams: list[StreamCounts] = count_streams(
             strata=self.strata, stratum=self.stratum, treated=treated, control=control, exposed_s=self.exposed_s,
             treated_first_s={Signal.CRASHED: self.crash_t, Signal.SILENT: self.silent_t},
             control_first_s={Signal.CRASHED: self.crash_c, Signal.SILENT: self.silent_c},
             started_s=self.started_s, now_s=t, min_treated=spec.plan.gate.min_treated_hosts)
-        return Observations(waves=counts.waves, streams=tuple(streams), health_as_of=now,
-                            rolled_back_pending=counts.rolled_back_pending)
+        observations = Observations(waves=counts.waves, streams=tuple(streams), health_as_of=now,
+                                    rolled_back_pending=counts.rolled_back_pending)
+        return observations, Candidates(at=now, eligible=counts.eligible, wave=self.wave, bucket=self.bucket)
 
     def _window_statuses(self, plan: Plan, now: datetime) -> list[WindowStatus]:
         """Each key's window status, re-evaluated when it changes (or its reason's clock is 30 min old)."""
@@ -370,13 +376,9 @@ class SimFleet:
                 self._window_until[j] = min(change, now + timedelta(minutes=30)) if change else now + timedelta(minutes=30)
         return list(self._window_cache)
 
-    def expose(self, view: RolloutView, wave: int, hosts: int, now: datetime) -> int:
-        """Expose up to ``hosts`` eligible hosts of ``wave``: they install at their next poll."""
-        eligible = self._eligible & (self.wave <= wave)
-        if hosts >= int(np.count_nonzero(eligible)):
-            chosen = np.flatnonzero(eligible)
-        else:
-            chosen = pick_eligible(eligible, self.wave, self.bucket, wave)[:hosts]
+    def expose(self, view: RolloutView, candidates: Candidates, hosts: int, now: datetime) -> int:
+        """Expose up to ``hosts`` of the candidates (best first): they install at their next poll."""
+        chosen = candidates.choose(hosts)
         t = (now - self.start).total_seconds()
         self.exposed_s[chosen] = t
         install = t + self.poll[chosen].astype(np.float64)
