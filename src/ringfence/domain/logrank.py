@@ -31,9 +31,13 @@ Rules, in the order :func:`decide` applies them
    ``2G / alpha`` (``G`` = ``len(Signal)``, so alpha is split over signals, not over strata, and
    halved between this and the next test), or when the *localisation* e-value of one stratum,
    ``E_s = Σ_j w_j Π_its-factors``, reaches ``S · 2G / alpha`` (``S = max(max_strata, strata seen)``;
-   the average of the strata's e-processes is itself one, so this is the "every updated host of
-   one stratum fails" test: with ``w_∞ = 0.25`` and 170 comparable hosts reporting, 3 failing hosts
-   give ``E_s ≈ 0.25 · 171 · 172 · 173 ≈ 1.3e6 ≥ 40,000``).  Strata of one to nine hosts count in
+   the average of ``max_strata`` strata's e-processes is itself one, so this test spends at most
+   ``alpha / 2`` over the signals while the rollout has at most ``max_strata`` strata; with ``N`` more
+   than that, the ``k``-th stratum's threshold is at least ``k · 2G / alpha`` and the bound becomes
+   ``alpha/2 · (1 + ln(N / max_strata))``: set ``max_strata`` at or above the strata of the fleet).
+   It is the "every updated host of one stratum fails" test: with ``w_∞ = 0.25``, 170 comparable
+   hosts reporting and the updated hosts failing one at a time, 3 failing hosts give
+   ``E_s ≈ 0.25 · 171³ ≈ 1.3e6 ≥ 40,000`` (the pooled test usually halts at the second).  Strata of one to nine hosts count in
    both: their factors multiply into the pooled product like everyone else's.
 3. **INCONCLUSIVE** when: no ticks yet; a required signal has no row; a stratum's ``E_s`` reaches
    ``suspect_e_value`` (evidence of harm somewhere, not yet enough to halt: a person should look);
