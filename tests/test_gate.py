@@ -352,6 +352,8 @@ def test_a_regression_confined_to_one_stratum_halts_there_while_the_pooled_numbe
     pooled = evaluate([stream(Signal.CRASHED, "all", pooled_treated, pooled_control)], GateConfig(max_streams=1))
     assert pooled.verdict is not Verdict.FAILED
     assert pooled.streams[0].e_value < 10
+    same = [stream(Signal.CRASHED, s, other, (4_000, 100, 40_000.0)) for s in STRATA]  # the control: no regression
+    assert evaluate(same, GateConfig(required_signals=frozenset({Signal.CRASHED}))).verdict is not Verdict.FAILED
 
 
 class Rollout:

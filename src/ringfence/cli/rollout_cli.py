@@ -291,7 +291,8 @@ def _op(op: str) -> Any:
     run.__doc__ = {
         "pause": "Pause a rollout: no new exposure until resumed.",
         "resume": "Resume a paused or halted rollout.",
-        "approve": "Approve the current wave (four-eyes: not by whoever started the rollout).",
+        "approve": "Approve the current wave (four-eyes: not by whoever started the rollout); on hold, promote it.",
+        "extend": "Extend the bake of a wave on hold by its max_bake_minutes.",
         "halt": "Halt a rollout: no new exposure; takes effect at the agents' next poll.",
         "rollback": "Roll back: every exposed host goes back to its last known good version.",
         "abort": "Abort: no further exposure; exposed hosts keep what they have.",
@@ -305,7 +306,7 @@ def install(app: typer.Typer, hosts_app: typer.Typer) -> None:
     app.add_typer(plan_app, name="plan")
     app.add_typer(policy_app, name="policy")
     app.add_typer(rollout_app, name="rollout")
-    for op in ("pause", "resume", "approve", "halt", "rollback", "abort"):
+    for op in ("pause", "resume", "approve", "extend", "halt", "rollback", "abort"):
         rollout_app.command(op)(_op(op))
 
     @app.command("killswitch")

@@ -53,6 +53,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from ringfence.domain.gate import GateResult, Verdict, evaluate
+from ringfence.domain.logrank import accumulate, decide, next_wave
 from ringfence.domain.rollout import (
     TERMINAL,
     Decision,
@@ -71,7 +72,7 @@ from ringfence.errors import ConflictError, InputError, PermissionDeniedError
 
 __all__ = ["COMMANDS", "command", "initial_status", "reconcile"]
 
-COMMANDS = ("start", "pause", "resume", "approve", "halt", "rollback", "abort")
+COMMANDS = ("start", "pause", "resume", "approve", "extend", "halt", "rollback", "abort")
 #: A longer gap between two ticks (the reconciler was down) restarts the rate limit instead of bursting.
 MAX_TICK_GAP = timedelta(minutes=2)
 _ACTIVE = frozenset({RolloutState.PROGRESSING, RolloutState.WAITING_WINDOW, RolloutState.WAITING_APPROVAL,
@@ -93,10 +94,11 @@ def _fmt(n: float) -> str:
     return f"{n:,.0f}" if float(n).is_integer() else f"{n:,.2f}"
 
 
-def _halt(spec: RolloutSpec, status: RolloutStatus, gate: GateResult, now: datetime) -> Decision:
+def _halt(spec: RolloutSpec, status: RolloutStatus, gate: GateResult, now: datetime, *, v2: bool = False) -> Decision:
     wave = status.wave
     name = spec.plan.waves[wave].name
-    message = f"halted wave {wave} ({name}) at {now:%Y-%m-%d %H:%M} UTC: {gate.reason}"
+    message = (f"halted wave {wave} ({name}): {gate.reason} (at {now:%Y-%m-%d %H:%M} UTC)" if v2 else
+               f"halted wave {wave} ({name}) at {now:%Y-%m-%d %H:%M} UTC: {gate.reason}")
     rollback = spec.plan.auto_rollback
     new = replace(status, state=RolloutState.ROLLING_BACK if rollback else RolloutState.HALTED,
                   waves=_set_wave(status, wave, replace(status.waves[wave], state=WaveState.HALTED)),
@@ -120,17 +122,63 @@ def _rate_allowance(spec: RolloutSpec, status: RolloutStatus, wo: WaveObservatio
     return max(0, allowed_total - (wo.exposed - status.rate_anchor_exposed)), f"rate limit {_fmt(rate)} hosts/min"
 
 
+def _judge(spec: RolloutSpec, status: RolloutStatus, obs: Observations) -> tuple[GateResult, RolloutStatus, bool]:
+    """The gate's verdict and the status carrying its evidence; the flag says gate v2 judged.
+
+    The strata of the current wave that have updated hosts are expected to have data for every required signal.
+    """
+    plan = spec.plan
+    expected = [s.stratum for s in obs.strata if s.observed > 0]
+    if obs.risk_as_of is None:  # a port that still counts the first gate's streams
+        # A wave smaller than the gate's minimum (say two hosts left after tenant policies) needs all of them,
+        # not more than exist; the gate's bounds on harm still have to hold before it may promote.
+        config = plan.gate
+        reach = obs.waves[status.wave].in_reach if status.wave < len(obs.waves) else 0
+        if 0 < reach < plan.gate.min_treated_hosts:
+            config = replace(plan.gate, min_treated_hosts=reach)
+        return evaluate(obs.streams, config, expected_strata=expected), status, False
+    ledger, problems = accumulate(status.gate_ledger, obs.risk, plan.gate)
+    gate = decide(ledger, plan.gate, problems, expected_strata=expected)
+    return gate, replace(status, gate_ledger=ledger, gate_as_of=obs.risk_as_of), True
+
+
+def _promote(spec: RolloutSpec, status: RolloutStatus, now: datetime, why: str,
+             reasons: tuple[Reason, ...] = (), observed: int = 0) -> Decision:
+    """Wave ``status.wave`` passed: open the next wave, or complete the rollout after the last."""
+    plan = spec.plan
+    k = status.wave
+    wave_spec = plan.waves[k]
+    wave = status.waves[k]
+    passed = replace(wave, state=WaveState.PASSED, passed_at=now, opened_at=wave.opened_at or now,
+                     bake_started_at=wave.bake_started_at or now)
+    waves = _set_wave(status, k, passed)
+    if k + 1 >= len(plan.waves):
+        msg = f"completed: last wave {k} ({wave_spec.name}) passed ({why})"
+        new = replace(status, state=RolloutState.COMPLETED, waves=waves, finished_at=now, last_tick_at=now, message=msg,
+                      bake_deadline_at=None)
+        return Decision(new, (), (*reasons, Reason("completed", msg)))
+    next_spec = plan.waves[k + 1]
+    waves = _set_wave(replace(status, waves=waves), k + 1, replace(status.waves[k + 1], state=WaveState.EXPOSING,
+                                                                    opened_at=now))
+    msg = f"promoted: wave {k} ({wave_spec.name}) passed ({why}); opening wave {k + 1} ({next_spec.name})"
+    new = replace(status, state=RolloutState.PROGRESSING, wave=k + 1, waves=waves, last_tick_at=now,
+                  rate_anchor_at=None, message=msg, gate_ledger=next_wave(status.gate_ledger), bake_deadline_at=None)
+    return Decision(new, (), (*reasons, Reason("promoted", msg, (("wave", k), ("observed", observed)))))
+
+
 def reconcile(spec: RolloutSpec, status: RolloutStatus, obs: Observations, now: datetime) -> Decision:
     """Decide the next step of one rollout (see the module docstring for the rules)."""
     plan = spec.plan
-    if status.state is RolloutState.PAUSED and len(obs.waves) == len(plan.waves) and obs.streams:
-        # Pausing stops exposure, not vigilance: a gate that fails while paused still halts (and rolls back).
-        watch = evaluate(obs.streams, plan.gate)
-        if watch.verdict is Verdict.FAILED:
-            return _halt(spec, status, watch, now)
-    if status.state in TERMINAL or status.state in (RolloutState.PENDING, RolloutState.PAUSED, RolloutState.HALTED):
-        return Decision(replace(status, last_tick_at=now),
-                        reasons=(Reason("idle", f"{status.state.value}: waiting for a command"),))
+    shadow = plan.gate.mode == "shadow"
+    watching = (RolloutState.PAUSED, RolloutState.HOLD)
+    if status.state in watching and len(obs.waves) == len(plan.waves) and (obs.streams or obs.risk_as_of):
+        # Pausing stops exposure, not vigilance: a gate that fails while paused (or on hold) still halts.
+        watch, status, v2 = _judge(spec, status, obs)
+        if watch.verdict is Verdict.FAILED and not shadow:
+            return _halt(spec, status, watch, now, v2=v2)
+    if status.state in TERMINAL or status.state in (RolloutState.PENDING, RolloutState.HALTED, *watching):
+        what = status.message if status.state is RolloutState.HOLD else f"{status.state.value}: waiting for a command"
+        return Decision(replace(status, last_tick_at=now), reasons=(Reason("idle", what),))
     if status.state is RolloutState.ROLLING_BACK:
         if obs.rolled_back_pending == 0:
             done = replace(status, state=RolloutState.ROLLED_BACK, finished_at=now, last_tick_at=now,
@@ -145,20 +193,17 @@ def reconcile(spec: RolloutSpec, status: RolloutStatus, obs: Observations, now: 
                                 expected="one observation per wave of the plan")
 
     k = status.wave
-    # A wave smaller than the gate's minimum (say two hosts left after tenant policies) needs all of them,
-    # not more than exist; the gate's bounds on harm still have to hold before it may promote.
-    reach = obs.waves[k].in_reach
-    gate_config = plan.gate
-    if 0 < reach < plan.gate.min_treated_hosts:
-        gate_config = replace(plan.gate, min_treated_hosts=reach)
-    gate = evaluate(obs.streams, gate_config)
+    gate, status, v2 = _judge(spec, status, obs)
+    reasons: list[Reason] = []
     if gate.verdict is Verdict.FAILED:
-        return _halt(spec, status, gate, now)
+        if not shadow:
+            return _halt(spec, status, gate, now, v2=v2)
+        reasons.append(Reason("shadow_halt", f"shadow mode: the gate would have halted wave {k}: {gate.reason}; "
+                                             "nothing enforced"))
 
     wave_spec = plan.waves[k]
     wo = obs.waves[k]
     wave = status.waves[k]
-    reasons: list[Reason] = []
     if obs.health_as_of is None or now - obs.health_as_of > plan.max_data_age:
         age = "no health data" if obs.health_as_of is None else \
             f"health data is {(now - obs.health_as_of).total_seconds() / 60:.0f} min old"
@@ -194,6 +239,15 @@ def reconcile(spec: RolloutSpec, status: RolloutStatus, obs: Observations, now: 
             # the time the rollout was not exposing never accrues as allowance.
             status = replace(status, rate_anchor_at=now, rate_anchor_exposed=wo.exposed)
         allowance, rate_note = _rate_allowance(spec, status, wo, now)
+        cap = wave_spec.max_in_flight
+        if cap is not None and obs.in_flight is not None:
+            # A host goes only while at most `cap` exposed hosts have not yet reported healthy for the crash
+            # window, so a release that crashes every host crashes at most cap + 1 (rule 5).
+            room = max(0, cap + 1 - obs.in_flight)
+            if room < allowance:
+                allowance = room
+                rate_note = (f"in-flight cap: {_fmt(obs.in_flight)} exposed hosts not yet healthy for the crash window, "
+                             f"at most {cap} + 1")
         hosts = min(remaining, wo.eligible_now, allowance)
         wave_state = replace(wave, state=WaveState.EXPOSING, opened_at=wave.opened_at or now)
         if hosts <= 0:
@@ -221,8 +275,33 @@ def reconcile(spec: RolloutSpec, status: RolloutStatus, obs: Observations, now: 
         blockers.append(f"baked {baked.total_seconds() / 60:.0f} of {wave_spec.min_bake.total_seconds() / 60:.0f} min")
     if wo.observed < need_observed:
         blockers.append(f"{_fmt(wo.observed)} of {_fmt(need_observed)} required updated hosts observed")
+    short = [s for s in obs.strata if s.observed < min(plan.min_per_stratum, s.in_reach)]
+    if short:
+        lacking = short[0]
+        more = f" (and {len(short) - 1:,} more strata)" if len(short) > 1 else ""
+        blockers.append(f"stratum {lacking.stratum}: {_fmt(lacking.observed)} of "
+                        f"{_fmt(min(plan.min_per_stratum, lacking.in_reach))} required updated hosts reporting past "
+                        f"the bake{more}")
     if wo.in_reach > 0 and gate.verdict is not Verdict.SUCCESSFUL:
-        blockers.append(f"gate {gate.verdict.value}: {gate.reason}")
+        if shadow:
+            reasons.append(Reason("shadow_gate", f"shadow mode: the gate would not yet promote wave {k}: "
+                                                 f"gate {gate.verdict.value}: {gate.reason}"))
+        else:
+            blockers.append(f"gate {gate.verdict.value}: {gate.reason}")
+    deadline = status.bake_deadline_at or (bake_started + wave_spec.max_bake if wave_spec.max_bake else None)
+    if blockers and deadline is not None and now >= deadline and baked >= wave_spec.min_bake:
+        if shadow:
+            reasons.append(Reason("shadow_hold", f"shadow mode: wave {k} would be on hold: " + "; ".join(blockers)))
+            blockers = [b for b in blockers if not b.startswith("gate ")]
+        else:
+            limit = (deadline - bake_started).total_seconds() / 60
+            msg = (f"hold: wave {k} ({wave_spec.name}) is still not conclusive after {baked.total_seconds() / 60:.0f} "
+                   f"min (limit {limit:.0f} min): " + "; ".join(blockers) +
+                   ". It will not promote by itself: approve (promote), extend (bake longer) or halt")
+            new = replace(status, state=RolloutState.HOLD, waves=_set_wave(status, k, wave_state), last_tick_at=now,
+                          message=msg)
+            intents = (Intent(IntentKind.NOTIFY, wave=k, message=msg),)
+            return Decision(new, intents, (*reasons, Reason("hold", msg)), gate)
     if blockers:
         msg = f"baking wave {k} ({wave_spec.name}): " + "; ".join(blockers)
         new = replace(status, state=RolloutState.BAKING, waves=_set_wave(status, k, wave_state), last_tick_at=now,
@@ -231,20 +310,14 @@ def reconcile(spec: RolloutSpec, status: RolloutStatus, obs: Observations, now: 
                    ("required", need_observed))
         return Decision(new, (), (*reasons, Reason("baking", msg, numbers)), gate)
 
-    passed = replace(wave_state, state=WaveState.PASSED, passed_at=now)
-    waves = _set_wave(status, k, passed)
     why = "it has no hosts in reach" if wo.in_reach == 0 else f"gate {gate.verdict.value}: {gate.reason}"
-    if k + 1 >= len(plan.waves):
-        msg = f"completed: last wave {k} ({wave_spec.name}) passed ({why})"
-        new = replace(status, state=RolloutState.COMPLETED, waves=waves, finished_at=now, last_tick_at=now, message=msg)
-        return Decision(new, (), (*reasons, Reason("completed", msg)), gate)
-    next_spec = plan.waves[k + 1]
-    waves = _set_wave(replace(status, waves=waves), k + 1, replace(status.waves[k + 1], state=WaveState.EXPOSING,
-                                                                    opened_at=now))
-    msg = f"promoted: wave {k} ({wave_spec.name}) passed ({why}); opening wave {k + 1} ({next_spec.name})"
-    new = replace(status, state=RolloutState.PROGRESSING, wave=k + 1, waves=waves, last_tick_at=now,
-                  rate_anchor_at=None, message=msg)
-    return Decision(new, (), (*reasons, Reason("promoted", msg, (("wave", k), ("observed", wo.observed)))), gate)
+    if shadow and gate.verdict is not Verdict.SUCCESSFUL and wo.in_reach > 0:
+        why = f"shadow mode, gate not enforced: {gate.verdict.value}"
+    elif shadow:
+        reasons.append(Reason("shadow_promote", f"shadow mode: the gate would have promoted wave {k}: {gate.reason}"))
+    promoted = _promote(spec, replace(status, waves=_set_wave(status, k, wave_state)), now, why, tuple(reasons),
+                        wo.observed)
+    return replace(promoted, gate=gate)
 
 
 def command(spec: RolloutSpec, status: RolloutStatus, op: str, *, actor: str, now: datetime,
@@ -277,6 +350,17 @@ def command(spec: RolloutSpec, status: RolloutStatus, op: str, *, actor: str, no
                           rate_anchor_at=None, message=f"resumed after halt by {actor}{why}")
         else:
             raise ConflictError(f"cannot resume: the rollout is {state.value}, not paused or halted")
+    elif op == "approve" and state is RolloutState.HOLD:
+        if actor == status.started_by:
+            raise PermissionDeniedError(f"four-eyes rule: {actor!r} started this rollout and cannot also approve it")
+        return _promote(spec, status, now, f"approved on hold by {actor}{why}")
+    elif op == "extend":
+        k = status.wave
+        bake = spec.plan.waves[k].max_bake
+        if state is not RolloutState.HOLD or bake is None:
+            raise ConflictError(f"cannot extend: the rollout is {state.value}, not on hold")
+        new = replace(status, state=RolloutState.BAKING, bake_deadline_at=now + bake,
+                      message=f"bake of wave {k} extended by {actor}{why} until {now + bake:%Y-%m-%d %H:%M} UTC")
     elif op == "approve":
         k = status.wave
         if not spec.plan.waves[k].needs_approval or status.waves[k].approved_by:
@@ -310,5 +394,6 @@ def command(spec: RolloutSpec, status: RolloutStatus, op: str, *, actor: str, no
 
 
 def is_active(status: RolloutStatus) -> bool:
-    """True when the reconciler should tick this rollout."""
-    return status.state in _ACTIVE or status.state in (RolloutState.ROLLING_BACK, RolloutState.PAUSED)
+    """True when the reconciler should tick this rollout (on hold and paused ones too: the gate keeps watching)."""
+    return status.state in _ACTIVE or status.state in (RolloutState.ROLLING_BACK, RolloutState.PAUSED,
+                                                       RolloutState.HOLD)

@@ -207,6 +207,13 @@ class GateConfig:
     ``baseline_rate`` (failures per host-hour) instead.  ``max_streams``: ``K`` of the split; set
     it at or above signals × strata.  ``required_signals``: every stratum needs a stream of each.
     ``alternatives``: the (rate ratio > 1, weight) mixture of the test, weights summing to ≤ 1.
+
+    Gate v2 (:mod:`ringfence.domain.logrank`) also reads: ``mode`` (``enforce``, or ``shadow``: decisions
+    are computed, shown and logged as "would have", nothing is enforced); ``max_strata`` (``S`` of the
+    localisation test); ``suspect_e_value`` (a stratum at or above it blocks promotion and asks a
+    person); ``self_control_ratio`` (pre-update host-hours revealed per post-update host-hour when a
+    stratum is compared with its own history: each event then bets at most ``1 + ratio``, and the
+    history must hold ``ratio ×`` the post-update host-hours; the server keeps weeks of heartbeats).
     """
 
     alpha: float = 0.01
@@ -218,6 +225,10 @@ class GateConfig:
     max_streams: int = 40
     required_signals: frozenset[Signal] = field(default_factory=_all_signals)
     alternatives: tuple[tuple[float, float], ...] = DEFAULT_ALTERNATIVES
+    mode: str = "enforce"
+    max_strata: int = 40
+    suspect_e_value: float = 20.0
+    self_control_ratio: float = 20.0
 
     def __post_init__(self) -> None:
         def bad(name: str, value: object, expected: str) -> InputError:
@@ -231,7 +242,14 @@ class GateConfig:
             raise bad("tolerance", self.tolerance, "a finite rate ratio > 0, e.g. 2.0")
         if not (isinstance(self.baseline_rate, float | int) and math.isfinite(self.baseline_rate) and self.baseline_rate > 0):
             raise bad("baseline_rate", self.baseline_rate, "a finite rate > 0 in failures per host-hour")
-        for name in ("min_treated_hosts", "min_control_hosts", "max_streams"):
+        if self.mode not in ("enforce", "shadow"):
+            raise bad("mode", self.mode, "enforce (decisions are carried out) or shadow (only shown and logged)")
+        for name in ("suspect_e_value", "self_control_ratio"):
+            value = getattr(self, name)
+            if not (isinstance(value, float | int) and not isinstance(value, bool) and math.isfinite(value)
+                    and value > (1.0 if name == "suspect_e_value" else 0.0)):
+                raise bad(name, value, "a finite number > 1" if name == "suspect_e_value" else "a finite number > 0")
+        for name in ("min_treated_hosts", "min_control_hosts", "max_streams", "max_strata"):
             value = getattr(self, name)
             if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
                 raise bad(name, value, "an integer ≥ 1")

@@ -26,7 +26,7 @@ __all__ = ["default_plan", "plan_from_mapping", "plan_to_mapping"]
 _PLAN_KEYS = {"name", "selector", "windows", "freeze", "disruption_budgets", "tier0_last", "auto_rollback",
               "silence_grace_minutes", "max_data_age_minutes", "min_per_stratum", "gate", "waves", "description"}
 _WAVE_KEYS = {"name", "fraction", "count", "selector", "min_bake_minutes", "min_observed_hosts",
-              "max_rate_per_minute", "needs_approval"}
+              "max_rate_per_minute", "needs_approval", "max_bake_minutes", "max_in_flight"}
 
 
 def default_plan() -> Plan:
@@ -35,7 +35,7 @@ def default_plan() -> Plan:
         name="default",
         waves=(
             WaveSpec("canary", fraction=0.01, selector="label=canary", min_bake=timedelta(hours=1),
-                     min_observed_hosts=10, max_rate_per_minute=5),
+                     min_observed_hosts=10, max_rate_per_minute=5, max_in_flight=5),
             WaveSpec("early", fraction=0.10, min_bake=timedelta(hours=4), min_observed_hosts=50,
                      max_rate_per_minute=50),
             WaveSpec("broad", fraction=0.50, min_bake=timedelta(hours=8), min_observed_hosts=200,
@@ -106,11 +106,18 @@ def _wave(raw: Any, i: int, issues: _Issues) -> WaveSpec | None:
     bake = _num(raw, "min_bake_minutes", f"{field}.min_bake_minutes", issues, lo=0)
     observed = _num(raw, "min_observed_hosts", f"{field}.min_observed_hosts", issues, lo=0, integer=True)
     rate = _num(raw, "max_rate_per_minute", f"{field}.max_rate_per_minute", issues, lo=0.001)
+    max_bake = _num(raw, "max_bake_minutes", f"{field}.max_bake_minutes", issues, lo=1)
+    if max_bake is not None and max_bake < (bake if bake is not None else 60):
+        issues.add(f"{field}.max_bake_minutes", f"is {max_bake!r}, shorter than min_bake_minutes",
+                   expected="at least min_bake_minutes (a wave must bake before it can be put on hold)")
+    in_flight = _num(raw, "max_in_flight", f"{field}.max_in_flight", issues, lo=0, integer=True)
     return WaveSpec(name=str(name), fraction=float(fraction) if fraction is not None else None, count=count,
                     selector=selector, min_bake=timedelta(minutes=bake if bake is not None else 60),
                     min_observed_hosts=observed if observed is not None else 10,
                     max_rate_per_minute=float(rate) if rate is not None else None,
-                    needs_approval=_bool(raw, "needs_approval", f"{field}.needs_approval", issues, False))
+                    needs_approval=_bool(raw, "needs_approval", f"{field}.needs_approval", issues, False),
+                    max_bake=timedelta(minutes=max_bake) if max_bake is not None else None,
+                    max_in_flight=in_flight)
 
 
 def plan_from_mapping(raw: Any) -> Plan:
@@ -252,6 +259,8 @@ def plan_to_mapping(plan: Plan) -> dict[str, Any]:
                 "name": w.name, "fraction": w.fraction, "count": w.count, "selector": w.selector or None,
                 "min_bake_minutes": w.min_bake.total_seconds() / 60, "min_observed_hosts": w.min_observed_hosts,
                 "max_rate_per_minute": w.max_rate_per_minute, "needs_approval": w.needs_approval,
+                "max_bake_minutes": w.max_bake.total_seconds() / 60 if w.max_bake is not None else None,
+                "max_in_flight": w.max_in_flight,
             }.items() if v is not None}
             for w in plan.waves
         ],

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import NewType
 
 from ringfence.domain.gate import GateConfig, GateResult, StreamCounts
+from ringfence.domain.logrank import Ledger, RiskTick
 from ringfence.domain.windows import DEFAULT_WINDOWS, ChangeWindow, FreezeCalendar
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "RolloutSpec",
     "RolloutState",
     "RolloutStatus",
+    "StratumObservation",
     "WaveObservation",
     "WaveSpec",
     "WaveState",
@@ -82,7 +84,11 @@ class WaveSpec:
     ``selector``.  It is *done exposing* when every eligible host in reach has
     been offered the release, then *bakes* for at least ``min_bake`` with at
     least ``min_observed_hosts`` updated hosts observed before the gate may
-    promote it.  ``max_rate_per_minute`` caps how fast hosts are newly exposed.
+    promote it.  ``max_rate_per_minute`` caps how fast hosts are newly exposed.  ``max_bake``: past
+    it a wave the gate cannot yet promote goes to HOLD and asks a person (None: no limit).
+    ``max_in_flight``: another host is exposed only while at most this many exposed hosts have not
+    yet reported healthy for the crash window (None: no cap), so a release that crashes every host
+    crashes at most ``max_in_flight + 1``.
     """
 
     name: str
@@ -93,6 +99,8 @@ class WaveSpec:
     min_observed_hosts: int = 10
     max_rate_per_minute: float | None = None
     needs_approval: bool = False
+    max_bake: timedelta | None = None
+    max_in_flight: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +141,7 @@ class RolloutState(StrEnum):
     WAITING_WINDOW = "waiting_window"
     WAITING_APPROVAL = "waiting_approval"
     BAKING = "baking"
+    HOLD = "hold"  # past max_bake and still inconclusive: a person approves, extends or halts
     PAUSED = "paused"
     HALTED = "halted"
     ROLLING_BACK = "rolling_back"
@@ -170,7 +179,11 @@ class RolloutStatus:
     """Everything the engine remembers between ticks.
 
     ``last_exposed_at`` anchors the rate limit; ``halted_at`` keeps the
-    original halt time so a restart does not re-halt in a loop.
+    original halt time so a restart does not re-halt in a loop.  ``gate_ledger`` is the running
+    evidence of gate v2 (:mod:`ringfence.domain.logrank`) and ``gate_as_of`` the time up to which it
+    has counted events: the port counts the next tick's events from there (from ``started_at`` when
+    None), so the evidence persists with the status and resumes after a crash without counting an
+    event twice.  ``bake_deadline_at`` replaces ``bake_started_at + max_bake`` after an ``extend``.
     """
 
     state: RolloutState = RolloutState.PENDING
@@ -186,6 +199,9 @@ class RolloutStatus:
     rate_anchor_at: datetime | None = None
     rate_anchor_exposed: int = 0
     message: str = ""
+    gate_ledger: Ledger = ()
+    gate_as_of: datetime | None = None
+    bake_deadline_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +226,15 @@ class WaveObservation:
 
 
 @dataclass(frozen=True, slots=True)
+class StratumObservation:
+    """One stratum of the current wave: hosts in reach and updated hosts reporting past the bake."""
+
+    stratum: str
+    in_reach: int
+    observed: int
+
+
+@dataclass(frozen=True, slots=True)
 class Observations:
     """What the engine sees at one tick.
 
@@ -217,12 +242,21 @@ class Observations:
     ``streams`` are the gate's counts over every exposed host still
     unproven; ``rolled_back_pending`` counts exposed hosts not yet back on
     their last known good version during a rollback.
+
+    Gate v2 (a port that counts risk sets sets ``risk_as_of``): ``risk`` holds the events per
+    signal × stratum from ``RolloutStatus.gate_as_of`` (or the start) up to ``risk_as_of``;
+    ``strata`` the current wave's strata; ``in_flight`` the exposed hosts not yet reported healthy
+    for the crash window (the cap of ``WaveSpec.max_in_flight`` applies only when it is counted).
     """
 
     waves: tuple[WaveObservation, ...]
     streams: tuple[StreamCounts, ...] = ()
     health_as_of: datetime | None = None
     rolled_back_pending: int = 0
+    risk: tuple[RiskTick, ...] = ()
+    risk_as_of: datetime | None = None
+    strata: tuple[StratumObservation, ...] = ()
+    in_flight: int | None = None
 
 
 class IntentKind(StrEnum):

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ringfence.domain.gate import GateResult
+from ringfence.domain.logrank import ledger_from_doc
 from ringfence.domain.rollout import Reason, RolloutState, RolloutStatus, WaveState, WaveStatus
 
 __all__ = ["gate_to_doc", "reason_to_doc", "status_from_doc", "status_to_doc"]
@@ -54,6 +55,9 @@ def status_from_doc(doc: dict[str, Any]) -> RolloutStatus:
         finished_at=_parse_dt(doc.get("finished_at")), last_tick_at=_parse_dt(doc.get("last_tick_at")),
         rate_anchor_at=_parse_dt(doc.get("rate_anchor_at")), rate_anchor_exposed=int(doc.get("rate_anchor_exposed", 0)),
         message=doc.get("message", ""),
+        # Gate v2's evidence and the HOLD deadline persist with the status, so a restart resumes them.
+        gate_ledger=ledger_from_doc(doc.get("gate_ledger")), gate_as_of=_parse_dt(doc.get("gate_as_of")),
+        bake_deadline_at=_parse_dt(doc.get("bake_deadline_at")),
     )
 
 

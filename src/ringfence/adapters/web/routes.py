@@ -37,15 +37,16 @@ __all__ = ["COOKIE", "LOGIN_COOKIE", "csrf_for", "router"]
 
 COOKIE = "ringfence_session"
 LOGIN_COOKIE = "ringfence_login"
-OPS = ("pause", "resume", "approve", "halt", "rollback", "abort")
+OPS = ("pause", "resume", "approve", "extend", "halt", "rollback", "abort")
 #: Which operations make sense in which state (the engine refuses the rest anyway).
 _OPS_IN = {
-    "pause": {"progressing", "baking", "waiting_window", "waiting_approval"},
+    "pause": {"progressing", "baking", "waiting_window", "waiting_approval", "hold"},
     "resume": {"paused", "halted"},
-    "approve": {"waiting_approval", "progressing", "baking", "waiting_window"},
-    "halt": {"progressing", "baking", "waiting_window", "waiting_approval", "paused"},
-    "rollback": {"progressing", "baking", "waiting_window", "waiting_approval", "paused", "halted"},
-    "abort": {"pending", "progressing", "baking", "waiting_window", "waiting_approval", "paused", "halted"},
+    "approve": {"waiting_approval", "progressing", "baking", "waiting_window", "hold"},
+    "extend": {"hold"},
+    "halt": {"progressing", "baking", "waiting_window", "waiting_approval", "paused", "hold"},
+    "rollback": {"progressing", "baking", "waiting_window", "waiting_approval", "paused", "halted", "hold"},
+    "abort": {"pending", "progressing", "baking", "waiting_window", "waiting_approval", "paused", "halted", "hold"},
 }
 
 router = APIRouter(include_in_schema=False)
@@ -206,8 +207,9 @@ def _ops(actor: Actor, data: dict[str, Any]) -> list[str]:
     for op in OPS:
         if r["state"] not in _OPS_IN[op] or not actor.role.allows(Role.APPROVER if op == "approve" else Role.OPERATOR):
             continue
-        if op == "approve" and (actor.name == data["started_by"] or not wave.get("needs_approval")
-                                or wave.get("approved_by")):
+        on_hold = r["state"] == "hold"  # approve on hold promotes the wave (a person decides)
+        if op == "approve" and (actor.name == data["started_by"] or (not on_hold and (
+                not wave.get("needs_approval") or wave.get("approved_by")))):
             continue  # four eyes: never for who started it; and only when the wave waits for an approval
         ops.append(op)
     return ops

@@ -257,12 +257,12 @@ def explain(rollout_id: str, state: AppState = Depends(get_state),
 
 
 @router.post("/v1/rollouts/{rollout_id}/{op}", tags=["rollouts"],
-             summary="start, pause, resume, approve, halt, rollback or abort")
+             summary="start, pause, resume, approve, extend, halt, rollback or abort")
 def operate(rollout_id: str, op: str, request: Request, body: Reason | None = None,
             state: AppState = Depends(get_state), actor: Actor = Depends(require(Role.OPERATOR))) -> dict[str, Any]:
     """Apply a command; approve needs the approver role and a different person than who started it."""
-    if op not in ("start", "pause", "resume", "approve", "halt", "rollback", "abort"):
-        raise NotFoundError(f"no operation {op!r}: use start, pause, resume, approve, halt, rollback or abort")
+    if op not in ("start", "pause", "resume", "approve", "extend", "halt", "rollback", "abort"):
+        raise NotFoundError(f"no operation {op!r}: use start, pause, resume, approve, extend, halt, rollback or abort")
     rollouts.operate(state.db, rollout_id, op, actor=actor, clock=state.clock,
                      reason=reason_of(request, body.reason if body else ""))
     return rollout_json(state, rollout_id)

@@ -1,0 +1,454 @@
+"""Health gate v2: an anytime-valid stratified log-rank e-process on risk sets (DESIGN §5, docs/gate.md).
+
+"Aggregates in, decisions out", with the evidence carried in the rollout's status so that it survives a
+crash: every tick the fleet port reports, per signal × stratum, the events since the last committed tick
+on each arm and the hosts at risk then (:class:`RiskTick`, counted by :mod:`ringfence.domain.risksets`);
+:func:`accumulate` folds them into a :class:`Ledger` (a tuple of plain rows, stored with the status);
+:func:`decide` turns the ledger into a :class:`~ringfence.domain.gate.GateResult`.
+
+The test
+--------
+
+In a stratum, with ``T`` updated and ``C`` not-yet-updated hosts at risk when an event happens, the
+event falls on an updated host with probability ``θT / (θT + C)``, where ``θ`` is the ratio of the
+updated to the not-updated hazard.  If the update does no harm (``θ <= 1``) that is at most the share
+``s = T / (T + C)``, whatever the hazard itself does (night, a region outage, a fleet-wide shock hit
+both arms alike).  For a bet ``θ_j > 1`` the factor of one event is ``θ_j^δ / (1 + (θ_j - 1) s)``
+(``δ = 1`` if updated), with conditional mean ``<= 1`` under no harm: the running product is a
+non-negative supermartingale and, by Ville's inequality, it ever reaches ``1/a`` with probability at
+most ``a``, however often the gate looks.  A tick's ``x`` events (``x1`` updated) are batched with the
+share at the tick: the factor ``θ_j^x1 / (1 + (θ_j - 1) s)^x`` still has mean ``<= 1`` because, with
+equal hazards, the ``x`` events split hypergeometrically, which is smaller in convex order than the
+binomial the factor is built on (the exact sums are in tests/test_logrank.py).
+
+Rules, in the order :func:`decide` applies them
+-----------------------------------------------
+
+1. **ERROR** for a tick whose numbers are invalid (negative, not finite, events above the hosts at risk,
+   events without host-hours against the baseline, an unknown signal or reference); it is not
+   folded in and names the field.  ERROR never promotes.
+2. **FAILED** when, for a signal, the pooled e-value ``E_g = Σ_j w_j Π_all-strata factors`` reaches
+   ``2G / alpha`` (``G`` = ``len(Signal)``, so alpha is split over signals, not over strata, and
+   halved between this and the next test), or when the *localisation* e-value of one stratum,
+   ``E_s = Σ_j w_j Π_its-factors``, reaches ``S · 2G / alpha`` (``S = max(max_strata, strata seen)``;
+   the average of ``max_strata`` strata's e-processes is itself one, so this test spends at most
+   ``alpha / 2`` over the signals while the rollout has at most ``max_strata`` strata; with ``N`` more
+   than that, the ``k``-th stratum's threshold is at least ``k · 2G / alpha`` and the bound becomes
+   ``alpha/2 · (1 + ln(N / max_strata))``: set ``max_strata`` at or above the strata of the fleet).
+   It is the "every updated host of one stratum fails" test: with ``w_∞ = 0.25``, 170 comparable
+   hosts reporting and the updated hosts failing one at a time, 3 failing hosts give
+   ``E_s ≈ 0.25 · 171³ ≈ 1.3e6 ≥ 40,000`` (the pooled test usually halts at the second).  Strata of one to nine hosts count in
+   both: their factors multiply into the pooled product like everyone else's.
+3. **INCONCLUSIVE** when: no ticks yet; a required signal has no row; a stratum's ``E_s`` reaches
+   ``suspect_e_value`` (evidence of harm somewhere, not yet enough to halt: a person should look);
+   or a signal's pooled bound on harm is not yet within tolerance (rule 4).
+4. **SUCCESSFUL** when every signal has its pooled bound within tolerance: either the mirrored
+   e-process for ``θ >= tolerance`` (bets ``tolerance / θ_j``, the same factors with
+   ``p(θ) = θs / (θs + 1 - s)``) reaches ``2G / beta`` (the data reject "harm of tolerance× or more"),
+   or the anytime-valid Poisson upper bound on the pooled updated rate (events per host-hour at risk)
+   is within ``tolerance × baseline_rate`` (harm negligible in absolute terms; the only route when
+   events are rare).  Small strata are judged in the pool, never by their own host-hours.
+
+References
+----------
+
+``control`` (the default): the not-yet-updated hosts of the stratum reporting at that moment.
+``self``: no concurrent control (big-bang, last wave, a fully updated stratum): the stratum's own
+pre-update history, revealed at ``self_control_ratio`` pre host-hours per post host-hour, is the
+control arm with weight ``ratio`` against the treated arm's 1 (:func:`self_control_tick`); a release
+is compared with the stratum's own measured hazard, never with a fixed constant.  ``baseline``: for
+signals no control host can show (an install that failed, an automatic revert) the updated hosts'
+events are compared with ``baseline_rate``: factor ``θ_j^x1 exp(-(θ_j - 1) μ)``, ``μ = baseline_rate
+× host-hours`` (a Poisson mixture martingale; valid while the normal rate is at most the baseline).
+
+Factors of all three kinds multiply into the same per-stratum, per-bet accumulators
+``Σ [x1 log θ_j - x log(1 + (θ_j - 1) s)]`` (log space, floored at ``-1e4`` so a bet that lost
+everything stays finite in JSON).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+from ringfence.domain.gate import GateConfig, GateResult, Verdict, rate_upper_bound
+from ringfence.errors import InputError
+
+__all__ = [
+    "Ledger",
+    "LedgerRow",
+    "RiskRef",
+    "RiskTick",
+    "Signal",
+    "accumulate",
+    "decide",
+    "ledger_from_doc",
+    "next_wave",
+    "self_control_tick",
+    "signal_e_value",
+    "stratum_e_value",
+]
+
+_FLOOR = -1e4  # log of a bet that lost (practically) everything
+
+
+class Signal(StrEnum):
+    """The per-host signals of gate v2: the first gate's four (same values) and the slower "did not come back"."""
+
+    CRASHED = "crashed"
+    SILENT = "silent"  # stopped reporting for longer than the grace period without a going-away notice
+    AUTO_REVERTED = "auto_reverted"
+    INSTALL_FAILED = "install_failed"
+    NOT_BACK = "not_back"  # went away with a notice and did not return within its own usual pattern
+
+
+class RiskRef(StrEnum):
+    """What a stratum's updated hosts are compared with in a tick."""
+
+    CONTROL = "control"
+    SELF = "self"
+    BASELINE = "baseline"
+
+
+@dataclass(frozen=True, slots=True)
+class RiskTick:
+    """One signal × stratum over one tick: events on each arm and the hosts at risk at the tick.
+
+    ``treated_at_risk`` / ``control_at_risk`` include this tick's events (they were at risk just
+    before); for ``reference = self`` they are the weights ``1`` and ``self_control_ratio``.
+    ``treated_hours``: updated host-hours at risk in the tick.  ``treated_hosts``: updated hosts of
+    the stratum so far (for the words only).
+    """
+
+    signal: Signal
+    stratum: str
+    treated_events: int
+    control_events: int
+    treated_at_risk: float
+    control_at_risk: float
+    treated_hours: float = 0.0
+    treated_hosts: int = 0
+    reference: RiskRef = RiskRef.CONTROL
+
+
+class LedgerRow(NamedTuple):
+    """The running evidence of one signal × stratum (plain values, so it stores as JSON)."""
+
+    signal: str
+    stratum: str
+    log_e: tuple[float, ...]  # per bet θ_j: Σ x1 log θ_j - x log(1 + (θ_j - 1) s)
+    log_bound: tuple[float, ...]  # per mirrored bet: evidence against θ >= tolerance
+    treated_events: int
+    control_events: int
+    expected_treated: float  # Σ x s: updated events a harmless release would have given
+    treated_hours: float
+    treated_hosts: int
+    control_at_risk: float  # comparable hosts reporting at the last tick with an event (or the last tick)
+    reference: str
+    wave_events: int  # updated events since the current wave opened (the promotion's rate route)
+    wave_hours: float  # updated host-hours at risk since the current wave opened
+
+
+Ledger = tuple[LedgerRow, ...]
+
+
+def ledger_from_doc(doc: Any) -> Ledger:
+    """A ledger from its JSON form (lists for tuples); raises InputError naming the row."""
+    rows: list[LedgerRow] = []
+    for i, raw in enumerate(doc or ()):
+        try:
+            s, st, le, lb, te, ce, ex, th, tn, car, ref, we, wh = raw
+            rows.append(LedgerRow(str(s), str(st), tuple(float(v) for v in le), tuple(float(v) for v in lb),
+                                  int(te), int(ce), float(ex), float(th), int(tn), float(car), str(ref), int(we),
+                                  float(wh)))
+        except (TypeError, ValueError) as e:
+            raise InputError.single(f"gate_ledger[{i}]", f"is {raw!r} ({e})", expected="a ledger row") from e
+    return tuple(rows)
+
+
+# --- the factors --------------------------------------------------------------------------------
+
+
+def _logrank_log(x1: int, x: int, share: float, theta: float) -> float:
+    """log θ^x1 / (1 + (θ - 1) s)^x; θ = ∞ gives -x1 log s when no control event, else the floor."""
+    if x == 0:
+        return 0.0
+    if math.isinf(theta):
+        if x > x1:
+            return _FLOOR
+        return -x1 * math.log(share) if share > 0 else 0.0
+    return x1 * math.log(theta) - x * math.log1p((theta - 1.0) * share)
+
+
+def _p_of(theta: float, share: float) -> float:
+    """Chance an event is an updated host's at rate ratio θ and share s."""
+    if math.isinf(theta):
+        return 1.0 if share > 0 else 0.0
+    denom = theta * share + 1.0 - share
+    return theta * share / denom if denom > 0 else 0.0
+
+
+def _bound_log(x1: int, x0: int, share: float, tolerance: float, ratio: float) -> float:
+    """log of the factor testing θ >= tolerance with the bet θ' = tolerance / ratio (ratio = θ_j)."""
+    if x1 + x0 == 0 or not 0.0 < share < 1.0:
+        return 0.0
+    pc = _p_of(tolerance, share)
+    alt = 0.0 if math.isinf(ratio) else tolerance / ratio
+    pa = _p_of(alt, share)
+    if x1 > 0 and pa == 0.0:
+        return _FLOOR
+    out = x0 * (math.log1p(-pa) - math.log1p(-pc))
+    if x1 > 0:
+        out += x1 * (math.log(pa) - math.log(pc))
+    return out
+
+
+def _poisson_log(x1: int, mu: float, theta: float) -> float:
+    """log θ^x1 exp(-(θ - 1) μ): the baseline bet."""
+    if math.isinf(theta):
+        return _FLOOR if mu > 0 else 0.0
+    return x1 * math.log(theta) - (theta - 1.0) * mu
+
+
+def _floor(value: float) -> float:
+    return max(_FLOOR, value)
+
+
+def _invalid(tick: object) -> str | None:
+    where = f"tick {getattr(tick, 'signal', '?')}/{getattr(tick, 'stratum', '?')}"
+    if not isinstance(tick, RiskTick):
+        return f"{where}: expected RiskTick, got {type(tick).__name__}"
+    try:
+        Signal(tick.signal)
+        RiskRef(tick.reference)
+    except ValueError:
+        return f"{where}: signal {tick.signal!r} or reference {tick.reference!r} is unknown"
+    for name in ("treated_events", "control_events", "treated_hosts"):
+        v: object = getattr(tick, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            return f"{where}: {name} is {v!r}, expected a whole number ≥ 0"
+    for name in ("treated_at_risk", "control_at_risk", "treated_hours"):
+        v = getattr(tick, name)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+            return f"{where}: {name} is {v!r}, expected a finite number ≥ 0"
+    if tick.reference is RiskRef.CONTROL:  # for self-control the at-risk numbers are weights
+        if tick.treated_events > tick.treated_at_risk:
+            return f"{where}: treated_events {tick.treated_events} exceed treated_at_risk {tick.treated_at_risk}"
+        if tick.control_events > tick.control_at_risk:
+            return f"{where}: control_events {tick.control_events} exceed control_at_risk {tick.control_at_risk}"
+    elif tick.reference is RiskRef.SELF and tick.treated_at_risk <= 0 and tick.treated_events + tick.control_events:
+        return f"{where}: events against the stratum's own history need treated_at_risk > 0 (the weight 1)"
+    elif tick.treated_events > 0 and tick.treated_hours <= 0:
+        return f"{where}: treated_events {tick.treated_events} but treated_hours {tick.treated_hours}"
+    return None
+
+
+def accumulate(ledger: Ledger, ticks: Iterable[RiskTick], config: GateConfig) -> tuple[Ledger, tuple[str, ...]]:
+    """Fold one tick's counts into the ledger; returns the new ledger and a problem per invalid tick.
+
+    Several ticks for the same signal × stratum in one call are folded one after another.  Pure: the
+    old ledger is not changed, so a tick whose decision is never committed leaves no trace.
+    """
+    rows = {(r.signal, r.stratum): r for r in ledger}
+    thetas = [theta for theta, _ in config.alternatives]
+    problems: list[str] = []
+    for tick in ticks:
+        problem = _invalid(tick)
+        if problem:
+            problems.append(problem)
+            continue
+        key = (str(tick.signal), tick.stratum)
+        old = rows.get(key) or LedgerRow(key[0], key[1], tuple(0.0 for _ in thetas), tuple(0.0 for _ in thetas),
+                                         0, 0, 0.0, 0.0, 0, 0.0, str(tick.reference), 0, 0.0)
+        x1, x0 = tick.treated_events, tick.control_events
+        x = x1 + x0
+        if tick.reference is RiskRef.BASELINE:
+            mu = config.baseline_rate * tick.treated_hours
+            inc = [_poisson_log(x1, mu, th) for th in thetas]
+            binc = [0.0 for _ in thetas]
+            expected = mu
+        else:
+            total = tick.treated_at_risk + tick.control_at_risk
+            share = tick.treated_at_risk / total if total > 0 else 0.0
+            inc = [_logrank_log(x1, x, share, th) for th in thetas]
+            binc = [_bound_log(x1, x0, share, config.tolerance, th) for th in thetas]
+            expected = x * share
+        c_risk = tick.control_at_risk if (x > 0 or old.treated_events + old.control_events == 0) else old.control_at_risk
+        rows[key] = LedgerRow(
+            key[0], key[1],
+            tuple(_floor(a + b) for a, b in zip(old.log_e, inc, strict=True)),
+            tuple(_floor(a + b) for a, b in zip(old.log_bound, binc, strict=True)),
+            old.treated_events + x1, old.control_events + x0, old.expected_treated + expected,
+            old.treated_hours + tick.treated_hours, max(old.treated_hosts, tick.treated_hosts), c_risk,
+            str(tick.reference), old.wave_events + x1, old.wave_hours + tick.treated_hours,
+        )
+    return tuple(rows.values()), tuple(problems)
+
+
+def next_wave(ledger: Ledger) -> Ledger:
+    """The ledger as a newly opened wave starts it: the halt evidence goes on (one e-process for the whole
+    rollout, so no alpha is spent twice), the promotion evidence starts again (each wave shows its own bound)."""
+    return tuple(r._replace(log_bound=tuple(0.0 for _ in r.log_bound), wave_events=0, wave_hours=0.0) for r in ledger)
+
+
+def self_control_tick(signal: Signal, stratum: str, *, post_events: int, pre_events_revealed: int,
+                      post_hours: float, pre_hours_total: float, ratio: float, treated_hosts: int = 0,
+                      hours_before: float = 0.0) -> RiskTick:
+    """A tick for a stratum judged against its own pre-update history (see the module docstring).
+
+    ``hours_before`` / ``post_hours``: post-update host-hours before this tick and in it;
+    ``pre_events_revealed``: pre-update events newly revealed by
+    :func:`ringfence.domain.risksets.self_control_revealed`.  Once ``ratio × (hours_before +
+    post_hours)`` passes the pre-update history there is no control left: the tick then carries no
+    bet (both weights make the share 1, so every factor is 1) and the stratum waits for the pool.
+    """
+    exhausted = ratio * (hours_before + post_hours) > pre_hours_total
+    return RiskTick(signal, stratum, post_events, 0 if exhausted else pre_events_revealed,
+                    treated_at_risk=1.0, control_at_risk=0.0 if exhausted else ratio,
+                    treated_hours=post_hours, treated_hosts=treated_hosts, reference=RiskRef.SELF)
+
+
+# --- the decision -------------------------------------------------------------------------------
+
+
+def _mix(logs: Sequence[float], config: GateConfig) -> float:
+    terms = [math.log(w) + v for (_, w), v in zip(config.alternatives, logs, strict=True)]
+    top = max(terms)
+    return top + math.log(math.fsum(math.exp(t - top) for t in terms))
+
+
+def stratum_e_value(row: LedgerRow, config: GateConfig) -> float:
+    """log E_s: the stratum's own mixture e-value (localisation)."""
+    return _mix(row.log_e, config)
+
+
+def signal_e_value(rows: Sequence[LedgerRow], config: GateConfig) -> float:
+    """log E_g: the pooled mixture over all strata of one signal (each bet's products multiplied)."""
+    return _mix([math.fsum(r.log_e[j] for r in rows) for j in range(len(config.alternatives))], config)
+
+
+_PHRASE = {
+    "silent": "stopped reporting without notice",
+    "not_back": "did not come back after going away",
+    "crashed": "crashed",
+    "auto_reverted": "auto-reverted",
+    "install_failed": "failed to install",
+}
+
+
+def _num(value: float) -> str:
+    if math.isinf(value):
+        return "∞"
+    if value >= 1e4:
+        mantissa, exponent = f"{value:.1e}".split("e")
+        return f"{mantissa.removesuffix('.0')}e{int(exponent)}"
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.2g}"
+
+
+def _exp(log_value: float) -> float:
+    return math.exp(log_value) if log_value < 700 else math.inf
+
+
+def _words(row: LedgerRow) -> str:
+    phrase = _PHRASE.get(row.signal, row.signal)
+    hosts = f" of {row.treated_hosts:,}" if row.treated_hosts else ""
+    head = f"{row.treated_events:,}{hosts} updated {row.stratum} hosts {phrase}"
+    if row.reference == RiskRef.CONTROL:
+        return f"{head}, {row.control_events:,} of {row.control_at_risk:,.0f} comparable hosts reporting then did"
+    if row.reference == RiskRef.SELF:
+        return f"{head}, against {row.control_events:,} events in the stratum's own history before the update"
+    return f"{head} in {row.treated_hours:,.0f} host-hours, {row.expected_treated:.2g} expected at the baseline"
+
+
+def decide(ledger: Ledger, config: GateConfig, problems: Sequence[str] = (), *, wave: int | None = None,
+           expected_strata: Collection[str] = ()) -> GateResult:
+    """The gate's verdict from the ledger (rules 1–4 of the module docstring).
+
+    ``expected_strata``: strata the current wave covers; one without a row for a required signal keeps the
+    gate Inconclusive (a data source that lost a stratum must not let it promote).
+    """
+    g = len(Signal)
+    halt_threshold = 2 * g / config.alpha
+    strata = {r.stratum for r in ledger}
+    s_count = max(config.max_strata, len(strata))
+    local_threshold = s_count * halt_threshold
+    bound_target = math.log(2 * g / config.beta)
+    where = f"halted wave {wave}: " if wave is not None else ""
+
+    by_signal: dict[str, list[LedgerRow]] = {}
+    for r in ledger:
+        by_signal.setdefault(r.signal, []).append(r)
+    # Rule 2 first: evidence for a halt stands on its own counts, even next to an invalid tick.
+    halts: list[tuple[float, str]] = []
+    for signal, rows in by_signal.items():
+        pooled = signal_e_value(rows, config)
+        top = max(rows, key=lambda r: stratum_e_value(r, config))
+        if pooled >= math.log(halt_threshold):
+            x1 = sum(r.treated_events for r in rows)
+            x0 = sum(r.control_events for r in rows)
+            exp = sum(r.expected_treated for r in rows)
+            one = len([r for r in rows if r.treated_events]) == 1
+            halts.append((pooled - math.log(halt_threshold) - 1e6,  # a stratum's own halt says where: it goes first
+                          f"{where}{_words(top)}; e-value {_num(_exp(pooled))} ≥ {_num(halt_threshold)}" if one else
+                          f"{where}{x1:,} {signal} events on updated hosts across {len(rows):,} "
+                          f"{'stratum' if len(rows) == 1 else 'strata'} where "
+                          f"a harmless release gives {exp:.2g} ({x0:,} on comparable hosts); most in {top.stratum}: "
+                          f"{_words(top)}; pooled e-value {_num(_exp(pooled))} ≥ {_num(halt_threshold)}"))
+        for r in rows:
+            log_es = stratum_e_value(r, config)
+            if log_es >= math.log(local_threshold):
+                halts.append((log_es - math.log(local_threshold),
+                              f"{where}{_words(r)}; e-value {_num(_exp(log_es))} ≥ {_num(local_threshold)}"))
+    if halts:
+        halts.sort(reverse=True)
+        more = f" (and {len(halts) - 1:,} more tests over threshold)" if len(halts) > 1 else ""
+        return GateResult(Verdict.FAILED, halts[0][1] + more, (), None)
+    if problems:
+        more = f" (and {len(problems) - 1:,} more)" if len(problems) > 1 else ""
+        return GateResult(Verdict.ERROR, f"error: {problems[0]}{more}", (), None)
+    if not ledger:
+        return GateResult(Verdict.INCONCLUSIVE, "inconclusive: no health data yet; the gate never promotes without data",
+                          (), None)
+    missing = sorted(str(s) for s in config.required_signals if str(s) not in by_signal)
+    if missing:
+        return GateResult(Verdict.INCONCLUSIVE, f"inconclusive: no {', '.join(missing)} data yet", (), None)
+    have = {(r.signal, r.stratum) for r in ledger}
+    lost = [(str(s), st) for st in expected_strata for s in sorted(config.required_signals) if (str(s), st) not in have]
+    if lost:
+        more = f" (and {len(lost) - 1:,} more)" if len(lost) > 1 else ""
+        return GateResult(Verdict.INCONCLUSIVE, f"inconclusive: no {lost[0][0]} data for stratum {lost[0][1]}{more}",
+                          (), None)
+    suspects = [(stratum_e_value(r, config), r) for r in ledger]
+    worst_log, worst = max(suspects, key=lambda p: p[0])
+    if worst_log >= math.log(config.suspect_e_value):
+        return GateResult(Verdict.INCONCLUSIVE,
+                          f"inconclusive: evidence of harm in {worst.stratum}: {_words(worst)}; e-value "
+                          f"{_num(_exp(worst_log))} ≥ {_num(config.suspect_e_value)} (halts at {_num(local_threshold)})",
+                          (), None)
+    level = config.beta / (2 * g)
+    pending: list[str] = []
+    passed: list[str] = []
+    for signal, rows in sorted(by_signal.items()):
+        bound = _mix([math.fsum(r.log_bound[j] for r in rows) for j in range(len(config.alternatives))], config)
+        x1 = sum(r.wave_events for r in rows)
+        hours = math.fsum(r.wave_hours for r in rows)
+        rate = rate_upper_bound(x1, hours, level, config.alternatives) if hours > 0 else math.inf
+        limit = config.tolerance * config.baseline_rate
+        if bound >= bound_target:
+            passed.append(f"{signal}: harm below {_num(config.tolerance)}× ({x1:,} events on updated hosts, "
+                          f"{len(rows):,} strata)")
+        elif rate <= limit:
+            passed.append(f"{signal}: rate ≤ {rate:.2g}/host-hour ≤ {limit:.2g} over {hours:,.0f} updated host-hours")
+        else:
+            shown = f"rate ≤ {rate:.2g}/host-hour" if math.isfinite(rate) else "no updated host-hours yet"
+            pending.append(f"{signal}: harm not yet bounded below {_num(config.tolerance)}× and {shown} "
+                           f"(need ≤ {limit:.2g}) after {hours:,.0f} updated host-hours")
+    if pending:
+        more = f" (and {len(pending) - 1:,} more signals)" if len(pending) > 1 else ""
+        return GateResult(Verdict.INCONCLUSIVE, f"inconclusive: {pending[0]}{more}", (), None)
+    return GateResult(Verdict.SUCCESSFUL, f"promote: pooled over {len(strata):,} strata, " + "; ".join(passed), (), None)

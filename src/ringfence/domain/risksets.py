@@ -1,0 +1,146 @@
+"""Risk sets: who could fail, who did, per stratum and arm, between two ticks (DESIGN §5, docs/gate.md).
+
+One counting module for the server's store adapter and the simulator: both hold, per host, a few
+arrays of times (float seconds from any common origin; ``nan`` = never) and call
+:func:`count_tick` once per tick with the time of the previous tick.  The result is what the
+health gate's e-process (:mod:`ringfence.domain.logrank`) consumes: per stratum, the events on
+each arm *in the interval* and the hosts at risk then.  Being stateless over events (an event has
+one time, and falls in exactly one interval ``(since, now]``) makes the count crash-safe: the
+caller passes the ``since`` of the last *committed* tick, so a tick that was lost is counted again
+in full and a committed one never twice.
+
+Rules, in order
+---------------
+
+1. **In scope**: only hosts the rollout targets (``in_scope``) are counted at all.
+2. **Arm**: a host is *treated* from the time it was exposed (``exposed_s``; intention to treat)
+   and *control* before; an event belongs to the arm the host was in at the event's time.
+3. **Silence event** (signal ``silent``): a host whose last report ``beat_s`` is followed by
+   neither a report nor a going-away notice for more than ``grace_s``.  Its time is
+   ``beat_s + grace_s``; it counts in the tick whose interval contains that time.  A host that
+   reports again and then falls silent again has a new ``beat_s`` and so a new event: events are
+   per exposure interval, not per host and rollout.
+4. **Censoring**: a host that sent a notice (``notice_s >= beat_s``: planned sleep, shutdown or
+   its own update reboot) is not at risk of a silence event until it reports again.  A host that
+   was silent before ``since`` of the first tick (offline at the start) has its event before
+   every interval and is never counted; asleep hosts are never control failures.
+5. **At risk of silence** at ``now``: in scope, reported within ``grace_s`` and not censored, plus
+   the hosts whose event falls in this interval (they were at risk just before it).
+6. **Did not come back** (signal ``not_back``, the slower signal): a host that sent a notice and
+   has not reported since, past its own usual time away ``away_limit_s`` (per host: the port
+   measures each host's pattern, e.g. a high quantile of its past absences; for an update reboot
+   the reboot allowance).  Its time is ``notice_s + away_limit_s``.  At risk: hosts away with a
+   notice and not yet past their limit, plus this interval's events.
+7. **Host-hours**: hosts at risk at ``now`` × the interval's length (the tick is the resolution).
+
+The e-process batches the events of one interval with the at-risk counts at its end; docs/gate.md
+explains why that keeps the test valid (an interval's events split hypergeometrically, which is
+more concentrated than the binomial the test bets against).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from ringfence.errors import InputError
+
+__all__ = ["ArmCounts", "TickCounts", "count_tick", "self_control_revealed"]
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class ArmCounts:
+    """Per stratum (index = stratum code): events in the interval and hosts at risk at its end."""
+
+    treated_events: IntArray
+    control_events: IntArray
+    treated_at_risk: IntArray
+    control_at_risk: IntArray
+    treated_hours: FloatArray
+    control_hours: FloatArray
+
+
+@dataclass(frozen=True, slots=True)
+class TickCounts:
+    """:func:`count_tick`'s result: one :class:`ArmCounts` per signal."""
+
+    silent: ArmCounts
+    not_back: ArmCounts
+
+
+def _arm_counts(stratum: IntArray, strata: int, treated_at: BoolArray, events: BoolArray, at_risk: BoolArray,
+                event_treated: BoolArray, hours: float) -> ArmCounts:
+    def per(mask: BoolArray) -> IntArray:
+        out: IntArray = np.bincount(stratum[mask], minlength=strata).astype(np.int64)
+        return out
+
+    risk = at_risk | events
+    t_risk = per(risk & treated_at)
+    c_risk = per(risk & ~treated_at)
+    return ArmCounts(
+        treated_events=per(events & event_treated), control_events=per(events & ~event_treated),
+        treated_at_risk=t_risk, control_at_risk=c_risk,
+        treated_hours=t_risk.astype(np.float64) * hours, control_hours=c_risk.astype(np.float64) * hours,
+    )
+
+
+def count_tick(*, stratum: IntArray, strata: int, in_scope: BoolArray, exposed_s: FloatArray, beat_s: FloatArray,
+               notice_s: FloatArray, away_limit_s: FloatArray, since_s: float, now_s: float,
+               grace_s: float) -> TickCounts:
+    """Count both risk-set signals over ``(since_s, now_s]`` (the rules of the module docstring).
+
+    ``stratum`` holds codes ``0 … strata-1``; ``notice_s`` is the time of the host's last going-away
+    notice (``nan``: none); ``away_limit_s`` how long this host is usually away after one.
+    """
+    n = len(stratum)
+    for name, arr in (("in_scope", in_scope), ("exposed_s", exposed_s), ("beat_s", beat_s), ("notice_s", notice_s),
+                      ("away_limit_s", away_limit_s)):
+        if len(arr) != n:
+            raise InputError.single(f"risksets.{name}", f"has {len(arr)} entries for {n} hosts",
+                                    expected="one entry per host")
+    if not (now_s >= since_s and grace_s > 0):
+        raise InputError.single("risksets.now_s", f"is {now_s!r} with since_s {since_s!r} and grace_s {grace_s!r}",
+                                expected="now_s ≥ since_s and grace_s > 0")
+    if n and (stratum.min() < 0 or stratum.max() >= strata):
+        raise InputError.single("risksets.stratum", "has codes outside 0 … strata-1", expected="codes below strata")
+    hours = (now_s - since_s) / 3600.0
+    treated_now = in_scope & (exposed_s <= now_s)  # nan compares False: never exposed is control
+    # A notice at or after the last report censors the host until it reports again (rule 4).
+    noticed = notice_s >= beat_s
+    # Silence (rule 3): last report followed by nothing for grace.
+    silent_at = beat_s + grace_s
+    silent_event = in_scope & ~noticed & (silent_at > since_s) & (silent_at <= now_s)
+    silent_risk = in_scope & ~noticed & (now_s - beat_s <= grace_s)
+    silent_treated = exposed_s <= silent_at
+    silent = _arm_counts(stratum, strata, treated_now, silent_event, silent_risk, silent_event & silent_treated, hours)
+    # Did not come back (rule 6).
+    back_at = notice_s + away_limit_s
+    back_event = in_scope & noticed & (back_at > since_s) & (back_at <= now_s)
+    back_risk = in_scope & noticed & (back_at > now_s)
+    back_treated = exposed_s <= back_at
+    not_back = _arm_counts(stratum, strata, treated_now, back_event, back_risk, back_event & back_treated, hours)
+    return TickCounts(silent=silent, not_back=not_back)
+
+
+def self_control_revealed(pre_event_hours: FloatArray, post_hours: float, ratio: float) -> int:
+    """How many pre-update events a self-controlled stratum has revealed after ``post_hours``.
+
+    Without a concurrent control (big-bang, the last wave, a fully updated stratum) the stratum's own
+    history before the update is the control: its pre-update events, at ``pre_event_hours`` host-hours
+    counted back from the update, are revealed at ``ratio`` pre host-hours per post host-hour.  In
+    that merged clock each event is a post-update one with probability ``λ1 / (λ1 + ratio·λ0)``, at
+    most ``1 / (1 + ratio)`` when the update does no harm, which is the share the gate bets against
+    (a control arm of weight ``ratio`` against a treated arm of weight 1).  A pre-history shorter
+    than ``ratio × post_hours`` stops revealing (and the caller must stop betting: see
+    :func:`ringfence.domain.logrank.self_control_tick`).
+    """
+    if not (ratio > 0 and post_hours >= 0):
+        raise InputError.single("self_control.ratio", f"is {ratio!r} (post_hours {post_hours!r})",
+                                expected="ratio > 0 and post_hours ≥ 0")
+    return int(np.count_nonzero(pre_event_hours <= ratio * post_hours))
