@@ -11,7 +11,7 @@ import pytest
 
 from ringfence.adapters.inventory.files import parse_files
 from ringfence.adapters.vuln.osv import load_path
-from ringfence.domain.yamlfile import YamlLimits, load_yaml
+from ringfence.adapters.yamlfile import YamlLimits, load_yaml
 from ringfence.errors import InputError
 from ringfence.services.release_gates import parse_gate_policy
 from ringfence.sim.scenario import load_scenario
@@ -98,7 +98,7 @@ def test_every_yaml_reader_of_the_project_refuses_the_bomb(tmp_path: Path) -> No
 
 
 def test_no_module_reads_yaml_except_through_the_loader() -> None:
-    """A grep, so a new YAML reader cannot bypass the limits: only ringfence/domain/yamlfile.py calls yaml.load."""
+    """A grep, so a new YAML reader cannot bypass the limits: only ringfence/adapters/yamlfile.py calls yaml.load."""
     offenders = []
     for path in (ROOT / "src" / "ringfence").rglob("*.py"):
         text = path.read_text(encoding="utf-8")
@@ -113,7 +113,7 @@ def test_the_bomb_is_refused_within_200_mb_of_memory() -> None:
     """Measured in a fresh process: peak RSS after refusing the bomb minus the RSS before it."""
     code = (
         "import resource, sys\n"
-        "from ringfence.domain.yamlfile import load_yaml\n"
+        "from ringfence.adapters.yamlfile import load_yaml\n"
         "from ringfence.errors import InputError\n"
         f"bomb = {alias_bomb()!r}\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"

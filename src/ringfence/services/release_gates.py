@@ -54,10 +54,10 @@ from ringfence.adapters.db.engine import Database
 from ringfence.adapters.db.stores import audit as audit_store
 from ringfence.adapters.db.stores import rollouts as release_store
 from ringfence.adapters.db.stores import supply_chain as store
+from ringfence.adapters.yamlfile import load_yaml
 from ringfence.domain.access import Role
 from ringfence.domain.rollout import Release, ReleaseKind, RolloutState
 from ringfence.domain.vulns import SeverityLabel
-from ringfence.domain.yamlfile import load_yaml
 from ringfence.errors import ConflictError, FieldIssue, InputError, NotFoundError
 from ringfence.services import supply_chain
 from ringfence.services.codec import status_from_doc

@@ -16,13 +16,13 @@ import secrets
 from dataclasses import replace
 from typing import Any
 
-
 from ringfence.adapters.artifacts import ArtifactStore
 from ringfence.adapters.db.engine import Database
 from ringfence.adapters.db.fleet import DatabaseFleet, DatabaseRepository, InventoryCache, list_views, load_view, rollout_ids
 from ringfence.adapters.db.stores import audit as audit_store
 from ringfence.adapters.db.stores import inventory as inventory_store
 from ringfence.adapters.db.stores import rollouts as store
+from ringfence.adapters.yamlfile import load_yaml
 from ringfence.domain.access import Role
 from ringfence.domain.engine import command as engine_command
 from ringfence.domain.engine import initial_status
@@ -45,7 +45,6 @@ from ringfence.domain.rollout import (
 from ringfence.domain.selector import compile_predicate
 from ringfence.domain.targeting import placements, targets
 from ringfence.domain.waves import WaveCheck, assign_waves, check_plan
-from ringfence.domain.yamlfile import load_yaml
 from ringfence.errors import ConflictError, InputError, NotFoundError
 from ringfence.services.codec import status_to_doc
 from ringfence.services.context import Actor, Clock

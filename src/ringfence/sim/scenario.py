@@ -25,10 +25,10 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
+from ringfence.adapters.yamlfile import load_yaml
 from ringfence.domain.plans import default_plan, plan_from_mapping
 from ringfence.domain.rollout import Plan
 from ringfence.domain.selector import parse as parse_selector
-from ringfence.domain.yamlfile import load_yaml
 from ringfence.errors import FieldIssue, InputError
 
 __all__ = [

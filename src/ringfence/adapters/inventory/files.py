@@ -34,8 +34,8 @@ from ringfence.adapters.inventory.records import (
     service_to_record,
     tenant_from_record,
 )
+from ringfence.adapters.yamlfile import load_yaml
 from ringfence.domain.model import Host, Inventory, Service, Tenant
-from ringfence.domain.yamlfile import load_yaml
 from ringfence.errors import InputError
 
 __all__ = ["SUFFIXES", "parse_files", "read_paths", "write_inventory"]

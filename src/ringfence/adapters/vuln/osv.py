@@ -28,6 +28,7 @@ from typing import Any
 
 from cvss import CVSS2, CVSS3, CVSS4  # type: ignore[import-untyped]  # cvss ships no type information
 
+from ringfence.adapters.yamlfile import load_yaml
 from ringfence.domain.vulns import (
     Advisory,
     AffectedPackage,
@@ -39,7 +40,6 @@ from ringfence.domain.vulns import (
     VersionOrderError,
     compare_versions,
 )
-from ringfence.domain.yamlfile import load_yaml
 from ringfence.errors import FieldIssue, InputError
 
 __all__ = ["ZIP_LIMITS", "VectorAgreement", "ZipLimits", "format_agreement", "load_path", "merge_aliases",
