@@ -41,6 +41,8 @@ HOST_TOKEN_PREFIX = "rfh_"  # noqa: S105 - a recognisable prefix, not a secret
 EVENT_KINDS = ("crashed", "auto_reverted", "install_failed", "applied", "committed")
 #: How far an agent's clock may be off the server's.
 CLOCK_SKEW = timedelta(minutes=5)
+#: How old an event not tied to a rollout may be (an agent keeps events on disk while the server is down).
+UNTIED_EVENT_AGE = timedelta(days=7)
 #: The oldest a heartbeat's own time may be (reports are sent live; queued events carry their own times).
 MAX_REPORT_AGE = timedelta(hours=1)
 
@@ -166,6 +168,12 @@ class HealthIngest:
         with self.db.transaction() as conn:
             started = health_store.rollouts_targeting(conn, report.host_id, {r for _k, r, _a in report.events})
         for i, (kind, rollout, at) in enumerate(report.events):
+            if not rollout:  # not tied to a rollout (a crash of a host not yet updated): the control arm's evidence
+                if at.tzinfo is None or not now - UNTIED_EVENT_AGE <= at <= now + CLOCK_SKEW:
+                    raise InputError.single(f"events[{i}].at", f"is {at.isoformat()} for a {kind!r} event",
+                                            expected=f"within the last {UNTIED_EVENT_AGE.days} days, give or take "
+                                                     f"{CLOCK_SKEW} of clock skew")
+                continue
             if rollout not in started:
                 raise InputError.single(f"events[{i}].rollout", f"is {rollout!r}, which does not target host "
                                         f"{report.host_id!r}", expected="a rollout this host is part of (its "
