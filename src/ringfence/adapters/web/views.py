@@ -15,6 +15,7 @@ from ringfence.adapters.db.stores.base import utc
 from ringfence.domain.access import Role
 from ringfence.domain.plans import plan_to_mapping
 from ringfence.domain.rollout import TERMINAL, RolloutState
+from ringfence.domain.words import STATE_WORDS
 from ringfence.services import release_gates, rollouts, supply_chain
 from ringfence.services.context import Actor
 
@@ -32,17 +33,6 @@ __all__ = [
 
 #: A host with no heartbeat for this long counts as silent on the overview.
 SILENT_AFTER = timedelta(minutes=15)
-
-#: Every state in words with a tone (the colour is never the only cue: the word is always shown).
-STATE_WORDS: dict[str, tuple[str, str]] = {
-    "pending": ("pending", "neutral"), "progressing": ("progressing", "ok"), "baking": ("baking", "ok"),
-    "waiting_window": ("waiting for a window", "wait"), "waiting_approval": ("waiting for approval", "wait"),
-    "paused": ("paused", "wait"), "halted": ("HALTED", "bad"), "rolling_back": ("ROLLING BACK", "bad"),
-    "rolled_back": ("rolled back", "bad"), "completed": ("completed", "ok"), "aborted": ("aborted", "neutral"),
-    "exposing": ("exposing", "ok"), "passed": ("passed", "ok"), "waiting": ("waiting", "neutral"),
-    "successful": ("successful", "ok"), "failed": ("FAILED", "bad"), "inconclusive": ("inconclusive", "wait"),
-    "error": ("error", "bad"),
-}
 
 
 @dataclass(frozen=True, slots=True)
