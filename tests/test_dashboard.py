@@ -15,11 +15,13 @@ from ringfence.adapters.api.reconciler import Reconciler
 from ringfence.adapters.artifacts import ArtifactStore
 from ringfence.adapters.db.engine import Database
 from ringfence.adapters.db.stores import rollouts as rollout_store
+from ringfence.adapters.notify import OutboxNotifier
 from ringfence.adapters.web.routes import COOKIE, csrf_for
 from ringfence.demo.fleet import HOSTS_2024, DemoFleet
 from ringfence.domain.access import Role
-from ringfence.services import audit, rollouts
+from ringfence.services import audit, notifications, rollouts
 from ringfence.services.context import Actor
+from ringfence.services.notify import Event, Notification
 from ringfence.services.tokens import create_token
 from tests.api_support import Api
 from tests.conftest import FakeClock
@@ -291,3 +293,22 @@ def test_demo_replay_can_be_retried_after_the_kill_switch_refused_it(db: Databas
     rollouts.kill_switch(db, "falcon-content", engage=False, actor=operator, clock=clock, reason="drill over")
     rid = demo.replay(operator)
     assert rollouts.get_rollout(db, rid).status.state.value == "progressing"
+
+
+def test_notifications_page_shows_rules_without_secrets_and_the_log(api: Api, db: Database, clock: FakeClock) -> None:
+    """The delivery log and the rules are on /notifications (secrets never rendered); /favicon.ico is served."""
+    _login(api, "viewer")
+    assert "No notification rules yet" in api.client.get("/notifications").text
+    notifications.apply_rules(db, "notify: {targets: {hook: {webhook: 'http://127.0.0.1:9/h', secret: TOPSECRET}},"
+                                  " rules: [{events: ['*'], targets: [hook]}]}", actor=ADMIN, clock=clock)
+    notifier = OutboxNotifier(db, clock, backoff_base=30, timeout_seconds=1)
+    notifier.notify(Notification(event=Event.ROLLOUT_HALTED, subject="ro-1", title="shop@1 halted in wave 0",
+                                 text="", at=clock()))
+    notifier.run_once()
+    notifier.stop()
+    page = api.client.get("/notifications").text
+    assert "shop@1 halted in wave 0" in page and "retrying" in page and "next try" in page
+    assert "TOPSECRET" not in page and "http://127.0.0.1:9/h" in page
+    assert "shop@1 halted in wave 0" not in api.client.get("/notifications?state=delivered").text
+    icon = api.client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")

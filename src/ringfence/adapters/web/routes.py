@@ -30,7 +30,7 @@ from ringfence.adapters.db.stores import rollouts as store
 from ringfence.adapters.web import views
 from ringfence.domain.access import Role
 from ringfence.errors import AuthenticationError, InputError, NotFoundError, PermissionDeniedError, RingfenceError
-from ringfence.services import inventory, rollouts, tokens
+from ringfence.services import inventory, notifications, rollouts, tokens
 from ringfence.services.context import Actor
 
 __all__ = ["COOKIE", "LOGIN_COOKIE", "csrf_for", "router"]
@@ -237,6 +237,32 @@ def rollout_live(request: Request, rollout_id: str) -> Response:
     except RingfenceError as e:
         return _error(request, session, e)
     return _render(request, "_rollout_live.html.j2", session=session, **data)
+
+
+@router.get("/notifications", response_class=HTMLResponse)
+def notifications_page(request: Request, state: str = "") -> Response:
+    """Who was told what: the notification rules (no secrets) and the delivery log, newest first."""
+    session = _session(request)
+    if session is None:
+        return _login_redirect(request)
+    app_state = get_state(request)
+    try:
+        log = notifications.deliveries(app_state.db, actor=session[0], limit=200,
+                                       state=state if state in ("pending", "delivered", "failed") else "")
+        rules = notifications.list_rules(app_state.db, actor=session[0])
+    except RingfenceError as e:
+        return _error(request, session, e)
+    return _render(request, "notifications.html.j2", session=session, deliveries=log, rules=rules, state=state)
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> Response:
+    """The dashboard's icon (an SVG: a ring around a dot), so browsers stop asking for a missing file."""
+    return Response(_FAVICON, media_type="image/svg+xml", headers={"cache-control": "public, max-age=86400"})
+
+
+_FAVICON = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><circle cx="16" cy="16" r="12" fill="none" '
+            b'stroke="#1f5fa8" stroke-width="5"/><circle cx="16" cy="16" r="4" fill="#c0392b"/></svg>')
 
 
 @router.get("/hosts", response_class=HTMLResponse)
