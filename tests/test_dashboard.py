@@ -201,6 +201,18 @@ def test_static_files_are_served_from_the_package(api: Api) -> None:
     assert api.client.get("/static/dashboard.css").status_code == 200
 
 
+def test_api_docs_load_swagger_ui_from_the_server_not_a_cdn(api: Api) -> None:
+    """/docs works without internet: every script and stylesheet it names is served here."""
+    page = api.client.get("/docs")
+    assert page.status_code == 200
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert assets and all(a.startswith("/") for a in assets), assets
+    assert "cdn" not in page.text.lower()
+    for asset in assets:
+        assert api.client.get(asset).status_code == 200, asset
+    assert "SwaggerUIBundle" in api.client.get("/docs/assets/swagger-ui-bundle.js").text
+
+
 def test_demo_replay_is_halted_in_wave_zero(db: Database, clock: FakeClock, tmp_path: Path) -> None:
     """The demo's agents on a hand-moved clock: the good release progresses, the replay halts in wave 0."""
     from ringfence.services.health import HealthIngest
