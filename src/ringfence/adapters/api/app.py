@@ -58,7 +58,7 @@ def create_app(settings: Settings, *, db: Database | None = None, clock: Clock =
             reconciler.stop()
             notifier.stop()
 
-    app = FastAPI(title="ringfence", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="ringfence", version=__version__, lifespan=lifespan, docs_url=None,  # /docs: adapters/web/docs.py
                   description="Staged, health-gated rollouts that keep one bad update from taking down a fleet. "
                               "Authenticate with `Authorization: Bearer <token>`; errors are RFC 9457 problems.")
     app.state.ringfence = state
