@@ -6,7 +6,7 @@ a tone for the dashboard's colours, which are never the only cue: the word is al
 
 from __future__ import annotations
 
-__all__ = ["STATE_WORDS", "state_word"]
+__all__ = ["STATE_WORDS", "state_label", "state_word"]
 
 #: state -> (words, tone); tone is one of ok, wait, bad, neutral.
 STATE_WORDS: dict[str, tuple[str, str]] = {
@@ -23,3 +23,28 @@ STATE_WORDS: dict[str, tuple[str, str]] = {
 def state_word(state: str) -> str:
     """The words for a state; an unknown state is shown with spaces for underscores, never hidden."""
     return STATE_WORDS.get(state, (state.replace("_", " "), "neutral"))[0]
+
+
+def state_label(state: str, message: str = "") -> str:
+    """The words for a state with its real reason, read from the engine's message.
+
+    ``waiting_window`` covers every "nothing may be exposed now" case; the message names the first blocked
+    host and why (its change window is closed, its tenant's delay is not over, it is offline) and how many
+    hosts the disruption budgets block.  Saying "waiting for a window" when the windows are open and the real
+    cause is an offline host or a budget sends people to the wrong fix.
+    """
+    if state != "waiting_window":
+        return state_word(state)
+    first = message.split(";", 1)[0]
+    causes = []
+    if ": closed:" in first:
+        causes.append("a change window")
+    elif "tenant delay" in first:
+        causes.append("a tenant delay")
+    elif ": offline (" in first:
+        causes.append("offline hosts")
+    if "disruption budget" in message:
+        causes.append("a disruption budget")
+    if not causes:
+        return "waiting: no host eligible now"
+    return "waiting for " + " and ".join(causes)

@@ -29,6 +29,7 @@ from ringfence.adapters.db.stores import health as health_store
 from ringfence.adapters.db.stores import rollouts as store
 from ringfence.adapters.web import views
 from ringfence.domain.access import Role
+from ringfence.domain.words import state_label
 from ringfence.errors import AuthenticationError, InputError, NotFoundError, PermissionDeniedError, RingfenceError
 from ringfence.services import inventory, notifications, rollouts, tokens
 from ringfence.services.context import Actor
@@ -52,6 +53,8 @@ router = APIRouter(include_in_schema=False)
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True,
                           undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 _env.filters["when"] = views.when
+_env.filters["prose"] = views.prose
+_env.globals["state_label"] = state_label
 _env.filters["num"] = lambda n: f"{n:,}" if isinstance(n, int) else (f"{n:,.3g}" if isinstance(n, float) else n)
 
 
