@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ringfence.adapters.db.engine import Database
+from ringfence.cli.sim_cli import duration
 from tests.servers import Server, free_port
 
 FIX = Path(__file__).parent / "fixtures" / "inventory"
@@ -91,3 +92,10 @@ def test_cli_without_server_or_token_says_what_to_do(tmp_path: Path) -> None:
     no_server = subprocess.run([sys.executable, "-m", "ringfence.cli", "hosts", "list"], env=env, cwd=tmp_path,
                                capture_output=True, text=True, check=False)
     assert no_server.returncode == 1 and "cannot reach the ringfence server" in no_server.stderr
+
+
+@pytest.mark.parametrize(("seconds", "words"), [(None, "—"), (float("nan"), "—"), (42.4, "42 s"), (360, "6 min"),
+                                                 (14_520, "4 h 2 min"), (7200, "2 h"), (242_820.0, "2 d 19 h")])
+def test_simulator_shows_durations_as_durations(seconds: float | None, words: str) -> None:
+    """'time to halt s 242,820.00' is '2 d 19 h' in the simulator's table."""
+    assert duration(seconds) == words

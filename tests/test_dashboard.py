@@ -17,8 +17,10 @@ from ringfence.adapters.db.engine import Database
 from ringfence.adapters.db.stores import rollouts as rollout_store
 from ringfence.adapters.notify import OutboxNotifier
 from ringfence.adapters.web.routes import COOKIE, csrf_for
+from ringfence.adapters.web.views import group_decisions, prose
 from ringfence.demo.fleet import HOSTS_2024, DemoFleet
 from ringfence.domain.access import Role
+from ringfence.domain.words import state_label, state_word
 from ringfence.services import audit, notifications, rollouts
 from ringfence.services.context import Actor
 from ringfence.services.notify import Event, Notification
@@ -324,3 +326,39 @@ def test_notifications_page_shows_rules_without_secrets_and_the_log(api: Api, db
     assert "shop@1 halted in wave 0" not in api.client.get("/notifications?state=delivered").text
     icon = api.client.get("/favicon.ico")
     assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+
+
+@pytest.mark.parametrize(("message", "label"), [
+    ("wave 1 (early) waiting: ws-1: closed: 19:02 in Europe/Berlin is outside mon-fri 07:00-18:00",
+     "waiting for a change window"),
+    ("wave 1 (early) waiting: ws-1: offline (no heartbeat in the last 10 min); 3 hosts blocked by disruption budgets",
+     "waiting for offline hosts and a disruption budget"),
+    ("wave 1 (early) waiting: no host in reach is eligible now; 12 hosts blocked by disruption budgets",
+     "waiting for a disruption budget"),
+    ("wave 1 (early) waiting: ws-1: tenant delay not over", "waiting for a tenant delay"),
+])
+def test_waiting_states_say_the_real_reason(message: str, label: str) -> None:
+    """'Waiting for a window' only when a window is the cause; offline hosts and budgets are named as such."""
+    assert state_label("waiting_window", message) == label
+    assert state_label("halted", message) == "HALTED" and state_word("waiting_approval") == "waiting for approval"
+
+
+def test_prose_renders_code_pools_and_drops_the_repeated_halt_prefix() -> None:
+    """Backticks become <code> (escaped), '*' becomes words, the halt prefix the page already says goes."""
+    assert str(prose("sign with `ringfence release sign a@1 --key <KEY>`")) == \
+        "sign with <code>ringfence release sign a@1 --key &lt;KEY&gt;</code>"
+    halt = "halted wave 0 (canary) at 2024-07-22 00:28 UTC: halted: 30 of 30 updated * hosts silent vs 5 of 9"
+    assert str(prose(halt, halt=True)) == "30 of 30 updated hosts (all strata pooled) silent vs 5 of 9"
+    assert str(prose("stratum * failed")) == "stratum all strata failed"
+    assert str(prose("an odd ` backtick")) == "an odd ` backtick"
+
+
+def test_repeated_decision_rows_are_grouped() -> None:
+    """28 'exposing N more hosts' ticks are one row with ×28; a different decision breaks the run."""
+    rows = [{"at": f"2026-11-24T09:{59 - i:02d}:00+00:00", "state": "progressing", "wave": 0, "actor": "reconciler",
+             "message": f"wave 0 (canary): exposing {i % 9 + 1} more hosts"} for i in range(28)]
+    rows.append({"at": "2026-11-24T09:00:00+00:00", "state": "progressing", "wave": 0, "actor": "olga",
+                 "message": "started by olga"})
+    grouped = group_decisions(rows)
+    assert [(g["count"], g["message"][:14]) for g in grouped] == [(28, "wave 0 (canary"), (1, "started by olg")]
+    assert grouped[0]["at"] == rows[0]["at"] and grouped[0]["first_at"] == rows[27]["at"]
