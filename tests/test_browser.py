@@ -115,7 +115,8 @@ def test_operator_replays_19_july_and_sees_the_halt_viewer_sees_no_buttons(serve
             expect(halt).to_be_visible(timeout=60_000)
             assert page.evaluate("performance.timeOrigin") == loaded  # shown by the live update, not a reload
             expect(halt).to_contain_text("in wave 0 (canary)")
-            expect(halt).to_contain_text(re.compile(r"updated .*hosts silent vs \d+ of [\d,]+ control hosts"))
+            expect(halt).to_contain_text(re.compile(r"updated .*hosts( \(all strata pooled\))? silent "
+                                                    r"vs \d+ of [\d,]+ control hosts"))
             expect(halt).to_contain_text("8,500,000")
             hit = int(page.locator("#hosts-hit").inner_text().replace(",", ""))
             assert 0 < hit < 150, hit

@@ -14,6 +14,7 @@ import pytest
 from ringfence.adapters.api.reconciler import Reconciler
 from ringfence.adapters.artifacts import ArtifactStore
 from ringfence.adapters.db.engine import Database
+from ringfence.adapters.db.stores import health as health_store
 from ringfence.adapters.db.stores import rollouts as rollout_store
 from ringfence.adapters.notify import OutboxNotifier
 from ringfence.adapters.web.routes import COOKIE, csrf_for
@@ -362,3 +363,16 @@ def test_repeated_decision_rows_are_grouped() -> None:
     grouped = group_decisions(rows)
     assert [(g["count"], g["message"][:14]) for g in grouped] == [(28, "wave 0 (canary"), (1, "started by olg")]
     assert grouped[0]["at"] == rows[0]["at"] and grouped[0]["first_at"] == rows[27]["at"]
+
+
+def test_overview_charts_fleet_health_over_time(api: Api, db: Database, clock: FakeClock) -> None:
+    """Hosts that stop reporting show up as silent from 15 minutes after their last heartbeat."""
+    start = clock()
+    with db.transaction() as conn:
+        health_store.record_heartbeats(conn, {f"h{i}": (start, 1) for i in range(20)})
+    clock.advance(minutes=60)
+    with db.transaction() as conn:
+        health_store.record_heartbeats(conn, {f"h{i}": (clock(), 1) for i in range(15)})  # 5 went quiet at start
+    _login(api, "viewer")
+    page = api.client.get("/").text
+    assert 'id="fleet-chart"' in page and "5 hosts silent now" in page

@@ -175,7 +175,8 @@ def overview_page(request: Request) -> Response:
     if session is None:
         return _login_redirect(request)
     data = views.overview(get_state(request), session[0])
-    return _render(request, "overview.html.j2", session=session, **data)
+    history = views.fleet_history(get_state(request), data["now"])
+    return _render(request, "overview.html.j2", session=session, history=history, **data)
 
 
 @router.get("/ui/live/overview", response_class=HTMLResponse)

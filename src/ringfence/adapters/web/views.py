@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 from markupsafe import Markup, escape
 
 from ringfence.adapters.api.deps import AppState
@@ -28,6 +29,7 @@ __all__ = [
     "FleetHealth",
     "exposure_chart",
     "fleet_health",
+    "fleet_history",
     "group_decisions",
     "overview",
     "prose",
@@ -58,6 +60,45 @@ def fleet_health(state: AppState, now: datetime) -> FleetHealth:
         beats = health_store.heartbeats(conn)
     reporting = sum(1 for b in beats.values() if now - b <= SILENT_AFTER)
     return FleetHealth(hosts=total, reporting=reporting, silent=len(beats) - reporting, never=max(0, total - len(beats)))
+
+
+def fleet_history(state: AppState, now: datetime, *, span: timedelta = timedelta(hours=6), samples: int = 73,
+                  width: int = 640, height: int = 140) -> dict[str, Any]:
+    """Hosts reporting and silent over the last ``span``, from each host's first and last heartbeat.
+
+    At time t a host counts as reporting when it had first reported by t and its last heartbeat is no more than
+    :data:`SILENT_AFTER` before t; as silent when its last heartbeat is older than that.  Only first and last
+    heartbeats are stored, so a host that went quiet and came back counts as reporting throughout: the chart
+    shows hosts that are silent *now* and when they went quiet (a boot loop after an update), not every gap.
+    """
+    with state.db.transaction() as conn:
+        last = health_store.heartbeats(conn)
+        first = health_store.first_heartbeats(conn, last)
+    if not last:
+        return {"reporting": "", "silent": "", "width": width, "height": height, "x_ticks": [], "y_ticks": [],
+                "start": None, "end": now, "now_silent": 0}
+    ids = list(last)
+    last_s = np.array([(last[h] - now).total_seconds() for h in ids])
+    first_s = np.array([(first.get(h, last[h]) - now).total_seconds() for h in ids])
+    start_s = max(-span.total_seconds(), float(first_s.min()))
+    times = np.linspace(start_s, 0.0, samples)
+    grace = SILENT_AFTER.total_seconds()
+    seen = np.searchsorted(np.sort(first_s), times, side="right")              # first heartbeat at or before t
+    silent = np.searchsorted(np.sort(last_s + grace), times, side="left")      # last heartbeat + grace before t
+    reporting = seen - silent
+    top = max(10, int(reporting.max(initial=0)), int(silent.max(initial=0)))
+    length = max(-start_s, 1.0)
+
+    def line(values: Any) -> str:
+        return " ".join(f"{(t - start_s) / length * width:.1f},{height - v / top * height:.1f}"
+                        for t, v in zip(times, values, strict=True))
+
+    start = now + timedelta(seconds=start_s)
+    x_ticks = [{"x": round(i / 4 * width, 1), "label": f"{start + (now - start) * (i / 4):%H:%M}"} for i in range(5)]
+    y_ticks = [{"y": round(height - v / top * height, 1), "label": f"{v:,}"} for v in sorted({round(top * i / 4)
+                                                                                             for i in range(5)})]
+    return {"reporting": line(reporting), "silent": line(silent), "width": width, "height": height,
+            "x_ticks": x_ticks, "y_ticks": y_ticks, "start": start, "end": now, "now_silent": int(silent[-1])}
 
 
 def overview(state: AppState, actor: Actor) -> dict[str, Any]:
