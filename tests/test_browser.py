@@ -136,9 +136,9 @@ def test_operator_replays_19_july_and_sees_the_halt_viewer_sees_no_buttons(serve
             # After the rollback the page says what is true, and hands the silent hosts to a recovery campaign.
             rollback = page.locator("#rollback")
             expect(rollback).to_be_visible(timeout=60_000)
-            expect(rollback).to_contain_text(re.compile(r"desired state of all [\d,]+ exposed hosts is their last known good"))
+            expect(rollback).to_contain_text(re.compile(r"desired state of all\s+[\d,]+\s+exposed hosts is their last known"))
             expect(rollback).not_to_contain_text("every exposed host is back")
-            expect(page.locator("#rollback-silent")).to_contain_text(re.compile(r"[\d,]+ are silent and need recovery"),
+            expect(page.locator("#rollback-silent")).to_contain_text(re.compile(r"[\d,]+\s+are silent and need recovery"),
                                                                      timeout=60_000)
             rollout_id = page.url.rstrip("/").rsplit("/", 1)[-1]
             link = page.locator("#recovery-link")

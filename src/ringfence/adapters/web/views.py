@@ -171,23 +171,25 @@ def rollback_summary(state: AppState, rollout_id: str, product: str, bad_version
                      now: datetime) -> dict[str, Any]:
     """What is true after a rollback: desired state reverted; who confirmed they are back; who is silent.
 
-    A host is *confirmed back* when it reports running a version of the product other than the rolled-back
-    one; *silent* when it has not reported for :data:`SILENT_AFTER` (a boot loop looks exactly like this) and
-    needs recovery by hand; the rest report but still run the bad version (they move at their next poll).
+    A host is *silent* when it has not reported for :data:`SILENT_AFTER` (a boot loop looks exactly like this)
+    and needs recovery by hand, whatever version it last reported; *confirmed back* when it has reported since
+    the rollback and runs a version other than the rolled-back one; the rest report but have not moved yet
+    (they move at their next poll).
     """
     with state.db.transaction() as conn:
         rows = [r for r in store.rollout_host_rows(conn, rollout_id) if r.exposed_at is not None]
         ids = [r.host_id for r in rows]
         beats = health_store.heartbeats(conn, ids)
         versions = health_store.versions_of(conn, ids, product)
+    back_at = {r.host_id: utc(r.rolled_back_at) for r in rows}
     confirmed = silent = 0
     for host in ids:
         running = versions.get(host, ("", ""))[0]
-        beat = beats.get(host)
-        if running and running != bad_version:
-            confirmed += 1
-        elif beat is None or now - utc(beat) > SILENT_AFTER:  # type: ignore[operator]
+        beat = utc(beats.get(host))
+        if beat is None or now - beat > SILENT_AFTER:  # never heard of again: a boot loop looks like this
             silent += 1
+        elif running and running != bad_version and (back_at[host] is None or beat >= back_at[host]):  # type: ignore[operator]
+            confirmed += 1  # reporting since the rollback, and not on the bad version
     return {"exposed": len(ids), "confirmed": confirmed, "silent": silent,
             "moving": len(ids) - confirmed - silent}
 
