@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ringfence.adapters.inventory.records import HOST_FIELDS
+from ringfence.domain.host_record import HOST_FIELDS
 from ringfence.errors import FieldIssue, InputError
 
 __all__ = ["AgentConfig", "InstallerConfig", "ProbeConfig", "load_config"]

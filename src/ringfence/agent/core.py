@@ -45,9 +45,9 @@ from ringfence.agent.installers import FileInstaller, Installer, InstallError, i
 from ringfence.agent.reporter import EnrolmentRefused, Reporter, ServerUnreachable
 from ringfence.agent.state import AgentState, Pending, ProductState, StateDir, version_key
 from ringfence.agent.timing import Pacer
+from ringfence.clock import Clock, system_clock
 from ringfence.domain.channel import artifact_path, remediation_path
 from ringfence.errors import InputError
-from ringfence.services.context import Clock, system_clock
 
 __all__ = ["Agent", "EnrolmentRefused"]
 

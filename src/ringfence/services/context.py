@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
+from ringfence.clock import Clock, system_clock
 from ringfence.domain.access import Role
 from ringfence.errors import PermissionDeniedError
 
 __all__ = ["Actor", "Clock", "system_clock"]
-
-#: A clock is any function returning an aware UTC datetime; tests and the simulator pass their own.
-Clock = Callable[[], datetime]
-
-
-def system_clock() -> datetime:
-    """The wall clock, in UTC (used only at entry points)."""
-    return datetime.now(UTC)
-
 
 @dataclass(frozen=True, slots=True)
 class Actor:

@@ -1,65 +1,75 @@
-"""The reconcile tick split in two: the rollout-level use case and the ports for per-host work.
+"""The reconcile tick: the typed fleet port, the rollout repository, and the one executor of a Decision.
 
-:func:`reconcile_step` is the one tick both the server and the simulator run:
-observe → :func:`~ringfence.domain.engine.reconcile` → carry out the intents →
-record.  What it needs from the fleet is a :class:`FleetView` (the server's
-reads and writes the database; the simulator's holds numpy arrays), and from
-storage a :class:`RolloutRepository` (status, decision log, kill switch).
+:func:`reconcile_step` is the one tick both the server and the simulator run::
 
-The counting rules both fleets share live here once, as array functions:
+    fleet.record_silence(view, now)               # explicit write: newly silent hosts become events
+    observations, candidates = fleet.observe(view, now)   # reads only
+    decision = reconcile(spec, status, observations, now)  # pure engine
+    carry_out(view, decision, ...)                # expose, roll back, notify, record
 
-* :func:`silent_now` — which hosts count as newly silent (docs/gate.md);
-* :func:`wave_observations` — per wave: hosts in reach, exposed, held back by
-  tenant policy, eligible now (window open, tenant delay over, online, budget
-  allows) with the reason the first blocked host is blocked, and observed
-  (installed and still reporting);
-* :func:`pick_eligible` — which eligible hosts go first (wave, then bucket);
-* :func:`count_streams` — the gate's counts per stratum × signal.
+What it needs from the fleet is a :class:`FleetPort` (the server's reads and writes the database,
+:mod:`ringfence.adapters.db.fleet`; the simulator's holds numpy arrays, :mod:`ringfence.sim.fleet`), and
+from storage a :class:`RolloutRepository` (status, decision log, kill switch).  The port keeps nothing
+between calls: what ``expose`` needs from ``observe`` travels in the :class:`Candidates` value.
 
-Times in the arrays are float seconds from any common origin (``nan`` = never).
+:func:`carry_out` is the only place a :class:`~ringfence.domain.rollout.Decision` is carried out, for the
+reconciler, the operator's commands (halt, rollback, abort …), the kill switch and the simulator:
+EXPOSE intents go to the fleet within the disruption budgets, ROLLBACK intents send every exposed host back,
+NOTIFY intents (and every halt or rollback, whoever ordered it) go to the :class:`~ringfence.services.notify.Notifier`,
+and the new status (halt, hold, wait …) is recorded through the repository.
+
+The counting rules both fleets share are pure and live in :mod:`ringfence.domain.counting`; they are
+re-exported here for callers of the old names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-import numpy as np
-import numpy.typing as npt
-
+from ringfence.domain.budgets import BudgetLedger
+from ringfence.domain.counting import (
+    POOLED,
+    BoolArray,
+    IntArray,
+    WaveCounts,
+    choose_exposures,
+    count_streams,
+    pick_eligible,
+    silent_now,
+    wave_observations,
+)
 from ringfence.domain.engine import is_active, reconcile
-from ringfence.domain.gate import Signal, StreamCounts
 from ringfence.domain.rollout import (
     Decision,
+    Intent,
     IntentKind,
+    Observations,
     RolloutSpec,
     RolloutState,
     RolloutStatus,
-    WaveObservation,
 )
-from ringfence.domain.windows import WindowStatus
+from ringfence.services.notify import Event, Notification, Notifier
 
 __all__ = [
     "POOLED",
+    "Candidates",
+    "FleetPort",
     "FleetView",
     "RolloutRepository",
     "RolloutView",
     "WaveCounts",
+    "apply_intents",
+    "carry_out",
     "count_streams",
+    "notifications_for",
     "pick_eligible",
     "reconcile_step",
     "silent_now",
     "wave_observations",
 ]
-
-#: The stratum name of the pooled streams (every stratum together), next to the per-stratum streams.
-POOLED = "*"
-
-BoolArray = npt.NDArray[np.bool_]
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,25 +81,66 @@ class RolloutView:
     version: int
 
 
-class FleetView(Protocol):
-    """The per-host half of a tick for one rollout at ``now``.
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """The hosts one rollout may expose at ``at``, as ``observe`` found them.
 
-    ``observe`` counts what the engine needs; ``expose`` then offers the release to up to ``hosts`` of
-    the candidates that ``observe`` found eligible in ``wave`` (best first) and returns how many were
-    newly exposed; ``roll_back`` sends every exposed host back to what it ran before.
+    Positions index the fleet's host order of that observation: ``eligible``, ``wave`` and ``bucket`` are
+    per position; ``hosts`` names each position (the server's host ids; the simulator names its hosts only
+    when disruption budgets need them).  ``budget`` is the disruption-budget ledger at ``at`` (None: the plan
+    has no budgets).  ``up_to_wave`` limits the choice to waves ``0 … up_to_wave`` (see :meth:`for_wave`).
     """
 
-    def observe(self, view: RolloutView, now: datetime) -> Any:
-        """The engine's :class:`~ringfence.domain.rollout.Observations` at ``now``."""
+    at: datetime
+    eligible: BoolArray
+    wave: IntArray
+    bucket: IntArray
+    hosts: Sequence[str] = ()
+    budget: BudgetLedger | None = None
+    up_to_wave: int = 0
+
+    def for_wave(self, wave: int) -> Candidates:
+        """These candidates, for an EXPOSE intent of ``wave`` (it may take hosts of waves ``0 … wave``)."""
+        return replace(self, up_to_wave=wave)
+
+    def choose(self, limit: int) -> IntArray:
+        """Up to ``limit`` positions to expose now, best first, within the budgets.
+
+        Records the chosen hosts in the budget ledger: call it once per expose.
+        """
+        return choose_exposures(self.eligible, self.wave, self.bucket, self.up_to_wave, limit,
+                                budget=self.budget, ids=self.hosts)
+
+
+class FleetPort(Protocol):
+    """The per-host half of a tick for one rollout at ``now``; nothing is kept between calls.
+
+    ``record_silence`` records the hosts that went silent since the last tick as silence events (the
+    tick's one write before counting); ``observe`` then counts what the engine needs and which hosts are
+    eligible, writing nothing; ``expose`` offers the release to up to ``hosts`` of those candidates (best
+    first) and returns how many were newly exposed; ``roll_back`` sends every exposed host back to what it
+    ran before and returns how many were newly marked.
+    """
+
+    def record_silence(self, view: RolloutView, now: datetime) -> int:
+        """Record newly silent hosts (treated and control) as silence events; return how many."""
         ...
 
-    def expose(self, view: RolloutView, wave: int, hosts: int, now: datetime) -> int:
-        """Expose up to ``hosts`` eligible hosts of ``wave``; return how many were newly exposed."""
+    def observe(self, view: RolloutView, now: datetime) -> tuple[Observations, Candidates]:
+        """The engine's observations at ``now`` and the hosts eligible for exposure then."""
+        ...
+
+    def expose(self, view: RolloutView, candidates: Candidates, hosts: int, now: datetime) -> int:
+        """Expose up to ``hosts`` of ``candidates``; return how many were newly exposed."""
         ...
 
     def roll_back(self, view: RolloutView, now: datetime) -> int:
         """Mark every exposed host rolled back; return how many were newly marked."""
         ...
+
+
+#: The old name of the port.
+FleetView = FleetPort
 
 
 class RolloutRepository(Protocol):
@@ -108,8 +159,8 @@ class RolloutRepository(Protocol):
         ...
 
 
-def reconcile_step(view: RolloutView, fleet: FleetView, repo: RolloutRepository, now: datetime,
-                   ) -> Decision | None:
+def reconcile_step(view: RolloutView, fleet: FleetPort, repo: RolloutRepository, now: datetime,
+                   notifier: Notifier | None = None) -> Decision | None:
     """One reconcile step for one rollout; None when there was nothing to do.
 
     The caller makes it atomic (the server runs it in one transaction with an optimistic version check).
@@ -118,223 +169,86 @@ def reconcile_step(view: RolloutView, fleet: FleetView, repo: RolloutRepository,
         return None
     if view.status.state is not RolloutState.ROLLING_BACK and repo.kill_switch_engaged(view.spec.release.product):
         return None  # belt and braces: engaging the switch halts every rollout of the product
-    obs = fleet.observe(view, now)
+    fleet.record_silence(view, now)
+    obs, candidates = fleet.observe(view, now)
     decision = reconcile(view.spec, view.status, obs, now)
-    for intent in decision.intents:
-        if intent.kind is IntentKind.EXPOSE:
-            fleet.expose(view, intent.wave, intent.hosts, now)
-        elif intent.kind is IntentKind.ROLLBACK:
-            fleet.roll_back(view, now)
-    changed = (decision.status.state, decision.status.wave, decision.status.message) != \
-              (view.status.state, view.status.wave, view.status.message)
-    if changed or decision.intents:
-        state_changed = decision.status.state != view.status.state or decision.status.wave != view.status.wave
-        repo.record(view, decision, at=now, audit_action="rollout.transition" if state_changed else "")
-    else:
-        repo.save_status(view, decision)
+    carry_out(view, decision, fleet=fleet, repo=repo, notifier=notifier, now=now, candidates=candidates)
     return decision
 
 
-# --- counting rules shared by the server and the simulator ------------------------------------------
+# --- the executor -------------------------------------------------------------------------------------
 
-def silent_now(*, exposed_s: FloatArray, rolled_back: BoolArray, control: BoolArray, beat_s: FloatArray,
-               now_s: float, grace_s: float) -> tuple[BoolArray, BoolArray]:
-    """Hosts silent right now: (treated, control).
+_STOPPED = (RolloutState.HALTED, RolloutState.ROLLING_BACK)
 
-    A treated host (exposed, not rolled back) is silent once it was exposed more than ``grace`` ago and has
-    not reported for ``grace`` (or never); a control host once it has not reported for ``grace``.
+
+def _event(state: RolloutState, gate_failed: bool) -> Event:
+    if state is RolloutState.HALTED or (state is RolloutState.ROLLING_BACK and gate_failed):
+        return Event.ROLLOUT_HALTED  # a failed gate is a halt, whether or not the plan rolls back at once
+    if state is RolloutState.ROLLING_BACK:
+        return Event.ROLLOUT_ROLLED_BACK
+    if state is RolloutState.WAITING_APPROVAL:
+        return Event.APPROVAL_NEEDED
+    return Event.ROLLOUT_HOLD
+
+
+def notifications_for(view: RolloutView, decision: Decision, now: datetime) -> list[Notification]:
+    """What people hear about a decision: one notification per NOTIFY intent, and one for a halt or a
+    rollback that no NOTIFY intent announced (an operator's command)."""
+    spec, status = view.spec, decision.status
+    subject = str(spec.id)
+    wave_name = spec.plan.waves[status.wave].name if status.wave < len(spec.plan.waves) else ""
+    title = f"{spec.release.id} {status.state.value.replace('_', ' ')} in wave {status.wave}" + (
+        f" ({wave_name})" if wave_name else "")
+    details: dict[str, str | int | float] = {"rollout": subject, "release": str(spec.release.id),
+                                             "state": status.state.value, "wave": status.wave}
+    event = _event(status.state, any(r.code == "gate_failed" for r in decision.reasons))
+    out = [Notification(event=event, subject=subject, title=title, text=i.message or decision.summary,
+                        at=now, details=details)
+           for i in decision.intents if i.kind is IntentKind.NOTIFY]
+    newly_stopped = status.state in _STOPPED and status.state is not view.status.state
+    if newly_stopped and not out:
+        out.append(Notification(event=event, subject=subject, title=title,
+                                text=status.message or decision.summary, at=now, details=details))
+    return out
+
+
+def apply_intents(view: RolloutView, intents: Sequence[Intent], *, fleet: FleetPort, now: datetime,
+                  candidates: Candidates | None = None) -> int:
+    """Carry out the EXPOSE and ROLLBACK intents; return how many hosts changed (exposed or sent back).
+
+    An EXPOSE intent needs the ``candidates`` of the observation the decision was made on.
     """
-    stale = ~(now_s - beat_s <= grace_s)  # never reported (nan) is stale too
-    treated: BoolArray = (now_s - exposed_s > grace_s) & ~rolled_back & stale  # nan (not exposed) is False
-    return treated, control & stale
+    changed = 0
+    for intent in intents:
+        if intent.kind is IntentKind.EXPOSE:
+            if candidates is None:
+                raise ValueError("an EXPOSE intent needs the candidates of the observation it was decided on")
+            changed += fleet.expose(view, candidates.for_wave(intent.wave), intent.hosts, now)
+        elif intent.kind is IntentKind.ROLLBACK:
+            changed += fleet.roll_back(view, now)
+    return changed
 
 
-@dataclass(frozen=True, slots=True)
-class WaveCounts:
-    """:func:`wave_observations`' result: the engine's per-wave view and the hosts eligible now.
+def carry_out(view: RolloutView, decision: Decision, *, fleet: FleetPort, repo: RolloutRepository,
+              notifier: Notifier | None, now: datetime, candidates: Candidates | None = None,
+              audit_action: str | None = None) -> None:
+    """Carry out a decision: its intents, its notifications, and its new status.
 
-    ``eligible`` marks hosts (of any wave) that could be offered the release now; wave ``k`` may take those
-    with ``wave <= k`` (see :func:`pick_eligible`).
+    ``audit_action`` None is the reconciler's rule: a decision that changed the status or has intents is
+    logged (audited as ``rollout.transition`` when the state or wave changed), anything else only saves the
+    status.  An operator's command passes its audit action and is always logged.
     """
-
-    waves: tuple[WaveObservation, ...]
-    eligible: BoolArray
-    rolled_back_pending: int
-
-
-class _Reach:
-    """Counts over the hosts in reach of each wave (waves ``0 … k``); a prefix slice when hosts come sorted
-    by wave (the simulator's order), a mask otherwise."""
-
-    def __init__(self, wave: IntArray, waves: int) -> None:
-        self.waves = waves
-        self.sorted = bool(len(wave) < 2 or np.all(wave[:-1] <= wave[1:]))
-        if self.sorted:
-            self.ends = np.searchsorted(wave, np.arange(waves), side="right")
+    apply_intents(view, decision.intents, fleet=fleet, now=now, candidates=candidates)
+    if audit_action is not None:
+        repo.record(view, decision, at=now, audit_action=audit_action)
+    else:
+        before, after = view.status, decision.status
+        changed = (after.state, after.wave, after.message) != (before.state, before.wave, before.message)
+        if changed or decision.intents:
+            moved = after.state != before.state or after.wave != before.wave
+            repo.record(view, decision, at=now, audit_action="rollout.transition" if moved else "")
         else:
-            self.masks = [wave <= k for k in range(waves)]
-
-    def count(self, mask: BoolArray) -> IntArray:
-        """How many hosts ``mask`` marks in reach of each wave."""
-        if self.sorted:
-            starts = np.r_[0, self.ends[:-1]]
-            per = np.array([np.count_nonzero(mask[a:b]) for a, b in zip(starts, self.ends, strict=True)],
-                           dtype=np.int64)
-            counts: IntArray = np.cumsum(per)
-            return counts
-        return np.array([np.count_nonzero(mask & m) for m in self.masks], dtype=np.int64)
-
-    def first(self, mask: BoolArray, k: int) -> int:
-        """The first host (in host order) that ``mask`` marks in reach of wave ``k``, or -1."""
-        if self.sorted:
-            part = mask[:self.ends[k]]
-            return int(np.argmax(part)) if part.any() else -1
-        both = mask & self.masks[k]
-        return int(np.argmax(both)) if both.any() else -1
-
-    def within(self, mask: BoolArray, k: int) -> BoolArray:
-        """``mask`` restricted to the hosts in reach of wave ``k``."""
-        if self.sorted:
-            out = np.zeros(len(mask), dtype=bool)
-            out[:self.ends[k]] = mask[:self.ends[k]]
-            return out
-        restricted: BoolArray = mask & self.masks[k]
-        return restricted
-
-
-def wave_observations(*, waves: int, wave: IntArray, exposed_s: FloatArray, rolled_back: BoolArray,
-                      held: BoolArray, delayed: BoolArray, key: IntArray, windows: Sequence[WindowStatus],
-                      beat_s: FloatArray, runs_release: BoolArray, now_s: float, grace_s: float,
-                      name_of: Callable[[int], str],
-                      budget_ok: Callable[[IntArray], BoolArray] | None = None) -> WaveCounts:
-    """Per wave, in the rules of :class:`~ringfence.domain.rollout.WaveObservation`.
-
-    Wave ``k`` reaches the hosts placed in waves ``0 … k``.  ``key`` indexes ``windows`` (the change-window
-    status of each host's (timezone, country, subdivision)); ``name_of(i)`` names host ``i`` in a reason;
-    ``budget_ok(indices)`` says which of these candidates the disruption budgets allow (None: no budgets).
-    A host not yet exposed and not held back by policy is blocked by the first of: window closed, tenant
-    delay, offline (no report within ``grace``), budget; the reason names the first blocked host in order.
-    """
-    n_keys = len(windows)
-    exposed = ~np.isnan(exposed_s)
-    fresh = now_s - beat_s <= grace_s  # never reported (nan) is not fresh
-    is_open = np.array([w.open for w in windows], dtype=bool)
-    closed = ~is_open[key] if n_keys else np.ones(len(key), dtype=bool)
-    observed_host = exposed & (beat_s > exposed_s) & runs_release
-    waiting = ~exposed & ~held
-    blocked = waiting & (closed | delayed | ~fresh)
-    candidate = waiting & ~blocked
-    allowed = candidate.copy()
-    if budget_ok is not None:
-        cand_idx = np.flatnonzero(candidate)
-        if len(cand_idx):
-            allowed[cand_idx] = budget_ok(cand_idx)
-    reach = _Reach(wave, waves)
-    n_exposed = reach.count(exposed)
-    n_waiting = reach.count(waiting)
-    n_held = reach.count(~exposed & held)
-    n_ok = reach.count(allowed)
-    n_budget = reach.count(candidate & ~allowed)
-    n_observed = reach.count(observed_host)
-    grace_min = grace_s / 60
-    out: list[WaveObservation] = []
-    closed_waiting = blocked & closed
-    for k in range(waves):
-        reason = ""
-        next_open: datetime | None = None
-        if n_waiting[k] > n_ok[k] + n_budget[k]:  # some host in reach is blocked: name the first
-            first = reach.first(blocked, k)
-            if closed[first]:
-                reason = f"{name_of(first)}: {windows[int(key[first])].reason}"
-            elif delayed[first]:
-                reason = f"{name_of(first)}: tenant delay not over"
-            else:
-                reason = f"{name_of(first)}: offline (no heartbeat in the last {grace_min:.0f} min)"
-            idx = np.flatnonzero(reach.within(closed_waiting, k))
-            keys_closed = np.flatnonzero(np.bincount(key[idx], minlength=n_keys))
-            known = [o for o in (windows[int(j)].next_open for j in keys_closed) if o is not None]
-            next_open = min(known) if known else None
-        out.append(WaveObservation(
-            in_reach=int(n_exposed[k] + n_waiting[k]), exposed=int(n_exposed[k]), eligible_now=int(n_ok[k]),
-            observed=int(n_observed[k]), held=int(n_held[k]), next_window=next_open,
-            window_reason=reason, budget_blocked=int(n_budget[k])))
-    pending = int(np.count_nonzero(rolled_back & runs_release & fresh))
-    return WaveCounts(waves=tuple(out), eligible=allowed, rolled_back_pending=pending)
-
-
-def pick_eligible(eligible: BoolArray, wave: IntArray, bucket: IntArray, up_to_wave: int) -> IntArray:
-    """The eligible hosts of waves ``0 … up_to_wave`` in the order they are exposed: earliest wave, then
-    lowest bucket, then host order."""
-    idx = np.flatnonzero(eligible & (wave <= up_to_wave))
-    order = np.lexsort((bucket[idx], wave[idx]))  # stable: ties keep the hosts' order
-    picked: IntArray = idx[order].astype(np.int64)
-    return picked
-
-
-def count_streams(*, strata: Sequence[str], stratum: IntArray, treated: BoolArray, control: BoolArray,
-                  exposed_s: FloatArray, treated_first_s: Mapping[Signal, FloatArray],
-                  control_first_s: Mapping[Signal, FloatArray], started_s: float, now_s: float,
-                  min_treated: int) -> list[StreamCounts]:
-    """The gate's counts per stratum × signal, plus the pooled stratum ``*`` when there are several.
-
-    Counting rules (docs/gate.md): ``treated`` = exposed and not rolled back; ``control`` = not yet exposed
-    and reporting before the rollout started.  ``treated_first_s[signal][i]`` is host ``i``'s first event of
-    the signal under this rollout since it started less the grace, ``control_first_s`` its first event not
-    tied to a rollout since it started (``nan`` or a missing signal: none).  A host with an event has failed
-    and its time at risk stops there.  A stratum with fewer than ``min_treated`` updated hosts is judged
-    inside the pooled stream.  Install failures and auto-reverts cannot happen on a host that never
-    installed: their control side is empty, so the gate compares them with its baseline rate.
-    """
-    n_strata = len(strata)
-    present = np.bincount(stratum, minlength=n_strata) > 0
-    several = int(np.count_nonzero(present)) > 1
-    ti = np.flatnonzero(treated)
-    st_t = stratum[ti]
-    t_hosts = np.bincount(st_t, minlength=n_strata)
-    c_hosts = np.bincount(stratum[np.flatnonzero(control)], minlength=n_strata)
-    ex_t = exposed_s[ti]
-    none_t = np.bincount(st_t, weights=np.maximum(0.0, now_s - ex_t), minlength=n_strata) / 3600.0
-    at_risk = max(0.0, now_s - started_s)
-    none_c = c_hosts * at_risk / 3600.0
-    zeros = np.zeros(n_strata, dtype=np.int64)
-    per: dict[Signal, tuple[Any, Any, Any, Any]] = {}
-    for signal in Signal:
-        t_first, c_first = treated_first_s.get(signal), control_first_s.get(signal)
-        t_failed, t_hours, c_failed, c_hours = zeros, none_t, zeros, none_c
-        if t_first is not None:
-            f = t_first[ti]
-            failed = ~np.isnan(f)
-            t_failed = np.bincount(st_t[failed], minlength=n_strata)
-            hours = np.maximum(0.0, np.where(failed, np.fmin(f, now_s), now_s) - ex_t)
-            t_hours = np.bincount(st_t, weights=hours, minlength=n_strata) / 3600.0
-        if c_first is not None:
-            # Most control hosts have no event: count every one at risk all along, then take back the time
-            # after each failed host's first event.
-            fi = np.flatnonzero(control & ~np.isnan(c_first))
-            st_f = stratum[fi]
-            c_failed = np.bincount(st_f, minlength=n_strata)
-            lost = at_risk - np.maximum(0.0, np.fmin(c_first[fi], now_s) - started_s)
-            c_hours = np.maximum(0.0, none_c - np.bincount(st_f, weights=lost, minlength=n_strata) / 3600.0)
-        per[signal] = (t_failed, t_hours, c_failed, c_hours)
-    names = [s for s, p in zip(strata, present, strict=True) if p] + ([POOLED] if several else [])
-    index = {s: i for i, s in enumerate(strata)}
-    streams: list[StreamCounts] = []
-    for name in sorted(names):
-        j = -1 if name == POOLED else index[name]
-
-        def total(a: Any, j: int = j) -> Any:
-            return a.sum() if j < 0 else a[j]
-        n_t = int(total(t_hosts))
-        if n_t == 0 or (name != POOLED and several and n_t < min_treated):
-            continue
-        n_c = int(total(c_hosts))
-        for signal in Signal:
-            t_failed, t_hours, c_failed, c_hours = per[signal]
-            comparable = signal in (Signal.SILENT, Signal.CRASHED)
-            streams.append(StreamCounts(signal=signal, stratum=name, treated_hosts=n_t,
-                                        treated_failed=int(total(t_failed)),
-                                        treated_host_hours=float(total(t_hours)),
-                                        control_hosts=n_c if comparable else 0,
-                                        control_failed=int(total(c_failed)) if comparable else 0,
-                                        control_host_hours=float(total(c_hours)) if comparable else 0.0))
-    return streams
+            repo.save_status(view, decision)
+    if notifier is not None:
+        for notification in notifications_for(view, decision, now):
+            notifier.notify(notification)

@@ -18,6 +18,7 @@ needed hands; ``recovery_hours`` from the first release crash until the last suc
 
 from __future__ import annotations
 
+import logging
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ringfence.domain.engine import command, initial_status
+from ringfence.domain.model import Service
 from ringfence.domain.rollout import (
     TERMINAL,
     Decision,
@@ -39,6 +41,7 @@ from ringfence.domain.rollout import (
 )
 from ringfence.services.codec import gate_to_doc
 from ringfence.services.fleet_port import RolloutView, reconcile_step
+from ringfence.services.notify import LogNotifier, Notifier
 from ringfence.sim.fleet import SimFleet, Template, build_template
 from ringfence.sim.scenario import Scenario
 
@@ -48,6 +51,10 @@ RESULT_KEYS = ("scenario", "policy", "hosts", "exposed_hosts", "crashed_hosts", 
                "exposure_host_hours", "time_to_full_s", "false_halt", "manual_recovery_hosts", "recovery_hours",
                "seed")
 _ACTOR = "ringfence-simulator"
+#: Where the simulator's notifications go by default; silent unless the caller configures logging.
+_NOTIFY_LOG = logging.getLogger("ringfence.sim.notify")
+_NOTIFY_LOG.addHandler(logging.NullHandler())
+_NOTIFY_LOG.propagate = False
 
 
 class MemoryRepository:
@@ -96,25 +103,33 @@ def _spec(scenario: Scenario, plan_name: str, plan: Any, seed: int) -> RolloutSp
 
 
 def simulate(scenario: Scenario, plan_name: str, plan: Any, *, hosts: int | None = None, seed: int = 0,
-             template: Template | None = None, progress: Callable[[float], None] | None = None) -> SimResult:
-    """Run one rollout of the scenario's release under ``plan`` through the real engine; see the module doc."""
+             template: Template | None = None, progress: Callable[[float], None] | None = None,
+             notifier: Notifier | None = None, services: Sequence[Service] = ()) -> SimResult:
+    """Run one rollout of the scenario's release under ``plan`` through the real engine; see the module doc.
+
+    ``services`` are the business services whose redundancy groups the plan's disruption budgets protect
+    (resolved over the template hosts, as the server resolves them over its inventory).
+    ``notifier`` hears what people would (halts, rollbacks, approvals); by default a
+    :class:`~ringfence.services.notify.LogNotifier` on the ``ringfence.sim.notify`` logger.
+    """
     import time  # noqa: PLC0415 - wall time of the run only, never the simulated clock
 
     began = time.perf_counter()
     n = hosts or scenario.hosts
     template = template or build_template(scenario, seed)
-    fleet = SimFleet(scenario, plan, template, hosts=n, seed=seed)
+    fleet = SimFleet(scenario, plan, template, hosts=n, seed=seed, services=services)
     spec = _spec(scenario, plan_name, plan, seed)
     start = scenario.start
     started = command(spec, initial_status(spec), "start", actor=_ACTOR, now=start)
     repo = MemoryRepository(RolloutView(spec=spec, status=started.status, version=1))
+    notifier = notifier if notifier is not None else LogNotifier(_NOTIFY_LOG)
     tick = scenario.tick.total_seconds()
     horizon = scenario.horizon.total_seconds()
     t = 0.0
     series: list[tuple[float, int, int]] = []
     while t <= horizon:
         fleet.advance(t)
-        reconcile_step(repo.view, fleet, repo, fleet.at(t))
+        reconcile_step(repo.view, fleet, repo, fleet.at(t), notifier=notifier)
         state = repo.view.status.state
         crashed_now = int(np.count_nonzero(fleet.boot_looped))
         series.append((t / 3600.0, int(np.count_nonzero(~np.isnan(fleet.exposed_s))), crashed_now))

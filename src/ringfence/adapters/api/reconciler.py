@@ -22,6 +22,7 @@ from ringfence.services import rollouts
 from ringfence.services.channel import ChannelPublisher
 from ringfence.services.context import Clock
 from ringfence.services.health import HealthIngest
+from ringfence.services.notify import LogNotifier, Notifier
 
 __all__ = ["Reconciler"]
 
@@ -32,12 +33,13 @@ class Reconciler:
     """A stoppable background loop."""
 
     def __init__(self, db: Database, ingest: HealthIngest, clock: Clock, interval: float,
-                 publisher: ChannelPublisher | None = None) -> None:
+                 publisher: ChannelPublisher | None = None, notifier: Notifier | None = None) -> None:
         self.db = db
         self.ingest = ingest
         self.clock = clock
         self.interval = interval
         self.publisher = publisher
+        self.notifier: Notifier = notifier if notifier is not None else LogNotifier()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -51,7 +53,7 @@ class Reconciler:
         except Exception:  # a failing flush must not stop halts and rollbacks: tick anyway
             log.exception("writing buffered health reports failed; ticking rollouts anyway")
         try:
-            result = rollouts.tick_all(self.db, clock=self.clock, cache=self.cache)
+            result = rollouts.tick_all(self.db, clock=self.clock, cache=self.cache, notifier=self.notifier)
         finally:
             # publish even when a tick failed: operator commands already committed must reach agents
             if self.publisher is not None:

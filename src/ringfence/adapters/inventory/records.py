@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from ringfence.domain.host_record import HOST_FIELDS
 from ringfence.domain.model import (
     DiskEncryption,
     Host,
@@ -48,14 +49,6 @@ __all__ = [
 #: Stop collecting after this many problems: the first hundred name the fix.
 MAX_ISSUES = 100
 
-#: Every host field of the record schema, in CSV column order.
-HOST_FIELDS: tuple[str, ...] = (
-    "id", "hostname", "tenant", "os_family", "os_name", "os_version", "os_build", "arch",
-    "hardware_vendor", "hardware_model", "platform", "cloud_provider", "cloud_region", "cloud_zone",
-    "site", "country", "subdivision", "timezone", "tier", "labels", "services", "agents",
-    "encryption", "recovery_key_escrowed", "recovery_key_verified", "oob_management",
-    "local_admin", "usb_boot", "last_seen",
-)
 _REQUIRED = ("id", "hostname", "tenant", "os_family")
 _BOOL_FIELDS = ("recovery_key_escrowed", "recovery_key_verified", "oob_management", "local_admin", "usb_boot")
 _TEXT_FIELDS = ("os_name", "os_version", "os_build", "arch", "hardware_vendor", "hardware_model",

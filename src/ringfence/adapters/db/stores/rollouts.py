@@ -18,6 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from ringfence.adapters.db.stores.base import bulk_insert, chunks, update_versioned, utc
 from ringfence.adapters.db.tables import (
     DecisionRow,
+    HostVersionRow,
     KillSwitchRow,
     PlanRow,
     ReleaseRow,
@@ -197,8 +198,9 @@ def save_status(conn: Connection, rollout_id: str, expected_version: int, state:
 
 
 def rollout_host_rows(conn: Connection, rollout_id: str) -> list[Any]:
-    """Every targeted host of a rollout with its wave, bucket, stratum and exposure."""
-    return list(conn.execute(select(RolloutHostRow).where(RolloutHostRow.rollout_id == rollout_id)))
+    """Every targeted host of a rollout with its wave, bucket, stratum and exposure, by host id."""
+    return list(conn.execute(select(RolloutHostRow).where(RolloutHostRow.rollout_id == rollout_id)
+                             .order_by(RolloutHostRow.host_id)))
 
 
 def expose_hosts(conn: Connection, rollout_id: str, from_versions: Mapping[str, str], wave: int,
@@ -271,3 +273,42 @@ def kill_switch(conn: Connection, product: str) -> dict[str, Any] | None:
     if row is None:
         return None
     return {"product": row.product, "actor": row.actor, "reason": row.reason, "at": utc(row.at)}
+
+
+# --- what desired state reads -------------------------------------------------------------
+
+def active_kill_switches(conn: Connection) -> dict[str, dict[str, Any]]:
+    """``product → {actor, reason}`` for every engaged kill switch."""
+    return {r.product: {"actor": r.actor, "reason": r.reason}
+            for r in conn.execute(select(KillSwitchRow).where(KillSwitchRow.active.is_(True)))}
+
+
+def reported_versions(conn: Connection, host_ids: Sequence[str] | None) -> dict[tuple[str, str], tuple[str, str]]:
+    """``(host, product) → (version, last known good)`` as the hosts reported them (None: every host)."""
+    cols = (HostVersionRow.host_id, HostVersionRow.product, HostVersionRow.version, HostVersionRow.last_known_good)
+    if host_ids is None:
+        rows: Iterable[Any] = conn.execute(select(*cols))
+    else:
+        rows = [r for part in chunks(sorted(set(host_ids)), 900)
+                for r in conn.execute(select(*cols).where(HostVersionRow.host_id.in_(part)))]
+    return {(r.host_id, r.product): (r.version, r.last_known_good) for r in rows}
+
+
+def exposures(conn: Connection, host_ids: Sequence[str] | None) -> dict[tuple[str, str], tuple[str, bool, int | None]]:
+    """``(rollout, host) → (from_version, rolled back, exposed wave)`` for every exposed host (None: all hosts)."""
+    cols = (RolloutHostRow.rollout_id, RolloutHostRow.host_id, RolloutHostRow.from_version,
+            RolloutHostRow.rolled_back_at, RolloutHostRow.exposed_wave)
+    base = select(*cols).where(RolloutHostRow.exposed_at.is_not(None))
+    if host_ids is None:
+        rows: Iterable[Any] = conn.execute(base)
+    else:
+        rows = [r for part in chunks(sorted(set(host_ids)), 900)
+                for r in conn.execute(base.where(RolloutHostRow.host_id.in_(part)))]
+    return {(r.rollout_id, r.host_id): (r.from_version, r.rolled_back_at is not None, r.exposed_wave) for r in rows}
+
+
+def rollout_heads(conn: Connection) -> list[tuple[str, str, str, str]]:
+    """``(id, product, state, release id)`` of every rollout, newest first."""
+    return [(r.id, r.product, r.state, r.release_id) for r in conn.execute(
+        select(RolloutRow.id, RolloutRow.product, RolloutRow.state, RolloutRow.release_id)
+        .order_by(RolloutRow.created_at.desc(), RolloutRow.id))]

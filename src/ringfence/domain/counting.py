@@ -1,0 +1,300 @@
+"""The counting rules the server's store and the simulator's arrays share (pure, array versions once).
+
+* :func:`silent_now` — which hosts count as newly silent (docs/gate.md);
+* :func:`wave_observations` — per wave: hosts in reach, exposed, held back by
+  tenant policy, eligible now (window open, tenant delay over, online, budget
+  allows) with the reason the first blocked host is blocked, and observed
+  (installed and still reporting);
+* :func:`pick_eligible` — which eligible hosts go first (wave, then bucket);
+* :func:`unproven` and :func:`budget_ledger` — what counts against a disruption budget now;
+* :func:`choose_exposures` — which of them a wave exposes now, within the disruption budgets;
+* :func:`count_streams` — the gate's counts per stratum × signal.
+
+Times in the arrays are float seconds from any common origin (``nan`` = never).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ringfence.domain.budgets import BudgetLedger, GroupBudget
+from ringfence.domain.gate import Signal, StreamCounts
+from ringfence.domain.rollout import WaveObservation
+from ringfence.domain.windows import WindowStatus
+
+__all__ = [
+    "POOLED",
+    "BoolArray",
+    "FloatArray",
+    "IntArray",
+    "WaveCounts",
+    "budget_ledger",
+    "choose_exposures",
+    "count_streams",
+    "pick_eligible",
+    "silent_now",
+    "unproven",
+    "wave_observations",
+]
+
+#: The stratum name of the pooled streams (every stratum together), next to the per-stratum streams.
+POOLED = "*"
+
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+def silent_now(*, exposed_s: FloatArray, rolled_back: BoolArray, control: BoolArray, beat_s: FloatArray,
+               now_s: float, grace_s: float) -> tuple[BoolArray, BoolArray]:
+    """Hosts silent right now: (treated, control).
+
+    A treated host (exposed, not rolled back) is silent once it was exposed more than ``grace`` ago and has
+    not reported for ``grace`` (or never); a control host once it has not reported for ``grace``.
+    """
+    stale = ~(now_s - beat_s <= grace_s)  # never reported (nan) is stale too
+    treated: BoolArray = (now_s - exposed_s > grace_s) & ~rolled_back & stale  # nan (not exposed) is False
+    return treated, control & stale
+
+
+@dataclass(frozen=True, slots=True)
+class WaveCounts:
+    """:func:`wave_observations`' result: the engine's per-wave view and the hosts eligible now.
+
+    ``eligible`` marks hosts (of any wave) that could be offered the release now; wave ``k`` may take those
+    with ``wave <= k`` (see :func:`pick_eligible`).
+    """
+
+    waves: tuple[WaveObservation, ...]
+    eligible: BoolArray
+    rolled_back_pending: int
+
+
+class _Reach:
+    """Counts over the hosts in reach of each wave (waves ``0 … k``); a prefix slice when hosts come sorted
+    by wave (the simulator's order), a mask otherwise."""
+
+    def __init__(self, wave: IntArray, waves: int) -> None:
+        self.waves = waves
+        self.sorted = bool(len(wave) < 2 or np.all(wave[:-1] <= wave[1:]))
+        if self.sorted:
+            self.ends = np.searchsorted(wave, np.arange(waves), side="right")
+        else:
+            self.masks = [wave <= k for k in range(waves)]
+
+    def count(self, mask: BoolArray) -> IntArray:
+        """How many hosts ``mask`` marks in reach of each wave."""
+        if self.sorted:
+            starts = np.r_[0, self.ends[:-1]]
+            per = np.array([np.count_nonzero(mask[a:b]) for a, b in zip(starts, self.ends, strict=True)],
+                           dtype=np.int64)
+            counts: IntArray = np.cumsum(per)
+            return counts
+        return np.array([np.count_nonzero(mask & m) for m in self.masks], dtype=np.int64)
+
+    def first(self, mask: BoolArray, k: int) -> int:
+        """The first host (in host order) that ``mask`` marks in reach of wave ``k``, or -1."""
+        if self.sorted:
+            part = mask[:self.ends[k]]
+            return int(np.argmax(part)) if part.any() else -1
+        both = mask & self.masks[k]
+        return int(np.argmax(both)) if both.any() else -1
+
+    def within(self, mask: BoolArray, k: int) -> BoolArray:
+        """``mask`` restricted to the hosts in reach of wave ``k``."""
+        if self.sorted:
+            out = np.zeros(len(mask), dtype=bool)
+            out[:self.ends[k]] = mask[:self.ends[k]]
+            return out
+        restricted: BoolArray = mask & self.masks[k]
+        return restricted
+
+
+def wave_observations(*, waves: int, wave: IntArray, exposed_s: FloatArray, rolled_back: BoolArray,
+                      held: BoolArray, delayed: BoolArray, key: IntArray, windows: Sequence[WindowStatus],
+                      beat_s: FloatArray, runs_release: BoolArray, now_s: float, grace_s: float,
+                      name_of: Callable[[int], str],
+                      budget_ok: Callable[[IntArray], BoolArray] | None = None) -> WaveCounts:
+    """Per wave, in the rules of :class:`~ringfence.domain.rollout.WaveObservation`.
+
+    Wave ``k`` reaches the hosts placed in waves ``0 … k``.  ``key`` indexes ``windows`` (the change-window
+    status of each host's (timezone, country, subdivision)); ``name_of(i)`` names host ``i`` in a reason;
+    ``budget_ok(indices)`` says which of these candidates the disruption budgets allow (None: no budgets).
+    A host not yet exposed and not held back by policy is blocked by the first of: window closed, tenant
+    delay, offline (no report within ``grace``), budget; the reason names the first blocked host in order.
+    """
+    n_keys = len(windows)
+    exposed = ~np.isnan(exposed_s)
+    fresh = now_s - beat_s <= grace_s  # never reported (nan) is not fresh
+    is_open = np.array([w.open for w in windows], dtype=bool)
+    closed = ~is_open[key] if n_keys else np.ones(len(key), dtype=bool)
+    observed_host = exposed & (beat_s > exposed_s) & runs_release
+    waiting = ~exposed & ~held
+    blocked = waiting & (closed | delayed | ~fresh)
+    candidate = waiting & ~blocked
+    allowed = candidate.copy()
+    if budget_ok is not None:
+        cand_idx = np.flatnonzero(candidate)
+        if len(cand_idx):
+            allowed[cand_idx] = budget_ok(cand_idx)
+    reach = _Reach(wave, waves)
+    n_exposed = reach.count(exposed)
+    n_waiting = reach.count(waiting)
+    n_held = reach.count(~exposed & held)
+    n_ok = reach.count(allowed)
+    n_budget = reach.count(candidate & ~allowed)
+    n_observed = reach.count(observed_host)
+    grace_min = grace_s / 60
+    out: list[WaveObservation] = []
+    closed_waiting = blocked & closed
+    for k in range(waves):
+        reason = ""
+        next_open: datetime | None = None
+        if n_waiting[k] > n_ok[k] + n_budget[k]:  # some host in reach is blocked: name the first
+            first = reach.first(blocked, k)
+            if closed[first]:
+                reason = f"{name_of(first)}: {windows[int(key[first])].reason}"
+            elif delayed[first]:
+                reason = f"{name_of(first)}: tenant delay not over"
+            else:
+                reason = f"{name_of(first)}: offline (no heartbeat in the last {grace_min:.0f} min)"
+            idx = np.flatnonzero(reach.within(closed_waiting, k))
+            keys_closed = np.flatnonzero(np.bincount(key[idx], minlength=n_keys))
+            known = [o for o in (windows[int(j)].next_open for j in keys_closed) if o is not None]
+            next_open = min(known) if known else None
+        out.append(WaveObservation(
+            in_reach=int(n_exposed[k] + n_waiting[k]), exposed=int(n_exposed[k]), eligible_now=int(n_ok[k]),
+            observed=int(n_observed[k]), held=int(n_held[k]), next_window=next_open,
+            window_reason=reason, budget_blocked=int(n_budget[k])))
+    pending = int(np.count_nonzero(rolled_back & runs_release & fresh))
+    return WaveCounts(waves=tuple(out), eligible=allowed, rolled_back_pending=pending)
+
+
+def pick_eligible(eligible: BoolArray, wave: IntArray, bucket: IntArray, up_to_wave: int) -> IntArray:
+    """The eligible hosts of waves ``0 … up_to_wave`` in the order they are exposed: earliest wave, then
+    lowest bucket, then host order."""
+    idx = np.flatnonzero(eligible & (wave <= up_to_wave))
+    order = np.lexsort((bucket[idx], wave[idx]))  # stable: ties keep the hosts' order
+    picked: IntArray = idx[order].astype(np.int64)
+    return picked
+
+
+def unproven(*, exposed_s: FloatArray, rolled_back: BoolArray, wave: IntArray, passed: Iterable[int],
+             min_bake_s: Sequence[float], now_s: float) -> BoolArray:
+    """Hosts running the release unproven: exposed, not rolled back, their wave not passed, and exposed less
+    than their wave's bake time ago (a host that ran it for the whole bake without the gate failing is
+    proven, so members of one group can follow each other within the last wave)."""
+    done = np.zeros(max(len(min_bake_s), 1), dtype=bool)
+    for k in passed:
+        done[k] = True
+    bake = np.asarray(min_bake_s, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        young = now_s - exposed_s < bake[wave] if len(bake) else np.zeros(len(wave), dtype=bool)
+    result: BoolArray = ~np.isnan(exposed_s) & ~rolled_back & ~done[wave] & young
+    return result
+
+
+def budget_ledger(budgets: Sequence[GroupBudget], *, exposed: Iterable[str], member_beat_s: Mapping[str, float],
+                  now_s: float, grace_s: float) -> BudgetLedger:
+    """The disruption-budget ledger at ``now``: ``exposed`` hosts are at risk, and so are members known to be
+    offline (a report older than ``grace``; a member never seen is not assumed down)."""
+    down = {m for m, beat in member_beat_s.items() if now_s - beat > grace_s}
+    return BudgetLedger(budgets, exposed, down=down)
+
+
+def choose_exposures(eligible: BoolArray, wave: IntArray, bucket: IntArray, up_to_wave: int, limit: int, *,
+                     budget: BudgetLedger | None = None, ids: Sequence[str] = ()) -> IntArray:
+    """Which eligible hosts of waves ``0 … up_to_wave`` to expose now (at most ``limit``), best first.
+
+    Without budgets the first ``limit`` of :func:`pick_eligible`'s order.  With a ledger (``ids[i]`` names
+    host ``i`` in it), hosts another rollout already exposed cost no budget again and come first; the rest
+    go through :meth:`~ringfence.domain.budgets.BudgetLedger.select` in order, which records them as exposed.
+    """
+    limit = max(0, int(limit))
+    in_reach = eligible & (wave <= up_to_wave)
+    if budget is None and limit >= int(np.count_nonzero(in_reach)):
+        every: IntArray = np.flatnonzero(in_reach).astype(np.int64)
+        return every
+    order = pick_eligible(eligible, wave, bucket, up_to_wave)
+    if budget is None:
+        return order[:limit]
+    already = [int(j) for j in order if ids[int(j)] in budget.exposed][:limit]
+    fresh = [int(j) for j in order if ids[int(j)] not in budget.exposed]
+    by_id = {ids[j]: j for j in fresh}
+    chosen = already + [by_id[h] for h in budget.select([ids[j] for j in fresh], limit - len(already))]
+    return np.array(chosen, dtype=np.int64)
+
+
+def count_streams(*, strata: Sequence[str], stratum: IntArray, treated: BoolArray, control: BoolArray,
+                  exposed_s: FloatArray, treated_first_s: Mapping[Signal, FloatArray],
+                  control_first_s: Mapping[Signal, FloatArray], started_s: float, now_s: float,
+                  min_treated: int) -> list[StreamCounts]:
+    """The gate's counts per stratum × signal, plus the pooled stratum ``*`` when there are several.
+
+    Counting rules (docs/gate.md): ``treated`` = exposed and not rolled back; ``control`` = not yet exposed
+    and reporting before the rollout started.  ``treated_first_s[signal][i]`` is host ``i``'s first event of
+    the signal under this rollout since it started less the grace, ``control_first_s`` its first event not
+    tied to a rollout since it started (``nan`` or a missing signal: none).  A host with an event has failed
+    and its time at risk stops there.  A stratum with fewer than ``min_treated`` updated hosts is judged
+    inside the pooled stream.  Install failures and auto-reverts cannot happen on a host that never
+    installed: their control side is empty, so the gate compares them with its baseline rate.
+    """
+    n_strata = len(strata)
+    present = np.bincount(stratum, minlength=n_strata) > 0
+    several = int(np.count_nonzero(present)) > 1
+    ti = np.flatnonzero(treated)
+    st_t = stratum[ti]
+    t_hosts = np.bincount(st_t, minlength=n_strata)
+    c_hosts = np.bincount(stratum[np.flatnonzero(control)], minlength=n_strata)
+    ex_t = exposed_s[ti]
+    none_t = np.bincount(st_t, weights=np.maximum(0.0, now_s - ex_t), minlength=n_strata) / 3600.0
+    at_risk = max(0.0, now_s - started_s)
+    none_c = c_hosts * at_risk / 3600.0
+    zeros = np.zeros(n_strata, dtype=np.int64)
+    per: dict[Signal, tuple[Any, Any, Any, Any]] = {}
+    for signal in Signal:
+        t_first, c_first = treated_first_s.get(signal), control_first_s.get(signal)
+        t_failed, t_hours, c_failed, c_hours = zeros, none_t, zeros, none_c
+        if t_first is not None:
+            f = t_first[ti]
+            failed = ~np.isnan(f)
+            t_failed = np.bincount(st_t[failed], minlength=n_strata)
+            hours = np.maximum(0.0, np.where(failed, np.fmin(f, now_s), now_s) - ex_t)
+            t_hours = np.bincount(st_t, weights=hours, minlength=n_strata) / 3600.0
+        if c_first is not None:
+            # Most control hosts have no event: count every one at risk all along, then take back the time
+            # after each failed host's first event.
+            fi = np.flatnonzero(control & ~np.isnan(c_first))
+            st_f = stratum[fi]
+            c_failed = np.bincount(st_f, minlength=n_strata)
+            lost = at_risk - np.maximum(0.0, np.fmin(c_first[fi], now_s) - started_s)
+            c_hours = np.maximum(0.0, none_c - np.bincount(st_f, weights=lost, minlength=n_strata) / 3600.0)
+        per[signal] = (t_failed, t_hours, c_failed, c_hours)
+    names = [s for s, p in zip(strata, present, strict=True) if p] + ([POOLED] if several else [])
+    index = {s: i for i, s in enumerate(strata)}
+    streams: list[StreamCounts] = []
+    for name in sorted(names):
+        j = -1 if name == POOLED else index[name]
+
+        def total(a: Any, j: int = j) -> Any:
+            return a.sum() if j < 0 else a[j]
+        n_t = int(total(t_hosts))
+        if n_t == 0 or (name != POOLED and several and n_t < min_treated):
+            continue
+        n_c = int(total(c_hosts))
+        for signal in Signal:
+            t_failed, t_hours, c_failed, c_hours = per[signal]
+            comparable = signal in (Signal.SILENT, Signal.CRASHED)
+            streams.append(StreamCounts(signal=signal, stratum=name, treated_hosts=n_t,
+                                        treated_failed=int(total(t_failed)),
+                                        treated_host_hours=float(total(t_hours)),
+                                        control_hosts=n_c if comparable else 0,
+                                        control_failed=int(total(c_failed)) if comparable else 0,
+                                        control_host_hours=float(total(c_hours)) if comparable else 0.0))
+    return streams
