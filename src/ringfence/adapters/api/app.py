@@ -44,8 +44,9 @@ def create_app(settings: Settings, *, db: Database | None = None, clock: Clock =
                      artifacts=ArtifactStore(settings.data_dir / "artifacts"))
     run_loop = settings.reconcile_interval_seconds > 0 if reconcile is None else reconcile
     publisher = ChannelPublisher(database, state.artifacts, settings.data_dir, clock)
-    reconciler = Reconciler(database, ingest, clock, settings.reconcile_interval_seconds or 5.0, publisher=publisher)
-    notifier = OutboxNotifier(database, clock)  # the Notifier for NOTIFY intents and operator actions (adapters/notify)
+    notifier = OutboxNotifier(database, clock)  # delivers the reconciler's halts, rollbacks and NOTIFY intents
+    reconciler = Reconciler(database, ingest, clock, settings.reconcile_interval_seconds or 5.0, publisher=publisher,
+                            notifier=notifier)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
