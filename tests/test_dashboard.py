@@ -7,6 +7,7 @@ drive the same pages in chromium.
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -376,3 +377,20 @@ def test_overview_charts_fleet_health_over_time(api: Api, db: Database, clock: F
     _login(api, "viewer")
     page = api.client.get("/").text
     assert 'id="fleet-chart"' in page and "5 hosts silent now" in page
+
+
+def test_kill_switch_pressed_in_the_dashboard_is_told_to_the_notify_targets(api: Api, db: Database, clock: FakeClock,
+                                                                             rollout: str) -> None:
+    """The dashboard's actions go through the app's notifier: the halt lands in the delivery log."""
+    notifications.apply_rules(db, "notify: {targets: {hook: {webhook: 'http://127.0.0.1:9/h', secret: s}},"
+                                  " rules: [{events: ['*'], targets: [hook]}]}", actor=ADMIN, clock=clock)
+    csrf = _login(api, "operator")
+    yes = api.client.post("/ui/killswitch/falcon-content",
+                          data={"csrf": csrf, "reason": "boot loops", "confirm": "falcon-content"}, follow_redirects=False)
+    assert yes.status_code == 303
+    for _ in range(100):  # the notifier's worker thread stores it within its poll interval
+        log = notifications.deliveries(db, actor=ADMIN)
+        if any(d.event == "killswitch" for d in log):
+            break
+        time.sleep(0.1)
+    assert ("killswitch", "falcon-content", "*/hook") in {(d.event, d.subject, d.target) for d in log}, log

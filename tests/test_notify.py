@@ -8,8 +8,6 @@ import hmac
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 import yaml
@@ -22,36 +20,10 @@ from ringfence.services.context import Actor
 from ringfence.services.notify import Event, Notification
 from tests.api_support import Api, _problem, api  # noqa: F401  (fixture)
 from tests.conftest import FakeClock
+from tests.notify_support import Receiver
 from tests.servers import free_port
 
 SECRET = "s3cret-for-tests"
-
-
-class Receiver:
-    """A real HTTP server on loopback that records every POST (and answers 204)."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.requests: list[tuple[str, dict[str, str], bytes]] = []
-        received = self.requests
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                received.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ from ringfence.domain.words import state_label
 from ringfence.errors import AuthenticationError, InputError, NotFoundError, PermissionDeniedError, RingfenceError
 from ringfence.services import inventory, notifications, rollouts, tokens
 from ringfence.services.context import Actor
+from ringfence.services.notify import Notifier
 
 __all__ = ["COOKIE", "LOGIN_COOKIE", "csrf_for", "router"]
 
@@ -61,6 +62,12 @@ _env.filters["num"] = lambda n: f"{n:,}" if isinstance(n, int) else (f"{n:,.3g}"
 def csrf_for(token: str) -> str:
     """The CSRF token of a session: an HMAC of its operator token."""
     return hmac.new(token.encode(), b"ringfence-dashboard-csrf", hashlib.sha256).hexdigest()
+
+
+def _notifier(request: Request) -> Notifier | None:
+    """The app's notifier (adapters/notify), so a halt or kill switch pressed here is told like any other."""
+    notifier: Notifier | None = getattr(request.app.state, "notifier", None)
+    return notifier
 
 
 def _session(request: Request) -> tuple[Actor, str] | None:
@@ -340,7 +347,7 @@ async def rollout_action(request: Request, rollout_id: str, op: str) -> Response
         if not reason:
             raise InputError.single("reason", "is empty", expected="why (it goes to the audit log)")
         await run_in_threadpool(rollouts.operate, state.db, rollout_id, op, actor=session[0], clock=state.clock,
-                                reason=reason[:2000])
+                                reason=reason[:2000], notifier=_notifier(request))
     except RingfenceError as e:
         return _error(request, session, e)
     return RedirectResponse(f"/rollouts/{quote(rollout_id)}", status_code=303)
@@ -363,7 +370,7 @@ async def killswitch_action(request: Request, product: str) -> Response:
             raise InputError.single("confirm", "does not name the product",
                                     expected=f"type {product!r} to confirm the kill switch")
         await run_in_threadpool(rollouts.kill_switch, state.db, product, engage=engage, actor=session[0],
-                                clock=state.clock, reason=reason[:2000])
+                                clock=state.clock, reason=reason[:2000], notifier=_notifier(request))
     except RingfenceError as e:
         return _error(request, session, e)
     return RedirectResponse("/", status_code=303)
