@@ -107,7 +107,8 @@ target_dir = "installed"
                 code = proc.poll()
                 if code is not None and not self._stop.is_set() and len(self.exits[host]) < 3 * K:
                     self.exits[host].append(code)
-                    self._stop.wait(0.2)  # the "reboot"
+                    if self._stop.wait(0.2):  # the "reboot"; stopped meanwhile: spawn nothing __exit__ cannot reap
+                        return
                     self._spawn(host)
             self._stop.wait(0.1)
 
