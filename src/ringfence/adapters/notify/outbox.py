@@ -29,7 +29,7 @@ import random
 import threading
 import warnings
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -74,6 +74,9 @@ class OutboxNotifier:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        #: When the database next has a due row: no query before then unless something new was queued
+        #: (on SQLite every transaction takes the write lock, so an idle worker must not poll it).
+        self._next_due: datetime | None = datetime.min.replace(tzinfo=UTC)
 
     # --- the port ----------------------------------------------------------------------------
     def notify(self, notification: Notification) -> None:
@@ -111,8 +114,10 @@ class OutboxNotifier:
 
     def run_once(self) -> int:
         """Store what was queued, then attempt every due delivery; returns how many attempts were made."""
-        self._store_queued()
+        queued = self._store_queued()
         now = self._clock()
+        if not queued and (self._next_due is None or now < self._next_due):
+            return 0
         with self._db.transaction() as conn:
             due = store.due_deliveries(conn, now)
             rules = self._rules(conn)
@@ -120,12 +125,14 @@ class OutboxNotifier:
             if self._stopping.is_set():
                 break
             self._attempt(row, rules)
+        with self._db.transaction() as conn:
+            self._next_due = store.next_due(conn)
         return len(due)
 
     def _rules(self, conn: Any) -> dict[str, Rules]:
         return {r.tenant: rules_from_doc(r.document) for r in store.all_rules(conn)}
 
-    def _store_queued(self) -> None:
+    def _store_queued(self) -> bool:
         pending: list[Notification] = []
         while True:
             try:
@@ -133,7 +140,7 @@ class OutboxNotifier:
             except queue.Empty:
                 break
         if not pending:
-            return
+            return False
         now = self._clock()
         with self._db.transaction() as conn:
             rules = self._rules(conn)
@@ -151,6 +158,7 @@ class OutboxNotifier:
             store.add_deliveries(conn, rows)
         if not rows:
             _log.info("%d notification(s) matched no rule", len(pending))
+        return bool(rows)
 
     def _attempt(self, row: Any, rules: Mapping[str, Rules]) -> None:
         scope, _, name = row.target.partition("/")

@@ -6,11 +6,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
+from ringfence.adapters.db.stores.base import utc
 from ringfence.adapters.db.tables import NotifyDeliveryRow, NotifyRulesRow
 
-__all__ = ["add_deliveries", "all_rules", "due_deliveries", "list_deliveries", "put_rules", "record_attempt"]
+__all__ = ["add_deliveries", "all_rules", "due_deliveries", "list_deliveries", "next_due", "put_rules", "record_attempt"]
 
 
 def put_rules(conn: Connection, tenant: str, document: Mapping[str, Any], *, now: datetime, actor: str) -> int:
@@ -58,3 +59,9 @@ def list_deliveries(conn: Connection, *, limit: int = 100, state: str = "") -> l
     if state:
         stmt = stmt.where(NotifyDeliveryRow.state == state)
     return list(conn.execute(stmt.order_by(NotifyDeliveryRow.id.desc()).limit(limit)))
+
+
+def next_due(conn: Connection) -> datetime | None:
+    """When the earliest pending delivery is due (None when nothing is pending)."""
+    return utc(conn.scalar(select(func.min(NotifyDeliveryRow.next_attempt_at))
+                           .where(NotifyDeliveryRow.state == "pending")))
