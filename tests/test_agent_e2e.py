@@ -28,7 +28,8 @@ import httpx
 import pytest
 
 from ringfence.adapters.db.engine import Database
-from tests.servers import Server
+from tests.notify_support import Receiver, signature_ok
+from tests.servers import Server, free_port
 
 HOSTS = 20
 K = 3
@@ -106,7 +107,8 @@ target_dir = "installed"
                 code = proc.poll()
                 if code is not None and not self._stop.is_set() and len(self.exits[host]) < 3 * K:
                     self.exits[host].append(code)
-                    self._stop.wait(0.2)  # the "reboot"
+                    if self._stop.wait(0.2):  # the "reboot"; stopped meanwhile: spawn nothing __exit__ cannot reap
+                        return
                     self._spawn(host)
             self._stop.wait(0.1)
 
@@ -159,9 +161,21 @@ def _until(check: Callable[[], Any], timeout: float, what: str, detail: Callable
         time.sleep(0.5)
 
 
+WEBHOOK_SECRET = "agent-e2e-webhook-secret"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """Where the server's notifications go: a real HTTP server on loopback (webhook and Apprise json://)."""
+    r = Receiver(free_port())
+    yield r
+    r.close()
+
+
 @pytest.fixture
 def server(tmp_path: Path, db_url: str) -> Iterator[Server]:
-    srv = Server(tmp_path, db_url, RINGFENCE_RECONCILE_INTERVAL_SECONDS="0.25", RINGFENCE_HEALTH_MAX_PER_MINUTE="600")
+    srv = Server(tmp_path, db_url, RINGFENCE_RECONCILE_INTERVAL_SECONDS="0.25", RINGFENCE_HEALTH_MAX_PER_MINUTE="600",
+                 RF_E2E_WEBHOOK_SECRET=WEBHOOK_SECRET)
     yield srv
     srv.stop()
 
@@ -202,8 +216,19 @@ def _waves(db: Database, rid: str) -> dict[str, tuple[int, Any]]:
 
 @pytest.mark.slow
 def test_twenty_agents_good_release_then_bad_release_halted_and_self_reverted(
-        server: Server, db: Database, tmp_path: Path) -> None:
-    """Good release to all, wave by wave; bad release halted in wave 0, never downloaded later, reverted by K starts."""
+        server: Server, db: Database, tmp_path: Path, receiver: Receiver) -> None:
+    """Good release to all, wave by wave; bad release halted in wave 0, never downloaded later, reverted by K starts;
+    the halt reaches the on-call webhook (signed) and the chat target (Apprise json://) on loopback."""
+    (tmp_path / "notify.yaml").write_text(f"""
+notify:
+  targets:
+    oncall: {{webhook: "http://127.0.0.1:{receiver.port}/oncall", secret_env: RF_E2E_WEBHOOK_SECRET}}
+    chat: {{apprise: "json://127.0.0.1:{receiver.port}/chat"}}
+  rules:
+    - events: [rollout.halted, rollout.rolled_back, killswitch]
+      targets: [oncall, chat]
+""")
+    server.cli("notify", "apply", str(tmp_path / "notify.yaml"), "--reason", "agent e2e on-call")
     server.cli("keys", "init", "--bins", "8", "--dir", str(tmp_path / "root-keys"))
     export = tmp_path / "export"
     server.cli("channel", "export", str(export))
@@ -259,6 +284,19 @@ def test_twenty_agents_good_release_then_bad_release_halted_and_self_reverted(
         assert halts and halts[0]["wave"] == 0 and "crashed" in halts[0]["message"], [
             (d["state"], d["wave"], d["message"]) for d in decisions]
         print(f"bad release halted after {time.monotonic() - t0:.0f} s: {halts[0]['message']}")
+
+        # People are told: the halt reaches the on-call webhook, signed, and the chat target, off the reconciler.
+        def told() -> list[dict[str, Any]]:
+            hooks = [json.loads(body) for path, headers, body in list(receiver.requests)
+                     if path == "/oncall" and signature_ok(WEBHOOK_SECRET, headers, body)]
+            return [h for h in hooks if h["subject"] == bad and h["event"] in ("rollout.halted", "rollout.rolled_back")]
+        hooks = _until(told, 30, "the halt to reach the webhook receiver", lambda: receiver.requests[-3:])
+        assert any(h["details"]["wave"] == 0 for h in hooks), hooks
+        _until(lambda: any(p == "/chat" and json.loads(b).get("title", "").startswith(f"{PRODUCT}@291 ")
+                           for p, _, b in list(receiver.requests)), 30, "the halt to reach the Apprise json:// target",
+               lambda: receiver.requests[-3:])
+        logged = json.loads(server.cli("notify", "log", "--state", "delivered", "--json").stdout)["deliveries"]
+        assert {d["target"] for d in logged if d["subject"] == bad} >= {"*/oncall", "*/chat"}, logged
         bad_waves = _waves(db, bad)
         exposed = {h for h, (_, t) in bad_waves.items() if t is not None}
         later = {h for h, (w, _) in bad_waves.items() if w > 0}

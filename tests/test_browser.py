@@ -115,7 +115,8 @@ def test_operator_replays_19_july_and_sees_the_halt_viewer_sees_no_buttons(serve
             expect(halt).to_be_visible(timeout=60_000)
             assert page.evaluate("performance.timeOrigin") == loaded  # shown by the live update, not a reload
             expect(halt).to_contain_text("in wave 0 (canary)")
-            expect(halt).to_contain_text(re.compile(r"updated .*hosts silent vs \d+ of [\d,]+ control hosts"))
+            expect(halt).to_contain_text(re.compile(r"updated .*hosts( \(all strata pooled\))? silent "
+                                                    r"vs \d+ of [\d,]+ control hosts"))
             expect(halt).to_contain_text("8,500,000")
             hit = int(page.locator("#hosts-hit").inner_text().replace(",", ""))
             assert 0 < hit < 150, hit
@@ -125,6 +126,28 @@ def test_operator_replays_19_july_and_sees_the_halt_viewer_sees_no_buttons(serve
             expect(page.locator("#actions")).not_to_have_attribute("data-state", "progressing")
             page.screenshot(path=str(tmp_path / "3-halted.png"), full_page=True)
             assert time.monotonic() - started < 60
+            # The halt says it once, in words: no repeated "halted wave 0 (canary) … halted:", no "*" for the pool.
+            expect(halt.locator(".halt-reason")).not_to_contain_text(re.compile(r"halted wave|halted:"))
+            expect(halt.locator(".halt-reason")).not_to_contain_text(" * ")
+            # The exposure chart marks the halt.
+            expect(page.locator("#halt-marker")).to_be_visible()
+            expect(page.locator("#halt-marker")).to_contain_text("halted")
+
+            # After the rollback the page says what is true, and hands the silent hosts to a recovery campaign.
+            rollback = page.locator("#rollback")
+            expect(rollback).to_be_visible(timeout=60_000)
+            expect(rollback).to_contain_text(re.compile(r"desired state of all\s+[\d,]+\s+exposed hosts is their last known"))
+            expect(rollback).not_to_contain_text("every exposed host is back")
+            expect(page.locator("#rollback-silent")).to_contain_text(re.compile(r"[\d,]+\s+are silent and need recovery"),
+                                                                     timeout=60_000)
+            rollout_id = page.url.rstrip("/").rsplit("/", 1)[-1]
+            link = page.locator("#recovery-link")
+            expect(link).to_have_attribute("href", f"/recovery/new?rollout={rollout_id}")
+            expect(link).to_contain_text("Open a recovery campaign")
+            page.screenshot(path=str(tmp_path / "3b-rolled-back.png"), full_page=True)
+            page.get_by_role("link", name="Overview").click()
+            expect(page.locator("#demo-replay")).to_contain_text("is over")
+            page.go_back()
 
             # A viewer sees the same pages and no action buttons at all.
             replay_url = page.url
@@ -143,4 +166,4 @@ def test_operator_replays_19_july_and_sees_the_halt_viewer_sees_no_buttons(serve
         finally:
             browser.close()
     assert all((tmp_path / f).stat().st_size > 10_000 for f in
-               ("1-overview.png", "2-paused.png", "3-halted.png", "4-viewer.png"))
+               ("1-overview.png", "2-paused.png", "3-halted.png", "3b-rolled-back.png", "4-viewer.png"))

@@ -7,11 +7,18 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from ringfence.adapters.db.engine import Database
+from ringfence.cli.sim_cli import duration
+from ringfence.domain.access import Role
+from ringfence.domain.model import Host, HostId, Inventory, OsFamily, TenantId
+from ringfence.errors import InputError, NotFoundError
+from ringfence.services import inventory
+from ringfence.services.context import Actor
 from tests.servers import Server, free_port
 
 FIX = Path(__file__).parent / "fixtures" / "inventory"
@@ -91,3 +98,26 @@ def test_cli_without_server_or_token_says_what_to_do(tmp_path: Path) -> None:
     no_server = subprocess.run([sys.executable, "-m", "ringfence.cli", "hosts", "list"], env=env, cwd=tmp_path,
                                capture_output=True, text=True, check=False)
     assert no_server.returncode == 1 and "cannot reach the ringfence server" in no_server.stderr
+
+
+@pytest.mark.parametrize(("seconds", "words"), [(None, "—"), (float("nan"), "—"), (42.4, "42 s"), (360, "6 min"),
+                                                 (14_520, "4 h 2 min"), (7200, "2 h"), (242_820.0, "2 d 19 h")])
+def test_simulator_shows_durations_as_durations(seconds: float | None, words: str) -> None:
+    """'time to halt s 242,820.00' is '2 d 19 h' in the simulator's table."""
+    assert duration(seconds) == words
+
+
+def test_hosts_show_takes_an_id_a_unique_prefix_or_a_hostname(db: Database) -> None:
+    """Tables truncate ids, so a unique start of one is enough; an ambiguous one is refused with the candidates."""
+    admin = Actor(name="admin", role=Role.ADMIN)
+    hosts = tuple(Host(id=HostId(i), hostname=n, tenant=TenantId("t"), os_family=OsFamily.WINDOWS)
+                  for i, n in (("00018818-d198-4f87", "ws-1"), ("00018818-e000-0000", "ws-2"), ("7f00aa", "ws-3")))
+    inventory.import_inventory(db, Inventory(hosts=hosts), actor=admin, clock=lambda: datetime(2026, 12, 1, tzinfo=UTC))
+    assert inventory.get_host(db, "7f00aa", actor=admin).hostname == "ws-3"          # the id
+    assert inventory.get_host(db, "00018818-d1", actor=admin).hostname == "ws-1"     # a unique prefix
+    assert inventory.get_host(db, "00018818-d198-4…", actor=admin).hostname == "ws-1"  # as a table shows it
+    assert inventory.get_host(db, "WS-2", actor=admin).id == "00018818-e000-0000"    # a hostname
+    with pytest.raises(InputError, match=r"matches several hosts: 00018818-d198-4f87 \(ws-1\), 00018818-e000"):
+        inventory.get_host(db, "00018818", actor=admin)
+    with pytest.raises(NotFoundError, match="a unique start of it, or its hostname"):
+        inventory.get_host(db, "nope", actor=admin)

@@ -7,6 +7,7 @@ drive the same pages in chromium.
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -14,12 +15,17 @@ import pytest
 from ringfence.adapters.api.reconciler import Reconciler
 from ringfence.adapters.artifacts import ArtifactStore
 from ringfence.adapters.db.engine import Database
+from ringfence.adapters.db.stores import health as health_store
 from ringfence.adapters.db.stores import rollouts as rollout_store
+from ringfence.adapters.notify import OutboxNotifier
 from ringfence.adapters.web.routes import COOKIE, csrf_for
+from ringfence.adapters.web.views import group_decisions, prose
 from ringfence.demo.fleet import HOSTS_2024, DemoFleet
 from ringfence.domain.access import Role
-from ringfence.services import audit, rollouts
+from ringfence.domain.words import state_label, state_word
+from ringfence.services import audit, notifications, rollouts
 from ringfence.services.context import Actor
+from ringfence.services.notify import Event, Notification
 from ringfence.services.tokens import create_token
 from tests.api_support import Api
 from tests.conftest import FakeClock
@@ -199,6 +205,18 @@ def test_static_files_are_served_from_the_package(api: Api) -> None:
     assert api.client.get("/static/dashboard.css").status_code == 200
 
 
+def test_api_docs_load_swagger_ui_from_the_server_not_a_cdn(api: Api) -> None:
+    """/docs works without internet: every script and stylesheet it names is served here."""
+    page = api.client.get("/docs")
+    assert page.status_code == 200
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert assets and all(a.startswith("/") for a in assets), assets
+    assert "cdn" not in page.text.lower()
+    for asset in assets:
+        assert api.client.get(asset).status_code == 200, asset
+    assert "SwaggerUIBundle" in api.client.get("/docs/assets/swagger-ui-bundle.js").text
+
+
 def test_demo_replay_is_halted_in_wave_zero(db: Database, clock: FakeClock, tmp_path: Path) -> None:
     """The demo's agents on a hand-moved clock: the good release progresses, the replay halts in wave 0."""
     from ringfence.services.health import HealthIngest
@@ -291,3 +309,88 @@ def test_demo_replay_can_be_retried_after_the_kill_switch_refused_it(db: Databas
     rollouts.kill_switch(db, "falcon-content", engage=False, actor=operator, clock=clock, reason="drill over")
     rid = demo.replay(operator)
     assert rollouts.get_rollout(db, rid).status.state.value == "progressing"
+
+
+def test_notifications_page_shows_rules_without_secrets_and_the_log(api: Api, db: Database, clock: FakeClock) -> None:
+    """The delivery log and the rules are on /notifications (secrets never rendered); /favicon.ico is served."""
+    _login(api, "viewer")
+    assert "No notification rules yet" in api.client.get("/notifications").text
+    notifications.apply_rules(db, "notify: {targets: {hook: {webhook: 'http://127.0.0.1:9/h', secret: TOPSECRET}},"
+                                  " rules: [{events: ['*'], targets: [hook]}]}", actor=ADMIN, clock=clock)
+    notifier = OutboxNotifier(db, clock, backoff_base=30, timeout_seconds=1)
+    notifier.notify(Notification(event=Event.ROLLOUT_HALTED, subject="ro-1", title="shop@1 halted in wave 0",
+                                 text="", at=clock()))
+    notifier.run_once()
+    notifier.stop()
+    page = api.client.get("/notifications").text
+    assert "shop@1 halted in wave 0" in page and "retrying" in page and "next try" in page
+    assert "TOPSECRET" not in page and "http://127.0.0.1:9/h" in page
+    assert "shop@1 halted in wave 0" not in api.client.get("/notifications?state=delivered").text
+    icon = api.client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+
+
+@pytest.mark.parametrize(("message", "label"), [
+    ("wave 1 (early) waiting: ws-1: closed: 19:02 in Europe/Berlin is outside mon-fri 07:00-18:00",
+     "waiting for a change window"),
+    ("wave 1 (early) waiting: ws-1: offline (no heartbeat in the last 10 min); 3 hosts blocked by disruption budgets",
+     "waiting for offline hosts and a disruption budget"),
+    ("wave 1 (early) waiting: no host in reach is eligible now; 12 hosts blocked by disruption budgets",
+     "waiting for a disruption budget"),
+    ("wave 1 (early) waiting: ws-1: tenant delay not over", "waiting for a tenant delay"),
+])
+def test_waiting_states_say_the_real_reason(message: str, label: str) -> None:
+    """'Waiting for a window' only when a window is the cause; offline hosts and budgets are named as such."""
+    assert state_label("waiting_window", message) == label
+    assert state_label("halted", message) == "HALTED" and state_word("waiting_approval") == "waiting for approval"
+
+
+def test_prose_renders_code_pools_and_drops_the_repeated_halt_prefix() -> None:
+    """Backticks become <code> (escaped), '*' becomes words, the halt prefix the page already says goes."""
+    assert str(prose("sign with `ringfence release sign a@1 --key <KEY>`")) == \
+        "sign with <code>ringfence release sign a@1 --key &lt;KEY&gt;</code>"
+    halt = "halted wave 0 (canary) at 2024-07-22 00:28 UTC: halted: 30 of 30 updated * hosts silent vs 5 of 9"
+    assert str(prose(halt, halt=True)) == "30 of 30 updated hosts (all strata pooled) silent vs 5 of 9"
+    assert str(prose("stratum * failed")) == "stratum all strata failed"
+    assert str(prose("an odd ` backtick")) == "an odd ` backtick"
+
+
+def test_repeated_decision_rows_are_grouped() -> None:
+    """28 'exposing N more hosts' ticks are one row with ×28; a different decision breaks the run."""
+    rows = [{"at": f"2026-11-24T09:{59 - i:02d}:00+00:00", "state": "progressing", "wave": 0, "actor": "reconciler",
+             "message": f"wave 0 (canary): exposing {i % 9 + 1} more hosts"} for i in range(28)]
+    rows.append({"at": "2026-11-24T09:00:00+00:00", "state": "progressing", "wave": 0, "actor": "olga",
+                 "message": "started by olga"})
+    grouped = group_decisions(rows)
+    assert [(g["count"], g["message"][:14]) for g in grouped] == [(28, "wave 0 (canary"), (1, "started by olg")]
+    assert grouped[0]["at"] == rows[0]["at"] and grouped[0]["first_at"] == rows[27]["at"]
+
+
+def test_overview_charts_fleet_health_over_time(api: Api, db: Database, clock: FakeClock) -> None:
+    """Hosts that stop reporting show up as silent from 15 minutes after their last heartbeat."""
+    start = clock()
+    with db.transaction() as conn:
+        health_store.record_heartbeats(conn, {f"h{i}": (start, 1) for i in range(20)})
+    clock.advance(minutes=60)
+    with db.transaction() as conn:
+        health_store.record_heartbeats(conn, {f"h{i}": (clock(), 1) for i in range(15)})  # 5 went quiet at start
+    _login(api, "viewer")
+    page = api.client.get("/").text
+    assert 'id="fleet-chart"' in page and "5 hosts silent now" in page
+
+
+def test_kill_switch_pressed_in_the_dashboard_is_told_to_the_notify_targets(api: Api, db: Database, clock: FakeClock,
+                                                                             rollout: str) -> None:
+    """The dashboard's actions go through the app's notifier: the halt lands in the delivery log."""
+    notifications.apply_rules(db, "notify: {targets: {hook: {webhook: 'http://127.0.0.1:9/h', secret: s}},"
+                                  " rules: [{events: ['*'], targets: [hook]}]}", actor=ADMIN, clock=clock)
+    csrf = _login(api, "operator")
+    yes = api.client.post("/ui/killswitch/falcon-content",
+                          data={"csrf": csrf, "reason": "boot loops", "confirm": "falcon-content"}, follow_redirects=False)
+    assert yes.status_code == 303
+    for _ in range(100):  # the notifier's worker thread stores it within its poll interval
+        log = notifications.deliveries(db, actor=ADMIN)
+        if any(d.event == "killswitch" for d in log):
+            break
+        time.sleep(0.1)
+    assert ("killswitch", "falcon-content", "*/hook") in {(d.event, d.subject, d.target) for d in log}, log

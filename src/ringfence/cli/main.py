@@ -20,7 +20,7 @@ import typer
 from rich.table import Table
 
 from ringfence import __version__
-from ringfence.cli import assess_cli, channel_cli, rollout_cli, sim_cli, supply_cli
+from ringfence.cli import assess_cli, channel_cli, notify_cli, rollout_cli, sim_cli, supply_cli
 from ringfence.cli.client import ApiClient, client_from_options
 from ringfence.cli.options import ConfigOpt, DbOpt, JsonOpt, ReasonOpt, ServerOpt, TokenOpt, err, out
 from ringfence.config import Settings, load_settings
@@ -47,6 +47,7 @@ supply_cli.install(app)  # vulns, sbom, vex, signers, components, gates; release
 assess_cli.install(app)
 sim_cli.install(app)  # simulate
 channel_cli.install(app, hosts_app)  # keys, channel, enrol, remediation; hosts revoke-credential
+notify_cli.install(app)  # notify apply / show / log
 
 
 def _settings(config: Path | None = None, **overrides: Any) -> Settings:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ringfence.cli.client import ApiClient, client_from_options
 from ringfence.cli.options import ConfigOpt, JsonOpt, ReasonOpt, ServerOpt, TokenOpt, err, out
+from ringfence.domain.words import state_word
 from ringfence.errors import InputError
 
 __all__ = ["install"]
@@ -146,21 +147,36 @@ def plan_check(name: Annotated[str, typer.Argument(help="Plan name.")],
                release: Annotated[str, typer.Option(help="Release id, product@version.")],
                config: ConfigOpt = None, server: ServerOpt = None, token: TokenOpt = None,
                as_json: JsonOpt = False) -> None:
-    """Wave sizes for a release under a plan; lists strata the first wave misses (exit 1 if any)."""
+    """Wave sizes for a release under a plan; lists strata the first wave misses (exit 1 if any).
+
+    Advice, not a gate: ``rollout start`` does not refuse a plan whose first wave misses strata; the health gate
+    then has no canary evidence for them until a later wave reaches them.
+    """
     with _client(config, server, token) as api:
         data = api.get(f"/v1/plans/{name}/check", release=release)
+    missing = data["missing_in_first_wave"]
     if as_json:
         _json(data)
     else:
         out.print(f"plan {name} for {release}: waves {data['wave_sizes']}, {data['strata']} strata", highlight=False)
-        if data["missing_in_first_wave"]:
-            err.print(f"[bold red]the first wave misses {len(data['missing_in_first_wave'])} strata:[/bold red]")
-            for s in data["missing_in_first_wave"]:
-                err.print(f"  - {s}", highlight=False)
+        if missing:
+            err.print(f"[bold]the first wave misses {len(missing)} of {data['strata']} strata[/bold] "
+                      "(OS build | hardware model | kernel-mode agents):", highlight=False)
+            for s in missing[:_SHOWN]:
+                err.print(f"  - {s}", highlight=False, soft_wrap=True)
+            if len(missing) > _SHOWN:
+                err.print(f"  … and {len(missing) - _SHOWN} more (--json lists them all)", highlight=False)
+            err.print("This is advice: `ringfence rollout start` does not refuse it, but the gate sees no canary "
+                      "host of these strata until a later wave reaches them. To cover them, raise the first "
+                      "wave's count or fraction in the plan.", highlight=False)
         else:
             out.print("the first wave covers every stratum")
-    if data["missing_in_first_wave"]:
+    if missing:
         raise typer.Exit(1)
+
+
+#: How many missed strata ``plan check`` lists before "… and N more".
+_SHOWN = 10
 
 
 # --- policies ---------------------------------------------------------------------------------
@@ -204,13 +220,13 @@ def policy_list(tenant: Annotated[str, typer.Option(help="Only this tenant.")] =
 
 def _print_status(data: dict[str, Any]) -> None:
     out.print(f"[bold]{data['id']}[/bold]  {data['release']} under plan {data['plan']}: "
-              f"[bold]{data['state']}[/bold] (wave {data['wave']}), {data['exposed']:,} of {data['hosts']:,} "
+              f"[bold]{state_word(data['state'])}[/bold] (wave {data['wave']}), {data['exposed']:,} of {data['hosts']:,} "
               "hosts exposed", highlight=False)
     out.print(f"  {data['message']}", highlight=False, soft_wrap=True)
     for w in data["waves"]:
         approval = " needs approval" + (f" (approved by {w['approved_by']})" if w["approved_by"] else "") \
             if w["needs_approval"] else ""
-        out.print(f"  wave {w['index']} {w['name']:<10} {w['state']:<9} {w['exposed']:>7,} / {w['hosts']:<7,}"
+        out.print(f"  wave {w['index']} {w['name']:<10} {state_word(w['state']):<12} {w['exposed']:>7,} / {w['hosts']:<7,}"
                   f"{approval}", highlight=False)
     for p in data["policies_holding"]:
         out.print(f"  held by policy: tenant {p['tenant']} ring={p['ring']} pin={p['pin']} "
@@ -225,10 +241,20 @@ def _print_status(data: dict[str, Any]) -> None:
 def rollout_start(release: Annotated[str, typer.Option(help="Release id, product@version.")],
                   plan: Annotated[str, typer.Option(help="Plan name.")] = "default",
                   create_only: Annotated[bool, typer.Option("--create-only", help="Create without starting.")] = False,
+                  quiet: Annotated[bool, typer.Option("--quiet", "-q", help=(
+                      "Print only the rollout id, for scripts: R=$(ringfence rollout start … -q). It is printed as "
+                      "soon as the rollout exists, so a start the release gates refuse still names it."))] = False,
                   reason: ReasonOpt = "", config: ConfigOpt = None, server: ServerOpt = None, token: TokenOpt = None,
                   as_json: JsonOpt = False) -> None:
     """Create a rollout of a release under a plan and start it."""
     with _client(config, server, token) as api:
+        if quiet:
+            data = api.post("/v1/rollouts", {"release": release, "plan": plan, "start": False, "reason": reason})
+            out.print(data["id"], highlight=False)
+            sys.stdout.flush()
+            if not create_only:
+                api.post(f"/v1/rollouts/{data['id']}/start", {"reason": reason})
+            return
         data = api.post("/v1/rollouts", {"release": release, "plan": plan, "start": not create_only, "reason": reason})
     if as_json:
         _json(data)
@@ -240,15 +266,21 @@ def rollout_start(release: Annotated[str, typer.Option(help="Release id, product
 def rollout_list(active: Annotated[bool, typer.Option(help="Only rollouts that are not finished.")] = False,
                  config: ConfigOpt = None, server: ServerOpt = None, token: TokenOpt = None,
                  as_json: JsonOpt = False) -> None:
-    """List rollouts."""
+    """List rollouts, newest first: state in words and the latest decision (wrapped within its column)."""
     with _client(config, server, token) as api:
         data = api.get("/v1/rollouts", active=active)
     if as_json:
         _json(data)
         return
+    table = Table(box=None, show_edge=False, pad_edge=False)
+    table.add_column("rollout", no_wrap=True)
+    table.add_column("release", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("wave", justify="right", no_wrap=True)
+    table.add_column("latest decision", ratio=1, overflow="fold", min_width=30)
     for r in data["rollouts"]:
-        out.print(f"{r['id']}  {r['release']:<28} {r['state']:<16} wave {r['wave']}  {r['message'][:80]}",
-                  highlight=False)
+        table.add_row(r["id"], r["release"], state_word(r["state"]), str(r["wave"]), r["message"])
+    out.print(table, highlight=False)
 
 
 @rollout_app.command("status")
@@ -273,7 +305,7 @@ def rollout_explain(rollout_id: str, config: ConfigOpt = None, server: ServerOpt
         _json(data)
         return
     for d in data["decisions"]:
-        out.print(f"{d['at'][:19]}  {d['state']:<16} wave {d['wave']}  {d['message']}  [{d['actor']}]",
+        out.print(f"{d['at'][:19]}  {state_word(d['state']):<20} wave {d['wave']}  {d['message']}  [{d['actor']}]",
                   highlight=False, soft_wrap=True)
 
 

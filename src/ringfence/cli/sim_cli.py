@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -60,9 +61,9 @@ def install(app: typer.Typer) -> None:
         keys = ["policy", "exposed_hosts", "crashed_hosts", "halted", "time_to_halt_s", "exposure_host_hours",
                 "time_to_full_s", "false_halt", "manual_recovery_hosts", "recovery_hours"]
         for k in keys:
-            table.add_column(k.replace("_", " "), justify="left" if k == "policy" else "right")
+            table.add_column(k.removesuffix("_s").replace("_", " "), justify="left" if k == "policy" else "right")
         for s in summaries:
-            table.add_row(*(format_value(s[k]) for k in keys))
+            table.add_row(*(duration(s[k]) if k.endswith("_s") else format_value(s[k]) for k in keys))
         out.print(table)
         for name in run.policies:
             halt = run.results[name][0].halt
@@ -75,3 +76,18 @@ def install(app: typer.Typer) -> None:
         written = [str(p) for p in (json_out, report) if p]
         if written:
             err.print("wrote " + ", ".join(written), highlight=False)
+
+
+def duration(seconds: object) -> str:
+    """Seconds as people read a duration: ``42 s``, ``6 min``, ``4 h 2 min``, ``2 d 19 h``; ``—`` for none."""
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or not math.isfinite(seconds):  # None, NaN
+        return "—"
+    s = round(float(seconds))
+    if s < 60:
+        return f"{s} s"
+    minutes, hours, days = s // 60, s // 3600, s // 86400
+    if s < 3600:
+        return f"{minutes} min"
+    if s < 86400:
+        return f"{hours} h {minutes % 60} min" if minutes % 60 else f"{hours} h"
+    return f"{days} d {hours % 24} h" if hours % 24 else f"{days} d"

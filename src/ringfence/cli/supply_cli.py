@@ -54,8 +54,9 @@ def _read(path: Path, what: str) -> bytes:
 
 
 def _progress() -> Progress:
+    # Off when stderr is not a terminal: a transient bar there leaves only blank lines behind.
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err, transient=True)
+                    console=err, transient=True, disable=not err.is_terminal)
 
 
 def _bundle(paths: list[Path], tmp: Path) -> list[Path]:

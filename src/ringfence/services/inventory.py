@@ -10,6 +10,7 @@ from ringfence.adapters.db.stores import audit as audit_store
 from ringfence.adapters.db.stores import inventory as store
 from ringfence.domain.access import Role
 from ringfence.domain.model import Host, Inventory, Service, Tenant, TenantId
+from ringfence.domain.selector import Compare, Or
 from ringfence.domain.selector import parse as parse_selector
 from ringfence.errors import FieldIssue, InputError, NotFoundError
 from ringfence.services.context import Actor, Clock
@@ -132,13 +133,28 @@ def list_hosts(db: Database, *, actor: Actor, where: str = "", limit: int = 100,
 
 
 def get_host(db: Database, host_id: str, *, actor: Actor) -> Host:
-    """One host, with agents, labels and services."""
+    """One host, with agents, labels and services: by its id, a unique prefix of it, or its hostname.
+
+    Tables truncate ids (``00018818-d198-…``), so a prefix that names exactly one host is enough; a prefix or
+    hostname that matches several hosts is refused with the candidates, never resolved by guessing.
+    """
     actor.require(Role.VIEWER, "reading hosts")
+    key = host_id.strip().rstrip("…").rstrip(".")
     with db.transaction() as conn:
-        host = store.get_host(conn, host_id)
-    if host is None:
-        raise NotFoundError(f"host {host_id!r} not found")
-    return host
+        host = store.get_host(conn, key)
+        matches: list[Host] = []
+        if host is None and key and not any(c in key for c in "*?"):
+            where = Or((Compare("hostname", "=", (key,)), Compare("id", "~", (key + "*",))))
+            matches = store.list_hosts(conn, where, limit=6)
+    if host is not None:
+        return host
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        shown = ", ".join(f"{h.id} ({h.hostname})" for h in matches[:5])
+        raise InputError(f"host {host_id!r} matches several hosts: {shown}{' …' if len(matches) > 5 else ''}; "
+                         "give more of the id")
+    raise NotFoundError(f"host {host_id!r} not found (give its id, a unique start of it, or its hostname)")
 
 
 def list_services(db: Database, *, actor: Actor, tenant: str = "") -> list[Service]:

@@ -15,11 +15,13 @@ from ringfence.adapters.api.reconciler import Reconciler
 from ringfence.adapters.api.routes import assessment, audit, health, inventory, rollouts, system, tokens
 from ringfence.adapters.api.routes import channel as channel_routes
 from ringfence.adapters.api.routes import enrolment as enrolment_routes
+from ringfence.adapters.api.routes import notify as notify_routes
 from ringfence.adapters.api.routes import simulate as simulate_routes
 from ringfence.adapters.api.routes import supply_chain as supply_chain_routes
 from ringfence.adapters.api.throttle import AuthThrottle, FailureThrottle
 from ringfence.adapters.api.uploads import BodyLimit
 from ringfence.adapters.db.engine import Database
+from ringfence.adapters.notify import OutboxNotifier
 from ringfence.adapters.web import install_dashboard
 from ringfence.appcontext import AppContext
 from ringfence.config import Settings
@@ -47,22 +49,27 @@ def create_app(settings: Settings, *, db: Database | None = None, clock: Clock =
                      context=context)
     run_loop = settings.reconcile_interval_seconds > 0 if reconcile is None else reconcile
     publisher = ChannelPublisher(database, state.artifacts, settings.data_dir, clock)
-    reconciler = Reconciler(database, ingest, clock, settings.reconcile_interval_seconds or 5.0, publisher=publisher)
+    notifier = OutboxNotifier(database, clock)  # delivers the reconciler's halts, rollbacks and NOTIFY intents
+    reconciler = Reconciler(database, ingest, clock, settings.reconcile_interval_seconds or 5.0, publisher=publisher,
+                            notifier=notifier)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if run_loop:
             reconciler.start()
+        notifier.start()
         try:
             yield
         finally:
             reconciler.stop()
+            notifier.stop()
 
-    app = FastAPI(title="ringfence", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="ringfence", version=__version__, lifespan=lifespan, docs_url=None,  # /docs: adapters/web/docs.py
                   description="Staged, health-gated rollouts that keep one bad update from taking down a fleet. "
                               "Authenticate with `Authorization: Bearer <token>`; errors are RFC 9457 problems.")
     app.state.ringfence = state
     app.state.reconciler = reconciler
+    app.state.notifier = notifier
     install_problem_handlers(app)
     install_metrics(app)
     configure_artifacts(database, state.artifacts)  # the content-contract gate reads content artifacts
@@ -72,6 +79,7 @@ def create_app(settings: Settings, *, db: Database | None = None, clock: Clock =
     app.include_router(channel_routes.router)  # signed channel: status, publish, remediation
     app.include_router(enrolment_routes.router)  # agent enrolment, facts, credential revocation
     app.include_router(simulate_routes.router)  # POST /v1/simulations (small, bounded)
+    app.include_router(notify_routes.router)  # notification rules and the delivery log
     app.add_middleware(channel_routes.WakeOnChange, wake=reconciler.wake)
     app.add_middleware(channel_routes.ChannelFiles, root=channel_dir(settings.data_dir))  # outermost: /tuf/ files
     install_dashboard(app)  # the browser dashboard at / (adapters/web)

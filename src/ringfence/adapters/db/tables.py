@@ -32,6 +32,8 @@ __all__ = [
     "HostVersionRow",
     "KeyEscrowRow",
     "KillSwitchRow",
+    "NotifyDeliveryRow",
+    "NotifyRulesRow",
     "PlanRow",
     "RedundancyGroupRow",
     "ReleaseRow",
@@ -570,3 +572,39 @@ class RemediationRow(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(TZ)
     created_by: Mapped[str] = mapped_column(String(200))
+
+
+# --- notifications ---------------------------------------------------------------------------
+
+class NotifyRulesRow(Base):
+    """A tenant's notification rules (the ``notify:`` YAML as parsed); tenant "" applies to every tenant."""
+
+    __tablename__ = "notify_rules"
+    tenant: Mapped[str] = mapped_column(String(200), primary_key=True)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(TZ)
+    updated_by: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class NotifyDeliveryRow(Base):
+    """One notification to one target: the outbox row the delivery worker drains, and its delivery log."""
+
+    __tablename__ = "notify_deliveries"
+    __table_args__ = (Index("ix_notify_deliveries_due", "state", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event: Mapped[str] = mapped_column(String(100))
+    subject: Mapped[str] = mapped_column(String(200))
+    tenant: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    target: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(20))      # pending, delivered, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(TZ)
+    next_attempt_at: Mapped[datetime] = mapped_column(TZ)
+    delivered_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[int] = mapped_column(Integer, default=1)

@@ -7,6 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from ringfence.adapters.web.docs import install_docs
 from ringfence.adapters.web.routes import router
 
 __all__ = ["STATIC_DIR", "install_dashboard"]
@@ -15,6 +16,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 
 def install_dashboard(app: FastAPI) -> None:
-    """Serve the dashboard at ``/`` and its static files at ``/static``."""
+    """Serve the dashboard at ``/``, its static files at ``/static`` and the API docs at ``/docs`` (no CDN)."""
+    install_docs(app)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -29,9 +29,11 @@ from ringfence.adapters.db.stores import health as health_store
 from ringfence.adapters.db.stores import rollouts as store
 from ringfence.adapters.web import views
 from ringfence.domain.access import Role
+from ringfence.domain.words import state_label
 from ringfence.errors import AuthenticationError, InputError, NotFoundError, PermissionDeniedError, RingfenceError
-from ringfence.services import inventory, rollouts, tokens
+from ringfence.services import inventory, notifications, rollouts, tokens
 from ringfence.services.context import Actor
+from ringfence.services.notify import Notifier
 
 __all__ = ["COOKIE", "LOGIN_COOKIE", "csrf_for", "router"]
 
@@ -53,12 +55,20 @@ router = APIRouter(include_in_schema=False)
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True,
                           undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 _env.filters["when"] = views.when
+_env.filters["prose"] = views.prose
+_env.globals["state_label"] = state_label
 _env.filters["num"] = lambda n: f"{n:,}" if isinstance(n, int) else (f"{n:,.3g}" if isinstance(n, float) else n)
 
 
 def csrf_for(token: str) -> str:
     """The CSRF token of a session: an HMAC of its operator token."""
     return hmac.new(token.encode(), b"ringfence-dashboard-csrf", hashlib.sha256).hexdigest()
+
+
+def _notifier(request: Request) -> Notifier | None:
+    """The app's notifier (adapters/notify), so a halt or kill switch pressed here is told like any other."""
+    notifier: Notifier | None = getattr(request.app.state, "notifier", None)
+    return notifier
 
 
 def _session(request: Request) -> tuple[Actor, str] | None:
@@ -173,7 +183,8 @@ def overview_page(request: Request) -> Response:
     if session is None:
         return _login_redirect(request)
     data = views.overview(get_state(request), session[0])
-    return _render(request, "overview.html.j2", session=session, **data)
+    history = views.fleet_history(get_state(request), data["now"])
+    return _render(request, "overview.html.j2", session=session, history=history, **data)
 
 
 @router.get("/ui/live/overview", response_class=HTMLResponse)
@@ -239,6 +250,32 @@ def rollout_live(request: Request, rollout_id: str) -> Response:
     except RingfenceError as e:
         return _error(request, session, e)
     return _render(request, "_rollout_live.html.j2", session=session, **data)
+
+
+@router.get("/notifications", response_class=HTMLResponse)
+def notifications_page(request: Request, state: str = "") -> Response:
+    """Who was told what: the notification rules (no secrets) and the delivery log, newest first."""
+    session = _session(request)
+    if session is None:
+        return _login_redirect(request)
+    app_state = get_state(request)
+    try:
+        log = notifications.deliveries(app_state.db, actor=session[0], limit=200,
+                                       state=state if state in ("pending", "delivered", "failed") else "")
+        rules = notifications.list_rules(app_state.db, actor=session[0])
+    except RingfenceError as e:
+        return _error(request, session, e)
+    return _render(request, "notifications.html.j2", session=session, deliveries=log, rules=rules, state=state)
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> Response:
+    """The dashboard's icon (an SVG: a ring around a dot), so browsers stop asking for a missing file."""
+    return Response(_FAVICON, media_type="image/svg+xml", headers={"cache-control": "public, max-age=86400"})
+
+
+_FAVICON = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><circle cx="16" cy="16" r="12" fill="none" '
+            b'stroke="#1f5fa8" stroke-width="5"/><circle cx="16" cy="16" r="4" fill="#c0392b"/></svg>')
 
 
 @router.get("/hosts", response_class=HTMLResponse)
@@ -312,7 +349,7 @@ async def rollout_action(request: Request, rollout_id: str, op: str) -> Response
         if not reason:
             raise InputError.single("reason", "is empty", expected="why (it goes to the audit log)")
         await run_in_threadpool(rollouts.operate, state.db, rollout_id, op, actor=session[0], clock=state.clock,
-                                reason=reason[:2000])
+                                reason=reason[:2000], notifier=_notifier(request))
     except RingfenceError as e:
         return _error(request, session, e)
     return RedirectResponse(f"/rollouts/{quote(rollout_id)}", status_code=303)
@@ -335,7 +372,7 @@ async def killswitch_action(request: Request, product: str) -> Response:
             raise InputError.single("confirm", "does not name the product",
                                     expected=f"type {product!r} to confirm the kill switch")
         await run_in_threadpool(rollouts.kill_switch, state.db, product, engage=engage, actor=session[0],
-                                clock=state.clock, reason=reason[:2000])
+                                clock=state.clock, reason=reason[:2000], notifier=_notifier(request))
     except RingfenceError as e:
         return _error(request, session, e)
     return RedirectResponse("/", status_code=303)
