@@ -161,3 +161,15 @@ def test_simulator_uses_the_same_minutes_as_the_planner() -> None:
     sc = scenario_from_mapping({"name": "x", "recovery": {"workstation_minutes": 5, "no_key_minutes": 60}})
     model = sc.recovery.planner()
     assert (model.pc_minutes, model.server_minutes, model.reimage_minutes) == (5.0, 20.0, 65.0)
+
+
+def test_replan_from_the_previous_plan_equals_a_fresh_plan() -> None:
+    hosts = [host(f"h{i:02d}", site=f"s{i % 3}", labels={"role": "server"} if i % 4 == 0 else {},
+                  encryption=BL if i % 5 == 0 else DiskEncryption.NONE) for i in range(40)]
+    fleet = Fleet(hosts, [])
+    first = plan_recovery(fleet, np.arange(40), RecoveryModel(technicians_per_site=1))
+    left = np.arange(40)[np.arange(40) % 7 != 0]
+    fresh = plan_recovery(fleet, left, RecoveryModel(technicians_per_site=1), start_hours=0.5)
+    again = plan_recovery(fleet, left, RecoveryModel(technicians_per_site=1), start_hours=0.5, previous=first)
+    assert again.done_hours.tolist() == pytest.approx(fresh.done_hours.tolist())
+    assert again.eta_hours_by_site == pytest.approx(fresh.eta_hours_by_site)

@@ -76,6 +76,7 @@ from ringfence.domain.recovery import (
     dependency_tier,
     queue_order,
     restore_times,
+    runs,
     schedule,
     waves,
 )
@@ -407,6 +408,18 @@ class Fleet:
         #: Hosts of the directory, DNS and key escrow (recovered first at every site).
         self.first: BoolArray = dep < len(DEPENDENCY_TIERS)
         self.site_timezone: dict[str, str] = site_tz
+
+    @property
+    def id_rank(self) -> IntArray:
+        """Rank of each host's id among the fleet's ids (the queue's final tie-break); computed once."""
+        cached = self._cache.get("id_rank")
+        if isinstance(cached, np.ndarray):
+            return cached
+        ids = np.asarray([h.id for h in self.hosts]) if self.n else np.zeros(0, "U1")
+        rank = np.empty(self.n, np.int64)
+        rank[np.argsort(ids, kind="stable")] = np.arange(self.n, dtype=np.int64)
+        self._cache["id_rank"] = rank
+        return rank
 
     # ------------------------------------------------------------------ indexing
 
@@ -926,23 +939,28 @@ def _impacts(fleet: Fleet, state: _ServiceState) -> tuple[tuple[ServiceImpact, .
 @_paused
 def plan_recovery(fleet: Fleet, idx: IntArray, model: RecoveryModel = RecoveryModel(),  # noqa: B008 - frozen
                   runbooks: Sequence[Runbook] = (), *, start: datetime | None = None, keys_ready: bool = False,
-                  start_hours: float = 0.0, ready_hours: FloatArray | None = None) -> RecoveryPlan:
+                  start_hours: float = 0.0, ready_hours: FloatArray | None = None,
+                  previous: RecoveryPlan | None = None) -> RecoveryPlan:
     """The shared recovery planner (:mod:`ringfence.domain.recovery`) for the fleet hosts ``idx``.
 
     ``start`` (aware) is the plan's hour 0; it is needed only when the model has shifts.  The first runbook
     whose ``match`` selects a host decides its minutes and whether it runs on an automated lane; a host no
     runbook matches takes its class minutes on its site's technicians.  ``keys_ready`` plans the what-if
     "every encrypted disk has a usable key" (the same classification with ``key_ready`` true).
+
+    A re-plan passes the ``previous`` plan (same model and runbooks) and the hosts still to do: nothing that
+    decides the queue changes with progress, so their runbooks, minutes and order are taken from it instead of
+    being recomputed (every host of ``idx`` must be in ``previous``).
     """
     idx = np.asarray(idx, np.int64)
+    if previous is not None:
+        return _replan(fleet, idx, model, runbooks, previous, start, start_hours, ready_hours)
     if keys_ready:
         cls = classify(fleet.server[idx], fleet.cloud[idx], fleet.encrypted[idx], np.ones(len(idx), np.bool_))
     else:
         cls = fleet.host_class[idx]
     minutes = class_minutes(cls, model)
     rb = np.full(len(idx), -1, np.int64)
-    lanes: list[Lane] = []
-    lane = np.full(len(idx), -1, np.int64)
     for r, book in enumerate(runbooks):
         free = rb < 0
         if not free.any():
@@ -951,9 +969,47 @@ def plan_recovery(fleet: Fleet, idx: IntArray, model: RecoveryModel = RecoveryMo
         rb[hit] = r
         if book.minutes is not None:
             minutes[hit] = book.minutes
+    lanes, of = _lanes(runbooks)
+    lane = of[rb]
+    site = fleet.site_codes.codes[idx]
+    names = [str(x) for x in fleet.site_codes.names]
+    order = queue_order(np.where(lane < 0, site, len(names) + lane), fleet.dep_tier[idx], fleet.tier[idx], minutes,
+                        fleet.id_rank[idx])
+    return _finish(fleet, idx, model, runbooks, cls, rb, minutes, lane, lanes, order, start, start_hours, ready_hours)
+
+
+def _lanes(runbooks: Sequence[Runbook]) -> tuple[list[Lane], IntArray]:
+    """The automated lanes of ``runbooks`` and each runbook's lane (-1: technicians)."""
+    lanes: list[Lane] = []
+    of = np.full(len(runbooks) + 1, -1, np.int64)  # the last entry: no runbook
+    for r, book in enumerate(runbooks):
         if book.automated is not None:
-            lane[hit] = len(lanes)
+            of[r] = len(lanes)
             lanes.append(Lane(book.name, book.automated.concurrency, book.automated.cap_minutes))
+    return lanes, of
+
+
+def _replan(fleet: Fleet, idx: IntArray, model: RecoveryModel, runbooks: Sequence[Runbook], previous: RecoveryPlan,
+            start: datetime | None, start_hours: float, ready_hours: FloatArray | None) -> RecoveryPlan:
+    pos = np.full(fleet.n, -1, np.int64)
+    pos[previous.host_index] = np.arange(len(previous.host_index))
+    p = pos[idx]
+    if (p < 0).any():
+        raise InputError.single("hosts", f"{int((p < 0).sum()):,} hosts are not in the previous plan",
+                                expected="a re-plan of hosts that were planned before")
+    mine = np.full(fleet.n, -1, np.int64)
+    mine[idx] = np.arange(len(idx))
+    order = mine[previous.host_index[previous.queue]]
+    order = order[order >= 0]
+    lanes, of = _lanes(runbooks)
+    rb = previous.runbook[p]
+    return _finish(fleet, idx, model, runbooks, previous.host_class[p], rb, previous.minutes[p], of[rb], lanes, order,
+                   start, start_hours, ready_hours)
+
+
+def _finish(fleet: Fleet, idx: IntArray, model: RecoveryModel, runbooks: Sequence[Runbook], cls: IntArray,
+            rb: IntArray, minutes: FloatArray, lane: IntArray, lanes: Sequence[Lane], order: IntArray,
+            start: datetime | None, start_hours: float, ready_hours: FloatArray | None) -> RecoveryPlan:
     site = fleet.site_codes.codes[idx]
     names = [str(x) for x in fleet.site_codes.names]
     has_shifts = bool(model.default_shifts or model.shifts)
@@ -961,18 +1017,20 @@ def plan_recovery(fleet: Fleet, idx: IntArray, model: RecoveryModel = RecoveryMo
         raise InputError.single("start", "is missing", expected="the plan's start time when technicians have shifts")
     work = np.bincount(site, weights=np.where(lane < 0, minutes, 0.0), minlength=len(names))
     cache: dict[tuple[object, ...], Capacity] = {}
-    capacity = [build_capacity(model, nm, fleet.site_timezone.get(nm, "UTC"), start or _EPOCH, float(work[c]), cache)
+    capacity = [build_capacity(model, nm, fleet.site_timezone.get(nm, "UTC"), start or _EPOCH,
+                               float(work.max()), cache, from_hours=start_hours)
                 if has_shifts else Capacity(model.technicians.get(nm, model.technicians_per_site))
                 for c, nm in enumerate(names)]
-    ids = np.asarray([fleet.hosts[i].id for i in idx.tolist()]) if len(idx) else np.zeros(0, "U1")
-    order = queue_order(np.where(lane < 0, site, len(names) + lane), fleet.dep_tier[idx], fleet.tier[idx], minutes, ids)
     done = schedule(site, minutes, order, capacity, lane=lane, lanes=lanes, start_hours=start_hours,
                     ready_hours=ready_hours)
     eta: dict[str, float] = {}
     burn: dict[str, tuple[tuple[float, int], ...]] = {}
-    for c in np.unique(site).tolist():
-        t = np.sort(done[site == c])
-        nm = names[c]
+    by_site = np.lexsort((done, site))
+    s_sorted = site[by_site]
+    t_all = done[by_site]
+    for a, b in runs(s_sorted):
+        t = t_all[a:b]
+        nm = names[int(s_sorted[a])]
         eta[nm] = float(t[-1])
         if not math.isfinite(t[-1]):
             burn[nm] = ((0.0, len(t)),)
@@ -1000,7 +1058,7 @@ def plan_recovery(fleet: Fleet, idx: IntArray, model: RecoveryModel = RecoveryMo
             breaches.append(RtoBreach(sv.id, sv.tier, hours, sv.rto_minutes, sv.mtd_minutes, kind))
     breaches.sort(key=lambda x: (x.tier, x.breaks != "mtd", -x.restore_hours, x.service))
     return RecoveryPlan(
-        host_index=idx, host_class=cls, runbook=rb, minutes=minutes, done_hours=done,
+        host_index=idx, host_class=cls, runbook=rb, minutes=minutes, done_hours=done, queue=order,
         recovery_hours=float(done.max()) if len(done) else 0.0,
         eta_hours_by_site=dict(sorted(eta.items())),
         eta_hours_by_service={fleet.services[k].id: h for k, h in sorted(restore.items())},

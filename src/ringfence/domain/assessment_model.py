@@ -144,6 +144,7 @@ class RecoveryPlan:
     runbook: npt.NDArray[np.int64]
     minutes: npt.NDArray[np.float64]
     done_hours: npt.NDArray[np.float64]
+    queue: npt.NDArray[np.int64]  # positions into host_index in queue order (kept for re-plans)
     recovery_hours: float
     eta_hours_by_site: Mapping[str, float]
     eta_hours_by_service: Mapping[str, float]

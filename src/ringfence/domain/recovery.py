@@ -78,6 +78,7 @@ __all__ = [
     "queue_order",
     "restore_times",
     "runbooks_from_mapping",
+    "runs",
     "schedule",
     "waves",
 ]
@@ -263,10 +264,9 @@ def _zone(name: str) -> ZoneInfo:
 
 
 def build_capacity(model: RecoveryModel, site: str, timezone: str, start: datetime, work_minutes: float,
-                   cache: dict[tuple[object, ...], Capacity] | None = None) -> Capacity:
-    """The capacity of ``site`` from ``start`` (aware: the plan's hour 0) enough for ``work_minutes`` of work.
-
-    ``cache`` (optional) shares curves between sites with the same time zone and shifts.
+                   cache: dict[tuple[object, ...], Capacity] | None = None, *, from_hours: float = 0.0) -> Capacity:
+    """The capacity of ``site`` from ``start`` (aware: the plan's hour 0) for ``work_minutes`` of work from hour
+    ``from_hours`` on.  ``cache`` (optional) shares curves between sites with the same time zone and shifts.
     """
     shifts = model.shifts.get(site, model.default_shifts)
     if not shifts:
@@ -274,11 +274,11 @@ def build_capacity(model: RecoveryModel, site: str, timezone: str, start: dateti
     per_week = sum(s.technicians * s.hours * len(s.days) for s in shifts) * 60.0
     if per_week <= 0:
         return Capacity(technicians=0, curve=np.zeros(1), day_start=np.zeros(1))
-    horizon = int(min(_MAX_HORIZON_HOURS, math.ceil(work_minutes / per_week * 168.0) + 24 * 9))
+    horizon = int(min(_MAX_HORIZON_HOURS, math.ceil(from_hours) + math.ceil(work_minutes / per_week * 168.0) + 24 * 9))
     key = (timezone, shifts)
     if cache is not None:
         hit = cache.get(key)
-        if hit is not None and hit.curve is not None and hit.curve[-1] >= work_minutes:
+        if hit is not None and hit.curve is not None and len(hit.curve) > horizon:
             return hit
     tz = _zone(timezone)
     begin = start.astimezone(UTC)
@@ -308,6 +308,14 @@ def build_capacity(model: RecoveryModel, site: str, timezone: str, start: dateti
 # ------------------------------------------------------------------ the schedule
 
 
+def runs(keys: npt.NDArray[Any]) -> list[tuple[int, int]]:
+    """``(start, end)`` of each run of equal values in ``keys`` (sorted or grouped)."""
+    if not len(keys):
+        return []
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    return list(zip(starts.tolist(), np.r_[starts[1:], len(keys)].tolist(), strict=True))
+
+
 @dataclass(frozen=True, slots=True)
 class Lane:
     """An automated lane: ``concurrency`` hosts at once, each at most ``cap_minutes``."""
@@ -332,9 +340,7 @@ def schedule(site: IntArray, minutes: FloatArray, order: IntArray, capacity: Seq
     o = order[~on_lane[order]]
     s_site = site[o]
     work = minutes[o]
-    starts = np.flatnonzero(np.r_[True, s_site[1:] != s_site[:-1]]) if len(o) else np.zeros(0, np.int64)
-    ends = np.r_[starts[1:], len(o)].astype(np.int64)
-    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+    for a, b in runs(s_site):
         cap = capacity[int(s_site[a])]
         offset = cap.at(start_hours)
         done[o[a:b]] = cap.when(offset + np.cumsum(work[a:b]))
@@ -378,24 +384,27 @@ def waves(site: IntArray, done: FloatArray, site_names: Sequence[str], capacity:
     out: list[Wave] = []
     finite = np.isfinite(done)
     on_lane = (lane >= 0) if lane is not None else np.zeros(len(site), np.bool_)
-    for s in np.unique(site[finite & ~on_lane]).tolist():
-        sel = finite & ~on_lane & (site == s)
-        cap = capacity[s]
-        bounds = cap.day_start if cap.day_start is not None and len(cap.day_start) else None
-        t = done[sel]
-        key = (np.searchsorted(bounds, t, side="right") - 1) if bounds is not None else np.floor(t / 24.0).astype(np.int64)
-        for k, cnt in zip(*np.unique(key, return_counts=True), strict=True):
-            begin = float(bounds[max(int(k), 0)]) if bounds is not None else float(k) * 24.0
-            out.append(Wave(site_names[s], "", int(k), begin, float(t[key == k].max()), int(cnt)))
-    if lane is not None:
-        for li, ln in enumerate(lanes):
-            sel = finite & (lane == li)
-            if not sel.any():
-                continue
-            t = done[sel]
+    n_sites = len(site_names)
+    group = np.where(on_lane, n_sites + (lane if lane is not None else 0), site)
+    sel = np.flatnonzero(finite)
+    o = sel[np.lexsort((done[sel], group[sel]))]
+    g_sorted = group[o]
+    t_sorted = done[o]
+    for a, b in runs(g_sorted):
+        g = int(g_sorted[a])
+        t = t_sorted[a:b]
+        bounds = capacity[g].day_start if g < n_sites else None
+        if bounds is not None and len(bounds):
+            key = np.searchsorted(bounds, t, side="right") - 1
+        else:
             key = np.floor(t / 24.0).astype(np.int64)
-            for k, cnt in zip(*np.unique(key, return_counts=True), strict=True):
-                out.append(Wave("", ln.name, int(k), float(k) * 24.0, float(t[key == k].max()), int(cnt)))
+        for c0, c1 in runs(key):
+            k = int(key[c0])
+            begin = float(bounds[max(k, 0)]) if bounds is not None and len(bounds) else float(k) * 24.0
+            if g < n_sites:
+                out.append(Wave(site_names[g], "", k, begin, float(t[c1 - 1]), c1 - c0))
+            else:
+                out.append(Wave("", lanes[g - n_sites].name, k, begin, float(t[c1 - 1]), c1 - c0))
     out.sort(key=lambda w: (w.start_hours, w.site, w.lane))
     return tuple(out)
 
