@@ -66,6 +66,7 @@ __all__ = [
     "reveal_key",
     "show",
     "sync_heartbeats",
+    "work_order",
 ]
 
 #: Largest runbook file accepted (the YAML is parsed with yaml.safe_load).
@@ -514,3 +515,30 @@ def reveal_key(db: Database, campaign_id: str, host_id: str, vault: KeyVault, *,
     if refusal:
         raise PermissionDeniedError(f"recovery key for {host_id} not revealed: {refusal}")
     return result
+
+
+def work_order(db: Database, campaign_id: str, host_id: str, *, actor: Actor, clock: Clock,
+               vault: KeyVault | None = None) -> dict[str, Any]:
+    """One host's work order: host, runbook steps, key id; with ``vault``, the key too (through :func:`reveal_key`)."""
+    _check_reader(actor)
+    with db.transaction() as conn:
+        c = store.get_campaign(conn, campaign_id)
+        h = store.get_host(conn, campaign_id, host_id)
+        if actor.role is Role.TECHNICIAN and h.assignee != actor.name:
+            raise PermissionDeniedError(f"host {host_id} is not in a work order assigned to {actor.name}")
+        inv = inventory_store.get_host(conn, host_id)
+        escrow = escrow_store.all_records(conn).get(host_id)
+        stored = store.key_of(conn, host_id)
+    books = {b.name: b for b in runbooks_from_mapping(c.runbooks, where=f"campaign {c.id} runbooks")}
+    book = books.get(h.runbook)
+    out: dict[str, Any] = {
+        "campaign": {"id": c.id, "name": c.name, "state": c.state},
+        "host": {"host_id": h.host_id, "hostname": inv.hostname if inv else "", "site": inv.site if inv else "",
+                 "state": h.state, "runbook": h.runbook, "path": h.path, "assignee": h.assignee},
+        "steps": [{"name": s.name, "executor": s.executor} for s in (book.steps if book else ())],
+        "key_id": stored[0] if stored else (escrow.key_id if escrow else ""),
+        "key": None,
+    }
+    if vault is not None:
+        out["key"] = reveal_key(db, campaign_id, host_id, vault, actor=actor, clock=clock)["recovery_key"]
+    return out
