@@ -76,7 +76,6 @@ from ringfence.domain.recovery import (
     dependency_tier,
     queue_order,
     restore_times,
-    runs,
     schedule,
     waves,
 )
@@ -1023,23 +1022,10 @@ def _finish(fleet: Fleet, idx: IntArray, model: RecoveryModel, runbooks: Sequenc
                 for c, nm in enumerate(names)]
     done = schedule(site, minutes, order, capacity, lane=lane, lanes=lanes, start_hours=start_hours,
                     ready_hours=ready_hours)
-    eta: dict[str, float] = {}
-    burn: dict[str, tuple[tuple[float, int], ...]] = {}
-    by_site = np.lexsort((done, site))
-    s_sorted = site[by_site]
-    t_all = done[by_site]
-    for a, b in runs(s_sorted):
-        t = t_all[a:b]
-        nm = names[int(s_sorted[a])]
-        eta[nm] = float(t[-1])
-        if not math.isfinite(t[-1]):
-            burn[nm] = ((0.0, len(t)),)
-            continue
-        grid = np.linspace(0.0, float(t[-1]), _BURN_DOWN_POINTS + 1)
-        left = len(t) - np.searchsorted(t, grid, side="right")
-        points = [(float(h), int(x)) for h, x in zip(grid.tolist(), left.tolist(), strict=True)]
-        points[0] = (0.0, len(t))
-        burn[nm] = tuple(points)
+    eta, burn = _eta_and_burn(site, done, names)
+    group = np.where(lane < 0, site, len(names) + lane)
+    # In queue order each site's (and lane's) done times never decrease, unless hosts have ready times.
+    by_group = order if ready_hours is None else np.lexsort((done, group))
     done_all = np.zeros(fleet.n)
     done_all[idx] = done
     hit = np.zeros(fleet.n, np.bool_)
@@ -1063,9 +1049,40 @@ def _finish(fleet: Fleet, idx: IntArray, model: RecoveryModel, runbooks: Sequenc
         eta_hours_by_site=dict(sorted(eta.items())),
         eta_hours_by_service={fleet.services[k].id: h for k, h in sorted(restore.items())},
         burn_down_by_site=dict(sorted(burn.items())),
-        waves=waves(np.where(lane < 0, site, 0), done, names, capacity, lane=lane, lanes=lanes),
+        waves=waves(np.where(lane < 0, site, 0), done, names, capacity, lane=lane, lanes=lanes, order=by_group),
         critical_path=_critical_path(fleet, restore, why),
         rto_breaches=tuple(breaches))
+
+
+def _eta_and_burn(site: IntArray, done: FloatArray, names: Sequence[str]) -> tuple[
+        dict[str, float], dict[str, tuple[tuple[float, int], ...]]]:
+    """ETA per site (its last host) and its burn-down: hosts not yet done at 25 evenly spaced hours (O(n))."""
+    n_sites = len(names)
+    count = np.bincount(site, minlength=n_sites)
+    last = np.full(n_sites, -np.inf)
+    if len(site):
+        np.maximum.at(last, site, done)
+    per = last[site]
+    fin = np.isfinite(per) & (per > 0)
+    cell = np.zeros(len(site), np.int64)
+    cell[fin] = np.ceil(done[fin] * _BURN_DOWN_POINTS / per[fin]).astype(np.int64)
+    cells = np.bincount(site * (_BURN_DOWN_POINTS + 1) + np.clip(cell, 0, _BURN_DOWN_POINTS),
+                        minlength=n_sites * (_BURN_DOWN_POINTS + 1)).reshape(n_sites, _BURN_DOWN_POINTS + 1)
+    # left[c, k]: hosts of site c whose cell is k or more.
+    left = cells[:, ::-1].cumsum(axis=1)[:, ::-1]
+    eta: dict[str, float] = {}
+    burn: dict[str, tuple[tuple[float, int], ...]] = {}
+    for c in np.flatnonzero(count).tolist():
+        nm = names[c]
+        t_last = float(last[c])
+        eta[nm] = t_last
+        if not math.isfinite(t_last):
+            burn[nm] = ((0.0, int(count[c])),)
+            continue
+        grid = np.linspace(0.0, t_last, _BURN_DOWN_POINTS + 1)
+        row = [int(x) for x in left[c, 2:].tolist()] + [0]  # at grid point j: hosts whose cell is above j
+        burn[nm] = ((0.0, int(count[c])), *((float(h), x) for h, x in zip(grid[1:].tolist(), row, strict=True)))
+    return eta, burn
 
 
 def _critical_path(fleet: Fleet, restore: Mapping[int, float], why: Mapping[int, CriticalStep]) -> tuple[str, ...]:
