@@ -7,6 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from ringfence.adapters.web.recovery_pages import router as recovery_router
 from ringfence.adapters.web.routes import router
 
 __all__ = ["STATIC_DIR", "install_dashboard"]
@@ -17,4 +18,5 @@ STATIC_DIR = Path(__file__).parent / "static"
 def install_dashboard(app: FastAPI) -> None:
     """Serve the dashboard at ``/`` and its static files at ``/static``."""
     app.include_router(router)
+    app.include_router(recovery_router)  # /recovery: campaigns, work orders
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
