@@ -935,7 +935,6 @@ def _impacts(fleet: Fleet, state: _ServiceState) -> tuple[tuple[ServiceImpact, .
 # ---------------------------------------------------------------------- recovery
 
 
-@_paused
 def plan_recovery(fleet: Fleet, idx: IntArray, model: RecoveryModel = RecoveryModel(),  # noqa: B008 - frozen
                   runbooks: Sequence[Runbook] = (), *, start: datetime | None = None, keys_ready: bool = False,
                   start_hours: float = 0.0, ready_hours: FloatArray | None = None,

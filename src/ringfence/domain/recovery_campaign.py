@@ -12,7 +12,8 @@ Per host::
   fixed → failed), escalate (failed → escalated), unassign (assigned → queued).
 * **Only the host's own heartbeat verifies it**: ``verified`` is never a person's move; a host in ``fixed``
   becomes ``verified`` when it reported after it was marked fixed, on a version that is not the bad release.
-  A host that reported healthy before anyone touched it is verified from any open state as well.
+  A host in another open state that reports after the campaign was created (it came back by itself) is
+  verified as well.
 * A closed campaign changes no host.
 * **Key reveal** (:func:`reveal_refusal`): only to the technician the host is assigned to, while the host is
   assigned or in progress, in an open campaign, at most ``limit`` reveals per technician per ``window``; a
