@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     max_upload_mb: int = Field(default=1024, ge=1, description="Largest inventory upload the API accepts, in MiB.")
     reconcile_interval_seconds: float = Field(
         default=5.0, ge=0.0, description="How often the server's reconciler ticks every active rollout (0 = never).")
+    recovery_key: str = Field(default="", repr=False, description="Fernet key that encrypts imported recovery keys "
+                              "at rest (RINGFENCE_RECOVERY_KEY); without it no key can be imported or revealed.")
     health_max_per_minute: int = Field(default=60, ge=1, description="Health reports one host may send a minute.")
     audit_key: str = Field(default="", repr=False, description=(
         "Key of the audit log's HMAC chain (RINGFENCE_AUDIT_KEY); held outside the database. Empty: read "

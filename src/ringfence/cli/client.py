@@ -59,6 +59,16 @@ class ApiClient:
             return response.json() if response.content else None
         raise _error(response)
 
+    def get_text(self, path: str, **params: Any) -> str:
+        """GET a text body (CSV, HTML) with query parameters."""
+        try:
+            response = self._http.get(path, params={k: v for k, v in params.items() if v is not None})
+        except httpx.TransportError as e:
+            raise UnavailableError(f"cannot reach the ringfence server at {self.base_url} ({e})") from e
+        if response.is_success:
+            return response.text
+        raise _error(response)
+
     def get(self, path: str, **params: Any) -> Any:
         """GET with query parameters (None values are left out)."""
         return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})

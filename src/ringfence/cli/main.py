@@ -20,7 +20,7 @@ import typer
 from rich.table import Table
 
 from ringfence import __version__
-from ringfence.cli import assess_cli, channel_cli, notify_cli, rollout_cli, sim_cli, supply_cli
+from ringfence.cli import assess_cli, channel_cli, notify_cli, recovery_cli, rollout_cli, sim_cli, supply_cli
 from ringfence.cli.client import ApiClient, client_from_options
 from ringfence.cli.options import ConfigOpt, DbOpt, JsonOpt, ReasonOpt, ServerOpt, TokenOpt, err, out
 from ringfence.config import Settings, load_settings
@@ -45,6 +45,7 @@ for sub, name in ((db_app, "db"), (token_app, "token"), (inventory_app, "invento
 rollout_cli.install(app, hosts_app)
 supply_cli.install(app)  # vulns, sbom, vex, signers, components, gates; release findings/sign
 assess_cli.install(app)
+recovery_cli.install(app)  # recovery create/plan/show/assign/mark/reveal-key/export/report/run
 sim_cli.install(app)  # simulate
 channel_cli.install(app, hosts_app)  # keys, channel, enrol, remediation; hosts revoke-credential
 notify_cli.install(app)  # notify apply / show / log

@@ -4,6 +4,8 @@ Roles are ordered; each includes the rights of those below it::
 
     viewer < operator < approver < admin
 
+* technician — below viewer and outside the order: sees and changes only the recovery work orders
+  assigned to it (and reveals their keys); nothing else;
 * viewer — read everything;
 * operator — change state (import inventory, start and halt rollouts);
 * approver — in addition approve what someone else started (four-eyes);
@@ -20,6 +22,7 @@ __all__ = ["Role"]
 class Role(StrEnum):
     """An operator token's role."""
 
+    TECHNICIAN = "technician"
     VIEWER = "viewer"
     OPERATOR = "operator"
     APPROVER = "approver"
@@ -35,4 +38,4 @@ class Role(StrEnum):
         return self.rank >= required.rank
 
 
-_RANK = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.APPROVER: 2, Role.ADMIN: 3}
+_RANK = {Role.TECHNICIAN: -1, Role.VIEWER: 0, Role.OPERATOR: 1, Role.APPROVER: 2, Role.ADMIN: 3}

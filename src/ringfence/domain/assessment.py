@@ -34,6 +34,7 @@ import math
 import re
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import networkx as nx  # type: ignore[import-untyped]  # no stubs in the project's dev dependencies
@@ -47,6 +48,7 @@ from ringfence.domain.assessment_model import (
     KeyEscrow,
     Recommendation,
     RecoveryModel,
+    RecoveryPlan,
     RecoveryResult,
     RtoBreach,
     ServiceImpact,
@@ -54,6 +56,26 @@ from ringfence.domain.assessment_model import (
     TopEntry,
 )
 from ringfence.domain.model import DiskEncryption, Host, HostId, InstalledAgent, OsFamily, Platform, Service, TenantId
+from ringfence.domain.recovery import (
+    CLASSES,
+    DEPENDENCY_TIERS,
+    REIMAGE,
+    BoolArray,
+    Capacity,
+    CriticalStep,
+    FloatArray,
+    IntArray,
+    Lane,
+    Runbook,
+    build_capacity,
+    class_minutes,
+    classify,
+    dependency_tier,
+    queue_order,
+    restore_times,
+    schedule,
+    waves,
+)
 from ringfence.domain.selector import And, Compare, Node, Not, Or, compile_predicate, parse
 from ringfence.errors import InputError
 
@@ -67,13 +89,11 @@ __all__ = [
     "assess",
     "band",
     "hhi",
+    "plan_recovery",
     "selector_value",
     "top",
 ]
 
-BoolArray = npt.NDArray[np.bool_]
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
 
 #: Weight of a host or service by criticality tier 0..3 (tiers outside are clamped).
 TIER_WEIGHTS: tuple[float, float, float, float] = (8.0, 4.0, 2.0, 1.0)
@@ -123,8 +143,7 @@ ON_PREMISES = "on-premises"
 #: At most this many recommendations are returned (the highest-ranked).
 RECOMMENDATION_LIMIT = 25
 
-_CLASSES = ("pc", "server", "cloud_vm", "reimage")
-_PC, _SERVER, _CLOUD_VM, _REIMAGE = range(4)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # hour 0 of a plan without shifts (it never reads a calendar)
 _FACTOR_KINDS = ("vendor", "component", "os_build", "cloud_region")
 _NO_SITE = "(no site)"
 _BURN_DOWN_POINTS = 24
@@ -159,12 +178,12 @@ def band(index: float) -> str:
     return "high"
 
 
-def _concentration(category: str, weights: Mapping[str, float]) -> Concentration:
+def _concentration(category: str, weights: Mapping[str, float], of: str = "all hosts", fleet_hosts: int = 0) -> Concentration:
     total = sum(weights.values())
     shares = sorted(((k, v / total) for k, v in weights.items() if v > 0), key=lambda kv: (-kv[1], kv[0])) if total else []
     index = hhi(s for _, s in shares)
     return Concentration(category=category, hhi=index, effective_number=10_000.0 / index if index else 0.0,
-                         band=band(index), shares=tuple(shares))
+                         band=band(index), shares=tuple(shares), of=of, base_hosts=float(total), fleet_hosts=fleet_hosts)
 
 
 def _is_edr(vendor: str, product: str) -> bool:
@@ -259,7 +278,6 @@ class Fleet:
         n = self.n = len(hs)
         self._field_cache: dict[str, tuple[IntArray, IntArray]] = {}
         self._cache: dict[str, object] = {}
-        key_ids = {s.id for s in self.services if _is_key_service(s.name)}
 
         # One pass over the hosts: the index, a "profile" code per host (the combination of the
         # attributes the assessment needs; there are far fewer profiles than hosts) and the
@@ -272,7 +290,10 @@ class Fleet:
         agents: list[InstalledAgent] = []
         a_host: list[int] = []
         a_code: list[int] = []
-        serves_key: list[int] = []
+        svc_pos = {s.id: k for k, s in enumerate(self.services)
+                   if dependency_tier(s.name, s.tier) < dependency_tier("", 3)}
+        served_by: list[tuple[int, int]] = []
+        site_tz: dict[str, str] = {}
         for i, h in enumerate(hs):
             if h.id not in index:
                 index[h.id] = i
@@ -293,8 +314,10 @@ class Fleet:
                     by_id[id(a)] = code
                 a_host.append(i)
                 a_code.append(code)
-            if key_ids and h.services and not key_ids.isdisjoint(h.services):
-                serves_key.append(i)
+            if svc_pos and h.services:
+                served_by.extend((i, svc_pos[x]) for x in h.services if x in svc_pos)
+            if (h.site or _NO_SITE) not in site_tz:
+                site_tz[h.site or _NO_SITE] = h.timezone
         self.index = index
         self.agents = agents
         self.agent_host: IntArray = np.asarray(a_host, np.int64)
@@ -335,20 +358,34 @@ class Fleet:
 
         served = np.zeros(n, np.bool_)
         served[self.gm_host] = True
-        server = role_server | ((self.tier <= 2) & (has_services | served))
-        cls = np.full(n, _PC, np.int64)
-        cls[server] = _SERVER
-        cls[self.cloud] = _CLOUD_VM
-        cls[self.encrypted & ~self.key_ready] = _REIMAGE
-        self.host_class: IntArray = cls
-        first = np.zeros(n, np.bool_)
+        self.server: BoolArray = role_server | ((self.tier <= 2) & (has_services | served))
+        self.host_class: IntArray = classify(self.server, self.cloud, self.encrypted, self.key_ready)
+        # Dependency tier per host (directory 0, DNS 1, key escrow 2, tier-0 services 3, the rest 4): the
+        # lowest of the services whose groups it is in or that it lists itself.
+        s_dt = np.asarray([dependency_tier(s.name, s.tier) for s in self.services], np.int64)
+        dep = np.full(n, dependency_tier("", 3), np.int64)
+        if len(self.gm_host):
+            np.minimum.at(dep, self.gm_host, s_dt[self.g_service[self.gm_group]])
+        for i, k in served_by:
+            dep[i] = min(dep[i], int(s_dt[k]))
+        self.dep_tier: IntArray = dep
         key_services = [k for k, s in enumerate(self.services) if _is_key_service(s.name)]
         self.key_service_ids = set(key_services)
-        for k in key_services:
-            for g in self.s_groups[k]:
-                first[self.g_members[g]] = True
-        first[np.asarray(serves_key, np.int64)] = True
-        self.first: BoolArray = first
+        #: Hosts of the directory, DNS and key escrow (recovered first at every site).
+        self.first: BoolArray = dep < len(DEPENDENCY_TIERS)
+        self.site_timezone: dict[str, str] = site_tz
+
+    @property
+    def id_rank(self) -> IntArray:
+        """Rank of each host's id among the fleet's ids (the queue's final tie-break); computed once."""
+        cached = self._cache.get("id_rank")
+        if isinstance(cached, np.ndarray):
+            return cached
+        ids = np.asarray([h.id for h in self.hosts]) if self.n else np.zeros(0, "U1")
+        rank = np.empty(self.n, np.int64)
+        rank[np.argsort(ids, kind="stable")] = np.arange(self.n, dtype=np.int64)
+        self._cache["id_rank"] = rank
+        return rank
 
     # ------------------------------------------------------------------ indexing
 
@@ -598,7 +635,8 @@ class Fleet:
             w = np.bincount(pf, weights=1.0 / per_host[ph], minlength=nf)
             for f in np.flatnonzero(w):
                 edr_weights[self.factors[f].name] = edr_weights.get(self.factors[f].name, 0.0) + float(w[f])
-        out["edr_vendor"] = _concentration("edr_vendor", edr_weights)
+        n = self.n
+        out["edr_vendor"] = _concentration("edr_vendor", edr_weights, "hosts with kernel-mode EDR", n)
         counted = [(p, float(c)) for p, c in zip(self._profiles, self._profile_count.tolist(), strict=True)]
 
         def tally(label: Callable[[tuple[object, ...]], str | None]) -> dict[str, float]:
@@ -622,13 +660,14 @@ class Fleet:
                 return str(p[6]).lower() or "unknown cloud"
             return None
 
-        out["os_family"] = _concentration("os_family", tally(lambda p: _val(p[3])))
+        out["os_family"] = _concentration("os_family", tally(lambda p: _val(p[3])), fleet_hosts=n)
         counts = np.bincount(self.os_codes.codes, minlength=len(self.os_codes.names))
-        out["os_build"] = _concentration("os_build", {str(k): float(c) for k, c in zip(self.os_codes.names, counts, strict=True)})
-        out["disk_encryption"] = _concentration("disk_encryption", tally(lambda p: _val(p[9])))
-        out["cloud_provider"] = _concentration("cloud_provider", tally(lambda p: str(p[6]).lower() or ON_PREMISES))
-        out["cloud_region"] = _concentration("cloud_region", tally(region))
-        out["hypervisor"] = _concentration("hypervisor", tally(hypervisor))
+        out["os_build"] = _concentration("os_build", {str(k): float(c) for k, c in zip(self.os_codes.names, counts, strict=True)},
+                                         fleet_hosts=n)
+        out["disk_encryption"] = _concentration("disk_encryption", tally(lambda p: _val(p[9])), fleet_hosts=n)
+        out["cloud_provider"] = _concentration("cloud_provider", tally(lambda p: str(p[6]).lower() or ON_PREMISES), fleet_hosts=n)
+        out["cloud_region"] = _concentration("cloud_region", tally(region), fleet_hosts=n)
+        out["hypervisor"] = _concentration("hypervisor", tally(hypervisor), "virtual and cloud hosts", n)
         self._cache["hhi"] = out
         return out
 
@@ -776,7 +815,7 @@ def assess(fleet: Fleet, scenario: str, *, recovery: RecoveryModel = RecoveryMod
     n_down = len(idx)
     state = fleet.service_state(down)
     impacts_down, impacts_degraded = _impacts(fleet, state)
-    rec = _recovery(fleet, idx, state, recovery)
+    rec, _ = _recovery(fleet, idx, state, recovery)
     spofs = fleet.spofs()
     critical = sorted({fleet.services[k].regulatory_function for k in np.flatnonzero(state.s_down)
                        if fleet.services[k].regulatory_function})
@@ -859,103 +898,189 @@ def _impacts(fleet: Fleet, state: _ServiceState) -> tuple[tuple[ServiceImpact, .
 # ---------------------------------------------------------------------- recovery
 
 
-@dataclass(slots=True)
-class _Schedule:
-    minutes: FloatArray  # per host down (order of idx)
-    done_hours: FloatArray  # per fleet host: hour it is back (0 for hosts not down)
+def plan_recovery(fleet: Fleet, idx: IntArray, model: RecoveryModel = RecoveryModel(),  # noqa: B008 - frozen
+                  runbooks: Sequence[Runbook] = (), *, start: datetime | None = None, keys_ready: bool = False,
+                  start_hours: float = 0.0, ready_hours: FloatArray | None = None,
+                  previous: RecoveryPlan | None = None) -> RecoveryPlan:
+    """The shared recovery planner (:mod:`ringfence.domain.recovery`) for the fleet hosts ``idx``.
 
+    ``start`` (aware) is the plan's hour 0; it is needed only when the model has shifts.  The first runbook
+    whose ``match`` selects a host decides its minutes and whether it runs on an automated lane; a host no
+    runbook matches takes its class minutes on its site's technicians.  ``keys_ready`` plans the what-if
+    "every encrypted disk has a usable key" (the same classification with ``key_ready`` true).
 
-def _schedule(fleet: Fleet, idx: IntArray, model: RecoveryModel, *, keys_ready: bool = False) -> tuple[
-        _Schedule, dict[str, float], dict[str, tuple[tuple[float, int], ...]]]:
-    """Queue each site's hosts down on its technicians as one pool; hours since the outage began."""
-    cls = fleet.host_class[idx].copy()
-    if keys_ready:  # what-if: every recovery key usable
-        redo = cls == _REIMAGE
-        cls[redo] = np.where(fleet.cloud[idx[redo]], _CLOUD_VM, _PC)
-    per_class = np.asarray([model.pc_minutes, model.server_minutes, model.cloud_vm_minutes, model.reimage_minutes])
-    minutes = per_class[cls]
+    A re-plan passes the ``previous`` plan (same model and runbooks) and the hosts still to do: nothing that
+    decides the queue changes with progress, so their runbooks, minutes and order are taken from it instead of
+    being recomputed (every host of ``idx`` must be in ``previous``).
+    """
+    idx = np.asarray(idx, np.int64)
+    if previous is not None:
+        return _replan(fleet, idx, model, runbooks, previous, start, start_hours, ready_hours)
+    if keys_ready:
+        cls = classify(fleet.server[idx], fleet.cloud[idx], fleet.encrypted[idx], np.ones(len(idx), np.bool_))
+    else:
+        cls = fleet.host_class[idx]
+    minutes = class_minutes(cls, model)
+    rb = np.full(len(idx), -1, np.int64)
+    for r, book in enumerate(runbooks):
+        free = rb < 0
+        if not free.any():
+            break
+        hit = free & (fleet.mask(book.match)[idx] if book.match else np.ones(len(idx), np.bool_))
+        rb[hit] = r
+        if book.minutes is not None:
+            minutes[hit] = book.minutes
+    lanes, of = _lanes(runbooks)
+    lane = of[rb]
     site = fleet.site_codes.codes[idx]
-    order = np.lexsort((idx, minutes, fleet.tier[idx], ~fleet.first[idx], site))
-    s_site = site[order]
-    s_min = minutes[order]
-    cum = np.cumsum(s_min)
-    starts = np.flatnonzero(np.r_[True, s_site[1:] != s_site[:-1]]) if len(order) else np.zeros(0, np.int64)
-    ends = np.r_[starts[1:], len(order)].astype(np.int64) if len(order) else np.zeros(0, np.int64)
-    done = np.zeros(len(order))
+    names = [str(x) for x in fleet.site_codes.names]
+    order = queue_order(np.where(lane < 0, site, len(names) + lane), fleet.dep_tier[idx], fleet.tier[idx], minutes,
+                        fleet.id_rank[idx])
+    return _finish(fleet, idx, model, runbooks, cls, rb, minutes, lane, lanes, order, start, start_hours, ready_hours)
+
+
+def _lanes(runbooks: Sequence[Runbook]) -> tuple[list[Lane], IntArray]:
+    """The automated lanes of ``runbooks`` and each runbook's lane (-1: technicians)."""
+    lanes: list[Lane] = []
+    of = np.full(len(runbooks) + 1, -1, np.int64)  # the last entry: no runbook
+    for r, book in enumerate(runbooks):
+        if book.automated is not None:
+            of[r] = len(lanes)
+            lanes.append(Lane(book.name, book.automated.concurrency, book.automated.cap_minutes))
+    return lanes, of
+
+
+def _replan(fleet: Fleet, idx: IntArray, model: RecoveryModel, runbooks: Sequence[Runbook], previous: RecoveryPlan,
+            start: datetime | None, start_hours: float, ready_hours: FloatArray | None) -> RecoveryPlan:
+    pos = np.full(fleet.n, -1, np.int64)
+    pos[previous.host_index] = np.arange(len(previous.host_index))
+    p = pos[idx]
+    if (p < 0).any():
+        raise InputError.single("hosts", f"{int((p < 0).sum()):,} hosts are not in the previous plan",
+                                expected="a re-plan of hosts that were planned before")
+    mine = np.full(fleet.n, -1, np.int64)
+    mine[idx] = np.arange(len(idx))
+    order = mine[previous.host_index[previous.queue]]
+    order = order[order >= 0]
+    lanes, of = _lanes(runbooks)
+    rb = previous.runbook[p]
+    return _finish(fleet, idx, model, runbooks, previous.host_class[p], rb, previous.minutes[p], of[rb], lanes, order,
+                   start, start_hours, ready_hours)
+
+
+def _finish(fleet: Fleet, idx: IntArray, model: RecoveryModel, runbooks: Sequence[Runbook], cls: IntArray,
+            rb: IntArray, minutes: FloatArray, lane: IntArray, lanes: Sequence[Lane], order: IntArray,
+            start: datetime | None, start_hours: float, ready_hours: FloatArray | None) -> RecoveryPlan:
+    site = fleet.site_codes.codes[idx]
+    names = [str(x) for x in fleet.site_codes.names]
+    has_shifts = bool(model.default_shifts or model.shifts)
+    if has_shifts and start is None:
+        raise InputError.single("start", "is missing", expected="the plan's start time when technicians have shifts")
+    work = np.bincount(site, weights=np.where(lane < 0, minutes, 0.0), minlength=len(names))
+    cache: dict[tuple[object, ...], Capacity] = {}
+    capacity = [build_capacity(model, nm, fleet.site_timezone.get(nm, "UTC"), start or _EPOCH,
+                               float(work.max()), cache, from_hours=start_hours)
+                if has_shifts else Capacity(model.technicians.get(nm, model.technicians_per_site))
+                for c, nm in enumerate(names)]
+    done = schedule(site, minutes, order, capacity, lane=lane, lanes=lanes, start_hours=start_hours,
+                    ready_hours=ready_hours)
+    eta, burn = _eta_and_burn(site, done, names)
+    group = np.where(lane < 0, site, len(names) + lane)
+    # In queue order each site's (and lane's) done times never decrease, unless hosts have ready times.
+    by_group = order if ready_hours is None else np.lexsort((done, group))
+    done_all = np.zeros(fleet.n)
+    done_all[idx] = done
+    hit = np.zeros(fleet.n, np.bool_)
+    hit[idx] = True
+    state = fleet.service_state(hit, paths=False)
+    down = np.flatnonzero(state.s_down).tolist()
+    restore, why = restore_times(down, fleet.s_groups, fleet.g_members, fleet.g_min, state.g_lost, fleet.deps,
+                                 fleet.scc_order, done_all)
+    breaches: list[RtoBreach] = []
+    for k, hours in restore.items():
+        sv = fleet.services[k]
+        m = hours * 60.0
+        kind = ("mtd" if sv.mtd_minutes is not None and m > sv.mtd_minutes else
+                "rto" if sv.rto_minutes is not None and m > sv.rto_minutes else "")
+        if kind:
+            breaches.append(RtoBreach(sv.id, sv.tier, hours, sv.rto_minutes, sv.mtd_minutes, kind))
+    breaches.sort(key=lambda x: (x.tier, x.breaks != "mtd", -x.restore_hours, x.service))
+    return RecoveryPlan(
+        host_index=idx, host_class=cls, runbook=rb, minutes=minutes, done_hours=done, queue=order,
+        recovery_hours=float(done.max()) if len(done) else 0.0,
+        eta_hours_by_site=dict(sorted(eta.items())),
+        eta_hours_by_service={fleet.services[k].id: h for k, h in sorted(restore.items())},
+        burn_down_by_site=dict(sorted(burn.items())),
+        waves=waves(np.where(lane < 0, site, 0), done, names, capacity, lane=lane, lanes=lanes, order=by_group),
+        critical_path=_critical_path(fleet, restore, why),
+        rto_breaches=tuple(breaches))
+
+
+def _eta_and_burn(site: IntArray, done: FloatArray, names: Sequence[str]) -> tuple[
+        dict[str, float], dict[str, tuple[tuple[float, int], ...]]]:
+    """ETA per site (its last host) and its burn-down: hosts not yet done at 25 evenly spaced hours (O(n))."""
+    n_sites = len(names)
+    count = np.bincount(site, minlength=n_sites)
+    last = np.full(n_sites, -np.inf)
+    if len(site):
+        np.maximum.at(last, site, done)
+    per = last[site]
+    fin = np.isfinite(per) & (per > 0)
+    cell = np.zeros(len(site), np.int64)
+    cell[fin] = np.ceil(done[fin] * _BURN_DOWN_POINTS / per[fin]).astype(np.int64)
+    cells = np.bincount(site * (_BURN_DOWN_POINTS + 1) + np.clip(cell, 0, _BURN_DOWN_POINTS),
+                        minlength=n_sites * (_BURN_DOWN_POINTS + 1)).reshape(n_sites, _BURN_DOWN_POINTS + 1)
+    # left[c, k]: hosts of site c whose cell is k or more.
+    left = cells[:, ::-1].cumsum(axis=1)[:, ::-1]
     eta: dict[str, float] = {}
     burn: dict[str, tuple[tuple[float, int], ...]] = {}
-    names = fleet.site_codes.names
-    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-        name = str(names[s_site[a]])
-        techs = model.technicians.get(name, model.technicians_per_site)
-        base = cum[a - 1] if a else 0.0
-        count = b - a
-        if techs <= 0:
-            done[a:b] = math.inf
-            eta[name] = math.inf
-            burn[name] = ((0.0, count),)
+    for c in np.flatnonzero(count).tolist():
+        nm = names[c]
+        t_last = float(last[c])
+        eta[nm] = t_last
+        if not math.isfinite(t_last):
+            burn[nm] = ((0.0, int(count[c])),)
             continue
-        t = (cum[a:b] - base) / techs / 60.0
-        done[a:b] = t
-        eta[name] = float(t[-1])
-        grid = np.linspace(0.0, float(t[-1]), _BURN_DOWN_POINTS + 1)
-        left = count - np.searchsorted(t, grid, side="right")
-        points = [(float(h), int(c)) for h, c in zip(grid.tolist(), left.tolist(), strict=True)]
-        points[0] = (0.0, count)
-        burn[name] = tuple(points)
-    done_hours = np.zeros(fleet.n)
-    done_hours[idx[order]] = done
-    return _Schedule(minutes, done_hours), dict(sorted(eta.items())), dict(sorted(burn.items()))
+        grid = np.linspace(0.0, t_last, _BURN_DOWN_POINTS + 1)
+        row = [int(x) for x in left[c, 2:].tolist()] + [0]  # at grid point j: hosts whose cell is above j
+        burn[nm] = ((0.0, int(count[c])), *((float(h), x) for h, x in zip(grid[1:].tolist(), row, strict=True)))
+    return eta, burn
 
 
-def _restore_hours(fleet: Fleet, state: _ServiceState, done_hours: FloatArray) -> dict[int, float]:
-    """Hour each service that is down is back: its groups reach min_healthy and its dependencies are back."""
-    own: dict[int, float] = {}
-    for k in np.flatnonzero(state.s_down).tolist():
-        worst = 0.0
-        for g in fleet.s_groups[k]:
-            need = int(fleet.g_min[g])
-            if need <= 0 or not state.g_lost[g]:
-                continue
-            times = done_hours[fleet.g_members[g]]
-            if need > len(times):
-                worst = math.inf
-                break
-            worst = max(worst, float(np.partition(times, need - 1)[need - 1]))
-        own[k] = worst
-    out: dict[int, float] = {}
-    for scc in fleet.scc_order:
-        members = [k for k in scc if k in own]
-        if not members:
+def _critical_path(fleet: Fleet, restore: Mapping[int, float], why: Mapping[int, CriticalStep]) -> tuple[str, ...]:
+    """From the service back last (ties: lower tier, then id) to the host that set its time."""
+    if not restore:
+        return ()
+    k = min(restore, key=lambda x: (-restore[x], fleet.services[x].tier, fleet.services[x].id))
+    out: list[str] = []
+    seen: set[int] = set()
+    while k not in seen:
+        seen.add(k)
+        step = why[k]
+        name = fleet.services[k].id
+        if step.cause == "dependency" and step.dependency >= 0 and step.dependency != k:
+            out.append(f"{name} back at {restore[k]:.2f} h: waits for {fleet.services[step.dependency].id}")
+            k = step.dependency
             continue
-        value = max(own[k] for k in members)
-        for k in members:
-            for d in fleet.deps[k]:
-                if d in out:
-                    value = max(value, out[d])
-        for k in members:
-            out[k] = value
-    return out
+        if step.host >= 0:
+            h = fleet.hosts[step.host]
+            out.append(f"{name} back at {restore[k]:.2f} h: group {fleet.g_name[step.group]} reaches min_healthy "
+                       f"when {h.id} (site {h.site or _NO_SITE}) is back")
+        else:
+            out.append(f"{name} back at {restore[k]:.2f} h" + (
+                f": group {fleet.g_name[step.group]} cannot reach min_healthy" if step.group >= 0 else ""))
+        break
+    return tuple(out)
 
 
-def _recovery(fleet: Fleet, idx: IntArray, state: _ServiceState, model: RecoveryModel) -> RecoveryResult:
-    sched, eta, burn = _schedule(fleet, idx, model)
+def _recovery(fleet: Fleet, idx: IntArray, state: _ServiceState, model: RecoveryModel) -> tuple[RecoveryResult, RecoveryPlan]:
+    plan = plan_recovery(fleet, idx, model)
     enc = fleet.encrypted[idx]
     n_enc = int(enc.sum())
     ready = int((enc & fleet.key_ready[idx]).sum())
     remote = fleet.oob[idx] | fleet.cloud[idx]
-    cls = fleet.host_class[idx]
-    effort = {name: float(sched.minutes[cls == c].sum()) / 60.0 for c, name in enumerate(_CLASSES)}
-    breaches: list[RtoBreach] = []
-    restore = _restore_hours(fleet, state, sched.done_hours)
-    for k, hours in restore.items():
-        s = fleet.services[k]
-        minutes = hours * 60.0
-        kind = ("mtd" if s.mtd_minutes is not None and minutes > s.mtd_minutes else
-                "rto" if s.rto_minutes is not None and minutes > s.rto_minutes else "")
-        if kind:
-            breaches.append(RtoBreach(s.id, s.tier, hours, s.rto_minutes, s.mtd_minutes, kind))
-    breaches.sort(key=lambda b: (b.tier, b.breaks != "mtd", -b.restore_hours, b.service))
+    cls = plan.host_class
+    effort = {name: float(plan.minutes[cls == c].sum()) / 60.0 for c, name in enumerate(CLASSES)}
     hit = np.zeros(fleet.n, np.bool_)
     hit[idx] = True
     first_services = sorted(fleet.services[k].id for k in fleet.key_service_ids
@@ -965,12 +1090,12 @@ def _recovery(fleet: Fleet, idx: IntArray, state: _ServiceState, model: Recovery
         encrypted_hosts=n_enc,
         hands_on_share=float((~remote).sum()) / len(idx) if len(idx) else 0.0,
         effort_hours_by_class=effort,
-        recovery_hours=max(eta.values(), default=0.0),
-        eta_hours_by_site=eta,
-        burn_down_by_site=burn,
-        rto_breaches=tuple(breaches),
+        recovery_hours=max(plan.eta_hours_by_site.values(), default=0.0),
+        eta_hours_by_site=plan.eta_hours_by_site,
+        burn_down_by_site=plan.burn_down_by_site,
+        rto_breaches=plan.rto_breaches,
         first=tuple(first_services),
-    )
+    ), plan
 
 
 # ---------------------------------------------------------------------- recommendations
@@ -985,14 +1110,15 @@ def _recommendations(fleet: Fleet, idx: IntArray, state: _ServiceState, rec: Rec
     def weight(ks: Iterable[int]) -> float:
         return sum(_tier_weight(svc[k].tier) for k in ks)
 
-    # 1. Recovery keys.
-    unready = int((fleet.encrypted[idx] & ~fleet.key_ready[idx]).sum())
+    # 1. Recovery keys: each host to reimage would instead be unlocked as what it is (PC, server or cloud VM).
+    cls = fleet.host_class[idx]
+    unready = int((cls == REIMAGE).sum())
     if unready:
-        base, _, _ = _schedule(fleet, idx, model, keys_ready=True)
-        hours_saved = (rec.effort_hours_by_class.get("reimage", 0.0) * 60.0 - float(
-            base.minutes[fleet.host_class[idx] == _REIMAGE].sum())) / 60.0
+        unlocked = classify(fleet.server[idx], fleet.cloud[idx], fleet.encrypted[idx], np.ones(len(idx), np.bool_))
+        redo = cls == REIMAGE
+        hours_saved = float((class_minutes(cls[redo], model) - class_minutes(unlocked[redo], model)).sum()) / 60.0
         reimage = np.zeros(fleet.n, np.bool_)
-        reimage[idx[fleet.host_class[idx] == _REIMAGE]] = True
+        reimage[idx[redo]] = True
         reimage_services = [k for k in np.flatnonzero(state.s_down).tolist()
                             if any(reimage[fleet.g_members[g]].any() for g in fleet.s_groups[k])]
         score = weight(reimage_services) + hours_saved / _HOURS_PER_UNIT

@@ -14,6 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
+from ringfence.domain.recovery import RecoveryModel, Wave
+
 __all__ = [
     "Assessment",
     "ComponentExposure",
@@ -21,6 +26,7 @@ __all__ = [
     "KeyEscrow",
     "Recommendation",
     "RecoveryModel",
+    "RecoveryPlan",
     "RecoveryResult",
     "RtoBreach",
     "ServiceImpact",
@@ -40,24 +46,6 @@ class KeyEscrow:
 
 
 @dataclass(frozen=True, slots=True)
-class RecoveryModel:
-    """Hands-on recovery effort per host class, in minutes, and technicians per site.
-
-    Defaults (sources in docs/assessment.md): a PC with its BitLocker key scanned as a barcode
-    3–5 min (4); a server ≈ 20 min; a cloud VM by detaching and repairing its OS disk 30–60 min (45);
-    a host whose encrypted disk has no usable escrowed key is reimaged, 1–2 h (90).  Hosts with
-    out-of-band management or a cloud console need no site visit but the same effort.
-    """
-
-    pc_minutes: float = 4.0
-    server_minutes: float = 20.0
-    cloud_vm_minutes: float = 45.0
-    reimage_minutes: float = 90.0
-    technicians_per_site: int = 2
-    technicians: Mapping[str, int] = field(default_factory=dict)  # per-site overrides
-
-
-@dataclass(frozen=True, slots=True)
 class Concentration:
     """Herfindahl–Hirschman index of one category (0–10,000), effective number and band."""
 
@@ -65,7 +53,14 @@ class Concentration:
     hhi: float
     effective_number: float
     band: str  # "unconcentrated" (< 1,500), "moderate" (1,500–2,500), "high" (> 2,500)
-    shares: tuple[tuple[str, float], ...]  # (name, share 0..1), largest first
+    shares: tuple[tuple[str, float], ...]  # (name, share 0..1 of ``of``), largest first
+    of: str = "all hosts"  # what the shares are shares of ("virtual and cloud hosts", ...)
+    base_hosts: float = 0.0  # hosts in ``of``
+    fleet_hosts: int = 0  # hosts in the whole fleet
+
+    def fleet_share(self, share: float) -> float:
+        """A share of ``of`` as a share of the whole fleet."""
+        return share * self.base_hosts / self.fleet_hosts if self.fleet_hosts else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +131,30 @@ class RecoveryResult:
 
 
 @dataclass(frozen=True, slots=True)
+class RecoveryPlan:
+    """The shared planner's answer for some hosts of a fleet (:func:`ringfence.domain.assessment.plan_recovery`).
+
+    Arrays are per planned host, in the order of ``host_index`` (indices into the fleet's hosts); hours are
+    since the plan's start.  ``runbook`` is the index of the runbook that matched (-1: none, the host class
+    decides); ``host_class`` indexes :data:`ringfence.domain.recovery.CLASSES`.
+    """
+
+    host_index: npt.NDArray[np.int64]
+    host_class: npt.NDArray[np.int64]
+    runbook: npt.NDArray[np.int64]
+    minutes: npt.NDArray[np.float64]
+    done_hours: npt.NDArray[np.float64]
+    queue: npt.NDArray[np.int64]  # positions into host_index in queue order (kept for re-plans)
+    recovery_hours: float
+    eta_hours_by_site: Mapping[str, float]
+    eta_hours_by_service: Mapping[str, float]
+    burn_down_by_site: Mapping[str, tuple[tuple[float, int], ...]]
+    waves: tuple[Wave, ...]
+    critical_path: tuple[str, ...]  # sentences, from the last service back to its cause
+    rto_breaches: tuple[RtoBreach, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Recommendation:
     """One ranked action with the numbers behind it."""
 
@@ -178,7 +197,9 @@ class Assessment:
             "services_down": [_impact(s) for s in self.services_down],
             "services_degraded": [_impact(s) for s in self.services_degraded],
             "hhi": {k: {"hhi": c.hhi, "effective_number": c.effective_number, "band": c.band,
-                        "shares": [{"name": n, "share": s} for n, s in c.shares]} for k, c in self.hhi.items()},
+                        "shares_of": c.of, "base_hosts": c.base_hosts,
+                        "shares": [{"name": n, "share": s, "fleet_share": c.fleet_share(s)} for n, s in c.shares]}
+                    for k, c in self.hhi.items()},
             "exposure": [{"component": e.component, "kernel_mode": e.kernel_mode, "boot_start": e.boot_start,
                           "hosts": e.hosts, "share": e.share, "tier_weighted_share": e.tier_weighted_share}
                          for e in self.exposure],

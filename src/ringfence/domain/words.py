@@ -12,7 +12,8 @@ __all__ = ["STATE_WORDS", "state_label", "state_word"]
 STATE_WORDS: dict[str, tuple[str, str]] = {
     "pending": ("pending", "neutral"), "progressing": ("progressing", "ok"), "baking": ("baking", "ok"),
     "waiting_window": ("waiting for a window", "wait"), "waiting_approval": ("waiting for approval", "wait"),
-    "paused": ("paused", "wait"), "hold": ("ON HOLD: a person decides", "wait"), "halted": ("HALTED", "bad"), "rolling_back": ("ROLLING BACK", "bad"),
+    "paused": ("paused", "wait"), "hold": ("ON HOLD: a person decides", "wait"),
+    "halted": ("HALTED", "bad"), "rolling_back": ("ROLLING BACK", "bad"),
     "rolled_back": ("rolled back", "bad"), "completed": ("completed", "ok"), "aborted": ("aborted", "neutral"),
     "exposing": ("exposing", "ok"), "passed": ("passed", "ok"), "waiting": ("waiting", "neutral"),
     "successful": ("successful", "ok"), "failed": ("FAILED", "bad"), "inconclusive": ("inconclusive", "wait"),

@@ -48,8 +48,9 @@ from ringfence.domain.budgets import BudgetLedger, GroupBudget, budgets_from_ser
 from ringfence.domain.cohorts import BUCKETS, bucket, stratum_of
 from ringfence.domain.counting import budget_ledger, count_streams, silent_now, unproven, wave_observations
 from ringfence.domain.gate import Signal, StreamCounts
-from ringfence.domain.model import DiskEncryption, Host, HostId, InstalledAgent, OsFamily, Service, TenantId
+from ringfence.domain.model import DiskEncryption, Host, HostId, InstalledAgent, OsFamily, Platform, Service, TenantId
 from ringfence.domain.policies import HOLD_DELAYED, HOLD_HELD, TenantPolicies, TenantPolicy, policy_hold
+from ringfence.domain.recovery import Capacity, class_minutes, classify, dependency_tier, queue_order, schedule
 from ringfence.domain.rollout import Observations, Plan, WaveState
 from ringfence.domain.selector import compile_predicate
 from ringfence.domain.targeting import early_ring, group_members, targeted, wave_selection
@@ -107,7 +108,7 @@ def _mix_template(scenario: Scenario) -> Template:
                                 country=country, subdivision=subdivision, site=f"{region}-{tz}",
                                 tier=1 if role == "server" else 3, labels=labels, agents=(agent,),
                                 encryption=DiskEncryption.NONE if locked == "none" else DiskEncryption.BITLOCKER,
-                                recovery_key_escrowed=locked == "escrowed"))
+                                recovery_key_escrowed=locked == "escrowed", recovery_key_verified=locked == "escrowed"))
                             weights.append(w)
                             n += 1
     total = sum(weights)
@@ -196,11 +197,13 @@ class SimFleet:
         f_preds = [compile_predicate(f.match) if f.match else None for f in failures]
         self.t_failure = np.array([next((i for i, p in enumerate(f_preds) if p is None or p(h)), -1) for h in t_hosts],
                                   dtype=np.int64)
-        rec = scenario.recovery
-        self.t_minutes = np.array([
-            (rec.server_minutes if s else rec.workstation_minutes)
-            + (rec.no_key_minutes if h.encryption is not DiskEncryption.NONE and not h.recovery_key_escrowed else 0.0)
-            for h, s in zip(t_hosts, t_server, strict=True)], dtype=np.float64)
+        # Recovery work per template host: the shared planner's classes and minutes.
+        planner = scenario.recovery.planner()
+        t_cls = classify(t_server, np.array([h.platform is Platform.CLOUD for h in t_hosts], dtype=bool),
+                         np.array([h.encryption is not DiskEncryption.NONE for h in t_hosts], dtype=bool),
+                         np.array([h.recovery_key_escrowed and h.recovery_key_verified for h in t_hosts], dtype=bool))
+        self.t_minutes = class_minutes(t_cls, planner)
+        self.t_tier = np.array([h.tier for h in t_hosts], dtype=np.int64)
         self.bucket = (np.array([bucket(exact_salt, h.id) for h in t_hosts], dtype=np.int64) if self.exact
                        else rng.integers(0, BUCKETS, size=n, dtype=np.int64))
         self.wave = assign_waves_bulk(plan, self.strata, self.stratum, self.bucket, t_tier0[self.tmpl],
@@ -497,7 +500,8 @@ class SimFleet:
         """When each release-crashed host is back (nan: never crashed) and how many needed hands.
 
         Boot-looped hosts self-heal (by rebooting once the release is withdrawn) with their failure model's
-        chance; the rest wait for a technician of their site, in crash order, from ``noticed_s``.
+        chance; the rest wait for a technician of their site from ``noticed_s``, in the shared planner's queue
+        order (:func:`ringfence.domain.recovery.queue_order`) with its minutes per host class.
         """
         rng = self.rng
         rec = self.scenario.recovery
@@ -521,13 +525,14 @@ class SimFleet:
             per_key = np.bincount(self.key, minlength=len(self.keys))
             sites = np.maximum(1, np.ceil(per_key / rec.hosts_per_site)).astype(np.int64)
             sub = (rng.random(len(manual)) * sites[self.key[manual]]).astype(np.int64)
-            site = self.key[manual] * int(sites.max()) + sub
-            order = np.lexsort((self.crashed_s[manual], site))
-            m_sorted, s_sorted = manual[order], site[order]
-            work = self.t_minutes[self.tmpl[m_sorted]] * 60.0 / rec.technicians
-            cum = np.cumsum(work)
-            starts = np.r_[0, np.flatnonzero(np.diff(s_sorted)) + 1]
-            offset = np.repeat(cum[starts] - work[starts], np.diff(np.r_[starts, len(s_sorted)]))
-            ready = np.maximum(self.crashed_s[m_sorted], begin)
-            back[m_sorted] = np.maximum(ready, begin + (cum - offset))
+            site = np.unique(self.key[manual] * int(sites.max()) + sub, return_inverse=True)[1].astype(np.int64)
+            # The shared planner: queue order (dependency tier, host tier, shortest job, host index), the site's
+            # technicians as one pool from `begin`, nobody fixed before it crashed.
+            minutes = self.t_minutes[self.tmpl[manual]]
+            order = queue_order(site, np.full(len(manual), dependency_tier("", 3), np.int64),
+                                self.t_tier[self.tmpl[manual]], minutes, manual)
+            n_sites = int(site.max()) + 1 if len(site) else 0
+            done_h = schedule(site, minutes, order, [Capacity(rec.technicians)] * n_sites, start_hours=begin / 3600.0,
+                              ready_hours=self.crashed_s[manual] / 3600.0)
+            back[manual] = done_h * 3600.0
         return back, len(manual)

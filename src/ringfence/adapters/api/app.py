@@ -16,6 +16,7 @@ from ringfence.adapters.api.routes import assessment, audit, health, inventory, 
 from ringfence.adapters.api.routes import channel as channel_routes
 from ringfence.adapters.api.routes import enrolment as enrolment_routes
 from ringfence.adapters.api.routes import notify as notify_routes
+from ringfence.adapters.api.routes import recovery as recovery_routes
 from ringfence.adapters.api.routes import simulate as simulate_routes
 from ringfence.adapters.api.routes import supply_chain as supply_chain_routes
 from ringfence.adapters.api.throttle import AuthThrottle, FailureThrottle
@@ -80,6 +81,7 @@ def create_app(settings: Settings, *, db: Database | None = None, clock: Clock =
     app.include_router(enrolment_routes.router)  # agent enrolment, facts, credential revocation
     app.include_router(simulate_routes.router)  # POST /v1/simulations (small, bounded)
     app.include_router(notify_routes.router)  # notification rules and the delivery log
+    app.include_router(recovery_routes.router)  # /v1/recovery: campaigns, work orders, keys
     app.add_middleware(channel_routes.WakeOnChange, wake=reconciler.wake)
     app.add_middleware(channel_routes.ChannelFiles, root=channel_dir(settings.data_dir))  # outermost: /tuf/ files
     install_dashboard(app)  # the browser dashboard at / (adapters/web)

@@ -608,3 +608,78 @@ class NotifyDeliveryRow(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
     last_error: Mapped[str] = mapped_column(Text, default="")
     version: Mapped[int] = mapped_column(Integer, default=1)
+# --- recovery campaigns ----------------------------------------------------------------------
+
+class RecoveryCampaignRow(Base):
+    """A recovery campaign: the hosts to bring back, the runbooks and model it was planned with."""
+
+    __tablename__ = "recovery_campaigns"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16))  # open | closed
+    source: Mapped[str] = mapped_column(String(16))  # rollout | selector | hosts
+    source_ref: Mapped[str] = mapped_column(Text)
+    runbooks: Mapped[dict[str, Any]] = mapped_column(JSON)
+    model: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[datetime] = mapped_column(TZ)
+    created_by: Mapped[str] = mapped_column(String(200))
+    closed_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class RecoveryHostRow(Base):
+    """One host of a campaign: its state, runbook and technician."""
+
+    __tablename__ = "recovery_hosts"
+    campaign_id: Mapped[str] = mapped_column(String(64), ForeignKey("recovery_campaigns.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    host_id: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
+    state: Mapped[str] = mapped_column(String(32))
+    runbook: Mapped[str] = mapped_column(String(100))
+    path: Mapped[str] = mapped_column(String(32))
+    assignee: Mapped[str] = mapped_column(String(200), default="", index=True)
+    updated_at: Mapped[datetime] = mapped_column(TZ)
+    fixed_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+    verified_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class RecoveryEventRow(Base):
+    """What happened to one host of a campaign: a state change or an executor's event."""
+
+    __tablename__ = "recovery_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[str] = mapped_column(String(64), ForeignKey("recovery_campaigns.id", ondelete="CASCADE"),
+                                             index=True)
+    host_id: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(TZ)
+    actor: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))  # state | step
+    state_from: Mapped[str] = mapped_column(String(32), default="")
+    state_to: Mapped[str] = mapped_column(String(32), default="")
+    message: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class RecoveryKeyRow(Base):
+    """A disk recovery key imported from an escrow export, encrypted at rest (never stored in the clear)."""
+
+    __tablename__ = "recovery_keys"
+    host_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(200))
+    ciphertext: Mapped[str] = mapped_column(Text)
+    imported_at: Mapped[datetime] = mapped_column(TZ)
+    imported_by: Mapped[str] = mapped_column(String(200))
+
+
+class RecoveryRevealRow(Base):
+    """One request to reveal a recovery key: who, which host, and whether it was revealed (for the rate limit)."""
+
+    __tablename__ = "recovery_reveals"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[str] = mapped_column(String(64), index=True)
+    host_id: Mapped[str] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(200), index=True)
+    at: Mapped[datetime] = mapped_column(TZ)
+    revealed: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text, default="")

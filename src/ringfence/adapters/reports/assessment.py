@@ -334,7 +334,10 @@ def substitutability(concentration: Concentration) -> tuple[str, str]:
     verdict, consequence = _SUBSTITUTABILITY.get(concentration.band, ("not assessed", "The band is not one ringfence knows."))
     if concentration.shares:
         leader, share = concentration.shares[0]
-        lead = f"{leader} alone runs {fmt_pct(share)} of hosts."
+        lead = f"{leader} alone runs {fmt_pct(share)} of {concentration.of}"
+        if concentration.of != "all hosts" and concentration.fleet_hosts:
+            lead += f", {fmt_pct(concentration.fleet_share(share))} of all hosts"
+        lead += "."
     else:
         lead = "No supplier recorded."
     meaning = (
@@ -372,7 +375,7 @@ def _scenario_view(a: Assessment, index: int) -> dict[str, Any]:
     for category, c in sorted(a.hhi.items(), key=lambda kv: (-kv[1].hhi, kv[0])):
         shares, _ = _top_n(c.shares)
         chart = bar_chart(
-            f"{category}: share of hosts per supplier (HHI {fmt_num(c.hhi)}, {c.band})",
+            f"{category}: share of {c.of} per supplier (HHI {fmt_num(c.hhi)}, {c.band})",
             [(name, (share,), fmt_pct(share)) for name, share in shares],
             max_value=1.0,
         )
