@@ -95,6 +95,7 @@ __all__ = [
     "normalize_name",
     "ordering_for",
     "package_key",
+    "parse_purl",
 ]
 
 
@@ -690,12 +691,22 @@ def _purl_name(purl: PackageURL, ecosystem: str) -> str:
     return purl.name
 
 
+@functools.lru_cache(maxsize=262_144)
+def parse_purl(purl: str) -> PackageURL:
+    """``PackageURL.from_string``, cached: an SBOM's purls are parsed when it is read, stored and matched,
+    and parsing is most of the time each of those takes (PackageURL is immutable, so sharing is safe).
+
+    Raises ``ValueError`` for a string that is not a purl.
+    """
+    return PackageURL.from_string(purl)
+
+
 def component_from_purl(purl: str, *, version: str = "") -> Component:
     """A component from a purl; a purl without a version takes ``version``.
 
     Raises ``ValueError`` for a string that is not a purl.
     """
-    parsed = PackageURL.from_string(purl)
+    parsed = parse_purl(purl)
     eco = _purl_ecosystem(parsed)
     return Component(name=parsed.name, version=parsed.version or version, ecosystem=eco, purl=purl)
 
@@ -705,7 +716,7 @@ def _component_key(component: Component) -> tuple[str, str, str, str]:
     """``(base ecosystem, normalised name, full ecosystem, version)`` for a component, purl first."""
     if component.purl:
         try:
-            parsed = PackageURL.from_string(component.purl)
+            parsed = parse_purl(component.purl)
         except ValueError:
             parsed = None
         if parsed is not None:

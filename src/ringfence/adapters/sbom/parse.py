@@ -41,9 +41,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from packageurl import PackageURL
-
-from ringfence.domain.vulns import Component, component_from_purl
+from ringfence.domain.vulns import Component, component_from_purl, parse_purl
 from ringfence.errors import FieldIssue, InputError
 
 __all__ = [
@@ -154,7 +152,7 @@ def _build(
         problems.append(NO_PURL)
     else:
         try:
-            parsed = PackageURL.from_string(purl)
+            parsed = parse_purl(purl)
         except ValueError as e:
             problems.append(f"{INVALID_PURL}: {e}")
         else:
