@@ -26,6 +26,7 @@ from securesystemslib.exceptions import UnverifiedSignatureError
 from securesystemslib.signer import Signature, SSlibKey  # type: ignore[attr-defined]  # re-exported without __all__
 from securesystemslib.signer._utils import compute_default_keyid
 
+from ringfence.adapters import bounded_json
 from ringfence.adapters.db.engine import Database
 from ringfence.adapters.db.stores import audit as audit_store
 from ringfence.adapters.db.stores import rollouts as release_store
@@ -200,6 +201,12 @@ def attach_sbom(db: Database, release_id: str, prepared: PreparedSbom, *, actor:
                 reason: str = "") -> dict[str, Any]:
     """Store a release's SBOM (replacing an earlier one), audited; returns the summary with incomplete components."""
     actor.require(Role.OPERATOR, "importing SBOMs")
+    with bounded_json.paused_gc():  # one row object per component: see paused_gc
+        return _attach_sbom(db, release_id, prepared, actor=actor, clock=clock, reason=reason)
+
+
+def _attach_sbom(db: Database, release_id: str, prepared: PreparedSbom, *, actor: Actor, clock: Clock,
+                 reason: str) -> dict[str, Any]:
     sbom = prepared.sbom
     rows = _component_rows(sbom)
     now = clock()
@@ -370,7 +377,7 @@ def load_public_key(data: bytes, source: str = "public key") -> SSlibKey:
         if text.startswith("{"):
             doc = json.loads(text)
             if not isinstance(doc, dict):
-                raise ValueError(f"a JSON {type(doc).__name__}, not an object")
+                raise ValueError(f"is {bounded_json.kind_of(doc)}, not an object")
             stated = doc.pop("keyid", None)
             parsed = SSlibKey.from_dict("", dict(doc))
             key = SSlibKey(_keyid_of(parsed), parsed.keytype, parsed.scheme, parsed.keyval)
@@ -509,7 +516,7 @@ def prepare_contract(kind: str, content_schema: bytes | None, for_agent: str,
             raise InputError.single("content_schema", f"is not JSON: {e}", location=source,
                                     expected="a JSON Schema document") from e
         if not isinstance(doc, dict):
-            raise InputError.single("content_schema", f"is a JSON {type(doc).__name__}", location=source,
+            raise InputError.single("content_schema", f"is {bounded_json.kind_of(doc)}", location=source,
                                     expected="a JSON Schema object")
         cls = jsonschema.validators.validator_for(doc)
         try:

@@ -14,11 +14,76 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ringfence.errors import AuthenticationError, InputError, RingfenceError
 
-__all__ = ["install_problem_handlers", "problem"]
+__all__ = ["MAX_ID", "MAX_REASON", "MAX_SEQ", "MAX_TEXT", "Body", "install_problem_handlers", "problem"]
+
+#: Largest token id a route accepts: the ids are INTEGER columns, 32-bit on PostgreSQL (SQLite stores 64).
+#: Id parameters are declared ``ge=1, le=MAX_ID`` so a larger one is a 422 on both, never an overflow.
+MAX_ID = 2**31 - 1
+#: Largest audit sequence number (a BIGINT column on both databases).
+MAX_SEQ = 2**63 - 1
+#: Longest text a JSON body field takes unless the field declares its own (shorter or longer) limit.
+MAX_TEXT = 2000
+#: Longest ``reason`` (it goes to the audit log).
+MAX_REASON = 2000
+_NUL = "contains a NUL character (\\u0000), which no text field accepts (PostgreSQL cannot store it)"
+
+
+def _has_nul(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
+
+
+class Body(BaseModel):
+    """Base of every JSON request body: the same limits on SQLite and PostgreSQL.
+
+    Text is at most :data:`MAX_TEXT` characters unless the field declares its own ``max_length``, and
+    no text anywhere in a field (nested lists and objects included) may hold a NUL character, which
+    PostgreSQL refuses to store and SQLite would store. Both are a 422 naming the field.
+    """
+
+    model_config = ConfigDict(str_max_length=MAX_TEXT)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if _has_nul(value):
+            raise ValueError(_NUL)
+        return value
+
+
+class _RefuseNulInUrl:
+    """A NUL character in the path or the query (``%00``) is a 422 before any route sees it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            where = ("path" if "\x00" in scope.get("path", "")
+                     else "query" if b"%00" in scope.get("query_string", b"") else "")
+            if where:
+                response = problem(422, "Invalid input", f"the {where} {_NUL}", scope.get("path", "").replace("\x00", ""),
+                                   [{"field": where, "message": _NUL, "location": where,
+                                     "expected": "text without NUL characters"}])
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 log = logging.getLogger("ringfence.api")
 
@@ -43,7 +108,8 @@ def _field(loc: tuple[Any, ...]) -> str:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    """Register handlers so that every error leaves as a problem document."""
+    """Register handlers so that every error leaves as a problem document (and a NUL in the URL is one)."""
+    app.add_middleware(_RefuseNulInUrl)
 
     @app.exception_handler(RingfenceError)
     async def _ringfence(request: Request, exc: RingfenceError) -> JSONResponse:
@@ -67,6 +133,15 @@ def install_problem_handlers(app: FastAPI) -> None:
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
         return problem(exc.status_code, title, str(exc.detail), request.url.path,
                        headers=dict(exc.headers) if exc.headers else None)
+
+    @app.exception_handler(RecursionError)
+    async def _too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+        # A document nested deeper than the parsers' own caps reached code that walks it recursively:
+        # that is bad input (too deep), not a server error.
+        log.warning("input nested too deeply on %s %s: %s", request.method, request.url.path, exc)
+        return problem(422, "Invalid input", "the request body nests lists/objects too deeply to be read",
+                       request.url.path, [{"field": "body", "message": "nests lists/objects too deeply",
+                                           "location": "body", "expected": "a document nested at most 64 levels"}])
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -29,6 +29,7 @@ from spdx_tools.spdx.parser.error import SPDXParsingError
 from spdx_tools.spdx.parser.jsonlikedict.json_like_dict_parser import JsonLikeDictParser
 from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 
+from ringfence.adapters import bounded_json
 from ringfence.adapters.sbom.parse import Sbom
 from ringfence.errors import FieldIssue, InputError
 
@@ -142,7 +143,8 @@ def validate_sbom(sbom: Sbom, data: bytes) -> list[str]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise InputError.single("document", f"is not UTF-8: {e}", location=source) from e
-    if sbom.format == "cyclonedx":
-        _cyclonedx(sbom, text, source)
-        return []
-    return _spdx(text, source)
+    with bounded_json.paused_gc():  # tens of thousands of components: see paused_gc
+        if sbom.format == "cyclonedx":
+            _cyclonedx(sbom, text, source)
+            return []
+        return _spdx(text, source)

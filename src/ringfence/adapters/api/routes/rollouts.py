@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ringfence.adapters.api.deps import AppState, get_state, reason_of, require
+from ringfence.adapters.api.problems import MAX_REASON, Body
 from ringfence.adapters.db.stores import rollouts as store
 from ringfence.domain.access import Role
 from ringfence.domain.plans import plan_to_mapping
@@ -139,7 +140,7 @@ def check_plan(name: str, release: str = Query(..., description="Release id, pro
             "missing_in_first_wave": list(check.missing_in_first_wave), "ok": not check.missing_in_first_wave}
 
 
-class PolicyBody(BaseModel):
+class PolicyBody(Body):
     """A tenant policy."""
 
     tenant: str = Field(min_length=1, max_length=200)
@@ -171,19 +172,19 @@ def list_policies(tenant: str = "", state: AppState = Depends(get_state),
 
 # --- rollouts -----------------------------------------------------------------------------
 
-class RolloutCreate(BaseModel):
+class RolloutCreate(Body):
     """Which release under which plan."""
 
     release: str = Field(max_length=400, description="Release id, product@version.")
     plan: str = Field(default="default", max_length=200)
     start: bool = Field(default=True, description="Start it at once.")
-    reason: str = ""
+    reason: str = Field(default="", max_length=MAX_REASON)
 
 
-class Reason(BaseModel):
+class Reason(Body):
     """Why (goes to the audit log)."""
 
-    reason: str = ""
+    reason: str = Field(default="", max_length=MAX_REASON)
 
 
 def rollout_json(state: AppState, rollout_id: str, *, decisions: int = 20) -> dict[str, Any]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ringfence.adapters.api.deps import AppState, get_state, reason_of, require
+from ringfence.adapters.api.problems import Body
 from ringfence.adapters.db.stores import supply_chain as store
 from ringfence.adapters.db.stores.base import utc
 from ringfence.domain.access import Role
@@ -114,7 +115,7 @@ def findings(release_id: str, state: AppState = Depends(get_state),
 
 # --- signatures and signers ------------------------------------------------------------------------------------
 
-class SignatureIn(BaseModel):
+class SignatureIn(Body):
     """A detached signature over one artifact's SHA-256."""
 
     sha256: str = Field(min_length=64, max_length=64, pattern="^[0-9a-f]{64}$")
@@ -122,7 +123,7 @@ class SignatureIn(BaseModel):
     sig: str = Field(min_length=1, max_length=1024)
 
 
-class SignaturesIn(BaseModel):
+class SignaturesIn(Body):
     """Signatures made by `ringfence release sign`."""
 
     signatures: list[SignatureIn] = Field(min_length=1, max_length=1000)
@@ -137,7 +138,7 @@ def upload_signatures(release_id: str, body: SignaturesIn, request: Request, sta
                                           clock=state.clock, reason=reason_of(request, body.reason))
 
 
-class SignerIn(BaseModel):
+class SignerIn(Body):
     """A trusted release signer."""
 
     name: str = Field(min_length=1, max_length=200)
@@ -203,7 +204,7 @@ def get_gate_policy(state: AppState = Depends(get_state),
     return release_gates.gate_policy_view(state.db, actor=actor)
 
 
-class OverrideIn(BaseModel):
+class OverrideIn(Body):
     """Why the failed gates may be overridden."""
 
     reason: str = Field(min_length=1, max_length=2000)
