@@ -99,6 +99,11 @@ def vulns_import(paths: Annotated[list[Path], typer.Argument(help="OSV JSON/YAML
         return
     out.print(f"imported {data['records']:,} advisories ({data['inserted']:,} new, {data['updated']:,} updated, "
               f"{data['withdrawn']:,} withdrawn); generation {data['generation']}", highlight=False)
+    for dupe in data.get("duplicates", []):
+        out.print(f"  duplicate id {dupe['id']}: {dupe['records']} records ({', '.join(dupe['sources'])}); "
+                  "the last one was kept", highlight=False)
+    for bad in data.get("not_evaluable", []):
+        out.print(f"  not evaluable {bad['id']} ({bad['source']}): {'; '.join(bad['problems'])}", highlight=False)
 
 
 @vulns_app.command("where")

@@ -96,6 +96,7 @@ __all__ = [
     "ordering_for",
     "package_key",
     "parse_purl",
+    "unorderable_events",
 ]
 
 
@@ -558,6 +559,29 @@ def _key_cmp(ka: Any, kb: Any) -> int:
 
 
 # --------------------------------------------------------------------------- evaluation
+
+
+def unorderable_events(advisory: Advisory) -> list[str]:
+    """Why some of an advisory's range events cannot be ordered (``introduced: banana`` in a SEMVER range).
+
+    Empty when every event of every range with a known ordering parses. Such a range is never evaluated
+    (components it names are reported *not evaluated*), so an import reports these instead of taking
+    them silently.
+    """
+    out: list[str] = []
+    for aff in advisory.affected:
+        for rng in aff.ranges:
+            ordering = ordering_for(rng.type, aff.ecosystem)
+            if ordering is None:
+                continue
+            for kind, value in rng.events:
+                if _is_zero(kind, value) or (kind == EventKind.LIMIT and value == "*"):
+                    continue
+                try:
+                    _key(ordering, value)
+                except VersionOrderError as e:
+                    out.append(f"{aff.ecosystem}/{aff.name} {rng.type.value} range, {kind.value}: {e}")
+    return out
 
 
 def _is_zero(kind: EventKind, value: str) -> bool:

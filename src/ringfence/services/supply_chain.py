@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tempfile
 import threading
 from collections import Counter, defaultdict
@@ -35,7 +36,7 @@ from ringfence.adapters.db.stores.base import utc
 from ringfence.adapters.sbom.parse import Sbom, parse_sbom, to_components
 from ringfence.adapters.sbom.validate import validate_sbom
 from ringfence.adapters.sbom.write import to_cyclonedx_json
-from ringfence.adapters.vuln.osv import load_path
+from ringfence.adapters.vuln.osv import load_path, merge_aliases
 from ringfence.adapters.vuln.vex import VexStatement, parse_vex
 from ringfence.domain.access import Role
 from ringfence.domain.rollout import Release
@@ -47,6 +48,7 @@ from ringfence.domain.vulns import (
     fixed_in,
     normalize_name,
     package_key,
+    unorderable_events,
 )
 from ringfence.errors import ConflictError, FieldIssue, InputError, NotFoundError
 from ringfence.services.context import Actor, Clock
@@ -134,14 +136,22 @@ def import_vulns(db: Database, files: Sequence[tuple[str, bytes]], *, actor: Act
             (Path(tmp) / _safe_name(name, k)).write_bytes(data)
         if progress:
             progress("parsing")
-        advisories = load_path(tmp)
+        try:
+            # Unmerged first: merging collapses records of one id, and every duplicate must be reported.
+            advisories = load_path(tmp, merge=False)
+        except InputError as e:
+            raise _without_temp_paths(e, tmp) from None
     # Sources name the uploaded file, not the temporary directory.
     prefix = tmp + "/"
     advisories = [a if not a.source.startswith(prefix) else _with_source(a, a.source[len(prefix) + 5:])
                   for a in advisories]
-    ids = [a.id for a in advisories]
-    dupes = sorted(i for i, n in Counter(ids).items() if n > 1)
+    counts = Counter(a.id for a in advisories)
+    dupes = [{"id": i, "records": n, "sources": [a.source for a in advisories if a.id == i][:10]}
+             for i, n in sorted(counts.items()) if n > 1]
     advisories = list({a.id: a for a in advisories}.values())  # the last record of an id wins
+    advisories = merge_aliases(advisories)
+    unorderable = [{"id": a.id, "source": a.source, "problems": problems}
+                   for a in advisories if (problems := unorderable_events(a))]
     now = clock()
     if progress:
         progress("writing")
@@ -154,7 +164,22 @@ def import_vulns(db: Database, files: Sequence[tuple[str, bytes]], *, actor: Act
                                     "generation": gen})
     return {"records": len(advisories), "inserted": inserted, "updated": updated,
             "withdrawn": sum(1 for a in advisories if a.withdrawn is not None),
-            "duplicate_ids": dupes[:20], "generation": gen}
+            "duplicate_ids": [d["id"] for d in dupes], "duplicates": dupes[:100],
+            "not_evaluable": unorderable[:100], "not_evaluable_count": len(unorderable), "generation": gen}
+
+
+def _without_temp_paths(error: InputError, tmp: str) -> InputError:
+    """The same error with the server's temporary directory taken out of the message and locations."""
+    prefix = tmp + "/"
+
+    def clean(text: str) -> str:
+        # Uploaded files are stored as NNNN-<name>; show <name>.
+        text = re.sub(re.escape(prefix) + r"\d{4}-", "", text)
+        return text.replace(prefix, "").replace(tmp, "the upload")
+
+    issues = [FieldIssue(field=i.field, message=clean(i.message), location=clean(i.location), expected=i.expected)
+              for i in error.issues]
+    return InputError(clean(error.headline), issues)
 
 
 def _with_source(adv: Advisory, source: str) -> Advisory:
