@@ -14,6 +14,7 @@ import pytest
 
 from ringfence.adapters.bounded_json import MAX_DEPTH, check_depth, loads
 from ringfence.adapters.db.engine import Database
+from ringfence.adapters.db.tables import HostRow, SbomComponentRow
 from ringfence.adapters.inventory import records
 from ringfence.adapters.sbom.parse import COMPONENT_TEXT_LIMITS, parse_sbom
 from ringfence.errors import InputError
@@ -122,8 +123,6 @@ def test_over_long_or_nul_host_text_is_422_on_both_databases(api: Api, db: Datab
 
 
 def test_host_text_limits_are_the_column_lengths() -> None:
-    from ringfence.adapters.db.tables import HostRow, SbomComponentRow  # noqa: PLC0415
-
     for name, limit in records.HOST_TEXT_LIMITS.items():
         assert HostRow.__table__.c[name].type.length == limit, name  # type: ignore[attr-defined]
     for name, limit in COMPONENT_TEXT_LIMITS.items():
