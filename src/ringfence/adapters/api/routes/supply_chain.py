@@ -107,10 +107,12 @@ def export_sbom(release_id: str, state: AppState = Depends(get_state),
 
 
 @router.get("/v1/releases/{release_id}/findings", tags=["supply chain"], summary="Known vulnerabilities in a release")
-def findings(release_id: str, state: AppState = Depends(get_state),
-             actor: Actor = Depends(require(Role.VIEWER))) -> dict[str, Any]:
-    """Component, advisory and aliases, severity, fixed version, waived by VEX or not."""
-    return supply_chain.findings(state.db, release_id, actor=actor)
+def findings(release_id: str, offset: int = Query(0, ge=0, le=10_000_000, description="First entry of the page"),
+             limit: int = Query(supply_chain.FINDINGS_PAGE, ge=1, le=supply_chain.MAX_FINDINGS_PAGE,
+                                description="Entries per page (findings and not_evaluated each)"),
+             state: AppState = Depends(get_state), actor: Actor = Depends(require(Role.VIEWER))) -> dict[str, Any]:
+    """Component, advisory and aliases, severity, fixed version, waived by VEX or not; paged (``next_offset``)."""
+    return supply_chain.findings(state.db, release_id, actor=actor, offset=offset, limit=limit)
 
 
 # --- signatures and signers ------------------------------------------------------------------------------------
