@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ringfence.errors import AuthenticationError, InputError, RingfenceError
 
-__all__ = ["MAX_ID", "MAX_REASON", "MAX_SEQ", "MAX_TEXT", "Body", "install_problem_handlers", "problem"]
+__all__ = ["MAX_ID", "MAX_REASON", "MAX_SEQ", "MAX_TEXT", "PROBLEM_SCHEMA", "Body", "install_problem_handlers", "problem"]
 
 #: Largest token id a route accepts: the ids are INTEGER columns, 32-bit on PostgreSQL (SQLite stores 64).
 #: Id parameters are declared ``ge=1, le=MAX_ID`` so a larger one is a 422 on both, never an overflow.
@@ -107,9 +107,58 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+#: The problem document as a JSON schema (``components.schemas.Problem`` of /openapi.json).
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object", "title": "Problem", "required": ["type", "title", "status", "detail", "instance"],
+    "properties": {
+        "type": {"type": "string", "description": "urn:ringfence:problem:<kind>"},
+        "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"},
+        "instance": {"type": "string", "description": "The request path"},
+        "errors": {"type": "array", "description": "One entry per bad field", "items": {
+            "type": "object", "required": ["field", "message"],
+            "properties": {"field": {"type": "string"}, "message": {"type": "string"},
+                           "location": {"type": "string"}, "expected": {"type": "string"}}}},
+    },
+}
+#: The errors every operation may answer, and those of operations that take a request body.
+_EVERY = {401: "No valid credential (token or host credential)", 403: "The credential's role may not do this",
+          404: "Not found", 422: "Invalid input: the errors name each field and the fix",
+          429: "Too many requests (see Retry-After)", 503: "Not ready yet (database or channel keys)"}
+_WITH_BODY = {400: "The body cannot be read (malformed multipart or JSON)", 409: "Conflicts with the current state",
+              413: "The upload is larger than max_upload_mb", 415: "Unsupported content type"}
+
+
+def _declare_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Make every operation of an OpenAPI document list the problem responses it can give."""
+    schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    content = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path_item in schema.get("paths", {}).values():
+        for method, operation in path_item.items():
+            if method not in ("get", "put", "post", "delete", "patch", "head", "options"):
+                continue
+            responses = operation.setdefault("responses", {})
+            codes = {**_EVERY, **(_WITH_BODY if method in ("put", "post", "delete", "patch") else {})}
+            for code, description in codes.items():
+                # FastAPI's own 422 says HTTPValidationError as application/json; the handler below answers a problem.
+                if str(code) not in responses or code == 422:
+                    responses[str(code)] = {"description": description, "content": content}
+    return schema
+
+
 def install_problem_handlers(app: FastAPI) -> None:
-    """Register handlers so that every error leaves as a problem document (and a NUL in the URL is one)."""
+    """Register handlers so that every error leaves as a problem document (and a NUL in the URL is one).
+
+    The OpenAPI document lists those problem responses on every operation (:func:`_declare_problems`).
+    """
     app.add_middleware(_RefuseNulInUrl)
+    build_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _declare_problems(build_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to change the document
 
     @app.exception_handler(RingfenceError)
     async def _ringfence(request: Request, exc: RingfenceError) -> JSONResponse:
