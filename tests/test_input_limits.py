@@ -136,3 +136,14 @@ def test_over_long_sbom_component_text_is_refused() -> None:
     with pytest.raises(InputError) as err:
         parse_sbom("long.cdx.json", json.dumps(doc).encode())
     assert [i.field for i in err.value.issues] == ["component 1 name", "component 1 ecosystem"]
+
+
+def test_nul_or_over_long_text_in_multipart_forms_is_422(api: Api) -> None:
+    body = _problem(release(api, "app", "1", reason="a\u0000b"), 422)
+    assert [e["field"] for e in body["errors"]] == ["reason"], body
+    body = _problem(release(api, "app", "1", reason="r" * 2001), 422)
+    assert [e["field"] for e in body["errors"]] == ["reason"], body
+    assert release(api, "app", "1").status_code == 201
+    body = _problem(api.call("POST", "/v1/releases/app@1/sbom", role="operator", data={"reason": "x\u0000"},
+                             files=[("file", ("b.cdx.json", cdx("pkg:pypi/requests@2.31.0"), "application/json"))]), 422)
+    assert [e["field"] for e in body["errors"]] == ["reason"], body

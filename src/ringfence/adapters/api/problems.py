@@ -18,9 +18,10 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ringfence.errors import AuthenticationError, InputError, RingfenceError
+from ringfence.errors import AuthenticationError, FieldIssue, InputError, RingfenceError
 
-__all__ = ["MAX_ID", "MAX_REASON", "MAX_SEQ", "MAX_TEXT", "PROBLEM_SCHEMA", "Body", "install_problem_handlers", "problem"]
+__all__ = ["MAX_ID", "MAX_REASON", "MAX_SEQ", "MAX_TEXT", "PROBLEM_SCHEMA", "Body", "check_form_fields",
+           "install_problem_handlers", "problem"]
 
 #: Largest token id a route accepts: the ids are INTEGER columns, 32-bit on PostgreSQL (SQLite stores 64).
 #: Id parameters are declared ``ge=1, le=MAX_ID`` so a larger one is a 422 on both, never an overflow.
@@ -65,6 +66,17 @@ class Body(BaseModel):
         if _has_nul(value):
             raise ValueError(_NUL)
         return value
+
+
+def check_form_fields(fields: dict[str, str], limit: int = MAX_TEXT) -> dict[str, str]:
+    """The text fields of a multipart form, refused (422 naming each) when longer than ``limit`` or holding a NUL."""
+    issues = [FieldIssue(field=name, message=_NUL if "\x00" in value else f"is {len(value):,} characters long",
+                         location="form", expected="text without NUL characters" if "\x00" in value
+                         else f"at most {limit} characters")
+              for name, value in fields.items() if "\x00" in value or len(value) > limit]
+    if issues:
+        raise InputError("form rejected", issues)
+    return fields
 
 
 class _RefuseNulInUrl:

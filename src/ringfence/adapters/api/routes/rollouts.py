@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ringfence.adapters.api.deps import AppState, get_state, reason_of, require
-from ringfence.adapters.api.problems import MAX_REASON, Body
+from ringfence.adapters.api.problems import MAX_REASON, Body, check_form_fields
 from ringfence.adapters.db.stores import rollouts as store
 from ringfence.domain.access import Role
 from ringfence.domain.plans import plan_to_mapping
@@ -53,7 +53,7 @@ async def create_release(request: Request, state: AppState = Depends(get_state),
     form = await request.form(max_files=100, max_part_size=state.settings.max_upload_mb * 1024 * 1024)
     try:
         files = [(v.filename or "artifact", await v.read()) for v in form.getlist("files") if isinstance(v, UploadFile)]
-        fields = {k: str(form.get(k) or "") for k in ("product", "version", "kind", "reason", "for_agent")}
+        fields = check_form_fields({k: str(form.get(k) or "") for k in ("product", "version", "kind", "reason", "for_agent")})
         platforms = [str(p) for p in form.getlist("platforms") if str(p)]
         # Supply chain (optional): an SBOM, an agent's content schema, or the agent product content is for.
         extra = {k: (v.filename or k, await v.read()) for k in ("sbom", "content_schema")

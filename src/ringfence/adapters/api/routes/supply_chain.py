@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ringfence.adapters.api.deps import AppState, get_state, reason_of, require
-from ringfence.adapters.api.problems import Body
+from ringfence.adapters.api.problems import Body, check_form_fields
 from ringfence.adapters.db.stores import supply_chain as store
 from ringfence.adapters.db.stores.base import utc
 from ringfence.domain.access import Role
@@ -35,7 +35,7 @@ async def read_files(request: Request, state: AppState, *, field: str = "files",
     form = await request.form(max_files=max_files, max_part_size=state.settings.max_upload_mb * 1024 * 1024)
     try:
         files = [(v.filename or field, await v.read()) for v in form.getlist(field) if isinstance(v, UploadFile)]
-        fields = {k: str(v) for k, v in form.items() if not isinstance(v, UploadFile)}
+        fields = check_form_fields({k: str(v) for k, v in form.items() if not isinstance(v, UploadFile)})
     finally:
         await form.close()
     return files, fields
