@@ -140,6 +140,9 @@ _WITH_BODY = {400: "The body cannot be read (malformed multipart or JSON)", 409:
               413: "The upload is larger than max_upload_mb", 415: "Unsupported content type"}
 
 
+_NO_NUL_PATTERN = "^[^\\u0000]*$"
+
+
 def _declare_problems(schema: dict[str, Any]) -> dict[str, Any]:
     """Make every operation of an OpenAPI document list the problem responses it can give."""
     schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
@@ -148,6 +151,10 @@ def _declare_problems(schema: dict[str, Any]) -> dict[str, Any]:
         for method, operation in path_item.items():
             if method not in ("get", "put", "post", "delete", "patch", "head", "options"):
                 continue
+            for param in operation.get("parameters", []):  # a NUL in the URL is refused (_RefuseNulInUrl)
+                param_schema = param.get("schema", {})
+                if param.get("in") in ("path", "query") and param_schema.get("type") == "string":
+                    param_schema.setdefault("pattern", _NO_NUL_PATTERN)
             responses = operation.setdefault("responses", {})
             codes = {**_EVERY, **(_WITH_BODY if method in ("put", "post", "delete", "patch") else {})}
             for code, description in codes.items():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field
@@ -146,7 +146,7 @@ class PolicyBody(Body):
     tenant: str = Field(min_length=1, max_length=200)
     host_group: str = Field(default="", max_length=400, description="Selector for a group of the tenant's hosts.")
     product: str = Field(default="*", min_length=1, max_length=200, description="Product, or * for every product.")
-    ring: str = Field(default="general", max_length=16, description="early, general or pause.")
+    ring: Literal["early", "general", "pause"] = Field(default="general", description="early, general or pause.")
     delay_hours: float = Field(default=0.0, ge=0, le=2160, allow_inf_nan=False)
     pin: str = Field(default="latest", max_length=110, description="latest, n-1 or exact:VERSION.")
     reason: str = Field(default="", max_length=2000)

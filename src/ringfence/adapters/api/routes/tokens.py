@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import Field
@@ -21,7 +21,7 @@ class TokenCreate(Body):
     """A new token's name and role."""
 
     name: str = Field(min_length=1, max_length=100, description="Who or what will use the token.")
-    role: str = Field(description="viewer, operator, approver or admin.")
+    role: Literal["viewer", "operator", "approver", "admin"] = Field(description="viewer, operator, approver or admin.")
     reason: str = Field(default="", max_length=MAX_REASON, description="Why (goes to the audit log).")
 
 
