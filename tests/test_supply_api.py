@@ -160,7 +160,8 @@ def test_bad_sboms_osv_and_roles_are_4xx_and_change_nothing(api: Api, db: Databa
     doc["components"][0]["type"] = "gizmo"  # only the CycloneDX schema knows the component types
     body = _problem(api.call("POST", "/v1/releases/app@1/sbom", role="operator",
                              files=[("file", ("bad.cdx.json", json.dumps(doc).encode(), "application/json"))]), 422)
-    assert body["errors"][0]["field"] == "components[0].type" and "'gizmo' is not one of" in body["errors"][0]["message"]
+    assert body["errors"][0]["field"] == "components[0].type"
+    assert '"gizmo" is not one of' in body["errors"][0]["message"]
     spdx = json.loads((SHARED_DATA / "sbom" / "examplemaven-0.0.1-enriched.spdx.json").read_text())
     del spdx["SPDXID"]
     body = _problem(api.call("POST", "/v1/releases/app@1/sbom", role="operator",

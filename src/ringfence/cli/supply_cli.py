@@ -100,6 +100,11 @@ def vulns_import(paths: Annotated[list[Path], typer.Argument(help="OSV JSON/YAML
         return
     out.print(f"imported {data['records']:,} advisories ({data['inserted']:,} new, {data['updated']:,} updated, "
               f"{data['withdrawn']:,} withdrawn); generation {data['generation']}", highlight=False)
+    for dupe in data.get("duplicates", []):
+        out.print(f"  duplicate id {dupe['id']}: {dupe['records']} records ({', '.join(dupe['sources'])}); "
+                  "the last one was kept", highlight=False)
+    for bad in data.get("not_evaluable", []):
+        out.print(f"  not evaluable {bad['id']} ({bad['source']}): {'; '.join(bad['problems'])}", highlight=False)
 
 
 @vulns_app.command("where")
@@ -212,12 +217,25 @@ def sbom_export(release: Annotated[str, typer.Argument(help="Release id, product
     out.print(f"wrote {out_file} ({len(doc.get('components', []))} components)", highlight=False)
 
 
+_FINDINGS_PAGE = 5000
+
+
 def release_findings(release: Annotated[str, typer.Argument(help="Release id, product@version.")],
                      config: ConfigOpt = None, server: ServerOpt = None, token: TokenOpt = None,
                      as_json: JsonOpt = False) -> None:
     """Known vulnerabilities in a release's SBOM (component, advisory, severity, fixed version, waived?)."""
-    with _client(config, server, token) as api:
-        data = api.get(f"/v1/releases/{release}/findings")
+    with _client(config, server, token) as api, _progress() as bar:
+        task = bar.add_task(f"reading the findings of {release}", total=None)
+        data = api.get(f"/v1/releases/{release}/findings", limit=_FINDINGS_PAGE)
+        while data.get("next_offset") is not None:  # the server pages large SBOMs' findings
+            bar.update(task, total=max(data["findings_total"], data["not_evaluated_total"]),
+                       completed=data["next_offset"])
+            page = api.get(f"/v1/releases/{release}/findings", offset=data["next_offset"], limit=_FINDINGS_PAGE)
+            data["findings"] += page["findings"]
+            data["not_evaluated"] += page["not_evaluated"]
+            data["next_offset"] = page["next_offset"]
+    for key in ("offset", "limit", "next_offset"):
+        data.pop(key, None)
     if as_json:
         _json(data)
         return

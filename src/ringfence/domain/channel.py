@@ -17,18 +17,24 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
+
+from ringfence.errors import FieldIssue, InputError
 
 __all__ = [
     "COHORTS_TARGET",
     "DEFAULT_BINS",
     "MANIFEST",
     "MAX_BINS",
+    "NAME_RULE",
     "artifact_path",
+    "check_name",
     "cohort_of",
     "cohort_patterns",
     "cohort_role",
     "manifest_path",
     "remediation_path",
+    "require_names",
     "role_index",
 ]
 
@@ -40,6 +46,27 @@ DEFAULT_BINS = 64
 MAX_BINS = 4096
 _ROLE = re.compile(r"^cohort-(\d{3,4})$")
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
+#: The rule every name that becomes a segment of a channel path follows (products, versions, artifact
+#: file names, plan names): checked when the object is created, so nothing is stored that the channel
+#: could never publish.
+NAME_RULE = ("1 to 200 characters: letters, digits, '.', '_', '+' or '-', starting with a letter or digit "
+             "(no spaces, slashes or '..')")
+
+
+def check_name(field: str, value: str, location: str = "") -> list[FieldIssue]:
+    """The problems with ``value`` as a channel name (empty when it is fine); pure, never raises."""
+    if isinstance(value, str) and _SEGMENT.match(value) and ".." not in value:
+        return []
+    shown = value if not isinstance(value, str) or len(value) <= 60 else value[:60] + "…"
+    return [FieldIssue(field=field, message=f"is {shown!r}, which the channel cannot publish", location=location,
+                       expected=NAME_RULE)]
+
+
+def require_names(names: Iterable[tuple[str, str]], location: str = "") -> None:
+    """Raise one InputError listing every ``(field, value)`` pair that is not a valid channel name."""
+    issues = [i for field, value in names for i in check_name(field, value, location)]
+    if issues:
+        raise InputError(f"{location or 'input'} rejected: names the channel cannot publish", issues)
 
 
 def cohort_of(host_id: str, bins: int) -> int:

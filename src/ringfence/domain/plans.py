@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import date, time, timedelta
 from typing import Any
 
+from ringfence.domain.channel import check_name
 from ringfence.domain.gate import GateConfig, Signal
 from ringfence.domain.rollout import Plan, WaveSpec
 from ringfence.domain.selector import parse as parse_selector
@@ -132,6 +133,7 @@ def plan_from_mapping(raw: Any) -> Plan:
     if not isinstance(name, str) or not name.strip():
         issues.add("name", "is missing", expected="a name such as default or content-fast")
         name = ""
+    issues.items.extend(check_name("name", name, "plan") if name else [])
     raw_waves = raw.get("waves")
     waves: list[WaveSpec] = []
     if not isinstance(raw_waves, list) or not raw_waves:

@@ -91,10 +91,13 @@ __all__ = [
     "component_from_purl",
     "evaluate",
     "fixed_in",
+    "go_release_version",
     "is_vulnerable",
     "normalize_name",
     "ordering_for",
     "package_key",
+    "parse_purl",
+    "unorderable_events",
 ]
 
 
@@ -559,6 +562,29 @@ def _key_cmp(ka: Any, kb: Any) -> int:
 # --------------------------------------------------------------------------- evaluation
 
 
+def unorderable_events(advisory: Advisory) -> list[str]:
+    """Why some of an advisory's range events cannot be ordered (``introduced: banana`` in a SEMVER range).
+
+    Empty when every event of every range with a known ordering parses. Such a range is never evaluated
+    (components it names are reported *not evaluated*), so an import reports these instead of taking
+    them silently.
+    """
+    out: list[str] = []
+    for aff in advisory.affected:
+        for rng in aff.ranges:
+            ordering = ordering_for(rng.type, aff.ecosystem)
+            if ordering is None:
+                continue
+            for kind, value in rng.events:
+                if _is_zero(kind, value) or (kind == EventKind.LIMIT and value == "*"):
+                    continue
+                try:
+                    _key(ordering, value)
+                except VersionOrderError as e:
+                    out.append(f"{aff.ecosystem}/{aff.name} {rng.type.value} range, {kind.value}: {e}")
+    return out
+
+
 def _is_zero(kind: EventKind, value: str) -> bool:
     return kind == EventKind.INTRODUCED and value == "0"
 
@@ -690,14 +716,52 @@ def _purl_name(purl: PackageURL, ecosystem: str) -> str:
     return purl.name
 
 
-def component_from_purl(purl: str, *, version: str = "") -> Component:
-    """A component from a purl; a purl without a version takes ``version``.
+@functools.lru_cache(maxsize=262_144)
+def parse_purl(purl: str) -> PackageURL:
+    """``PackageURL.from_string``, cached: an SBOM's purls are parsed when it is read, stored and matched,
+    and parsing is most of the time each of those takes (PackageURL is immutable, so sharing is safe).
 
     Raises ``ValueError`` for a string that is not a purl.
     """
-    parsed = PackageURL.from_string(purl)
+    return PackageURL.from_string(purl)
+
+
+_GO_RELEASE: Final = re.compile(r"^go(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:(rc|beta)(\d+))?$")
+#: The Go module paths that name the Go distribution itself, whose versions are Go release names.
+_GO_TOOLCHAIN: Final = frozenset({"stdlib", "toolchain"})
+
+
+def go_release_version(version: str) -> str:
+    """A Go release name as the SemVer version the Go vulnerability database uses for it.
+
+    ``go1.22.4`` → ``1.22.4``, ``go1.21`` → ``1.21.0``, ``go1.22rc1`` → ``1.22.0-rc.1``,
+    ``go1.9beta2`` → ``1.9.0-beta.2`` (vuln.go.dev's ``stdlib``/``toolchain`` ranges are written
+    that way). Anything else is returned unchanged.
+    """
+    m = _GO_RELEASE.match(version.strip())
+    if m is None:
+        return version
+    major, minor, patch, pre, num = m.groups()
+    out = f"{major}.{minor or 0}.{patch or 0}"
+    return f"{out}-{pre}.{num}" if pre else out
+
+
+def _purl_version(parsed: PackageURL, eco: str, version: str) -> str:
+    found = parsed.version or version
+    if eco == "Go" and parsed.name in _GO_TOOLCHAIN and not parsed.namespace:
+        return go_release_version(found)
+    return found
+
+
+def component_from_purl(purl: str, *, version: str = "") -> Component:
+    """A component from a purl; a purl without a version takes ``version``.
+
+    Go's ``pkg:golang/stdlib@go1.22.4`` gets the version ``1.22.4`` (:func:`go_release_version`).
+    Raises ``ValueError`` for a string that is not a purl.
+    """
+    parsed = parse_purl(purl)
     eco = _purl_ecosystem(parsed)
-    return Component(name=parsed.name, version=parsed.version or version, ecosystem=eco, purl=purl)
+    return Component(name=parsed.name, version=_purl_version(parsed, eco, version), ecosystem=eco, purl=purl)
 
 
 @functools.lru_cache(maxsize=262_144)  # match() and candidates() both key each component; purl parsing dominates
@@ -705,13 +769,14 @@ def _component_key(component: Component) -> tuple[str, str, str, str]:
     """``(base ecosystem, normalised name, full ecosystem, version)`` for a component, purl first."""
     if component.purl:
         try:
-            parsed = PackageURL.from_string(component.purl)
+            parsed = parse_purl(component.purl)
         except ValueError:
             parsed = None
         if parsed is not None:
             eco = _purl_ecosystem(parsed)
             full = component.ecosystem if base_ecosystem(component.ecosystem) == eco else eco
-            return (eco, normalize_name(eco, _purl_name(parsed, eco)), full, parsed.version or component.version)
+            return (eco, normalize_name(eco, _purl_name(parsed, eco)), full,
+                    _purl_version(parsed, eco, component.version))
     eco = base_ecosystem(component.ecosystem)
     return (eco, normalize_name(eco, component.name), component.ecosystem, component.version)
 

@@ -24,6 +24,7 @@ from ringfence.adapters.db.stores import inventory as inventory_store
 from ringfence.adapters.db.stores import rollouts as store
 from ringfence.adapters.yamlfile import load_yaml
 from ringfence.domain.access import Role
+from ringfence.domain.channel import require_names
 from ringfence.domain.engine import command as engine_command
 from ringfence.domain.engine import initial_status
 from ringfence.domain.plans import default_plan, plan_from_mapping, plan_to_mapping
@@ -103,6 +104,7 @@ def create_release(db: Database, artifacts: ArtifactStore, *, product: str, vers
         from ringfence.errors import FieldIssue  # noqa: PLC0415 - keeps the happy path's imports short
 
         raise InputError("release rejected", [FieldIssue(f, m, "release", e) for f, m, e in problems])
+    require_names([("product", product), ("version", version), *(("file", n) for n, _ in files)], "release")
     stored = tuple(Artifact(name=name, sha256=artifacts.put(data), size=len(data)) for name, data in files)
     release = Release(id=ReleaseId(f"{product}@{version}"), product=product, version=version, kind=kind_v,
                       platforms=tuple(sorted(set(platforms))), artifacts=stored, created_by=actor.name)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tempfile
 import threading
 from collections import Counter, defaultdict
@@ -28,6 +29,7 @@ from securesystemslib.exceptions import UnverifiedSignatureError
 from securesystemslib.signer import Signature, SSlibKey  # type: ignore[attr-defined]  # re-exported without __all__
 from securesystemslib.signer._utils import compute_default_keyid
 
+from ringfence.adapters import bounded_json
 from ringfence.adapters.db.engine import Database
 from ringfence.adapters.db.stores import audit as audit_store
 from ringfence.adapters.db.stores import rollouts as release_store
@@ -36,7 +38,7 @@ from ringfence.adapters.db.stores.base import utc
 from ringfence.adapters.sbom.parse import Sbom, parse_sbom, to_components
 from ringfence.adapters.sbom.validate import validate_sbom
 from ringfence.adapters.sbom.write import to_cyclonedx_json
-from ringfence.adapters.vuln.osv import load_path
+from ringfence.adapters.vuln.osv import load_path, merge_aliases
 from ringfence.adapters.vuln.vex import VexStatement, parse_vex
 from ringfence.domain.access import Role
 from ringfence.domain.rollout import Release
@@ -48,11 +50,14 @@ from ringfence.domain.vulns import (
     fixed_in,
     normalize_name,
     package_key,
+    unorderable_events,
 )
 from ringfence.errors import ConflictError, FieldIssue, InputError, NotFoundError
 from ringfence.services.context import Actor, Clock
 
 __all__ = [
+    "FINDINGS_PAGE",
+    "MAX_FINDINGS_PAGE",
     "SIGNATURE_CONTEXT",
     "AdvisoryIndexCache",
     "PreparedContract",
@@ -152,14 +157,22 @@ def import_vulns(db: Database, files: Sequence[tuple[str, bytes]], *, actor: Act
             (Path(tmp) / _safe_name(name, k)).write_bytes(data)
         if progress:
             progress("parsing")
-        advisories = load_path(tmp)
+        try:
+            # Unmerged first: merging collapses records of one id, and every duplicate must be reported.
+            advisories = load_path(tmp, merge=False)
+        except InputError as e:
+            raise _without_temp_paths(e, tmp) from None
     # Sources name the uploaded file, not the temporary directory.
     prefix = tmp + "/"
     advisories = [a if not a.source.startswith(prefix) else _with_source(a, a.source[len(prefix) + 5:])
                   for a in advisories]
-    ids = [a.id for a in advisories]
-    dupes = sorted(i for i, n in Counter(ids).items() if n > 1)
+    counts = Counter(a.id for a in advisories)
+    dupes = [{"id": i, "records": n, "sources": [a.source for a in advisories if a.id == i][:10]}
+             for i, n in sorted(counts.items()) if n > 1]
     advisories = list({a.id: a for a in advisories}.values())  # the last record of an id wins
+    advisories = merge_aliases(advisories)
+    unorderable = [{"id": a.id, "source": a.source, "problems": problems}
+                   for a in advisories if (problems := unorderable_events(a))]
     now = clock()
     if progress:
         progress("writing")
@@ -172,7 +185,22 @@ def import_vulns(db: Database, files: Sequence[tuple[str, bytes]], *, actor: Act
                                     "generation": gen})
     return {"records": len(advisories), "inserted": inserted, "updated": updated,
             "withdrawn": sum(1 for a in advisories if a.withdrawn is not None),
-            "duplicate_ids": dupes[:20], "generation": gen}
+            "duplicate_ids": [d["id"] for d in dupes], "duplicates": dupes[:100],
+            "not_evaluable": unorderable[:100], "not_evaluable_count": len(unorderable), "generation": gen}
+
+
+def _without_temp_paths(error: InputError, tmp: str) -> InputError:
+    """The same error with the server's temporary directory taken out of the message and locations."""
+    prefix = tmp + "/"
+
+    def clean(text: str) -> str:
+        # Uploaded files are stored as NNNN-<name>; show <name>.
+        text = re.sub(re.escape(prefix) + r"\d{4}-", "", text)
+        return text.replace(prefix, "").replace(tmp, "the upload")
+
+    issues = [FieldIssue(field=i.field, message=clean(i.message), location=clean(i.location), expected=i.expected)
+              for i in error.issues]
+    return InputError(clean(error.headline), issues)
 
 
 def _with_source(adv: Advisory, source: str) -> Advisory:
@@ -219,6 +247,12 @@ def attach_sbom(db: Database, release_id: str, prepared: PreparedSbom, *, actor:
                 reason: str = "") -> dict[str, Any]:
     """Store a release's SBOM (replacing an earlier one), audited; returns the summary with incomplete components."""
     actor.require(Role.OPERATOR, "importing SBOMs")
+    with bounded_json.paused_gc():  # one row object per component: see paused_gc
+        return _attach_sbom(db, release_id, prepared, actor=actor, clock=clock, reason=reason)
+
+
+def _attach_sbom(db: Database, release_id: str, prepared: PreparedSbom, *, actor: Actor, clock: Clock,
+                 reason: str) -> dict[str, Any]:
     sbom = prepared.sbom
     rows = _component_rows(sbom)
     now = clock()
@@ -365,9 +399,32 @@ def _rank(label: str) -> int:
     return order.index(label) if label in order else 0
 
 
-def findings(db: Database, release_id: str, *, actor: Actor,
-             advisory_cache: AdvisoryIndexCache | None = None) -> dict[str, Any]:
-    """Findings for a release: component, advisory id and aliases, severity, fixed version, waived by VEX?"""
+#: Findings per page unless asked otherwise, and at most: a 4,335-component SBOM had 45 MB of findings.
+FINDINGS_PAGE, MAX_FINDINGS_PAGE = 500, 5000
+
+
+def findings(db: Database, release_id: str, *, actor: Actor, offset: int = 0,
+             limit: int = FINDINGS_PAGE, advisory_cache: AdvisoryIndexCache | None = None) -> dict[str, Any]:
+    """Findings for a release: component, advisory id and aliases, severity, fixed version, waived by VEX?
+
+    Paged: ``findings`` and ``not_evaluated`` each hold at most ``limit`` entries from ``offset`` on (in
+    their stable order: severity, advisory, component); ``findings_total``/``not_evaluated_total``
+    count them all and ``next_offset`` is where the next page starts (None after the last).
+    """
+    if offset < 0 or not 1 <= limit <= MAX_FINDINGS_PAGE:
+        raise InputError.single("limit" if offset >= 0 else "offset", f"is {limit if offset >= 0 else offset}",
+                                expected=f"offset ≥ 0 and limit between 1 and {MAX_FINDINGS_PAGE}")
+    result = _all_findings(db, release_id, actor=actor, advisory_cache=advisory_cache)
+    found, unevaluated = result["findings"], result["not_evaluated"]
+    end = offset + limit
+    result.update(findings=found[offset:end], not_evaluated=unevaluated[offset:end], findings_total=len(found),
+                  not_evaluated_total=len(unevaluated), offset=offset, limit=limit,
+                  next_offset=end if end < max(len(found), len(unevaluated)) else None)
+    return result
+
+
+def _all_findings(db: Database, release_id: str, *, actor: Actor,
+                  advisory_cache: AdvisoryIndexCache | None) -> dict[str, Any]:
     actor.require(Role.VIEWER, "reading findings")
     index = advisory_index(db, advisory_cache)
     with db.transaction() as conn:
@@ -390,7 +447,7 @@ def load_public_key(data: bytes, source: str = "public key") -> SSlibKey:
         if text.startswith("{"):
             doc = json.loads(text)
             if not isinstance(doc, dict):
-                raise ValueError(f"a JSON {type(doc).__name__}, not an object")
+                raise ValueError(f"is {bounded_json.kind_of(doc)}, not an object")
             stated = doc.pop("keyid", None)
             parsed = SSlibKey.from_dict("", dict(doc))
             key = SSlibKey(_keyid_of(parsed), parsed.keytype, parsed.scheme, parsed.keyval)
@@ -529,7 +586,7 @@ def prepare_contract(kind: str, content_schema: bytes | None, for_agent: str,
             raise InputError.single("content_schema", f"is not JSON: {e}", location=source,
                                     expected="a JSON Schema document") from e
         if not isinstance(doc, dict):
-            raise InputError.single("content_schema", f"is a JSON {type(doc).__name__}", location=source,
+            raise InputError.single("content_schema", f"is {bounded_json.kind_of(doc)}", location=source,
                                     expected="a JSON Schema object")
         cls = jsonschema.validators.validator_for(doc)
         try:

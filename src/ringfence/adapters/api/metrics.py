@@ -29,7 +29,8 @@ def install_metrics(app: FastAPI) -> CollectorRegistry:
         latency.labels(request.method, template).observe(time.perf_counter() - start)
         return response
 
-    @app.get("/metrics", tags=["system"], summary="Prometheus metrics", include_in_schema=True)
+    @app.get("/metrics", tags=["system"], summary="Prometheus metrics", include_in_schema=True, response_class=Response,
+             responses={200: {"description": "Prometheus text exposition format", "content": {"text/plain": {}}}})
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

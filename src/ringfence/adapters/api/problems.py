@@ -14,11 +14,88 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ringfence.errors import AuthenticationError, InputError, RingfenceError
+from ringfence.errors import AuthenticationError, FieldIssue, InputError, RingfenceError
 
-__all__ = ["install_problem_handlers", "problem"]
+__all__ = ["MAX_ID", "MAX_REASON", "MAX_SEQ", "MAX_TEXT", "PROBLEM_SCHEMA", "Body", "check_form_fields",
+           "install_problem_handlers", "problem"]
+
+#: Largest token id a route accepts: the ids are INTEGER columns, 32-bit on PostgreSQL (SQLite stores 64).
+#: Id parameters are declared ``ge=1, le=MAX_ID`` so a larger one is a 422 on both, never an overflow.
+MAX_ID = 2**31 - 1
+#: Largest audit sequence number (a BIGINT column on both databases).
+MAX_SEQ = 2**63 - 1
+#: Longest text a JSON body field takes unless the field declares its own (shorter or longer) limit.
+MAX_TEXT = 2000
+#: Longest ``reason`` (it goes to the audit log).
+MAX_REASON = 2000
+_NUL = "contains a NUL character (\\u0000), which no text field accepts (PostgreSQL cannot store it)"
+
+
+def _has_nul(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
+
+
+class Body(BaseModel):
+    """Base of every JSON request body: the same limits on SQLite and PostgreSQL.
+
+    Text is at most :data:`MAX_TEXT` characters unless the field declares its own ``max_length``, and
+    no text anywhere in a field (nested lists and objects included) may hold a NUL character, which
+    PostgreSQL refuses to store and SQLite would store. Both are a 422 naming the field.
+    """
+
+    model_config = ConfigDict(str_max_length=MAX_TEXT)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if _has_nul(value):
+            raise ValueError(_NUL)
+        return value
+
+
+def check_form_fields(fields: dict[str, str], limit: int = MAX_TEXT) -> dict[str, str]:
+    """The text fields of a multipart form, refused (422 naming each) when longer than ``limit`` or holding a NUL."""
+    issues = [FieldIssue(field=name, message=_NUL if "\x00" in value else f"is {len(value):,} characters long",
+                         location="form", expected="text without NUL characters" if "\x00" in value
+                         else f"at most {limit} characters")
+              for name, value in fields.items() if "\x00" in value or len(value) > limit]
+    if issues:
+        raise InputError("form rejected", issues)
+    return fields
+
+
+class _RefuseNulInUrl:
+    """A NUL character in the path or the query (``%00``) is a 422 before any route sees it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            where = ("path" if "\x00" in scope.get("path", "")
+                     else "query" if b"%00" in scope.get("query_string", b"") else "")
+            if where:
+                response = problem(422, "Invalid input", f"the {where} {_NUL}", scope.get("path", "").replace("\x00", ""),
+                                   [{"field": where, "message": _NUL, "location": where,
+                                     "expected": "text without NUL characters"}])
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 log = logging.getLogger("ringfence.api")
 
@@ -42,8 +119,65 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+#: The problem document as a JSON schema (``components.schemas.Problem`` of /openapi.json).
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object", "title": "Problem", "required": ["type", "title", "status", "detail", "instance"],
+    "properties": {
+        "type": {"type": "string", "description": "urn:ringfence:problem:<kind>"},
+        "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"},
+        "instance": {"type": "string", "description": "The request path"},
+        "errors": {"type": "array", "description": "One entry per bad field", "items": {
+            "type": "object", "required": ["field", "message"],
+            "properties": {"field": {"type": "string"}, "message": {"type": "string"},
+                           "location": {"type": "string"}, "expected": {"type": "string"}}}},
+    },
+}
+#: The errors every operation may answer, and those of operations that take a request body.
+_EVERY = {401: "No valid credential (token or host credential)", 403: "The credential's role may not do this",
+          404: "Not found", 422: "Invalid input: the errors name each field and the fix",
+          429: "Too many requests (see Retry-After)", 503: "Not ready yet (database or channel keys)"}
+_WITH_BODY = {400: "The body cannot be read (malformed multipart or JSON)", 409: "Conflicts with the current state",
+              413: "The upload is larger than max_upload_mb", 415: "Unsupported content type"}
+
+
+_NO_NUL_PATTERN = "^[^\\u0000]*$"
+
+
+def _declare_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Make every operation of an OpenAPI document list the problem responses it can give."""
+    schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    content = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path_item in schema.get("paths", {}).values():
+        for method, operation in path_item.items():
+            if method not in ("get", "put", "post", "delete", "patch", "head", "options"):
+                continue
+            for param in operation.get("parameters", []):  # a NUL in the URL is refused (_RefuseNulInUrl)
+                param_schema = param.get("schema", {})
+                if param.get("in") in ("path", "query") and param_schema.get("type") == "string":
+                    param_schema.setdefault("pattern", _NO_NUL_PATTERN)
+            responses = operation.setdefault("responses", {})
+            codes = {**_EVERY, **(_WITH_BODY if method in ("put", "post", "delete", "patch") else {})}
+            for code, description in codes.items():
+                # FastAPI's own 422 says HTTPValidationError as application/json; the handler below answers a problem.
+                if str(code) not in responses or code == 422:
+                    responses[str(code)] = {"description": description, "content": content}
+    return schema
+
+
 def install_problem_handlers(app: FastAPI) -> None:
-    """Register handlers so that every error leaves as a problem document."""
+    """Register handlers so that every error leaves as a problem document (and a NUL in the URL is one).
+
+    The OpenAPI document lists those problem responses on every operation (:func:`_declare_problems`).
+    """
+    app.add_middleware(_RefuseNulInUrl)
+    build_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _declare_problems(build_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to change the document
 
     @app.exception_handler(RingfenceError)
     async def _ringfence(request: Request, exc: RingfenceError) -> JSONResponse:
@@ -67,6 +201,15 @@ def install_problem_handlers(app: FastAPI) -> None:
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
         return problem(exc.status_code, title, str(exc.detail), request.url.path,
                        headers=dict(exc.headers) if exc.headers else None)
+
+    @app.exception_handler(RecursionError)
+    async def _too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+        # A document nested deeper than the parsers' own caps reached code that walks it recursively:
+        # that is bad input (too deep), not a server error.
+        log.warning("input nested too deeply on %s %s: %s", request.method, request.url.path, exc)
+        return problem(422, "Invalid input", "the request body nests lists/objects too deeply to be read",
+                       request.url.path, [{"field": "body", "message": "nests lists/objects too deeply",
+                                           "location": "body", "expected": "a document nested at most 64 levels"}])
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from ringfence.adapters import bounded_json
 from ringfence.adapters.inventory import osquery
 from ringfence.adapters.inventory.records import (
     HOST_FIELDS,
@@ -52,7 +53,7 @@ class _Batch:
 
     def add_host(self, rec: Any, loc: str) -> None:
         if not isinstance(rec, Mapping):
-            self.issues.add(loc, "host", f"is {type(rec).__name__}", expected="an object with host fields")
+            self.issues.add(loc, "host", f"is {bounded_json.kind_of(rec)}", expected="an object with host fields")
             return
         host = host_from_record(rec, loc, self.issues)
         if host is not None:
@@ -77,9 +78,23 @@ def _decode(name: str, data: bytes, issues: Issues) -> str | None:
         return None
 
 
+def _csv_error(name: str, line: int, e: csv.Error, batch: _Batch) -> None:
+    message = str(e)
+    if "field limit" in message:
+        batch.issues.add(f"{name} row {line}", "row", f"has a value longer than {csv.field_size_limit():,} characters",
+                         expected=f"values of at most {csv.field_size_limit():,} characters")
+    else:
+        batch.issues.add(f"{name} row {line}", "row", f"cannot be read as CSV ({message})",
+                         expected="comma-separated values, quoted where they contain commas, quotes or line breaks")
+
+
 def _read_csv(name: str, text: str, batch: _Batch) -> None:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = reader.fieldnames or []
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, [])
+    except csv.Error as e:
+        _csv_error(name, reader.line_num, e, batch)
+        return
     if not header:
         batch.issues.add(name, "header", "is missing", expected="a first row naming the columns: " + ",".join(HOST_FIELDS))
         return
@@ -92,15 +107,22 @@ def _read_csv(name: str, text: str, batch: _Batch) -> None:
         batch.issues.add(f"{name} header", col, "column is missing", expected="a column named " + col)
     if unknown or missing:
         return
-    for row in reader:
-        if batch.issues.full:
+    while not batch.issues.full:
+        try:
+            values = next(reader, None)
+        except csv.Error as e:
+            _csv_error(name, reader.line_num, e, batch)
             return
+        if values is None:
+            return
+        if not values:
+            continue  # a blank line, as csv.DictReader skips it
         loc = f"{name} row {reader.line_num}"
-        if None in row:
-            batch.issues.add(loc, "row", f"has {len(header) + len(row[None])} values for {len(header)} columns",
+        if len(values) != len(header):
+            batch.issues.add(loc, "row", f"has {len(values)} values for {len(header)} columns",
                              expected=f"{len(header)} comma-separated values (quote values that contain commas)")
             continue
-        batch.add_host(row, loc)
+        batch.add_host(dict(zip(header, values, strict=True)), loc)
 
 
 def _read_jsonl(name: str, text: str, batch: _Batch) -> None:
@@ -111,12 +133,12 @@ def _read_jsonl(name: str, text: str, batch: _Batch) -> None:
             continue
         loc = f"{name} line {lineno}"
         try:
-            rec = json.loads(line)
+            rec = bounded_json.loads(line, location=loc)
         except json.JSONDecodeError as e:
             batch.issues.add(loc, "json", f"is not valid JSON ({e.msg} at column {e.colno})", expected="one JSON object per line")
             continue
         if not isinstance(rec, dict):
-            batch.issues.add(loc, "record", f"is {type(rec).__name__}", expected="a JSON object")
+            batch.issues.add(loc, "record", f"is {bounded_json.kind_of(rec)}", expected="a JSON object")
             continue
         kind = rec.get("kind", "host")
         if kind == "host":
@@ -135,7 +157,7 @@ def _read_document(name: str, doc: Any, batch: _Batch) -> None:
             batch.add_host(rec, f"{name} hosts[{i}]")
         return
     if not isinstance(doc, dict):
-        batch.issues.add(name, "document", f"is {type(doc).__name__}",
+        batch.issues.add(name, "document", f"is {bounded_json.kind_of(doc)}",
                          expected="an object with tenants, hosts and services, or a list of hosts")
         return
     if osquery.is_osquery_document(doc) or "system_info" in doc or "os_version" in doc:
@@ -153,7 +175,7 @@ def _read_document(name: str, doc: Any, batch: _Batch) -> None:
         if items is None:
             continue
         if not isinstance(items, list):
-            batch.issues.add(name, section, f"is {type(items).__name__}", expected="a list")
+            batch.issues.add(name, section, f"is {bounded_json.kind_of(items)}", expected="a list")
             continue
         for i, rec in enumerate(items):
             if batch.issues.full:
@@ -171,7 +193,7 @@ def _read_yaml(name: str, text: str, batch: _Batch) -> None:
     if isinstance(doc, list):
         doc = {"services": doc}
     if not isinstance(doc, dict):
-        batch.issues.add(name, "document", f"is {type(doc).__name__}", expected="a mapping with services (and tenants)")
+        batch.issues.add(name, "document", f"is {bounded_json.kind_of(doc)}", expected="a mapping with services (and tenants)")
         return
     _read_document(name, doc, batch)
 
@@ -191,7 +213,7 @@ def _parse_one(name: str, data: bytes, batch: _Batch) -> None:
         _read_jsonl(name, text, batch)
     elif suffix == ".json":
         try:
-            doc = json.loads(text)
+            doc = bounded_json.loads(text, location=name)
         except json.JSONDecodeError as e:
             batch.issues.add(f"{name} line {e.lineno}", "json", f"is not valid JSON ({e.msg} at column {e.colno})",
                              expected="a JSON document")

@@ -58,6 +58,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ringfence.adapters import bounded_json
 from ringfence.adapters.inventory import catalog
 from ringfence.adapters.inventory.records import HOST_FIELDS, Issues, host_from_record, parse_agents_text
 from ringfence.domain.model import Host, OsFamily
@@ -172,7 +173,7 @@ def _kind(value: object) -> str:
         return "an array"
     if isinstance(value, str):
         return "a string"
-    return f"a {type(value).__name__}"
+    return bounded_json.kind_of(value)
 
 
 class _Results:
@@ -601,7 +602,7 @@ def read_osquery_dir(path: Path, issues: Issues) -> Host | None:
             readable = False
             continue
         try:
-            doc[query] = json.loads(text)
+            doc[query] = bounded_json.loads(text, location=loc)
         except json.JSONDecodeError as e:
             issues.add(f"{loc} line {e.lineno}", query, f"is not valid JSON ({e.msg} at column {e.colno})",
                        expected="the output of osqueryi --json")

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from ringfence.adapters import bounded_json
 from ringfence.domain.host_record import HOST_FIELDS
 from ringfence.domain.model import (
     DiskEncryption,
@@ -33,7 +34,10 @@ from ringfence.errors import FieldIssue, InputError
 
 __all__ = [
     "HOST_FIELDS",
+    "HOST_TEXT_LIMITS",
     "MAX_ISSUES",
+    "SERVICE_TEXT_LIMITS",
+    "TENANT_TEXT_LIMITS",
     "Issues",
     "agents_to_text",
     "format_agents",
@@ -54,6 +58,50 @@ _BOOL_FIELDS = ("recovery_key_escrowed", "recovery_key_verified", "oob_managemen
 _TEXT_FIELDS = ("os_name", "os_version", "os_build", "arch", "hardware_vendor", "hardware_model",
                 "cloud_provider", "cloud_region", "cloud_zone", "site", "subdivision")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}$")
+
+#: The longest text each host field takes, in characters; the same on SQLite and PostgreSQL (these are
+#: the column lengths of ``adapters/db/tables.py``, which a test holds them to). Ids are at most 200.
+HOST_TEXT_LIMITS: dict[str, int] = {
+    "hostname": 255, "os_name": 200, "os_version": 100, "os_build": 100, "arch": 32, "hardware_vendor": 200,
+    "hardware_model": 200, "cloud_provider": 32, "cloud_region": 64, "cloud_zone": 64, "site": 100,
+    "subdivision": 10, "timezone": 64,
+}
+#: Label keys and values, and installed agents' vendor, product and version.
+LABEL_KEY_LIMIT, LABEL_VALUE_LIMIT, AGENT_NAME_LIMIT, AGENT_VERSION_LIMIT = 200, 400, 200, 100
+TENANT_TEXT_LIMITS: dict[str, int] = {"name": 400}
+SERVICE_TEXT_LIMITS: dict[str, int] = {"name": 400, "regulatory_function": 200}
+
+
+def _has_nul(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, Mapping):
+            stack.extend(str(k) for k in item)
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
+
+
+def _check_text(rec: Mapping[str, Any], limits: Mapping[str, int], loc: str, issues: Issues) -> None:
+    """Every field's text within its limit and no NUL character anywhere (PostgreSQL cannot store one)."""
+    for name, value in rec.items():
+        if _has_nul(value):
+            issues.add(loc, str(name), "contains a NUL character (\\u0000)", expected="text without NUL characters")
+    for name, limit in limits.items():
+        size = len(_text(rec.get(name)))
+        if size > limit:
+            issues.add(loc, name, f"is {size:,} characters long", expected=f"at most {limit} characters")
+
+
+def _check_lengths(loc: str, issues: Issues, *checks: tuple[str, str, int]) -> None:
+    for field, value, limit in checks:
+        if len(value) > limit:
+            issues.add(loc, field, f"is {len(value):,} characters long", expected=f"at most {limit} characters")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _TRUE = {"true", "yes", "1", "y", "t"}
 _FALSE = {"false", "no", "0", "n", "f", ""}
@@ -148,7 +196,7 @@ def parse_labels(value: Any, loc: str, issues: Issues) -> dict[str, str]:
     if isinstance(value, list):
         value = ";".join(str(v) for v in value)
     if not isinstance(value, str):
-        issues.add(loc, "labels", f"is {type(value).__name__}", expected="an object or text key=value;key2=value2")
+        issues.add(loc, "labels", f"is {bounded_json.kind_of(value)}", expected="an object or text key=value;key2=value2")
         return {}
     out: dict[str, str] = {}
     for raw in value.split(";"):
@@ -211,7 +259,7 @@ def _agents(value: Any, loc: str, issues: Issues) -> list[InstalledAgent]:
     if isinstance(value, str):
         return parse_agents_text(value, loc, issues)
     if not isinstance(value, list):
-        issues.add(loc, "agents", f"is {type(value).__name__}", expected="a list of agent objects")
+        issues.add(loc, "agents", f"is {bounded_json.kind_of(value)}", expected="a list of agent objects")
         return []
     agents = []
     for i, item in enumerate(value):
@@ -276,6 +324,7 @@ def host_from_record(rec: Mapping[str, Any], loc: str, issues: Issues) -> Host |
     Returns ``None`` when the record has errors (they are in ``issues``).
     """
     before = len(issues.items)
+    _check_text(rec, HOST_TEXT_LIMITS, loc, issues)
     unknown = sorted(set(rec) - set(HOST_FIELDS) - {"kind"})
     for name in unknown[:3]:
         issues.add(loc, name, "is not a host field", expected="one of " + ", ".join(HOST_FIELDS))
@@ -303,6 +352,10 @@ def host_from_record(rec: Mapping[str, Any], loc: str, issues: Issues) -> Host |
         if not _ID.match(svc):
             issues.add(loc, "services", f"service id {svc!r} is not valid", expected="letters, digits and . _ : @ / -")
     agents = _agents(rec.get("agents"), loc, issues)
+    _check_lengths(loc, issues, *((f"labels.{k}", k, LABEL_KEY_LIMIT) for k in labels),
+                   *((f"labels.{k}", v, LABEL_VALUE_LIMIT) for k, v in labels.items()),
+                   *((f"agents[{i}].{f}", getattr(a, f), AGENT_NAME_LIMIT if f != "version" else AGENT_VERSION_LIMIT)
+                     for i, a in enumerate(agents) for f in ("vendor", "product", "version")))
     bools = {name: _bool(rec.get(name), name, loc, issues) for name in _BOOL_FIELDS}
     last_seen = _datetime(rec.get("last_seen"), "last_seen", loc, issues)
     if len(issues.items) > before or issues.full:
@@ -356,6 +409,7 @@ def tenant_from_record(rec: Any, loc: str, issues: Issues) -> Tenant | None:
         issues.add(loc, "tenant", f"is {rec!r}", expected="an object with id and name")
         return None
     before = len(issues.items)
+    _check_text(rec, TENANT_TEXT_LIMITS, loc, issues)
     tid = _ident(rec.get("id"), "id", loc, issues)
     if len(issues.items) > before:
         return None
@@ -370,6 +424,7 @@ def service_from_record(rec: Any, loc: str, issues: Issues) -> Service | None:
     before = len(issues.items)
     known = {"id", "name", "tenant", "tier", "rto_minutes", "mtd_minutes", "redundancy_groups",
              "depends_on", "regulatory_function", "kind"}
+    _check_text(rec, SERVICE_TEXT_LIMITS, loc, issues)
     for name in sorted(set(rec) - known)[:3]:
         issues.add(loc, name, "is not a service field", expected="one of " + ", ".join(sorted(known - {"kind"})))
     sid = _ident(rec.get("id"), "id", loc, issues)
@@ -385,7 +440,7 @@ def service_from_record(rec: Any, loc: str, issues: Issues) -> Service | None:
     groups: list[RedundancyGroup] = []
     raw_groups = rec.get("redundancy_groups") or []
     if not isinstance(raw_groups, list):
-        issues.add(loc, "redundancy_groups", f"is {type(raw_groups).__name__}", expected="a list of groups")
+        issues.add(loc, "redundancy_groups", f"is {bounded_json.kind_of(raw_groups)}", expected="a list of groups")
         raw_groups = []
     for i, g in enumerate(raw_groups):
         field = f"redundancy_groups[{i}]"
@@ -393,6 +448,7 @@ def service_from_record(rec: Any, loc: str, issues: Issues) -> Service | None:
             issues.add(loc, field, f"is {g!r}", expected="a mapping with name, min_healthy and hosts or selector")
             continue
         name = _text(g.get("name")) or f"group-{i + 1}"
+        _check_lengths(loc, issues, (f"{field}.name", name, 200))
         hosts = _list(g.get("hosts"))
         selector = _text(g.get("selector"))
         if bool(hosts) == bool(selector):

@@ -34,19 +34,18 @@ Rules
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from packageurl import PackageURL
-
-from ringfence.domain.vulns import Component, component_from_purl
+from ringfence.adapters import bounded_json
+from ringfence.domain.vulns import Component, component_from_purl, parse_purl
 from ringfence.errors import FieldIssue, InputError
 
 __all__ = [
+    "COMPONENT_TEXT_LIMITS",
     "CYCLONEDX_JSON_VERSIONS",
     "CYCLONEDX_XML_VERSIONS",
     "INVALID_PURL",
@@ -154,7 +153,7 @@ def _build(
         problems.append(NO_PURL)
     else:
         try:
-            parsed = PackageURL.from_string(purl)
+            parsed = parse_purl(purl)
         except ValueError as e:
             problems.append(f"{INVALID_PURL}: {e}")
         else:
@@ -195,7 +194,7 @@ def _opt_str(doc: Mapping[str, Any], key: str, where: str, issues: _Issues) -> s
     if value is None:
         return ""
     if not isinstance(value, str):
-        issues.add(f"{where}.{key}" if where else key, f"is {type(value).__name__}", expected="a string")
+        issues.add(f"{where}.{key}" if where else key, f"is {bounded_json.kind_of(value)}", expected="a string")
         return ""
     return value.strip()
 
@@ -208,7 +207,7 @@ def _cdx_hashes(doc: Mapping[str, Any], where: str, issues: _Issues) -> tuple[tu
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        issues.add(f"{where}.hashes", f"is {type(raw).__name__}", expected="a list of {alg, content}")
+        issues.add(f"{where}.hashes", f"is {bounded_json.kind_of(raw)}", expected="a list of {alg, content}")
         return ()
     out: list[tuple[str, str]] = []
     for k, h in enumerate(raw):
@@ -223,12 +222,12 @@ def _cdx_json_components(raw: Any, where: str, issues: _Issues) -> Iterator[Sbom
     if raw is None:
         return
     if not isinstance(raw, list):
-        issues.add(where, f"is {type(raw).__name__}", expected="a list of components")
+        issues.add(where, f"is {bounded_json.kind_of(raw)}", expected="a list of components")
         return
     for k, doc in enumerate(raw):
         here = f"{where}[{k}]"
         if not isinstance(doc, dict):
-            issues.add(here, f"is {type(doc).__name__}", expected="a component object")
+            issues.add(here, f"is {bounded_json.kind_of(doc)}", expected="a component object")
             continue
         name = _opt_str(doc, "name", here, issues)
         if not name and "name" not in doc:
@@ -367,11 +366,12 @@ def _spdx_package(doc: Mapping[str, Any], where: str, issues: _Issues) -> SbomCo
     purl: str | None = None
     refs = doc.get("externalRefs")
     if refs is not None and not isinstance(refs, list):
-        issues.add(f"{where}.externalRefs", f"is {type(refs).__name__}", expected="a list of external references")
+        issues.add(f"{where}.externalRefs", f"is {bounded_json.kind_of(refs)}", expected="a list of external references")
     elif refs:
         for k, ref in enumerate(refs):
             if not isinstance(ref, dict):
-                issues.add(f"{where}.externalRefs[{k}]", f"is {type(ref).__name__}", expected="an external reference object")
+                issues.add(f"{where}.externalRefs[{k}]", f"is {bounded_json.kind_of(ref)}",
+                           expected="an external reference object")
                 continue
             if ref.get("referenceType") == "purl" and ref.get("referenceCategory") in _PURL_CATEGORIES:
                 locator = ref.get("referenceLocator")
@@ -382,7 +382,7 @@ def _spdx_package(doc: Mapping[str, Any], where: str, issues: _Issues) -> SbomCo
     hashes: list[tuple[str, str]] = []
     sums = doc.get("checksums")
     if sums is not None and not isinstance(sums, list):
-        issues.add(f"{where}.checksums", f"is {type(sums).__name__}", expected="a list of {algorithm, checksumValue}")
+        issues.add(f"{where}.checksums", f"is {bounded_json.kind_of(sums)}", expected="a list of {algorithm, checksumValue}")
     elif sums:
         for k, c in enumerate(sums):
             if isinstance(c, dict) and isinstance(c.get("algorithm"), str) and isinstance(c.get("checksumValue"), str):
@@ -408,11 +408,11 @@ def _parse_spdx(doc: Mapping[str, Any], source: str) -> Sbom:
     packages = doc.get("packages")
     components: list[SbomComponent] = []
     if packages is not None and not isinstance(packages, list):
-        issues.add("packages", f"is {type(packages).__name__}", expected="a list of packages")
+        issues.add("packages", f"is {bounded_json.kind_of(packages)}", expected="a list of packages")
     elif packages:
         for k, pkg in enumerate(packages):
             if not isinstance(pkg, dict):
-                issues.add(f"packages[{k}]", f"is {type(pkg).__name__}", expected="a package object")
+                issues.add(f"packages[{k}]", f"is {bounded_json.kind_of(pkg)}", expected="a package object")
                 continue
             components.append(_spdx_package(pkg, f"packages[{k}]", issues))
     name = _opt_str(doc, "name", "", issues)
@@ -422,6 +422,34 @@ def _parse_spdx(doc: Mapping[str, Any], source: str) -> Sbom:
 
 # --------------------------------------------------------------------------- entry points
 
+#: The longest text each stored component field takes (the columns of ``sbom_components``), the same on
+#: SQLite and PostgreSQL; the ecosystem comes from the purl's type.
+COMPONENT_TEXT_LIMITS: Final = {"name": 400, "version": 200, "group": 400, "bom_ref": 400, "ecosystem": 64}
+
+
+def _checked(sbom: Sbom) -> Sbom:
+    """Refuse components whose text would not fit the database, or holds a NUL character."""
+    issues = _Issues(sbom.source)
+    for field, value in (("name", sbom.name), ("serialNumber", sbom.serial_number), ("subject bom-ref", sbom.subject_ref)):
+        if "\x00" in value:
+            issues.add(field, "contains a NUL character (\\u0000)", expected="text without NUL characters")
+    for k, comp in enumerate(sbom.components):
+        if len(issues.items) >= _MAX_LIMIT_ISSUES:
+            break
+        for field, limit in COMPONENT_TEXT_LIMITS.items():
+            value = getattr(comp, field)
+            if len(value) > limit:
+                issues.add(f"component {k + 1} {field}", f"is {len(value):,} characters long",
+                           expected=f"at most {limit} characters")
+        texts = [comp.name, comp.version, comp.group, comp.bom_ref, comp.purl or "", *(v for h in comp.hashes for v in h)]
+        if any("\x00" in t for t in texts):
+            issues.add(f"component {k + 1}", "contains a NUL character (\\u0000)", expected="text without NUL characters")
+    issues.raise_if_any("SBOM")
+    return sbom
+
+
+_MAX_LIMIT_ISSUES = 20
+
 
 def parse_sbom(name: str, data: bytes) -> Sbom:
     """Parse one SBOM document; ``name`` (usually the file name) labels errors and :attr:`Sbom.source`.
@@ -429,9 +457,14 @@ def parse_sbom(name: str, data: bytes) -> Sbom:
     Detects CycloneDX JSON/XML and SPDX JSON by content. Raises :class:`InputError`
     naming the file and the field for anything malformed.
     """
+    with bounded_json.paused_gc():  # tens of thousands of components: see paused_gc
+        return _parse_sbom(name, data)
+
+
+def _parse_sbom(name: str, data: bytes) -> Sbom:
     text = data.lstrip(b"\xef\xbb\xbf \t\r\n")
     if text.startswith(b"<"):
-        return _parse_cdx_xml(text, name)
+        return _checked(_parse_cdx_xml(text, name))
     if not text.startswith(b"{"):
         raise InputError.single(
             "document",
@@ -440,15 +473,15 @@ def parse_sbom(name: str, data: bytes) -> Sbom:
             location=name,
         )
     try:
-        doc = json.loads(text)
+        doc = bounded_json.loads(text, location=name)
     except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
         raise InputError.single("document", f"is not valid JSON: {e}", expected="CycloneDX or SPDX JSON", location=name) from e
     if not isinstance(doc, dict):
-        raise InputError.single("document", f"is a JSON {type(doc).__name__}", expected="a JSON object", location=name)
+        raise InputError.single("document", f"is {bounded_json.kind_of(doc)}", expected="a JSON object", location=name)
     if doc.get("bomFormat") == "CycloneDX":
-        return _parse_cdx_json(doc, name)
+        return _checked(_parse_cdx_json(doc, name))
     if "spdxVersion" in doc:
-        return _parse_spdx(doc, name)
+        return _checked(_parse_spdx(doc, name))
     raise InputError.single(
         "bomFormat",
         f"is {doc.get('bomFormat')!r} and there is no spdxVersion",

@@ -6,11 +6,12 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ringfence.adapters.api.deps import AppState, get_state, reason_of, require
+from ringfence.adapters.api.problems import Body
 from ringfence.adapters.reports.assessment import render_html, render_json, render_markdown
 from ringfence.domain.access import Role
 from ringfence.domain.assessment_model import RecoveryModel
@@ -21,7 +22,7 @@ from ringfence.services.context import Actor
 router = APIRouter(tags=["assessment"])
 
 
-class AssessmentRequest(BaseModel):
+class AssessmentRequest(Body):
     """Which what-if scenarios to assess."""
 
     scenarios: list[str] = Field(default_factory=list, description="Selectors, e.g. agent.vendor=CrowdStrike")

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 
 from ringfence.adapters.api.deps import AppState, get_state, require
+from ringfence.adapters.api.problems import MAX_SEQ
 from ringfence.domain.access import Role
 from ringfence.domain.audit import AuditEntry, canonical_time
 from ringfence.services import audit
@@ -23,7 +24,7 @@ def entry_json(e: AuditEntry) -> dict[str, Any]:
 
 
 @router.get("", summary="Newest audit entries first")
-def list_(limit: int = Query(50, ge=1, le=1000), before: int | None = Query(None, ge=1),
+def list_(limit: int = Query(50, ge=1, le=1000), before: int | None = Query(None, ge=1, le=MAX_SEQ),
           action: str = "", actor_name: str = Query("", alias="actor"), state: AppState = Depends(get_state),
           actor: Actor = Depends(require(Role.VIEWER))) -> dict[str, Any]:
     """Entries, newest first; page with ``before``."""

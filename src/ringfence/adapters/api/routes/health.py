@@ -6,9 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
+from pydantic import AwareDatetime, Field, StringConstraints
 
 from ringfence.adapters.api.deps import AppState, get_state
+from ringfence.adapters.api.problems import Body
 from ringfence.errors import AuthenticationError
 from ringfence.services import rollouts
 from ringfence.services.health import HealthReport
@@ -23,7 +24,7 @@ Version = Annotated[str, StringConstraints(max_length=100)]
 RolloutRef = Annotated[str, StringConstraints(max_length=64)]
 
 
-class Event(BaseModel):
+class Event(Body):
     """Something that happened on the host."""
 
     kind: str = Field(max_length=32, description="crashed, auto_reverted, install_failed, applied or committed")
@@ -31,7 +32,7 @@ class Event(BaseModel):
     at: AwareDatetime
 
 
-class Report(BaseModel):
+class Report(Body):
     """One heartbeat with what the host runs and what happened since the last one."""
 
     host_id: Id

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ringfence.adapters.api.deps import AppState, get_state, reason_of, require
+from ringfence.adapters.api.problems import MAX_REASON, Body, check_form_fields
 from ringfence.adapters.db.stores import rollouts as store
 from ringfence.domain.access import Role
 from ringfence.domain.plans import plan_to_mapping
@@ -52,7 +53,7 @@ async def create_release(request: Request, state: AppState = Depends(get_state),
     form = await request.form(max_files=100, max_part_size=state.settings.max_upload_mb * 1024 * 1024)
     try:
         files = [(v.filename or "artifact", await v.read()) for v in form.getlist("files") if isinstance(v, UploadFile)]
-        fields = {k: str(form.get(k) or "") for k in ("product", "version", "kind", "reason", "for_agent")}
+        fields = check_form_fields({k: str(form.get(k) or "") for k in ("product", "version", "kind", "reason", "for_agent")})
         platforms = [str(p) for p in form.getlist("platforms") if str(p)]
         # Supply chain (optional): an SBOM, an agent's content schema, or the agent product content is for.
         extra = {k: (v.filename or k, await v.read()) for k in ("sbom", "content_schema")
@@ -139,13 +140,13 @@ def check_plan(name: str, release: str = Query(..., description="Release id, pro
             "missing_in_first_wave": list(check.missing_in_first_wave), "ok": not check.missing_in_first_wave}
 
 
-class PolicyBody(BaseModel):
+class PolicyBody(Body):
     """A tenant policy."""
 
     tenant: str = Field(min_length=1, max_length=200)
     host_group: str = Field(default="", max_length=400, description="Selector for a group of the tenant's hosts.")
     product: str = Field(default="*", min_length=1, max_length=200, description="Product, or * for every product.")
-    ring: str = Field(default="general", max_length=16, description="early, general or pause.")
+    ring: Literal["early", "general", "pause"] = Field(default="general", description="early, general or pause.")
     delay_hours: float = Field(default=0.0, ge=0, le=2160, allow_inf_nan=False)
     pin: str = Field(default="latest", max_length=110, description="latest, n-1 or exact:VERSION.")
     reason: str = Field(default="", max_length=2000)
@@ -171,19 +172,19 @@ def list_policies(tenant: str = "", state: AppState = Depends(get_state),
 
 # --- rollouts -----------------------------------------------------------------------------
 
-class RolloutCreate(BaseModel):
+class RolloutCreate(Body):
     """Which release under which plan."""
 
     release: str = Field(max_length=400, description="Release id, product@version.")
     plan: str = Field(default="default", max_length=200)
     start: bool = Field(default=True, description="Start it at once.")
-    reason: str = ""
+    reason: str = Field(default="", max_length=MAX_REASON)
 
 
-class Reason(BaseModel):
+class Reason(Body):
     """Why (goes to the audit log)."""
 
-    reason: str = ""
+    reason: str = Field(default="", max_length=MAX_REASON)
 
 
 def rollout_json(state: AppState, rollout_id: str, *, decisions: int = 20) -> dict[str, Any]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from ringfence.adapters.api.deps import require
+from ringfence.adapters.api.problems import Body
 from ringfence.adapters.reports.simulation import render_html
 from ringfence.domain.access import Role
 from ringfence.errors import InputError
@@ -23,7 +24,7 @@ API_MAX_HOSTS = 50_000
 API_MAX_REPLICATIONS = 5
 
 
-class SimulationRequest(BaseModel):
+class SimulationRequest(Body):
     """A scenario (a name from examples/scenarios or an inline mapping) under one or more policies."""
 
     scenario: str | dict[str, Any] = Field(description="Scenario name, e.g. crowdstrike-2024, or the scenario itself")

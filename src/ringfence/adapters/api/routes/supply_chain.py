@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ringfence.adapters.api.deps import AppState, get_state, reason_of, require
+from ringfence.adapters.api.problems import Body, check_form_fields
 from ringfence.adapters.db.stores import supply_chain as store
 from ringfence.adapters.db.stores.base import utc
 from ringfence.domain.access import Role
@@ -34,7 +35,7 @@ async def read_files(request: Request, state: AppState, *, field: str = "files",
     form = await request.form(max_files=max_files, max_part_size=state.settings.max_upload_mb * 1024 * 1024)
     try:
         files = [(v.filename or field, await v.read()) for v in form.getlist(field) if isinstance(v, UploadFile)]
-        fields = {k: str(v) for k, v in form.items() if not isinstance(v, UploadFile)}
+        fields = check_form_fields({k: str(v) for k, v in form.items() if not isinstance(v, UploadFile)})
     finally:
         await form.close()
     return files, fields
@@ -106,15 +107,18 @@ def export_sbom(release_id: str, state: AppState = Depends(get_state),
 
 
 @router.get("/v1/releases/{release_id}/findings", tags=["supply chain"], summary="Known vulnerabilities in a release")
-def findings(release_id: str, state: AppState = Depends(get_state),
-             actor: Actor = Depends(require(Role.VIEWER))) -> dict[str, Any]:
-    """Component, advisory and aliases, severity, fixed version, waived by VEX or not."""
-    return supply_chain.findings(state.db, release_id, actor=actor, advisory_cache=state.context.advisories)
+def findings(release_id: str, offset: int = Query(0, ge=0, le=10_000_000, description="First entry of the page"),
+             limit: int = Query(supply_chain.FINDINGS_PAGE, ge=1, le=supply_chain.MAX_FINDINGS_PAGE,
+                                description="Entries per page (findings and not_evaluated each)"),
+             state: AppState = Depends(get_state), actor: Actor = Depends(require(Role.VIEWER))) -> dict[str, Any]:
+    """Component, advisory and aliases, severity, fixed version, waived by VEX or not; paged (``next_offset``)."""
+    return supply_chain.findings(state.db, release_id, actor=actor, offset=offset, limit=limit,
+                                 advisory_cache=state.context.advisories)
 
 
 # --- signatures and signers ------------------------------------------------------------------------------------
 
-class SignatureIn(BaseModel):
+class SignatureIn(Body):
     """A detached signature over one artifact's SHA-256."""
 
     sha256: str = Field(min_length=64, max_length=64, pattern="^[0-9a-f]{64}$")
@@ -122,7 +126,7 @@ class SignatureIn(BaseModel):
     sig: str = Field(min_length=1, max_length=1024)
 
 
-class SignaturesIn(BaseModel):
+class SignaturesIn(Body):
     """Signatures made by `ringfence release sign`."""
 
     signatures: list[SignatureIn] = Field(min_length=1, max_length=1000)
@@ -137,7 +141,7 @@ def upload_signatures(release_id: str, body: SignaturesIn, request: Request, sta
                                           clock=state.clock, reason=reason_of(request, body.reason))
 
 
-class SignerIn(BaseModel):
+class SignerIn(Body):
     """A trusted release signer."""
 
     name: str = Field(min_length=1, max_length=200)
@@ -203,7 +207,7 @@ def get_gate_policy(state: AppState = Depends(get_state),
     return release_gates.gate_policy_view(state.db, actor=actor)
 
 
-class OverrideIn(BaseModel):
+class OverrideIn(Body):
     """Why the failed gates may be overridden."""
 
     reason: str = Field(min_length=1, max_length=2000)

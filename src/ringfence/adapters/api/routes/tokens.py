@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Path, Request
+from pydantic import Field
 
 from ringfence.adapters.api.deps import AppState, get_state, reason_of, require
+from ringfence.adapters.api.problems import MAX_ID, MAX_REASON, Body
 from ringfence.adapters.db.stores.tokens import TokenRecord
 from ringfence.domain.access import Role
 from ringfence.services import tokens
@@ -16,18 +17,18 @@ from ringfence.services.context import Actor
 router = APIRouter(prefix="/v1/tokens", tags=["tokens"])
 
 
-class TokenCreate(BaseModel):
+class TokenCreate(Body):
     """A new token's name and role."""
 
     name: str = Field(min_length=1, max_length=100, description="Who or what will use the token.")
-    role: str = Field(description="viewer, operator, approver or admin.")
-    reason: str = Field(default="", description="Why (goes to the audit log).")
+    role: Literal["viewer", "operator", "approver", "admin"] = Field(description="viewer, operator, approver or admin.")
+    reason: str = Field(default="", max_length=MAX_REASON, description="Why (goes to the audit log).")
 
 
-class Reason(BaseModel):
+class Reason(Body):
     """Why an action was taken."""
 
-    reason: str = ""
+    reason: str = Field(default="", max_length=MAX_REASON)
 
 
 def token_json(t: TokenRecord) -> dict[str, Any]:
@@ -56,7 +57,8 @@ def list_(include_revoked: bool = False, state: AppState = Depends(get_state),
 
 
 @router.post("/{token_id}/revoke", summary="Revoke a token")
-def revoke(token_id: int, request: Request, body: Reason | None = None, state: AppState = Depends(get_state),
+def revoke(request: Request, token_id: int = Path(ge=1, le=MAX_ID, description="The token's id."),
+           body: Reason | None = None, state: AppState = Depends(get_state),
            actor: Actor = Depends(require(Role.ADMIN))) -> dict[str, Any]:
     """Revoke a token; it stops working at once."""
     record = tokens.revoke_token(state.db, token_id, actor=actor, clock=state.clock,
