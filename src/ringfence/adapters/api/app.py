@@ -12,6 +12,7 @@ from ringfence.adapters.api.deps import AppState
 from ringfence.adapters.api.metrics import install_metrics
 from ringfence.adapters.api.problems import install_problem_handlers
 from ringfence.adapters.api.reconciler import Reconciler
+from ringfence.adapters.api.roles import RoleRoutes
 from ringfence.adapters.api.routes import assessment, audit, health, inventory, rollouts, system, tokens
 from ringfence.adapters.api.routes import channel as channel_routes
 from ringfence.adapters.api.routes import enrolment as enrolment_routes
@@ -19,6 +20,7 @@ from ringfence.adapters.api.routes import simulate as simulate_routes
 from ringfence.adapters.api.routes import supply_chain as supply_chain_routes
 from ringfence.adapters.artifacts import ArtifactStore
 from ringfence.adapters.db.engine import Database
+from ringfence.adapters.db.leader import Leadership
 from ringfence.adapters.web import install_dashboard
 from ringfence.config import Settings
 from ringfence.services.channel import ChannelPublisher, channel_dir
@@ -42,7 +44,9 @@ def create_app(settings: Settings, *, db: Database | None = None, clock: Clock =
                      artifacts=ArtifactStore(settings.data_dir / "artifacts"))
     run_loop = settings.reconcile_interval_seconds > 0 if reconcile is None else reconcile
     publisher = ChannelPublisher(database, state.artifacts, settings.data_dir, clock)
-    reconciler = Reconciler(database, ingest, clock, settings.reconcile_interval_seconds or 5.0, publisher=publisher)
+    leadership = Leadership(database, compete=settings.role in ("all", "reconciler"))
+    reconciler = Reconciler(database, ingest, clock, settings.reconcile_interval_seconds or 5.0, publisher=publisher,
+                            leadership=leadership)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -70,4 +74,6 @@ def create_app(settings: Settings, *, db: Database | None = None, clock: Clock =
     app.add_middleware(channel_routes.WakeOnChange, wake=reconciler.wake)
     app.add_middleware(channel_routes.ChannelFiles, root=channel_dir(settings.data_dir))  # outermost: /tuf/ files
     install_dashboard(app)  # the browser dashboard at / (adapters/web)
+    if settings.role != "all":
+        app.add_middleware(RoleRoutes, role=settings.role)  # outermost: a role answers only its own paths
     return app
