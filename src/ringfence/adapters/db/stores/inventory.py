@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ringfence.adapters.db.selector_sql import to_sql
-from ringfence.adapters.db.stores.base import bulk_insert, chunks, utc
+from ringfence.adapters.db.stores.base import bulk_insert, chunks, stage_rows, utc
 from ringfence.adapters.db.tables import (
     HostAgentRow,
     HostLabelRow,
@@ -179,9 +179,9 @@ def _upsert_hosts_pg(conn: Connection, hosts: Sequence[Host], now: datetime) -> 
                f"({', '.join(f'EXCLUDED.{c}' for c in compared)})")
     child_rows = _child_rows(hosts)
     with raw.cursor() as cur:
-        _stage(cur, "_stage_hosts", "hosts", _HOST_COLS, (_host_row(h, now) for h in hosts))
+        stage_rows(cur, "_stage_hosts", "hosts", _HOST_COLS, (_host_row(h, now) for h in hosts))
         for name, ccols, rows in zip(_CHILD_TABLES, _CHILD_COLS, child_rows, strict=True):
-            _stage(cur, f"_stage_{name}", name, ccols, rows)
+            stage_rows(cur, f"_stage_{name}", name, ccols, rows)
         cur.execute("SELECT count(*) FROM _stage_hosts s JOIN hosts h ON h.id = s.id")
         row = cur.fetchone()
         updated = int(row[0]) if row else 0
@@ -211,18 +211,6 @@ def _upsert_hosts_pg(conn: Connection, hosts: Sequence[Host], now: datetime) -> 
                         f"FROM _stage_{name} x WHERE NOT EXISTS (SELECT 1 FROM {name} c WHERE {key})")
         cur.execute("RESET enable_nestloop")
     return updated
-
-
-def _stage(cur: Any, stage: str, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """A temporary table shaped like ``table`` (no indexes, no constraints), dropped at commit, filled by COPY."""
-    cols = ", ".join(columns)
-    cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DROP AS "  # noqa: S608 - our names
-                f"SELECT {cols} FROM {table} WITH NO DATA")
-    cur.execute(f"TRUNCATE {stage}")
-    with cur.copy(f"COPY {stage} ({cols}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-    cur.execute(f"ANALYZE {stage}")  # so the planner joins the staged rows by hash, not by nested loop
 
 
 def _upsert_hosts_sqlite(conn: Connection, hosts: Sequence[Host], now: datetime) -> int:
