@@ -140,6 +140,7 @@ def _run(tmp_path: Path, db_url: str, kills: int, rate_per_minute: int) -> None:
             assert final["state"] == "completed", final["message"]
             assert final["exposed"] == HOSTS
             assert max(takeovers[1:]) <= TAKEOVER_LIMIT, takeovers
+            print(f"takeover after each kill, s: {[round(t, 2) for t in takeovers[1:]]}")
             log = client.get(f"/v1/rollouts/{rid}/decisions").json()["decisions"]
         seqs = [d["seq"] for d in log]
         assert seqs == list(range(1, len(seqs) + 1))
