@@ -27,6 +27,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import secrets
 import shutil
 import signal
@@ -124,23 +125,6 @@ class RawConnection:
             self.writer.close()
 
 
-class HttpxConnection:
-    """The same interface over httpx (one AsyncClient per poller)."""
-
-    def __init__(self, port: int) -> None:
-        self.client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30)
-
-    async def request(self, method: str, path: str, body: bytes = b"", headers: str = "") -> tuple[int, int]:
-        hdrs = dict(h.split(": ", 1) for h in headers.strip().split("\r\n") if h)
-        if body:
-            hdrs["Content-Type"] = "application/json"
-        r = await self.client.request(method, path, content=body or None, headers=hdrs)
-        return r.status_code, len(r.content)
-
-    async def close(self) -> None:
-        await self.client.aclose()
-
-
 @dataclass
 class Result:
     requests: int = 0
@@ -150,31 +134,6 @@ class Result:
     @property
     def rate(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
-
-
-async def run_pollers(port: int, polls: list[list[str]], pollers: int, seconds: float, client: str) -> Result:
-    """``pollers`` agents, each fetching the files of one poll after another, for ``seconds``."""
-    result = Result()
-    deadline = time.monotonic() + seconds
-
-    async def one(i: int) -> None:
-        conn = RawConnection(port) if client == "raw" else HttpxConnection(port)
-        n = i
-        try:
-            while time.monotonic() < deadline:
-                for path in polls[n % len(polls)]:
-                    status, _ = await conn.request("GET", path)
-                    result.requests += 1
-                    if status != 200:
-                        result.errors += 1
-                n += pollers
-        finally:
-            await conn.close()
-
-    start = time.monotonic()
-    await asyncio.gather(*(one(i) for i in range(pollers)))
-    result.seconds = time.monotonic() - start
-    return result
 
 
 async def run_reporters(port: int, creds: list[tuple[str, str]], pollers: int, seconds: float) -> Result:
@@ -262,22 +221,24 @@ def drop_schema(base: str, schema: str) -> None:
     admin.dispose()
 
 
-def ensure_nginx() -> str:
-    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+def ensure_tool(name: str, package: str) -> str:
+    """The path of a Debian tool (nginx, wrk), installed with apt-get when missing."""
+    found = shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if Path(p).exists()), None)
     if found:
         return found
-    console.print("nginx not found: installing Debian's nginx-light with apt-get")
-    subprocess.run(["apt-get", "install", "-y", "nginx-light"], check=True,
-                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}, capture_output=True)
-    return "/usr/sbin/nginx"
+    console.print(f"{name} not found: installing Debian's {package} with apt-get")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", package], check=True, env=env, capture_output=True)
+    return shutil.which(name) or f"/usr/sbin/{name}"
 
 
-def nginx_conf(workdir: Path, root: Path, port: int) -> Path:
-    conf = workdir / "nginx.conf"
+def nginx_conf(workdir: Path, root: Path, port: int, workers: int) -> Path:
+    conf = workdir / f"nginx-{workers}.conf"
     conf.write_text(f"""
-worker_processes 1;
+worker_processes {workers};
 daemon off;
-pid {workdir}/nginx.pid;
+pid {workdir}/nginx-{workers}.pid;
 error_log {workdir}/nginx-error.log warn;
 events {{ worker_connections 4096; }}
 http {{
@@ -302,18 +263,70 @@ http {{
     return conf
 
 
+FACTORY = "ringfence.adapters.api.asgi:app_from_env"
+SERVE = "ringfence serve (uvicorn[standard]), 1 worker"
+SERVE2 = "ringfence serve --workers 2 (granian)"
+
+
+def server_commands(port: int, postgres: bool) -> dict[str, list[str]]:
+    """The ASGI servers compared, each serving the same app (``app_from_env``) on ``port``; then ``ringfence serve``."""
+    py = sys.executable
+    uvicorn = [py, "-m", "uvicorn", "--factory", FACTORY, "--host", "127.0.0.1", "--port", str(port),
+               "--no-access-log", "--log-level", "warning"]
+    granian = [py, "-m", "granian", "--interface", "asgi", "--factory", "--host", "127.0.0.1", "--port", str(port),
+               "--no-ws", "--log-level", "warning", "--loop", "uvloop"]
+    return {
+        "uvicorn h11/asyncio, 1 worker": [*uvicorn, "--http", "h11", "--loop", "asyncio"],
+        "uvicorn httptools/uvloop, 1 worker": [*uvicorn, "--http", "httptools", "--loop", "uvloop"],
+        "uvicorn httptools/uvloop, 2 workers": [*uvicorn, "--http", "httptools", "--loop", "uvloop", "--workers", "2"],
+        "granian, 1 worker": [*granian, "--workers", "1", FACTORY],
+        "granian, 2 workers": [*granian, "--workers", "2", FACTORY],
+        SERVE: [py, "-m", "ringfence.cli", "serve", "--port", str(port)],
+        **({SERVE2: [py, "-m", "ringfence.cli", "serve", "--port", str(port), "--workers", "2"]} if postgres else {}),
+    }
+
+
+WRK_SCRIPT = """
+paths = {%s}
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", paths[(counter %% #paths) + 1])
+end
+"""
+
+
+def run_wrk(wrk: str, script: Path, port: int, connections: int, seconds: float) -> Result:
+    """One wrk run (2 threads, ``connections`` keep-alive connections); errors count non-2xx and socket errors."""
+    out = subprocess.run([wrk, "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-s", str(script),
+                          f"http://127.0.0.1:{port}"], check=True, capture_output=True, text=True,
+                         timeout=seconds + 60).stdout
+    m = re.search(r"(\d+) requests in ([\d.]+)(ms|s|m)", out)
+    assert m is not None, out
+    requests, secs = int(m.group(1)), float(m.group(2)) * {"ms": 0.001, "s": 1.0, "m": 60.0}[m.group(3)]
+    errors = 0
+    if (bad := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) is not None:
+        errors += int(bad.group(1))
+    if (sock := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)) is not None:
+        errors += sum(int(g) for g in sock.groups())
+    return Result(requests=requests, errors=errors, seconds=secs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hosts", type=int, default=2000)
     parser.add_argument("--bins", type=int, default=64)
-    parser.add_argument("--pollers", type=int, default=64, help="concurrent simulated agents (≤ 1000)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each measurement (≤ 120)")
-    parser.add_argument("--client", choices=("raw", "httpx"), default="raw")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per server (≤ 10)")
+    parser.add_argument("--pollers", type=int, default=64, help="concurrent keep-alive connections (≤ 1000)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each measurement (≤ 120)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds over every server (≤ 10)")
     parser.add_argument("--postgres", default="", help="PostgreSQL URL for the server (health ingestion)")
+    parser.add_argument("--only", action="append", default=[], help="measure only servers whose name contains this")
     args = parser.parse_args()
     pollers = max(1, min(args.pollers, 1000))
     seconds = max(1.0, min(args.seconds, 120.0))
+    rounds = max(1, min(args.rounds, 10))
+    wrk = ensure_tool("wrk", "wrk")
+    nginx_bin = ensure_tool("nginx", "nginx-light")
     workdir = Path(tempfile.mkdtemp(prefix="rf-agent-poll-"))
     workdir.chmod(0o755)  # nginx workers run as an unprivileged user and must read the exported tree
     data_dir = workdir / "var"
@@ -321,69 +334,84 @@ def main() -> None:
     url = f"sqlite:///{workdir / 'rf.db'}"
     if args.postgres:
         url, schema = pg_schema(args.postgres)
-    server = nginx = None
+    procs: list[subprocess.Popen[bytes]] = []
     try:
         with console.status(f"preparing {args.hosts:,} hosts, a release, keys and the channel…"):
             creds = prepare(url, data_dir, args.hosts, args.bins)
         polls = poll_paths(data_dir)
-        port = free_port()
-        env = {**os.environ, "RINGFENCE_DATABASE_URL": url, "RINGFENCE_DATA_DIR": str(data_dir),
-               "RINGFENCE_PORT": str(port), "RINGFENCE_HOST": "127.0.0.1", "RINGFENCE_LOG_LEVEL": "warning",
-               "RINGFENCE_RECONCILE_INTERVAL_SECONDS": "0", "RINGFENCE_HEALTH_MAX_PER_MINUTE": "1000000"}
-        server = subprocess.Popen([sys.executable, "-m", "ringfence.cli", "serve"], cwd=workdir, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_http(f"http://127.0.0.1:{port}/readyz", server)
+        script = workdir / "poll.lua"
+        script.write_text(WRK_SCRIPT % ", ".join(json.dumps(p) for poll in polls for p in poll))
         exported = workdir / "www"
         export(data_dir, exported)
-        nginx_port = free_port()
-        nginx = subprocess.Popen([ensure_nginx(), "-c", str(nginx_conf(workdir, exported, nginx_port)),
-                                  "-p", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_http(f"http://127.0.0.1:{nginx_port}/tuf/metadata/timestamp.json", nginx)
-        for p in polls[0]:  # both serve the same bytes
-            a = httpx.get(f"http://127.0.0.1:{port}{p}")
-            b = httpx.get(f"http://127.0.0.1:{nginx_port}{p}")
-            if not (a.status_code == b.status_code == 200 and a.content == b.content):
-                raise RuntimeError(f"{p}: ringfence {a.status_code} {a.content[:80]!r} vs nginx {b.status_code} "
-                                   f"{b.content[:80]!r}")
-        results: dict[str, Result] = {}
-        rounds = max(1, min(args.rounds, 10))
+        env = {**os.environ, "RINGFENCE_DATABASE_URL": url, "RINGFENCE_DATA_DIR": str(data_dir),
+               "RINGFENCE_HOST": "127.0.0.1", "RINGFENCE_LOG_LEVEL": "warning",
+               "RINGFENCE_RECONCILE_INTERVAL_SECONDS": "0", "RINGFENCE_HEALTH_MAX_PER_MINUTE": "1000000"}
+        targets: dict[str, int] = {}
+        for workers in (1, 2):
+            port = free_port()
+            proc = subprocess.Popen([nginx_bin, "-c", str(nginx_conf(workdir, exported, port, workers)), "-p",
+                                     str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append(proc)
+            wait_http(f"http://127.0.0.1:{port}/tuf/metadata/timestamp.json", proc)
+            targets[f"nginx, {workers} worker{'s' if workers > 1 else ''}"] = port
+        ports = {name: free_port() for name in server_commands(0, bool(schema))}
+        for name, port in ports.items():
+            if args.only and not any(o in name for o in args.only):
+                continue
+            proc = subprocess.Popen(server_commands(port, bool(schema))[name], cwd=workdir,
+                                    env={**env, "RINGFENCE_PORT": str(port)}, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            procs.append(proc)
+            wait_http(f"http://127.0.0.1:{port}/readyz", proc)
+            targets[name] = port
+        nginx_port = targets["nginx, 1 worker"]
+        for name, port in targets.items():  # every server answers the same bytes as nginx
+            for p in polls[0]:
+                a = httpx.get(f"http://127.0.0.1:{port}{p}")
+                b = httpx.get(f"http://127.0.0.1:{nginx_port}{p}")
+                if not (a.status_code == b.status_code == 200 and a.content == b.content):
+                    raise RuntimeError(f"{name} {p}: {a.status_code} {a.content[:80]!r} vs nginx {b.status_code} "
+                                       f"{b.content[:80]!r}")
+        runs: dict[str, list[Result]] = {name: [] for name in targets}
         with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("measuring", total=2 * rounds + 2)
-            asyncio.run(run_pollers(port, polls, pollers, 2.0, args.client))  # warm-up (caches, connections)
-            progress.advance(task)
-            # Alternate the two servers so that other load on the machine hits both alike.
-            runs: dict[str, list[Result]] = {"ringfence": [], "nginx": []}
+            task = progress.add_task("measuring", total=len(targets) * (rounds + 1) + 1)
+            for port in targets.values():  # warm-up (caches, connections, lazy imports)
+                run_wrk(wrk, script, port, pollers, 1.0)
+                progress.advance(task)
+            # Rounds go over every server in turn so that other load on the machine hits all alike.
             for _ in range(rounds):
-                for name, target in (("ringfence", port), ("nginx", nginx_port)):
-                    runs[name].append(asyncio.run(run_pollers(target, polls, pollers, seconds, args.client)))
+                for name, port in targets.items():
+                    runs[name].append(run_wrk(wrk, script, port, pollers, seconds))
                     progress.advance(task)
-            for name, rs in runs.items():
-                results[name] = Result(requests=sum(r.requests for r in rs), errors=sum(r.errors for r in rs),
-                                       seconds=sum(r.seconds for r in rs))
-            results["health"] = asyncio.run(run_reporters(port, creds, pollers, seconds))
+            results = {name: Result(requests=sum(r.requests for r in rs), errors=sum(r.errors for r in rs),
+                                    seconds=sum(r.seconds for r in rs)) for name, rs in runs.items()}
+            serve_port = targets.get(SERVE2) or targets.get(SERVE)
+            health = asyncio.run(run_reporters(serve_port, creds, pollers, seconds)) if serve_port else None
             progress.advance(task)
     finally:
-        stop(server)
-        stop(nginx)
+        for proc in procs:
+            stop(proc)
         if schema:
             drop_schema(args.postgres, schema)
         shutil.rmtree(workdir, ignore_errors=True)
-    table = Table(title=f"agent polling: {pollers} pollers, {rounds} × {seconds:.0f} s per server, client {args.client}, "
+    table = Table(title=f"GET /tuf/ polling: wrk, {pollers} connections, {rounds} × {seconds:.0f} s per server, "
                         f"{args.hosts:,} hosts, {args.bins} cohorts")
-    for c in ("what", "requests", "errors", "requests/s"):
+    for c in ("server", "requests", "errors", "requests/s", "÷ nginx 1 worker", "÷ nginx 2 workers"):
         table.add_column(c)
-    for name in ("ringfence", "nginx", "health"):
-        r = results[name]
-        label = {"ringfence": "GET /tuf/ (ringfence serve)", "nginx": "GET /tuf/ (nginx, exported tree)",
-                 "health": f"POST /v1/health ({'PostgreSQL' if schema else 'SQLite'})"}[name]
-        table.add_row(label, f"{r.requests:,}", f"{r.errors:,}", f"{r.rate:,.0f}")
+    base1, base2 = results["nginx, 1 worker"].rate, results["nginx, 2 workers"].rate
+    for name, r in results.items():
+        table.add_row(name, f"{r.requests:,}", f"{r.errors:,}", f"{r.rate:,.0f}", f"{r.rate / base1:.0%}",
+                      f"{r.rate / base2:.0%}")
     Console().print(table)
-    ratio = results["ringfence"].rate / results["nginx"].rate if results["nginx"].rate else 0.0
-    Console().print(f"ringfence / nginx = {ratio:.0%} (target ≥ 50%); machine: {platform.machine()}, "
-                    f"{os.cpu_count()} cores, Python {platform.python_version()}")
+    if health is not None:
+        Console().print(f"POST /v1/health ({'PostgreSQL' if schema else 'SQLite'}, ringfence serve): "
+                        f"{health.requests:,} reports, {health.errors:,} errors, {health.rate:,.0f} reports/s")
+    Console().print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+                    f"load average {os.getloadavg()[0]:.1f}")
     summary: dict[str, Any] = {k: {"requests": v.requests, "errors": v.errors, "rate": round(v.rate)}
                                for k, v in results.items()}
-    summary["ratio"] = round(ratio, 3)
+    if health is not None:
+        summary["health"] = {"requests": health.requests, "errors": health.errors, "rate": round(health.rate)}
     sys.stdout.write(json.dumps(summary) + "\n")
 
 

@@ -62,6 +62,19 @@ class Settings(BaseSettings):
     auth_failures_per_minute_per_credential: int = Field(
         default=10, ge=1, description="Failed credential checks one credential id (its first 12 characters) may have "
                                       "a minute before 429.")
+    role: str = Field(default="all", description=(
+        "What this server does: all (API, agent traffic and the reconciler), api (operator API, dashboard and "
+        "agent traffic, no reconciler), reconciler (the elected loop; HTTP only /healthz, /readyz, /metrics) or "
+        "ingest (agent traffic only: /tuf/, /v1/health, /v1/enrol, /v1/agent/…)."))
+    workers: int = Field(default=1, ge=1, le=64, description=(
+        "Server processes on the one port (more than 1 needs PostgreSQL; the reconciler runs in one of them)."))
+
+    @field_validator("role")
+    @classmethod
+    def _role(cls, value: str) -> str:
+        if value.lower() not in {"all", "api", "reconciler", "ingest"}:
+            raise ValueError(f"role {value!r} is not one of all, api, reconciler, ingest")
+        return value.lower()
 
     @field_validator("log_level")
     @classmethod

@@ -92,16 +92,21 @@ def serve(config: ConfigOpt = None,
           demo_speed: Annotated[float, typer.Option(help="Demo clock speed-up (demo seconds per real second, "
                                                           "at most 120).")] = 60.0,
           demo_hosts: Annotated[int, typer.Option(help="Simulated hosts in the demo (10 … 5,000).")] = 2000,
+          role: Annotated[str | None, typer.Option(help=(
+              "all (default), api, reconciler or ingest (RINGFENCE_ROLE; docs/scaling.md). Several servers on one "
+              "PostgreSQL elect one reconciler among those with role all or reconciler."))] = None,
+          workers: Annotated[int | None, typer.Option(help=(
+              "Server processes on this port (RINGFENCE_WORKERS; more than 1 needs PostgreSQL)."))] = None,
           ) -> None:
     """Migrate the database, create the first admin token if there is none, and serve the API and dashboard."""
-    import uvicorn  # noqa: PLC0415 - only the server needs it
-
+    from ringfence.adapters.api import asgi  # noqa: PLC0415 - only the server needs it
     from ringfence.adapters.api.app import create_app  # noqa: PLC0415
     from ringfence.adapters.db.engine import Database  # noqa: PLC0415
     from ringfence.services.context import Clock, system_clock  # noqa: PLC0415
     from ringfence.services.tokens import ensure_admin_token  # noqa: PLC0415
 
-    settings = _settings(config, host=host, port=port, database_url=database_url)
+    settings = _settings(config, host=host, port=port, database_url=database_url, role=role, workers=workers)
+    asgi.check(settings, demo=demo)
     clock: Clock = system_clock
     if demo:
         from ringfence.demo.serve import demo_settings  # noqa: PLC0415
@@ -123,9 +128,10 @@ def serve(config: ConfigOpt = None,
 
         fleet = start_demo(app_, db, clock, hosts=demo_hosts, console=err)
     err.print(f"ringfence {__version__} serving on http://{settings.host}:{settings.port} "
-              f"(dashboard at /, API docs at /docs, database {db.dialect})", highlight=False)
+              f"(dashboard at /, API docs at /docs, database {db.dialect}, role {settings.role}, "
+              f"{settings.workers} worker{'s' if settings.workers > 1 else ''})", highlight=False)
     try:
-        uvicorn.run(app_, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
+        asgi.serve(app_, db, settings)
     finally:
         if fleet is not None:
             fleet.stop()

@@ -12,6 +12,7 @@ from ringfence.adapters.api.deps import AppState
 from ringfence.adapters.api.metrics import install_metrics
 from ringfence.adapters.api.problems import install_problem_handlers
 from ringfence.adapters.api.reconciler import Reconciler
+from ringfence.adapters.api.roles import RoleRoutes
 from ringfence.adapters.api.routes import assessment, audit, health, inventory, rollouts, system, tokens
 from ringfence.adapters.api.routes import channel as channel_routes
 from ringfence.adapters.api.routes import enrolment as enrolment_routes
@@ -22,6 +23,7 @@ from ringfence.adapters.api.routes import supply_chain as supply_chain_routes
 from ringfence.adapters.api.throttle import AuthThrottle, FailureThrottle
 from ringfence.adapters.api.uploads import BodyLimit
 from ringfence.adapters.db.engine import Database
+from ringfence.adapters.db.leader import Leadership
 from ringfence.adapters.notify import OutboxNotifier
 from ringfence.adapters.web import install_dashboard
 from ringfence.appcontext import AppContext
@@ -51,8 +53,9 @@ def create_app(settings: Settings, *, db: Database | None = None, clock: Clock =
     run_loop = settings.reconcile_interval_seconds > 0 if reconcile is None else reconcile
     publisher = ChannelPublisher(database, state.artifacts, settings.data_dir, clock)
     notifier = OutboxNotifier(database, clock)  # delivers the reconciler's halts, rollbacks and NOTIFY intents
+    leadership = Leadership(database, compete=settings.role in ("all", "reconciler"))
     reconciler = Reconciler(database, ingest, clock, settings.reconcile_interval_seconds or 5.0, publisher=publisher,
-                            notifier=notifier)
+                            notifier=notifier, leadership=leadership)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -91,4 +94,6 @@ def create_app(settings: Settings, *, db: Database | None = None, clock: Clock =
     app.add_middleware(AuthThrottle, throttle=FailureThrottle(
         clock, per_source=settings.auth_failures_per_minute_per_source,
         per_credential=settings.auth_failures_per_minute_per_credential))
+    if settings.role != "all":
+        app.add_middleware(RoleRoutes, role=settings.role)  # outermost: a role answers only its own paths
     return app

@@ -1,10 +1,14 @@
 """The server's reconciler loop: flush health reports, tick every active rollout, publish the channel, forever.
 
-It runs in a background thread of ``ringfence serve``.  Each tick of each
-rollout is its own transaction with an optimistic version check (see
-:func:`ringfence.services.rollouts.tick`), so several servers may run the
-loop against one PostgreSQL, and a server killed at any point resumes where
-the last committed tick left off.
+It runs in a background thread of ``ringfence serve``.  Several servers on one
+PostgreSQL each run the loop, but only the one holding the reconciler's advisory
+lock (:class:`ringfence.adapters.db.leader.Leadership`) ticks and publishes; the
+others only write the health reports they buffered, and ask for the lock
+again every pass (at most every 2 s), so a killed leader is replaced within
+seconds.  Each tick of each rollout is also its own transaction with an
+optimistic version check (see :func:`ringfence.services.rollouts.tick`), so a
+server killed at any point resumes where the last committed tick left off,
+and no decision is applied twice.
 
 After the ticks, the channel publisher (when the channel has keys) signs the
 cohorts whose desired state changed and refreshes metadata close to expiry.
@@ -18,6 +22,7 @@ import logging
 import threading
 
 from ringfence.adapters.db.engine import Database
+from ringfence.adapters.db.leader import Leadership
 from ringfence.services import rollouts
 from ringfence.services.channel import ChannelPublisher
 from ringfence.services.context import Clock
@@ -28,13 +33,17 @@ __all__ = ["Reconciler"]
 
 log = logging.getLogger("ringfence.reconciler")
 
+_STANDBY_SECONDS = 2.0  # how often a standby asks for the lock (and writes its buffered health reports)
+
 
 class Reconciler:
     """A stoppable background loop."""
 
     def __init__(self, db: Database, ingest: HealthIngest, clock: Clock, interval: float,
-                 publisher: ChannelPublisher | None = None, notifier: Notifier | None = None) -> None:
+                 publisher: ChannelPublisher | None = None, notifier: Notifier | None = None,
+                 leadership: Leadership | None = None) -> None:
         self.db = db
+        self.leadership = leadership or Leadership(db)
         self.ingest = ingest
         self.clock = clock
         self.interval = interval
@@ -71,11 +80,16 @@ class Reconciler:
     def _loop(self) -> None:
         while not self._stop.is_set():
             self._wake.clear()
+            leading = False
             try:
-                self.run_once()
+                leading = self.leadership.try_lead()
+                if leading:
+                    self.run_once()
+                else:
+                    self.ingest.flush()
             except Exception:  # a failing tick is logged and retried; it must not kill the loop
-                log.exception("reconciler tick failed; retrying in %.1f s", self.interval)
-            self._wake.wait(self.interval)
+                log.exception("reconciler pass failed; retrying in %.1f s", self.interval)
+            self._wake.wait(self.interval if leading else min(self.interval, _STANDBY_SECONDS))
 
     def start(self) -> None:
         """Start the loop in a daemon thread."""
@@ -91,4 +105,5 @@ class Reconciler:
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
+        self.leadership.release()
         self.ingest.flush()

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Table, update
 
 from ringfence.errors import ConflictError, NotFoundError
 
-__all__ = ["bulk_insert", "chunks", "update_versioned", "utc"]
+__all__ = ["bulk_insert", "chunks", "stage_rows", "update_versioned", "utc"]
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
@@ -57,6 +57,18 @@ def bulk_insert(conn: Connection, table: Table, columns: Sequence[str], rows: Se
     raw_conn = conn.connection.driver_connection
     assert raw_conn is not None
     raw_conn.executemany(sql, rows)
+
+
+def stage_rows(cur: Any, stage: str, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """A temporary table shaped like ``table`` (no indexes, no constraints), dropped at commit, filled by COPY."""
+    cols = ", ".join(columns)
+    cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DROP AS "  # noqa: S608 - our names
+                f"SELECT {cols} FROM {table} WITH NO DATA")
+    cur.execute(f"TRUNCATE {stage}")
+    with cur.copy(f"COPY {stage} ({cols}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    cur.execute(f"ANALYZE {stage}")  # so the planner joins the staged rows by hash, not by nested loop
 
 
 def utc(value: datetime | None) -> datetime | None:

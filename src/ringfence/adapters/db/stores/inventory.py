@@ -1,10 +1,14 @@
 """Tenants, hosts (with agents, labels and services) and business services.
 
 Writes are bulk upserts keyed by id, all inside the caller's transaction, so
-an import either lands whole or not at all.  On PostgreSQL hosts go through
-``COPY`` into a temporary staging table and one ``INSERT … ON CONFLICT``;
-rows are locked in id order, so two concurrent imports of the same hosts
-queue instead of deadlocking, and each re-import bumps the row's ``version``.
+an import either lands whole or not at all.  On PostgreSQL hosts and their
+agents, labels and services go through ``COPY`` into temporary staging tables
+and then set-based statements (``INSERT … ON CONFLICT``, anti-joins) that
+change only what differs: a host row's ``version`` is bumped when the host
+changed, and re-importing an unchanged fleet writes almost nothing.  Rows are
+locked in id order, so two concurrent imports of the same hosts queue
+instead of deadlocking.  SQLite rewrites each imported host and its child rows
+(and bumps its ``version``).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ringfence.adapters.db.selector_sql import to_sql
-from ringfence.adapters.db.stores.base import bulk_insert, chunks, utc
+from ringfence.adapters.db.stores.base import bulk_insert, chunks, stage_rows, utc
 from ringfence.adapters.db.tables import (
     HostAgentRow,
     HostLabelRow,
@@ -141,35 +145,71 @@ def upsert_hosts(conn: Connection, hosts: Sequence[Host], now: datetime) -> tupl
     if not hosts:
         return 0, 0
     hosts = sorted(hosts, key=lambda h: h.id)
-    upsert = _upsert_hosts_pg if conn.dialect.name == "postgresql" else _upsert_hosts_sqlite
-    updated = upsert(conn, hosts, now)
+    if conn.dialect.name == "postgresql":
+        updated = _upsert_hosts_pg(conn, hosts, now)
+        return len(hosts) - updated, updated
+    updated = _upsert_hosts_sqlite(conn, hosts, now)
     agents, labels, services = _child_rows(hosts)
-    bulk_insert(conn, HostAgentRow.__table__,  # type: ignore[arg-type]
-                ("host_id", "idx", "vendor", "product", "version", "kernel_mode", "boot_start"), agents)
-    bulk_insert(conn, HostLabelRow.__table__, ("host_id", "key", "value"), labels)  # type: ignore[arg-type]
-    bulk_insert(conn, HostServiceRow.__table__, ("host_id", "service_id"), services)  # type: ignore[arg-type]
+    for name, cols, rows in zip(_CHILD_TABLES, _CHILD_COLS, (agents, labels, services), strict=True):
+        bulk_insert(conn, _CHILD_ROWS[name].__table__, cols, rows)
     return len(hosts) - updated, updated
 
 
+_CHILD_TABLES = ("host_agents", "host_labels", "host_services")
+_CHILD_ROWS: dict[str, Any] = {"host_agents": HostAgentRow, "host_labels": HostLabelRow, "host_services": HostServiceRow}
+_CHILD_COLS = (("host_id", "idx", "vendor", "product", "version", "kernel_mode", "boot_start"),
+               ("host_id", "key", "value"), ("host_id", "service_id"))
+_CHILD_KEYS = (("host_id", "idx"), ("host_id", "key"), ("host_id", "service_id"))
+
+
 def _upsert_hosts_pg(conn: Connection, hosts: Sequence[Host], now: datetime) -> int:
+    """COPY hosts and their children into temporary staging tables, then change only what differs, set-based.
+
+    A host row is rewritten (and its ``version`` bumped) only when a column other than ``updated_at``
+    or one of its agents, labels or services changed; child rows the import no longer lists are
+    deleted and new or changed ones inserted, each with one statement over the staging table.
+    Re-importing an unchanged fleet writes (almost) nothing.  (SQLite rewrites every imported host.)
+    """
     raw = conn.connection.driver_connection
     assert raw is not None
     cols = ", ".join(_HOST_COLS)
+    compared = [c for c in _HOST_COLS if c not in ("id", "updated_at")]
     sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in _HOST_COLS if c != "id")
+    differs = (f"({', '.join(f'hosts.{c}' for c in compared)}) IS DISTINCT FROM "
+               f"({', '.join(f'EXCLUDED.{c}' for c in compared)})")
+    child_rows = _child_rows(hosts)
     with raw.cursor() as cur:
-        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS _stage_hosts ON COMMIT DROP AS "  # noqa: S608 - our column names
-                    f"SELECT {cols} FROM hosts WITH NO DATA")
-        cur.execute("TRUNCATE _stage_hosts")
-        with cur.copy(f"COPY _stage_hosts ({cols}) FROM STDIN") as copy:
-            for h in hosts:
-                copy.write_row(_host_row(h, now))
+        stage_rows(cur, "_stage_hosts", "hosts", _HOST_COLS, (_host_row(h, now) for h in hosts))
+        for name, ccols, rows in zip(_CHILD_TABLES, _CHILD_COLS, child_rows, strict=True):
+            stage_rows(cur, f"_stage_{name}", name, ccols, rows)
         cur.execute("SELECT count(*) FROM _stage_hosts s JOIN hosts h ON h.id = s.id")
         row = cur.fetchone()
         updated = int(row[0]) if row else 0
+        # Every statement below joins whole staging tables with whole tables: hash joins.  A nested loop,
+        # which the planner picks when a table's statistics predate this transaction, is quadratic here.
+        cur.execute("SET LOCAL enable_nestloop = off")
+        changed = ""
+        if updated:  # existing hosts: note those whose children change, delete children no longer listed as they are
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS _stage_changed (host_id text) ON COMMIT DROP")
+            cur.execute("TRUNCATE _stage_changed")
+            for name, ccols, keys in zip(_CHILD_TABLES, _CHILD_COLS, _CHILD_KEYS, strict=True):
+                # keys with = (NOT NULL primary key columns: a hash join), the other columns null-safe
+                same = " AND ".join(f"x.{c} = c.{c}" if c in keys else f"x.{c} IS NOT DISTINCT FROM c.{c}"
+                                    for c in ccols)
+                cur.execute(f"INSERT INTO _stage_changed SELECT DISTINCT x.host_id FROM _stage_{name} x "  # noqa: S608
+                            f"JOIN hosts h ON h.id = x.host_id WHERE NOT EXISTS (SELECT 1 FROM {name} c WHERE {same})")
+                cur.execute(f"WITH gone AS (DELETE FROM {name} c USING _stage_hosts s WHERE c.host_id = s.id "  # noqa: S608
+                            f"AND NOT EXISTS (SELECT 1 FROM _stage_{name} x WHERE {same}) RETURNING c.host_id) "
+                            "INSERT INTO _stage_changed SELECT DISTINCT host_id FROM gone")
+            changed = " OR hosts.id IN (SELECT host_id FROM _stage_changed)"
+        # ORDER BY id: rows are locked in id order, so concurrent imports of the same hosts queue, never deadlock
         cur.execute(f"INSERT INTO hosts ({cols}, version) SELECT {cols}, 1 FROM _stage_hosts ORDER BY id "  # noqa: S608
-                    f"ON CONFLICT (id) DO UPDATE SET {sets}, version = hosts.version + 1")
-        for table in ("host_agents", "host_labels", "host_services"):
-            cur.execute(f"DELETE FROM {table} WHERE host_id IN (SELECT id FROM _stage_hosts)")  # noqa: S608
+                    f"ON CONFLICT (id) DO UPDATE SET {sets}, version = hosts.version + 1 WHERE {differs}{changed}")
+        for name, ccols, keys in zip(_CHILD_TABLES, _CHILD_COLS, _CHILD_KEYS, strict=True):
+            key = " AND ".join(f"c.{k} = x.{k}" for k in keys)
+            cur.execute(f"INSERT INTO {name} ({', '.join(ccols)}) SELECT {', '.join(f'x.{c}' for c in ccols)} "  # noqa: S608
+                        f"FROM _stage_{name} x WHERE NOT EXISTS (SELECT 1 FROM {name} c WHERE {key})")
+        cur.execute("RESET enable_nestloop")
     return updated
 
 

@@ -14,9 +14,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from psycopg.types.json import Json
 from sqlalchemy import Connection, delete, insert, select, update
 
-from ringfence.adapters.db.stores.base import chunks, utc
+from ringfence.adapters.db.stores.base import chunks, stage_rows, utc
 from ringfence.adapters.db.tables import (
     AdvisoryAliasRow,
     AdvisoryRow,
@@ -99,23 +100,54 @@ def _affected_from_json(doc: Sequence[Mapping[str, Any]]) -> tuple[AffectedPacka
 
 
 def upsert_advisories(conn: Connection, advisories: Sequence[Advisory], now: datetime) -> tuple[int, int]:
-    """Insert or replace advisories by id (and their alias rows); return (inserted, updated)."""
+    """Insert or replace advisories by id (and their alias rows); return (inserted, updated).
+
+    PostgreSQL: COPY into staging tables, then one set-based delete and insert per table.
+    """
+    rows = [{"id": a.id, "aliases": list(a.aliases), "summary": a.summary, "modified": a.modified,
+             "published": a.published, "withdrawn": a.withdrawn, "severity": a.severity.label.value,
+             "score": a.severity.score, "vector": a.severity.vector or "", "severity_source": a.severity.source,
+             "affected": affected_to_json(a.affected), "source": a.source, "imported_at": now} for a in advisories]
+    aliases = [{"alias": x, "advisory_id": a.id} for a in advisories for x in dict.fromkeys(a.ids)]
+    if conn.dialect.name == "postgresql":
+        return _upsert_advisories_pg(conn, rows, aliases)
     ids = [a.id for a in advisories]
     existing: set[str] = set()
     for part in chunks(ids, 500):
         existing |= set(conn.execute(select(AdvisoryRow.id).where(AdvisoryRow.id.in_(part))).scalars())
         conn.execute(delete(AdvisoryAliasRow).where(AdvisoryAliasRow.advisory_id.in_(part)))
         conn.execute(delete(AdvisoryRow).where(AdvisoryRow.id.in_(part)))
-    rows = [{"id": a.id, "aliases": list(a.aliases), "summary": a.summary, "modified": a.modified,
-             "published": a.published, "withdrawn": a.withdrawn, "severity": a.severity.label.value,
-             "score": a.severity.score, "vector": a.severity.vector or "", "severity_source": a.severity.source,
-             "affected": affected_to_json(a.affected), "source": a.source, "imported_at": now} for a in advisories]
-    aliases = [{"alias": x, "advisory_id": a.id} for a in advisories for x in dict.fromkeys(a.ids)]
     for part in chunks(rows, 2000):
         conn.execute(insert(AdvisoryRow), list(part))
     for part in chunks(aliases, 5000):
         conn.execute(insert(AdvisoryAliasRow), list(part))
     return len(ids) - len(existing), len(existing)
+
+
+_JSON_COLS = ("aliases", "affected")
+
+
+def _upsert_advisories_pg(conn: Connection, rows: Sequence[dict[str, Any]],
+                          aliases: Sequence[dict[str, Any]]) -> tuple[int, int]:
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    cols = tuple(rows[0]) if rows else ()
+    with raw.cursor() as cur:
+        stage_rows(cur, "_stage_advisories", "advisories", cols,
+                   (tuple(Json(r[c]) if c in _JSON_COLS else r[c] for c in cols) for r in rows))
+        stage_rows(cur, "_stage_advisory_aliases", "advisory_aliases", ("alias", "advisory_id"),
+                   ((a["alias"], a["advisory_id"]) for a in aliases))
+        cur.execute("SELECT count(*) FROM _stage_advisories s JOIN advisories a ON a.id = s.id")
+        found = cur.fetchone()
+        existing = int(found[0]) if found else 0
+        if existing:
+            cur.execute("DELETE FROM advisory_aliases a USING _stage_advisories s WHERE a.advisory_id = s.id")
+            cur.execute("DELETE FROM advisories a USING _stage_advisories s WHERE a.id = s.id")
+        names = ", ".join(cols)
+        cur.execute(f"INSERT INTO advisories ({names}) SELECT {names} FROM _stage_advisories ORDER BY id")  # noqa: S608
+        cur.execute("INSERT INTO advisory_aliases (alias, advisory_id) SELECT alias, advisory_id "
+                    "FROM _stage_advisory_aliases")
+    return len(rows) - existing, existing
 
 
 def load_advisories(conn: Connection, *, page: int = 20_000) -> list[Advisory]:

@@ -1,0 +1,178 @@
+"""Several servers on one PostgreSQL elect one reconciler; kill -9 the leader and another takes over.
+
+Three ``ringfence serve --role all`` processes compete for the reconciler's advisory lock
+(:mod:`ringfence.adapters.db.leader`); a fourth with ``--role api`` takes the CLI and the agents'
+heartbeats and never leads.  A rollout runs while the test kills the leader with SIGKILL again and
+again (restarting it, as a supervisor would, as a standby).  Each time a new leader must hold the
+lock within 15 s of the kill; at the end the rollout has completed with every decision once and in
+order (one promotion, contiguous sequence numbers) and the audit chain is intact.
+
+SQLite serves one process only, so these tests need PostgreSQL (CI sets RINGFENCE_TEST_DATABASE_URL).
+The ``make test`` version kills once; the ``extended`` one 20 times.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from ringfence.adapters.db.engine import Database
+from ringfence.adapters.db.leader import RECONCILER_LOCK
+from tests.conftest import PG_ENV, _reset_pg
+from tests.servers import Server
+from tests.test_rollout_e2e import Agents
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not os.environ.get(PG_ENV), reason="several servers need PostgreSQL; SQLite is one "
+                                                                     "process (set RINGFENCE_TEST_DATABASE_URL)")]
+
+PLAN = """
+name: failover
+windows:
+  - {days: mon-sun, start: "00:00", end: "24:00"}
+freeze: {public_holidays: false}
+max_data_age_minutes: 1
+silence_grace_minutes: 1
+min_per_stratum: 1
+gate: {min_treated_hosts: 2, min_control_hosts: 2, max_streams: 16, baseline_rate: 1000.0, tolerance: 5.0}
+waves:
+  - {name: canary, fraction: 0.5, min_bake_minutes: 0.05, min_observed_hosts: 2, max_rate_per_minute: %d}
+  - {name: rest, fraction: 1.0, min_bake_minutes: 0.05, min_observed_hosts: 2}
+"""
+HOSTS = 40
+TAKEOVER_LIMIT = 15.0
+
+
+class Standby(Server):
+    """A server on a database that already has its admin token (so its first start creates none)."""
+
+    def start(self) -> None:
+        self.starts = max(self.starts, 1)
+        super().start()
+
+
+def _leader_pid(db: Database) -> int | None:
+    """The OS pid of the server holding this schema's reconciler lock (from its session's application_name)."""
+    with db.engine.connect() as conn:
+        name = conn.execute(text(
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :k AND l.objsubid = 2 "
+            "AND l.objid::bigint = (hashtext(current_schema())::bigint & 4294967295)"), {"k": RECONCILER_LOCK},
+        ).scalar_one_or_none()
+    return int(name.rsplit("-", 1)[1]) if name else None
+
+
+def _wait_http(api: Server, rid: str, timeout: float = 180) -> dict[str, Any]:
+    """Poll the rollout over HTTP until it ends (a CLI process per poll is slow)."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=api.url, timeout=10,
+                      headers={"Authorization": f"Bearer {api.env['RINGFENCE_TOKEN']}"}) as client:
+        while True:
+            status: dict[str, Any] = client.get(f"/v1/rollouts/{rid}").json()
+            if status["state"] in ("completed", "halted", "rolling_back", "rolled_back") or time.monotonic() > deadline:
+                return status
+            time.sleep(0.3)
+
+
+def _run(tmp_path: Path, db_url: str, kills: int, rate_per_minute: int) -> None:
+    for d in ("api", "all-0", "all-1", "all-2"):
+        (tmp_path / d).mkdir()
+    shared = {"RINGFENCE_DATA_DIR": str(tmp_path / "var"), "RINGFENCE_RECONCILE_INTERVAL_SECONDS": "0.25"}
+    api = Server(tmp_path / "api", db_url, RINGFENCE_ROLE="api", **shared)
+    token = api.env["RINGFENCE_TOKEN"]
+    servers: list[Standby] = []
+    starting = [threading.Thread(target=lambda i=i: servers.append(  # type: ignore[misc]
+        Standby(tmp_path / f"all-{i}", db_url, RINGFENCE_ROLE="all", **shared))) for i in range(3)]
+    for t in starting:  # the three start while the api server takes the setup
+        t.start()
+    db = Database(db_url)
+    try:
+        hosts = [{"id": f"fo-{i:03d}", "hostname": f"ws-{i:03d}", "tenant": "acme", "os_family": "windows",
+                  "os_build": ("22631", "26100")[i % 2], "timezone": "Europe/Berlin", "country": "DE"}
+                 for i in range(HOSTS)]
+        (tmp_path / "hosts.json").write_text(json.dumps({"hosts": hosts}))
+        api.cli("inventory", "import", str(tmp_path / "hosts.json"))
+        with httpx.Client(base_url=api.url, timeout=10, headers={"Authorization": f"Bearer {token}"}) as client:
+            credentials = {h["id"]: client.post(f"/v1/hosts/{h['id']}/credentials").json()["credential"]
+                           for h in hosts}
+        (tmp_path / "C-00000291.sys").write_bytes(b"channel file 291")
+        api.cli("release", "create", "--product", "falcon-content", "--version", "291", "--kind", "content",
+                "--platform", "windows", "--file", str(tmp_path / "C-00000291.sys"))
+        (tmp_path / "plan.yaml").write_text(PLAN % rate_per_minute)
+        api.cli("plan", "apply", "-f", str(tmp_path / "plan.yaml"))
+        for t in starting:
+            t.join()
+        assert len(servers) == 3
+        takeovers: list[float] = []
+        with Agents(api.url, credentials, token), httpx.Client(
+                base_url=api.url, timeout=10, headers={"Authorization": f"Bearer {token}"}) as client:
+            time.sleep(1.5)  # every host has reported once
+            started = client.post("/v1/rollouts", json={"release": "falcon-content@291", "plan": "failover",
+                                                        "start": True, "reason": "failover test"})
+            assert started.status_code == 201, started.text
+            rid = started.json()["id"]
+            killed_at = time.monotonic()
+            restart: threading.Thread | None = None
+            for _ in range(kills + 1):
+                while (pid := _leader_pid(db)) not in {s.proc.pid for s in servers if s.proc is not None}:
+                    assert time.monotonic() - killed_at <= TAKEOVER_LIMIT, f"no leader {takeovers=}"
+                    time.sleep(0.05)
+                takeovers.append(time.monotonic() - killed_at)
+                if restart is not None:
+                    restart.join()  # the last victim is back, as a standby
+                if len(takeovers) > kills:
+                    break
+                victim = next(s for s in servers if s.proc is not None and s.proc.pid == pid)
+                time.sleep(1.0)  # let the leader tick (and perhaps promote) before it dies
+                victim.kill()
+                killed_at = time.monotonic()
+                restart = threading.Thread(target=victim.start)  # a supervisor restarts it meanwhile
+                restart.start()
+            final = _wait_http(api, rid)
+            assert final["state"] == "completed", final["message"]
+            assert final["exposed"] == HOSTS
+            assert max(takeovers[1:]) <= TAKEOVER_LIMIT, takeovers
+            print(f"takeover after each kill, s: {[round(t, 2) for t in takeovers[1:]]}")
+            log = client.get(f"/v1/rollouts/{rid}/decisions").json()["decisions"]
+        seqs = [d["seq"] for d in log]
+        assert seqs == list(range(1, len(seqs) + 1))
+        assert [d["at"] for d in log] == sorted(d["at"] for d in log)
+        assert len([d for d in log if d["message"].startswith("promoted")]) == 1
+        assert sum(1 for d in log if d["state"] == "completed") == 1
+        assert "intact" in api.cli("audit", "verify").stdout
+        with db.engine.connect() as conn:  # every host exposed exactly once
+            exposed = conn.execute(text("SELECT count(*), count(DISTINCT host_id) FROM rollout_hosts "
+                                        "WHERE rollout_id = :r AND exposed_at IS NOT NULL"), {"r": rid}).one()
+        assert tuple(exposed) == (HOSTS, HOSTS)
+    finally:
+        db.dispose()
+        for s in (*servers, api):
+            s.stop()
+
+
+@pytest.fixture
+def pg_db_url(pg_url: str) -> str:
+    """The session's PostgreSQL schema, emptied."""
+    db = Database(pg_url)
+    _reset_pg(db)
+    db.dispose()
+    return pg_url
+
+
+def test_leader_killed_another_takes_over(tmp_path: Path, pg_db_url: str) -> None:
+    """A SIGKILL of the leader mid-rollout: a new leader within 15 s, every decision once."""
+    _run(tmp_path, pg_db_url, kills=1, rate_per_minute=120)
+
+
+@pytest.mark.extended
+def test_leader_killed_twenty_times(tmp_path: Path, pg_db_url: str) -> None:
+    """20 SIGKILLs of the leader over a slower rollout: 0 double promotions, takeover ≤ 15 s every time."""
+    _run(tmp_path, pg_db_url, kills=20, rate_per_minute=15)
