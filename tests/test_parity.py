@@ -24,13 +24,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 
 from ringfence.adapters.artifacts import ArtifactStore
 from ringfence.adapters.db.engine import Database
 from ringfence.adapters.db.fleet import DatabaseFleet, DatabaseRepository, load_view
 from ringfence.adapters.db.stores import rollouts as store
+from ringfence.domain.engine import command, initial_status
 from ringfence.domain.model import Host, HostId, Inventory, OsFamily, RedundancyGroup, Service, ServiceId, TenantId
-from ringfence.domain.rollout import Decision, Observations
+from ringfence.domain.plans import plan_from_mapping
+from ringfence.domain.rollout import Decision, Observations, Release, ReleaseId, ReleaseKind, RolloutId, RolloutSpec
 from ringfence.services import inventory, rollouts
 from ringfence.services.fleet_port import Candidates, FleetPort, RolloutView, reconcile_step
 from ringfence.services.health import HealthIngest, HealthReport
@@ -98,7 +101,7 @@ class Script:
 SCRIPTS = [
     Script("good release, noise", minutes=34, offline={"p007": range(2, 12), "p020": range(14, 30)},
            control_crash={"p010": 3, "p025": 16}),
-    Script("harmful release", minutes=14, broken=frozenset(f"p{i:03d}" for i in range(36) if i not in (5, 11)),
+    Script("harmful release", minutes=30, broken=frozenset(f"p{i:03d}" for i in range(36) if i not in (5, 11)),
            crashing=frozenset({"p005", "p011"}), offline={"p008": range(4, 9)}, control_crash={"p013": 5}),
 ]
 
@@ -257,11 +260,14 @@ def test_server_and_simulator_see_and_decide_the_same_at_every_tick(db: Database
     crashed_server: set[str] = set()
     crashed_sim: set[str] = set()
     seen_states = set()
+    delayed = {"p028", "p029", "p030", "p031"}
     for minute in range(script.minutes):
         now = clock()
         s_exposed, s_back = server.state()
         m_exposed, m_back = sim.state()
         assert (s_exposed, s_back) == (m_exposed, m_back), f"minute {minute}: exposed hosts differ"
+        if minute <= 15:  # state at minute m shows exposures up to tick m - 1; the delay ends at minute 15
+            assert not s_exposed & delayed, f"minute {minute}: the delayed tenant was exposed early"
 
         def running(h: str, exposed: set[str] = s_exposed, back: set[str] = s_back) -> str:
             return "7.1" if h in exposed and h not in back else OLD
@@ -287,5 +293,34 @@ def test_server_and_simulator_see_and_decide_the_same_at_every_tick(db: Database
         assert [n[0] for n in told] == [Event.ROLLOUT_HALTED]  # the gate's halt (and its rollback) told once
     else:
         assert seen_states & {"baking", "progressing"} and not seen_states & {"halted", "rolling_back"}, seen_states
-        assert exposed & {"p028", "p029", "p030", "p031"}, "the delayed tenant joined once its delay was over"
         assert told == []
+
+
+def test_a_drawn_fleet_resolves_budgets_over_its_template() -> None:
+    """In a fleet drawn from a template (the simulator's usual fleet), a redundancy group's members are the
+    simulated hosts drawn from the template hosts the group names, and its budget blocks exposure."""
+    hosts = _hosts()
+    scenario = scenario_from_mapping({
+        "name": "drawn", "start": "2026-03-02T06:00:00Z", "hosts": 500,
+        "release": {"product": PRODUCT, "version": "7.1", "kind": "agent", "platforms": ["windows"]},
+        "failures": [], "baseline": {"crash_per_host_hour": 1e-9, "heartbeat_loss_per_host_hour": 1e-9}})
+    plan = plan_from_mapping(yaml.safe_load(PLAN))
+    template = Template(hosts=tuple(hosts), weights=np.full(len(hosts), 1.0 / len(hosts)))
+    fleet = SimFleet(scenario, plan, template, hosts=500, seed=3, services=[SERVICE])
+    (budget,) = fleet.budgets
+    drawn = {str(fleet.template[int(fleet.tmpl[j])].id) for j in range(fleet.n)}
+    expected = [j for j in range(fleet.n) if str(fleet.template[int(fleet.tmpl[j])].id) in {"p001", "p002", "p004"}]
+    assert {"p001", "p002", "p004"} & drawn and budget.members == {f"sim-{j}" for j in expected}
+    # With the group's members unproven, the budget (allowance = members - 2) blocks the rest of them.
+    spec = RolloutSpec(id=RolloutId("r"), release=Release(id=ReleaseId("edr@7.1"), product=PRODUCT, version="7.1",
+                                                          kind=ReleaseKind.AGENT, platforms=("windows",)),
+                       plan=plan, salt="s", created_by="t", created_at=scenario.start)
+    view = RolloutView(spec=spec, status=command(spec, initial_status(spec), "start", actor="t",
+                                                 now=scenario.start).status, version=1)
+    fleet.heartbeat(np.arange(fleet.n, dtype=np.int64), 0.0)
+    exposed_members = np.array(expected[:len(expected) - 2], dtype=np.int64)
+    fleet.exposed_s[exposed_members] = 0.0
+    obs, candidates = fleet.observe(view, scenario.start)
+    assert candidates.budget is not None
+    assert not candidates.eligible[expected[len(expected) - 2:]].any()
+    assert sum(w.budget_blocked for w in obs.waves[-1:]) == 2
