@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,7 @@ def test_enrol_publish_poll_export_remediate_and_revoke_over_http(tmp_path: Path
         assert rinfo is not None and rinfo.custom == {"remediation": "fix-291", "run_once": True}
         assert Path(updater.download_target(rinfo)).read_text().endswith("echo fixed\n")
         # revocation: refused at once
-        report = {"host_id": host, "at": "2026-11-29T21:00:00Z"}
+        report = {"host_id": host, "at": datetime.now(UTC).isoformat()}  # the server takes heartbeats of now
         auth = {"Authorization": f"Bearer {creds[host]}"}
         assert httpx.post(f"{server.url}/v1/health", json=report, headers=auth).status_code == 202
         server.cli("hosts", "revoke-credential", host, "--reason", "laptop stolen")
