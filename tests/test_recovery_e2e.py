@@ -115,8 +115,9 @@ def test_campaign_end_to_end(db: Database, db_url: str, clock: FakeClock, tmp_pa
     fleet = Fleet(db, clock, _hosts(30), ArtifactStore(tmp_path / "artifacts"))
     rid = start(fleet, fleet.release("291"), ALWAYS_OPEN.replace("max_rate_per_minute: 2", "max_rate_per_minute: 1"))
     fleet.broken = lambda _h: True
-    assert fleet.run(rid, minutes=60, until=lambda s: s in ("halted", "rolling_back", "rolled_back")) != "progressing"
+    state = fleet.run(rid, minutes=60, until=lambda s: s in ("halted", "rolling_back", "rolled_back"))
     exposed = sorted(fleet.exposed(rid))
+    assert exposed and state != "completed"
     fleet.down = set(exposed)  # they boot-loop: silent from now on
     clock.advance(minutes=30)
     fleet.heartbeat(rid)
