@@ -24,6 +24,7 @@ from ringfence.domain.model import Inventory, RedundancyGroup, Service, ServiceI
 from ringfence.errors import AuthenticationError, ConflictError, InputError, PermissionDeniedError
 from ringfence.services import inventory, rollouts
 from ringfence.services.health import HealthReport, TooManyReports, issue_credential
+from ringfence.services.notify import Event, LogNotifier
 from tests.conftest import FakeClock
 from tests.rollout_harness import ALWAYS_OPEN, APPROVER, OPERATOR, Fleet, make_hosts, start
 
@@ -404,3 +405,23 @@ def test_silence_is_remembered_after_the_host_comes_back(db: Database, clock: Fa
     with db.transaction() as conn:
         silent = health_store.events_for(conn, [rid], clock() - timedelta(hours=1)).get("silent", set())
     assert victim in silent
+
+
+def test_operator_halt_rollback_and_kill_switch_are_told_to_the_notifier(db: Database, clock: FakeClock,
+                                                                         tmp_path: Path) -> None:
+    """Commands go through the same executor as the reconciler: a halt, a rollback and the kill switch are
+    each told once to the notifier passed in, with the rollout and the reason."""
+    fleet = _fleet(db, clock, tmp_path, n=30)
+    rid = start(fleet, fleet.release("301"))
+    fleet.run(rid, minutes=3)
+    told = LogNotifier()
+    rollouts.operate(db, rid, "halt", actor=OPERATOR, clock=clock, reason="smoke", notifier=told)
+    rollouts.operate(db, rid, "rollback", actor=OPERATOR, clock=clock, reason="smoke", notifier=told)
+    assert [(n.event, n.subject) for n in told.sent] == [(Event.ROLLOUT_HALTED, rid), (Event.ROLLOUT_ROLLED_BACK, rid)]
+    assert "halted by olga (smoke)" in told.sent[0].text
+    assert fleet.exposed(rid) and all(rollouts.desired_state(db, h)["falcon-content"]["rollback"]
+                                      for h in fleet.exposed(rid))
+    other = start(fleet, fleet.release("302"))
+    switch = LogNotifier()
+    assert rollouts.kill_switch(db, "falcon-content", actor=OPERATOR, clock=clock, reason="bad", notifier=switch) == [other]
+    assert [(n.event, n.subject) for n in switch.sent] == [(Event.ROLLOUT_HALTED, other), (Event.KILL_SWITCH, "falcon-content")]

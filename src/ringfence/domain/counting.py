@@ -6,6 +6,7 @@
   allows) with the reason the first blocked host is blocked, and observed
   (installed and still reporting);
 * :func:`pick_eligible` — which eligible hosts go first (wave, then bucket);
+* :func:`unproven` and :func:`budget_ledger` — what counts against a disruption budget now;
 * :func:`choose_exposures` — which of them a wave exposes now, within the disruption budgets;
 * :func:`count_streams` — the gate's counts per stratum × signal.
 
@@ -14,7 +15,7 @@ Times in the arrays are float seconds from any common origin (``nan`` = never).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ringfence.domain.budgets import BudgetLedger
+from ringfence.domain.budgets import BudgetLedger, GroupBudget
 from ringfence.domain.gate import Signal, StreamCounts
 from ringfence.domain.rollout import WaveObservation
 from ringfence.domain.windows import WindowStatus
@@ -33,10 +34,12 @@ __all__ = [
     "FloatArray",
     "IntArray",
     "WaveCounts",
+    "budget_ledger",
     "choose_exposures",
     "count_streams",
     "pick_eligible",
     "silent_now",
+    "unproven",
     "wave_observations",
 ]
 
@@ -180,6 +183,29 @@ def pick_eligible(eligible: BoolArray, wave: IntArray, bucket: IntArray, up_to_w
     order = np.lexsort((bucket[idx], wave[idx]))  # stable: ties keep the hosts' order
     picked: IntArray = idx[order].astype(np.int64)
     return picked
+
+
+def unproven(*, exposed_s: FloatArray, rolled_back: BoolArray, wave: IntArray, passed: Iterable[int],
+             min_bake_s: Sequence[float], now_s: float) -> BoolArray:
+    """Hosts running the release unproven: exposed, not rolled back, their wave not passed, and exposed less
+    than their wave's bake time ago (a host that ran it for the whole bake without the gate failing is
+    proven, so members of one group can follow each other within the last wave)."""
+    done = np.zeros(max(len(min_bake_s), 1), dtype=bool)
+    for k in passed:
+        done[k] = True
+    bake = np.asarray(min_bake_s, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        young = now_s - exposed_s < bake[wave] if len(bake) else np.zeros(len(wave), dtype=bool)
+    result: BoolArray = ~np.isnan(exposed_s) & ~rolled_back & ~done[wave] & young
+    return result
+
+
+def budget_ledger(budgets: Sequence[GroupBudget], *, exposed: Iterable[str], member_beat_s: Mapping[str, float],
+                  now_s: float, grace_s: float) -> BudgetLedger:
+    """The disruption-budget ledger at ``now``: ``exposed`` hosts are at risk, and so are members known to be
+    offline (a report older than ``grace``; a member never seen is not assumed down)."""
+    down = {m for m, beat in member_beat_s.items() if now_s - beat > grace_s}
+    return BudgetLedger(budgets, exposed, down=down)
 
 
 def choose_exposures(eligible: BoolArray, wave: IntArray, bucket: IntArray, up_to_wave: int, limit: int, *,

@@ -4,6 +4,7 @@
   and the plan's selector;
 * :func:`wave_selection` — per host, which waves' selectors it matches;
 * :func:`early_ring` — per host, whether its tenant policy puts it in the early ring;
+* :func:`group_members` — which hosts a redundancy group (of a disruption budget) has;
 * :func:`placements` — the :class:`~ringfence.domain.waves.Placement` of each host (stratum, salted bucket,
   tier, selections, early ring), what :func:`~ringfence.domain.waves.assign_waves` takes.
 
@@ -13,16 +14,16 @@ answers over its arrays (every simulated host is one template host's attributes)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from ringfence.domain.cohorts import bucket, stratum_of
-from ringfence.domain.model import Host
+from ringfence.domain.model import Host, RedundancyGroup
 from ringfence.domain.policies import TenantPolicies
 from ringfence.domain.rollout import Plan
 from ringfence.domain.selector import compile_predicate
 from ringfence.domain.waves import Placement
 
-__all__ = ["early_ring", "placements", "targeted", "targets", "wave_selection"]
+__all__ = ["early_ring", "group_members", "placements", "targeted", "targets", "wave_selection"]
 
 
 def targeted(plan: Plan, platforms: Iterable[str], hosts: Sequence[Host]) -> list[bool]:
@@ -54,3 +55,13 @@ def placements(plan: Plan, salt: str, hosts: Sequence[Host], policies: TenantPol
     early = early_ring(policies, hosts)
     return [Placement(host_id=h.id, stratum=stratum_of(h), bucket=bucket(salt, h.id), tier=h.tier, selected=s,
                       early=e) for h, s, e in zip(hosts, selected, early, strict=True)]
+
+
+def group_members(hosts: Sequence[Host]) -> Callable[[RedundancyGroup], list[str]]:
+    """Resolve a redundancy group to host ids: its explicit ``hosts``, or its selector over ``hosts``."""
+    def members_of(group: RedundancyGroup) -> list[str]:
+        if group.hosts:
+            return [str(h) for h in group.hosts]
+        pred = compile_predicate(group.selector)
+        return [h.id for h in hosts if pred(h)]
+    return members_of

@@ -181,13 +181,13 @@ def reconcile_step(view: RolloutView, fleet: FleetPort, repo: RolloutRepository,
 _STOPPED = (RolloutState.HALTED, RolloutState.ROLLING_BACK)
 
 
-def _event(state: RolloutState) -> Event:
+def _event(state: RolloutState, gate_failed: bool) -> Event:
+    if state is RolloutState.HALTED or (state is RolloutState.ROLLING_BACK and gate_failed):
+        return Event.ROLLOUT_HALTED  # a failed gate is a halt, whether or not the plan rolls back at once
     if state is RolloutState.ROLLING_BACK:
         return Event.ROLLOUT_ROLLED_BACK
     if state is RolloutState.WAITING_APPROVAL:
         return Event.APPROVAL_NEEDED
-    if state is RolloutState.HALTED:
-        return Event.ROLLOUT_HALTED
     return Event.ROLLOUT_HOLD
 
 
@@ -201,12 +201,13 @@ def notifications_for(view: RolloutView, decision: Decision, now: datetime) -> l
         f" ({wave_name})" if wave_name else "")
     details: dict[str, str | int | float] = {"rollout": subject, "release": str(spec.release.id),
                                              "state": status.state.value, "wave": status.wave}
-    out = [Notification(event=_event(status.state), subject=subject, title=title, text=i.message or decision.summary,
+    event = _event(status.state, any(r.code == "gate_failed" for r in decision.reasons))
+    out = [Notification(event=event, subject=subject, title=title, text=i.message or decision.summary,
                         at=now, details=details)
            for i in decision.intents if i.kind is IntentKind.NOTIFY]
     newly_stopped = status.state in _STOPPED and status.state is not view.status.state
     if newly_stopped and not out:
-        out.append(Notification(event=_event(status.state), subject=subject, title=title,
+        out.append(Notification(event=event, subject=subject, title=title,
                                 text=status.message or decision.summary, at=now, details=details))
     return out
 

@@ -4,11 +4,14 @@ Hosts are drawn from a *template*: hosts made by :func:`ringfence.sim.fleetgen.g
 the scenario's OS families) or by the scenario's own mix of sites, builds and hardware.  Each simulated host
 is one template host's attributes (stratum, time zone, country, tier, labels, tenant, disk encryption) plus
 its own draws: hash bucket, online propensity, frailty, poll delay, heartbeat lag.  Everything the engine
-sees goes through the real domain and the shared counting rules of :mod:`ringfence.services.fleet_port`:
+sees goes through the real domain and the shared counting rules of :mod:`ringfence.domain.counting`:
 strata (:func:`~ringfence.domain.cohorts.stratum_of`), wave placement
 (:func:`~ringfence.domain.waves.assign_waves_bulk`), change windows
 (:func:`~ringfence.domain.windows.window_status_many`), tenant policies
-(:mod:`ringfence.services.policies`), selectors, silence and gate counts.
+(:mod:`ringfence.domain.policies`), targeting (:mod:`ringfence.domain.targeting`), disruption budgets
+(:func:`~ringfence.domain.counting.budget_ledger`, the server's ledger over the services' redundancy groups),
+selectors, silence and gate counts.  ``tests/test_parity.py`` drives this fleet and the server's store with
+the same hosts and events and checks they see and decide the same at every tick.
 
 A simulated host's bucket is drawn uniformly from ``[0, BUCKETS)`` instead of hashing a name it does not
 have: the salted hash is uniform, which is all the cuts rely on.
@@ -32,7 +35,8 @@ Physics per step (times are seconds since the scenario start):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -40,14 +44,15 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
-from ringfence.domain.cohorts import BUCKETS, stratum_of
-from ringfence.domain.counting import count_streams, silent_now, wave_observations
+from ringfence.domain.budgets import BudgetLedger, GroupBudget, budgets_from_services
+from ringfence.domain.cohorts import BUCKETS, bucket, stratum_of
+from ringfence.domain.counting import budget_ledger, count_streams, silent_now, unproven, wave_observations
 from ringfence.domain.gate import Signal, StreamCounts
-from ringfence.domain.model import DiskEncryption, Host, HostId, InstalledAgent, OsFamily, TenantId
+from ringfence.domain.model import DiskEncryption, Host, HostId, InstalledAgent, OsFamily, Service, TenantId
 from ringfence.domain.policies import HOLD_DELAYED, HOLD_HELD, TenantPolicies, TenantPolicy, policy_hold
-from ringfence.domain.rollout import Observations, Plan
+from ringfence.domain.rollout import Observations, Plan, WaveState
 from ringfence.domain.selector import compile_predicate
-from ringfence.domain.targeting import early_ring, targeted, wave_selection
+from ringfence.domain.targeting import early_ring, group_members, targeted, wave_selection
 from ringfence.domain.waves import assign_waves_bulk
 from ringfence.domain.windows import WindowStatus, window_status_many
 from ringfence.errors import InputError
@@ -122,11 +127,26 @@ def build_template(scenario: Scenario, seed: int) -> Template:
     return Template(hosts=hosts, weights=np.full(len(hosts), 1.0 / len(hosts)))
 
 
+class _Names(Sequence[str]):
+    """Simulated hosts' names, made on demand: an exact fleet's own host ids, else ``sim-<index>``."""
+
+    def __init__(self, fleet: SimFleet) -> None:
+        self._fleet = fleet
+
+    def __len__(self) -> int:
+        return self._fleet.n
+
+    def __getitem__(self, j: int) -> str:  # type: ignore[override]  # positions only, no slices
+        fleet = self._fleet
+        return str(fleet.template[int(fleet.tmpl[j])].id) if fleet.exact else f"sim-{j}"
+
+
 class SimFleet:
     """The simulator's :class:`~ringfence.services.fleet_port.FleetView`: one rollout over numpy arrays."""
 
     def __init__(self, scenario: Scenario, plan: Plan, template: Template, *, hosts: int, seed: int,
-                 policies: list[dict[str, Any]] | None = None) -> None:
+                 policies: list[dict[str, Any]] | None = None, services: Sequence[Service] = (),
+                 exact_salt: str = "") -> None:
         self.scenario = scenario
         self.plan = plan
         self.start = scenario.start
@@ -139,9 +159,13 @@ class SimFleet:
         t_hosts = [h for h, t in zip(template.hosts, reached, strict=True) if t]
         weights = template.weights[reached] / template.weights[reached].sum()
         self.template = t_hosts
-        n = hosts
+        # exact_salt: one simulated host per targeted template host, in its order, bucketed by the real salted
+        # hash (the parity test's fleet); otherwise ``hosts`` hosts drawn from the template by weight.
+        self.exact = bool(exact_salt)
+        n = len(t_hosts) if self.exact else hosts
         self.n = n
-        self.tmpl = rng.choice(len(t_hosts), size=n, p=weights).astype(np.int32)
+        self.tmpl = (np.arange(n, dtype=np.int32) if self.exact
+                     else rng.choice(len(t_hosts), size=n, p=weights).astype(np.int32))
         # Per template host: stratum, window key, role, tier, selectors, policy, failure model, recovery work.
         strata_of = [stratum_of(h) for h in t_hosts]
         self.strata = sorted(set(strata_of))
@@ -177,11 +201,13 @@ class SimFleet:
             (rec.server_minutes if s else rec.workstation_minutes)
             + (rec.no_key_minutes if h.encryption is not DiskEncryption.NONE and not h.recovery_key_escrowed else 0.0)
             for h, s in zip(t_hosts, t_server, strict=True)], dtype=np.float64)
-        self.bucket = rng.integers(0, BUCKETS, size=n, dtype=np.int64)
+        self.bucket = (np.array([bucket(exact_salt, h.id) for h in t_hosts], dtype=np.int64) if self.exact
+                       else rng.integers(0, BUCKETS, size=n, dtype=np.int64))
         self.wave = assign_waves_bulk(plan, self.strata, self.stratum, self.bucket, t_tier0[self.tmpl],
                                       t_selected[self.tmpl], early_t[self.tmpl])
         # Hosts in wave order: "in reach of wave k" is then a prefix (fleet_port counts prefixes fast).
-        order = np.argsort(self.wave, kind="stable")
+        # (An exact fleet keeps its hosts' order, as the server's store does: counts then use masks.)
+        order = np.arange(n) if self.exact else np.argsort(self.wave, kind="stable")
         self.tmpl, self.stratum, self.key = self.tmpl[order], self.stratum[order], self.key[order]
         self.online_code, self.bucket, self.wave = self.online_code[order], self.bucket[order], self.wave[order]
         # Per host draws.
@@ -224,6 +250,17 @@ class SimFleet:
         self._window_cache: list[WindowStatus] = [WindowStatus(open=False, reason="")] * len(keys)
         self._window_until: list[datetime | None] = [None] * len(keys)
         self._shocks_done: set[int] = set()
+        # Disruption budgets: the services' redundancy groups resolved over the template hosts, then to the
+        # simulated hosts drawn from them (named as in :class:`_Names`).
+        self.names = _Names(self)
+        self.budgets: list[GroupBudget] = []
+        self.members = np.zeros(0, dtype=np.int64)
+        if services:
+            t_ids = np.array([h.id for h in t_hosts], dtype=object)
+            for b in budgets_from_services(services, group_members(t_hosts)):
+                sim_members = np.flatnonzero(np.isin(t_ids[self.tmpl], list(b.members)))
+                self.budgets.append(replace(b, members=frozenset(self.names[int(j)] for j in sim_members)))
+                self.members = np.union1d(self.members, sim_members)
 
     # --- physics ---------------------------------------------------------------------------------------
 
@@ -339,6 +376,7 @@ class SimFleet:
         self.started_s = ((status.started_at or now) - self.start).total_seconds()
         grace = spec.plan.silence_grace.total_seconds()
         self.windows = self._window_statuses(spec.plan, now)
+        ledger = self._ledger(view, t)
         held = delayed = np.zeros(self.n, dtype=bool)
         if self.policy is not None:
             started = status.started_at or now
@@ -350,7 +388,8 @@ class SimFleet:
         counts = wave_observations(
             waves=len(spec.plan.waves), wave=self.wave, exposed_s=self.exposed_s, rolled_back=self.rolled_back,
             held=held, delayed=delayed, key=self.key, windows=self.windows, beat_s=self.beat_s, runs_release=runs,
-            now_s=t, grace_s=grace, name_of=lambda j: f"sim-{j}")
+            now_s=t, grace_s=grace, name_of=self._hostname, budget_ok=None if ledger is None else (
+                lambda idx: np.array([ledger.can_expose(self.names[int(j)])[0] for j in idx], dtype=bool)))
         control = np.isnan(self.exposed_s)  # every simulated host reported before the rollout started
         treated = ~control & ~self.rolled_back
         streams: list[StreamCounts] = count_streams(
@@ -360,7 +399,34 @@ class SimFleet:
             started_s=self.started_s, now_s=t, min_treated=spec.plan.gate.min_treated_hosts)
         observations = Observations(waves=counts.waves, streams=tuple(streams), health_as_of=now,
                                     rolled_back_pending=counts.rolled_back_pending)
-        return observations, Candidates(at=now, eligible=counts.eligible, wave=self.wave, bucket=self.bucket)
+        return observations, Candidates(at=now, eligible=counts.eligible, wave=self.wave, bucket=self.bucket,
+                                        hosts=self.names, budget=ledger)
+
+    def _hostname(self, j: int) -> str:
+        return self.template[int(self.tmpl[j])].hostname if self.exact else f"sim-{j}"
+
+    def _ledger(self, view: RolloutView, t: float) -> BudgetLedger | None:
+        """The disruption-budget ledger now, by the shared rules (None: the plan or the fleet has no budgets)."""
+        plan, status = view.spec.plan, view.status
+        if not plan.disruption_budgets or not self.budgets:
+            return None
+        m = self.members
+        mine = unproven(exposed_s=self.exposed_s[m], rolled_back=self.rolled_back[m], wave=self.wave[m],
+                        passed=[k for k, w in enumerate(status.waves) if w.state is WaveState.PASSED],
+                        min_bake_s=[w.min_bake.total_seconds() for w in plan.waves], now_s=t)
+        beats = {self.names[int(j)]: float(self.beat_s[j]) for j in m if not np.isnan(self.beat_s[j])}
+        return budget_ledger(self.budgets, exposed=[self.names[int(j)] for j in m[mine]], member_beat_s=beats,
+                             now_s=t, grace_s=plan.silence_grace.total_seconds())
+
+    # --- scripted events (the parity test drives the fleet with these instead of the physics) -------------
+
+    def heartbeat(self, idx: I64, t: float) -> None:
+        """These hosts report at ``t``."""
+        self.beat_s[idx] = np.fmax(self.beat_s[idx], t)
+
+    def crash(self, idx: I64, t: float) -> None:
+        """These hosts report a crash at ``t`` (under the rollout if updated, else not tied to it)."""
+        self._crash_event(idx, np.full(len(idx), t))
 
     def _window_statuses(self, plan: Plan, now: datetime) -> list[WindowStatus]:
         """Each key's window status, re-evaluated when it changes (or its reason's clock is 30 min old)."""

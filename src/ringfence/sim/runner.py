@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ringfence.domain.engine import command, initial_status
+from ringfence.domain.model import Service
 from ringfence.domain.rollout import (
     TERMINAL,
     Decision,
@@ -103,9 +104,11 @@ def _spec(scenario: Scenario, plan_name: str, plan: Any, seed: int) -> RolloutSp
 
 def simulate(scenario: Scenario, plan_name: str, plan: Any, *, hosts: int | None = None, seed: int = 0,
              template: Template | None = None, progress: Callable[[float], None] | None = None,
-             notifier: Notifier | None = None) -> SimResult:
+             notifier: Notifier | None = None, services: Sequence[Service] = ()) -> SimResult:
     """Run one rollout of the scenario's release under ``plan`` through the real engine; see the module doc.
 
+    ``services`` are the business services whose redundancy groups the plan's disruption budgets protect
+    (resolved over the template hosts, as the server resolves them over its inventory).
     ``notifier`` hears what people would (halts, rollbacks, approvals); by default a
     :class:`~ringfence.services.notify.LogNotifier` on the ``ringfence.sim.notify`` logger.
     """
@@ -114,7 +117,7 @@ def simulate(scenario: Scenario, plan_name: str, plan: Any, *, hosts: int | None
     began = time.perf_counter()
     n = hosts or scenario.hosts
     template = template or build_template(scenario, seed)
-    fleet = SimFleet(scenario, plan, template, hosts=n, seed=seed)
+    fleet = SimFleet(scenario, plan, template, hosts=n, seed=seed, services=services)
     spec = _spec(scenario, plan_name, plan, seed)
     start = scenario.start
     started = command(spec, initial_status(spec), "start", actor=_ACTOR, now=start)

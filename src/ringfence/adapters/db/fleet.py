@@ -13,7 +13,7 @@ log and the audit entry; :class:`InventoryCache` keeps the inventory between rec
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,9 +28,16 @@ from ringfence.adapters.db.stores import rollouts as store
 from ringfence.adapters.db.stores.base import utc
 from ringfence.adapters.db.tables import HostRow
 from ringfence.domain.budgets import BudgetLedger, budgets_from_services
-from ringfence.domain.counting import FloatArray, count_streams, silent_now, wave_observations
+from ringfence.domain.counting import (
+    FloatArray,
+    budget_ledger,
+    count_streams,
+    silent_now,
+    unproven,
+    wave_observations,
+)
 from ringfence.domain.gate import Signal, StreamCounts
-from ringfence.domain.model import Host, HostId, RedundancyGroup
+from ringfence.domain.model import Host, HostId
 from ringfence.domain.plans import plan_from_mapping
 from ringfence.domain.policies import HOLD_DELAYED, HOLD_HELD, TenantPolicies, policy_hold
 from ringfence.domain.rollout import (
@@ -43,7 +50,7 @@ from ringfence.domain.rollout import (
     RolloutState,
     WaveState,
 )
-from ringfence.domain.selector import compile_predicate
+from ringfence.domain.targeting import group_members
 from ringfence.domain.windows import window_status_many
 from ringfence.errors import NotFoundError
 from ringfence.services.codec import gate_to_doc, reason_to_doc, status_from_doc, status_to_doc
@@ -136,15 +143,6 @@ def _seconds(at: datetime | None, origin: datetime) -> float:
     return math.nan if at is None else (at - origin).total_seconds()
 
 
-def _members(hosts_by_id: dict[HostId, Host]) -> Callable[[RedundancyGroup], Iterable[str]]:
-    def members_of(group: RedundancyGroup) -> Iterable[str]:
-        if group.hosts:
-            return list(group.hosts)
-        pred = compile_predicate(group.selector)
-        return [h.id for h in hosts_by_id.values() if pred(h)]
-    return members_of
-
-
 class DatabaseFleet:
     """The server's :class:`~ringfence.services.fleet_port.FleetPort`, inside the caller's transaction."""
 
@@ -199,23 +197,22 @@ class DatabaseFleet:
         spec, status, plan = view.spec, view.status, view.spec.plan
         if not plan.disruption_budgets:
             return None
-        passed = {k for k, w in enumerate(status.waves) if w.state is WaveState.PASSED}
-        # Unproven exposure: this rollout's exposed hosts in waves not yet passed, plus every exposed host of
-        # the product's other unfinished rollouts (conservative: their gates have not vouched for them here).
-        # A host that has run the release for its wave's whole bake time without the gate failing counts as
-        # proven too, so members of one group can follow each other within the last wave.
-        exposed_ids = {i.host.id for i in snap.items if i.exposed_at is not None and i.rolled_back_at is None
-                       and i.wave not in passed and now - i.exposed_at < plan.waves[i.wave].min_bake}
-        budgets = budgets_from_services(inventory_store.list_services(conn), _members(snap.hosts_by_id))
+        mine = unproven(exposed_s=snap.exposed_s, rolled_back=snap.rolled_back,
+                        wave=np.array([i.wave for i in snap.items], dtype=np.int64),
+                        passed=[k for k, w in enumerate(status.waves) if w.state is WaveState.PASSED],
+                        min_bake_s=[w.min_bake.total_seconds() for w in plan.waves], now_s=0.0)
+        exposed_ids = {snap.ids[j] for j in np.flatnonzero(mine)}
+        # Every exposed host of the product's other unfinished rollouts counts too (conservative: their gates
+        # have not vouched for them here).
         for other in store.list_rollout_rows(conn, states=[st.value for st in RolloutState if st not in TERMINAL]):
             if other.id != spec.id:
                 exposed_ids |= {r.host_id for r in store.rollout_host_rows(conn, other.id)
                                 if r.exposed_at is not None and r.rolled_back_at is None}
-        # Members known to be offline already count against min_healthy (never-seen hosts are not assumed down).
+        budgets = budgets_from_services(inventory_store.list_services(conn), group_members(list(snap.hosts_by_id.values())))
         members = {m for b in budgets for m in b.members}
-        member_beats = health_store.heartbeats(conn, members)
-        down = {m for m, beat in member_beats.items() if now - beat > plan.silence_grace}
-        return BudgetLedger(budgets, exposed_ids, down=down)
+        beats = {m: _seconds(at, now) for m, at in health_store.heartbeats(conn, members).items()}
+        return budget_ledger(budgets, exposed=exposed_ids, member_beat_s=beats, now_s=0.0,
+                             grace_s=plan.silence_grace.total_seconds())
 
     def observe(self, view: RolloutView, now: datetime) -> tuple[Observations, Candidates]:
         """Count the engine's observations from the store, and the hosts eligible now (writes nothing)."""

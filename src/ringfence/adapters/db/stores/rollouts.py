@@ -198,8 +198,9 @@ def save_status(conn: Connection, rollout_id: str, expected_version: int, state:
 
 
 def rollout_host_rows(conn: Connection, rollout_id: str) -> list[Any]:
-    """Every targeted host of a rollout with its wave, bucket, stratum and exposure."""
-    return list(conn.execute(select(RolloutHostRow).where(RolloutHostRow.rollout_id == rollout_id)))
+    """Every targeted host of a rollout with its wave, bucket, stratum and exposure, by host id."""
+    return list(conn.execute(select(RolloutHostRow).where(RolloutHostRow.rollout_id == rollout_id)
+                             .order_by(RolloutHostRow.host_id)))
 
 
 def expose_hosts(conn: Connection, rollout_id: str, from_versions: Mapping[str, str], wave: int,
