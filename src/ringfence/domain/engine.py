@@ -9,14 +9,19 @@ resumes from the last committed status and never double-promotes.
 
 Transition rules of :func:`reconcile`, applied in this order:
 
-1. ``pending``, ``paused``, ``halted``, ``rolled_back``, ``completed`` and
-   ``aborted`` expose nothing: only a command moves them (a halted rollout
+1. ``pending``, ``paused``, ``hold``, ``halted``, ``rolled_back``, ``completed``
+   and ``aborted`` expose nothing: only a command moves them (a halted rollout
    stays halted until someone resumes or rolls it back) — except that a
-   ``paused`` rollout whose gate fails is halted (and rolled back) like an
-   active one: pausing stops exposure, not vigilance.
+   ``paused`` or ``hold`` rollout whose gate fails is halted (and rolled back)
+   like an active one: pausing stops exposure, not vigilance.
 2. ``rolling_back`` emits a ROLLBACK intent every tick until no exposed host
    is still off its last known good version, then becomes ``rolled_back``.
-3. The health gate runs on every tick over all unproven exposure.  FAILED
+3. The health gate runs on every tick: gate v2 (:mod:`ringfence.domain.logrank`)
+   when the port counts risk sets (``Observations.risk_as_of``), its evidence
+   folded into ``RolloutStatus.gate_ledger``; else the first gate over the
+   streams.  With ``gate.mode: shadow`` nothing below is enforced: a FAILED
+   gate is logged as "would have halted", promotion ignores the gate and no
+   HOLD happens.  FAILED
    halts at once (from any active state, even with late data: stopping is
    always safe): the wave becomes ``halted``, the rollout ``halted`` — or
    ``rolling_back`` with a ROLLBACK intent when the plan has
@@ -30,19 +35,25 @@ Transition rules of :func:`reconcile`, applied in this order:
    most ``max_rate_per_minute`` × minutes since the rate anchor (the first
    host may go at once), never more than are eligible.  The anchor restarts
    whenever exposure was stopped (window, approval, late data, or more than
-   ``MAX_TICK_GAP`` between ticks), so a stop never turns into a burst.
+   ``MAX_TICK_GAP`` between ticks), so a stop never turns into a burst.  With
+   ``max_in_flight`` (and the port counting ``in_flight``) at most
+   ``max_in_flight + 1 - in_flight`` hosts go in one tick.
 6. Once every host in reach is exposed the wave ``baking``: it is promoted
    only when it has baked ``min_bake``, at least ``min_observed_hosts``
    updated hosts (or all of a smaller wave) are observed, and the gate says
    SUCCESSFUL (a wave with fewer hosts in reach than the gate's
-   ``min_treated_hosts`` needs all of them, and the gate's bounds still apply).
-   INCONCLUSIVE and ERROR never promote.  After the last wave
-   the rollout is ``completed``.
+   ``min_treated_hosts`` needs all of them, and the gate's bounds still apply),
+   and every stratum the port lists has ``min_per_stratum`` updated hosts
+   reporting past the bake.  INCONCLUSIVE and ERROR never promote.  Past the
+   wave's ``max_bake`` (or an ``extend``) a wave that cannot promote goes to
+   ``hold`` with a NOTIFY and the reason in words, and waits for a person.
+   After the last wave the rollout is ``completed``.
 
 Commands (:func:`command`) are pure too: ``start`` (pending → progressing),
 ``pause`` (any active state → paused, remembering it), ``resume`` (paused →
 what it was; halted → progressing), ``approve`` (four-eyes: not by whoever
-started the rollout), ``halt``, ``rollback`` and ``abort``.  Commands that do
+started the rollout; on hold it promotes the wave), ``extend`` (hold →
+baking for another ``max_bake``), ``halt``, ``rollback`` and ``abort``.  Commands that do
 not apply to the current state raise :class:`~ringfence.errors.ConflictError`.
 """
 

@@ -383,11 +383,12 @@ def decide(ledger: Ledger, config: GateConfig, problems: Sequence[str] = (), *, 
     by_signal: dict[str, list[LedgerRow]] = {}
     for r in ledger:
         by_signal.setdefault(r.signal, []).append(r)
+    log_es = {(r.signal, r.stratum): stratum_e_value(r, config) for r in ledger}  # each stratum's once
     # Rule 2 first: evidence for a halt stands on its own counts, even next to an invalid tick.
     halts: list[tuple[float, str]] = []
     for signal, rows in by_signal.items():
         pooled = signal_e_value(rows, config)
-        top = max(rows, key=lambda r: stratum_e_value(r, config))
+        top = max(rows, key=lambda r: log_es[(r.signal, r.stratum)])
         if pooled >= math.log(halt_threshold):
             x1 = sum(r.treated_events for r in rows)
             x0 = sum(r.control_events for r in rows)
@@ -400,10 +401,10 @@ def decide(ledger: Ledger, config: GateConfig, problems: Sequence[str] = (), *, 
                           f"a harmless release gives {exp:.2g} ({x0:,} on comparable hosts); most in {top.stratum}: "
                           f"{_words(top)}; pooled e-value {_num(_exp(pooled))} ≥ {_num(halt_threshold)}"))
         for r in rows:
-            log_es = stratum_e_value(r, config)
-            if log_es >= math.log(local_threshold):
-                halts.append((log_es - math.log(local_threshold),
-                              f"{where}{_words(r)}; e-value {_num(_exp(log_es))} ≥ {_num(local_threshold)}"))
+            log_e = log_es[(r.signal, r.stratum)]
+            if log_e >= math.log(local_threshold):
+                halts.append((log_e - math.log(local_threshold),
+                              f"{where}{_words(r)}; e-value {_num(_exp(log_e))} ≥ {_num(local_threshold)}"))
     if halts:
         halts.sort(reverse=True)
         more = f" (and {len(halts) - 1:,} more tests over threshold)" if len(halts) > 1 else ""
@@ -423,7 +424,7 @@ def decide(ledger: Ledger, config: GateConfig, problems: Sequence[str] = (), *, 
         more = f" (and {len(lost) - 1:,} more)" if len(lost) > 1 else ""
         return GateResult(Verdict.INCONCLUSIVE, f"inconclusive: no {lost[0][0]} data for stratum {lost[0][1]}{more}",
                           (), None)
-    suspects = [(stratum_e_value(r, config), r) for r in ledger]
+    suspects = [(log_es[(r.signal, r.stratum)], r) for r in ledger]
     worst_log, worst = max(suspects, key=lambda p: p[0])
     if worst_log >= math.log(config.suspect_e_value):
         return GateResult(Verdict.INCONCLUSIVE,
