@@ -128,6 +128,7 @@ target_dir = "installed"
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait(timeout=10)  # reaped: an unreaped child fails the run with a ResourceWarning
 
     def state(self, host: str) -> dict[str, Any]:
         path = self.configs[host].parent / "state" / "state.json"
