@@ -53,13 +53,13 @@ def create(name: Annotated[str, typer.Option(help="A name people recognise, e.g.
            reason: ReasonOpt = "", as_json: JsonOpt = False,
            config: ConfigOpt = None, server: ServerOpt = None, token: TokenOpt = None) -> None:
     """Create a campaign from a rollout, a selector or a host list (exactly one)."""
-    import yaml  # noqa: PLC0415 - only this verb reads a model file
+    from ringfence.adapters.yamlfile import load_yaml  # noqa: PLC0415 - only this verb reads a model file
 
     body: dict[str, Any] = {"name": name, "runbooks": _read(runbooks, "runbooks"), "from_rollout": from_rollout,
                             "where": where, "reason": reason,
                             "hosts": _read(hosts, "hosts").split() if hosts else []}
     if model is not None:
-        parsed = yaml.safe_load(_read(model, "model"))
+        parsed = load_yaml(_read(model, "model"), what="model", expected="minutes, technicians and shifts")
         if not isinstance(parsed, dict):
             raise InputError.single("model", "is not a mapping", expected="minutes, technicians and shifts")
         body["model"] = parsed

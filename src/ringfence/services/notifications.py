@@ -6,15 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import yaml
-
 from ringfence.adapters.db.engine import Database
 from ringfence.adapters.db.stores import audit as audit_store
 from ringfence.adapters.db.stores import notify as store
 from ringfence.adapters.db.stores.base import utc
 from ringfence.adapters.notify.rules import Rules, parse_rules, rules_from_doc, rules_to_doc
+from ringfence.adapters.yamlfile import load_yaml
 from ringfence.domain.access import Role
-from ringfence.errors import InputError
 from ringfence.services.context import Actor, Clock
 
 __all__ = ["Delivery", "apply_rules", "deliveries", "list_rules"]
@@ -51,10 +49,7 @@ class Delivery:
 def apply_rules(db: Database, text: str, *, actor: Actor, clock: Clock, reason: str = "") -> tuple[Rules, int]:
     """Validate and store one tenant's ``notify:`` rules YAML (all or nothing); return them and their version."""
     actor.require(Role.ADMIN, "setting notification rules")
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise InputError.single("body", f"is not YAML: {e}", expected="a notify rules file (examples/notify.yaml)") from e
+    document = load_yaml(text, what="body", expected="a notify rules file (examples/notify.yaml)")
     rules = parse_rules(document)
     now = clock()
     with db.transaction() as conn:

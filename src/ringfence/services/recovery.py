@@ -28,7 +28,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-import yaml
 from cryptography.fernet import Fernet, InvalidToken
 
 from ringfence.adapters.db.engine import Database
@@ -38,6 +37,7 @@ from ringfence.adapters.db.stores import health as health_store
 from ringfence.adapters.db.stores import inventory as inventory_store
 from ringfence.adapters.db.stores import recovery as store
 from ringfence.adapters.db.stores import rollouts as rollout_store
+from ringfence.adapters.yamlfile import load_yaml
 from ringfence.domain.access import Role
 from ringfence.domain.assessment import Fleet, plan_recovery
 from ringfence.domain.assessment_model import RecoveryPlan
@@ -69,7 +69,7 @@ __all__ = [
     "work_order",
 ]
 
-#: Largest runbook file accepted (the YAML is parsed with yaml.safe_load).
+#: Largest runbook file accepted (parsed with the project's bounded YAML loader).
 MAX_RUNBOOK_BYTES = 256 * 1024
 #: At most this many key reveals per technician per window.
 REVEAL_LIMIT = 10
@@ -88,11 +88,7 @@ def load_runbooks(source: str | bytes, *, where: str = "runbooks") -> tuple[dict
     if len(data) > MAX_RUNBOOK_BYTES:
         raise InputError.single("runbooks", f"is {len(data):,} bytes", expected=f"at most {MAX_RUNBOOK_BYTES:,} bytes",
                                 location=where)
-    try:
-        doc = yaml.safe_load(data)
-    except yaml.YAMLError as e:
-        raise InputError.single("runbooks", f"is not valid YAML: {e}", expected="see examples/recovery/default.yaml",
-                                location=where) from e
+    doc = load_yaml(data, what="runbooks", location=where, expected="see examples/recovery/default.yaml")
     return doc, runbooks_from_mapping(doc, where=where)
 
 

@@ -16,8 +16,9 @@ from ringfence.domain.access import Role
 from ringfence.services import tokens
 from ringfence.services.context import Actor, Clock
 from ringfence.services.health import HealthIngest
+from ringfence.services.notify import Notifier
 
-__all__ = ["AppState", "get_state", "reason_of", "require"]
+__all__ = ["AppState", "get_state", "notifier_of", "reason_of", "require"]
 
 _bearer = HTTPBearer(auto_error=False, description="An operator token from `ringfence token create`.")
 
@@ -32,6 +33,13 @@ class AppState:
     ingest: HealthIngest
     artifacts: ArtifactStore
     context: AppContext  # the same db, clock and artifacts, and the caches use cases share (ringfence.appcontext)
+
+
+def notifier_of(request: Request) -> Notifier | None:
+    """The app's notifier (adapters/notify), so a halt, rollback or kill switch done through the API is told
+    like the reconciler's own decisions; None (the services' log notifier) when the app has none."""
+    notifier: Notifier | None = getattr(request.app.state, "notifier", None)
+    return notifier
 
 
 def get_state(request: Request) -> AppState:

@@ -9,7 +9,7 @@ from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from ringfence.adapters.api.deps import AppState, get_state, reason_of, require
+from ringfence.adapters.api.deps import AppState, get_state, notifier_of, reason_of, require
 from ringfence.adapters.api.problems import MAX_REASON, Body, check_form_fields
 from ringfence.adapters.db.stores import rollouts as store
 from ringfence.domain.access import Role
@@ -226,7 +226,8 @@ def create_rollout(body: RolloutCreate, request: Request, state: AppState = Depe
                    actor: Actor = Depends(require(Role.OPERATOR))) -> dict[str, Any]:
     """Target hosts, place them in waves (stratified, tier-0 last) and start."""
     view = rollouts.create_rollout(state.db, release_id=body.release, plan_name=body.plan, actor=actor,
-                                   clock=state.clock, reason=reason_of(request, body.reason), start=body.start)
+                                   clock=state.clock, reason=reason_of(request, body.reason), start=body.start,
+                                   notifier=notifier_of(request))
     return rollout_json(state, view.spec.id)
 
 
@@ -265,7 +266,7 @@ def operate(rollout_id: str, op: str, request: Request, body: Reason | None = No
     if op not in ("start", "pause", "resume", "approve", "extend", "halt", "rollback", "abort"):
         raise NotFoundError(f"no operation {op!r}: use start, pause, resume, approve, extend, halt, rollback or abort")
     rollouts.operate(state.db, rollout_id, op, actor=actor, clock=state.clock,
-                     reason=reason_of(request, body.reason if body else ""))
+                     reason=reason_of(request, body.reason if body else ""), notifier=notifier_of(request))
     return rollout_json(state, rollout_id)
 
 
@@ -274,7 +275,7 @@ def killswitch(product: str, request: Request, body: Reason | None = None, relea
                state: AppState = Depends(get_state), actor: Actor = Depends(require(Role.OPERATOR))) -> dict[str, Any]:
     """Engage (or with ``release=true`` disengage) a product's kill switch."""
     halted = rollouts.kill_switch(state.db, product, engage=not release, actor=actor, clock=state.clock,
-                                  reason=reason_of(request, body.reason if body else ""))
+                                  reason=reason_of(request, body.reason if body else ""), notifier=notifier_of(request))
     return {"product": product, "engaged": not release, "halted_rollouts": halted}
 
 
