@@ -183,3 +183,22 @@ def test_rules_and_log_over_the_api(api: Api, receiver: Receiver) -> None:  # no
     assert {t["name"]: t for t in shown[0]["targets"]}["oncall"]["secret"] == "$RF_TEST_SECRET"
     assert api.call("GET", "/v1/notify/deliveries", role="viewer").json() == {"deliveries": []}
     _problem(api.call("GET", "/v1/notify/deliveries?state=lost", role="viewer"), 422)
+
+
+def test_api_kill_switch_is_told_through_the_apps_notifier(api: Api) -> None:  # noqa: F811
+    """The kill switch pressed through the API reaches the app's notifier, as the reconciler's halts do
+    (before, API operations fell back to a log notifier of their own and no rule ever saw them)."""
+    from ringfence.services import rollouts
+    from ringfence.services.notify import LogNotifier
+    from tests.rollout_harness import OPERATOR
+
+    app = api.client.app
+    state = app.state.ringfence
+    rollouts.create_release(state.db, state.artifacts, product="falcon-content", version="291", kind="content",
+                            platforms=["windows"], files=[("c-291.bin", b"291")], actor=OPERATOR, clock=state.clock)
+    told = LogNotifier()
+    app.state.notifier = told
+    r = api.call("POST", "/v1/killswitch/falcon-content", role="operator", json={"reason": "drill"})
+    assert r.status_code == 200, r.text
+    assert [(n.event, n.subject) for n in told.sent] == [(Event.KILL_SWITCH, "falcon-content")]
+    assert "drill" in told.sent[0].text
