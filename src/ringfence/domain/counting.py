@@ -348,12 +348,14 @@ def risk_observations(*, strata: Sequence[str], stratum: IntArray, in_scope: Boo
     treated_hosts = np.bincount(stratum[exposed_now & in_scope], minlength=k) if n else np.zeros(k, np.int64)
     ticks: list[RiskTick] = []
 
+    hosts_of = treated_hosts.tolist()
+
     def emit(signal: Signal, arm: ArmCounts) -> None:
-        for j in range(k):
-            if arm.treated_at_risk[j] or arm.treated_events[j] or (arm.control_events[j] and treated_hosts[j]):
-                ticks.append(RiskTick(signal, strata[j], int(arm.treated_events[j]), int(arm.control_events[j]),
-                                      float(arm.treated_at_risk[j]), float(arm.control_at_risk[j]),
-                                      float(arm.treated_hours[j]), int(treated_hosts[j])))
+        live = (arm.treated_at_risk > 0) | (arm.treated_events > 0) | ((arm.control_events > 0) & (treated_hosts > 0))
+        x1, x0 = arm.treated_events.tolist(), arm.control_events.tolist()
+        t, c, h = arm.treated_at_risk.tolist(), arm.control_at_risk.tolist(), arm.treated_hours.tolist()
+        for j in np.flatnonzero(live).tolist():
+            ticks.append(RiskTick(signal, strata[j], x1[j], x0[j], float(t[j]), float(c[j]), h[j], hosts_of[j]))
 
     emit(Signal.SILENT, counts.silent)
     emit(Signal.NOT_BACK, counts.not_back)
@@ -374,17 +376,18 @@ def risk_observations(*, strata: Sequence[str], stratum: IntArray, in_scope: Boo
     for signal in (Signal.INSTALL_FAILED, Signal.AUTO_REVERTED):
         if str(signal) not in wanted:
             continue
-        for j in range(k):
-            if sil.treated_at_risk[j]:
-                ticks.append(RiskTick(signal, strata[j], 0, 0, float(sil.treated_at_risk[j]), 0.0,
-                                      float(sil.treated_hours[j]), int(treated_hosts[j]), RiskRef.BASELINE))
+        t_risk, t_hours = sil.treated_at_risk.tolist(), sil.treated_hours.tolist()
+        for j in np.flatnonzero(sil.treated_at_risk > 0).tolist():
+            ticks.append(RiskTick(signal, strata[j], 0, 0, float(t_risk[j]), 0.0, t_hours[j], hosts_of[j],
+                                  RiskRef.BASELINE))
     # Strata of the current wave (rule 5).
     mine = in_scope & (wave == current_wave)
     reach = per(mine & ~(held & ~exposed_now))
     with np.errstate(invalid="ignore"):
         baked = mine & exposed_now & (beat_s >= exposed_s + min_bake_s)
     seen = per(baked)
-    strata_obs = tuple(StratumObservation(strata[j], int(reach[j]), int(seen[j])) for j in range(k) if reach[j])
+    reach_of, seen_of = reach.tolist(), seen.tolist()
+    strata_obs = tuple(StratumObservation(strata[j], reach_of[j], seen_of[j]) for j in np.flatnonzero(reach).tolist())
     # In flight (rule 6).
     with np.errstate(invalid="ignore"):
         healthy = beat_s >= exposed_s + grace_s
