@@ -8,7 +8,8 @@
 * :func:`pick_eligible` — which eligible hosts go first (wave, then bucket);
 * :func:`unproven` and :func:`budget_ledger` — what counts against a disruption budget now;
 * :func:`choose_exposures` — which of them a wave exposes now, within the disruption budgets;
-* :func:`count_streams` — the gate's counts per stratum × signal.
+* :func:`count_streams` — the first gate's counts per stratum × signal;
+* :func:`risk_observations` — gate v2's risk-set ticks, per-stratum counts and hosts in flight.
 
 Times in the arrays are float seconds from any common origin (``nan`` = never).
 """
@@ -24,8 +25,11 @@ import numpy as np
 import numpy.typing as npt
 
 from ringfence.domain.budgets import BudgetLedger, GroupBudget
-from ringfence.domain.gate import Signal, StreamCounts
-from ringfence.domain.rollout import WaveObservation
+from ringfence.domain.gate import Signal as V1Signal
+from ringfence.domain.gate import StreamCounts
+from ringfence.domain.logrank import RiskRef, RiskTick, Signal
+from ringfence.domain.risksets import ArmCounts, count_tick
+from ringfence.domain.rollout import StratumObservation, WaveObservation
 from ringfence.domain.windows import WindowStatus
 
 __all__ = [
@@ -33,11 +37,13 @@ __all__ = [
     "BoolArray",
     "FloatArray",
     "IntArray",
+    "RiskCounts",
     "WaveCounts",
     "budget_ledger",
     "choose_exposures",
     "count_streams",
     "pick_eligible",
+    "risk_observations",
     "silent_now",
     "unproven",
     "wave_observations",
@@ -232,8 +238,8 @@ def choose_exposures(eligible: BoolArray, wave: IntArray, bucket: IntArray, up_t
 
 
 def count_streams(*, strata: Sequence[str], stratum: IntArray, treated: BoolArray, control: BoolArray,
-                  exposed_s: FloatArray, treated_first_s: Mapping[Signal, FloatArray],
-                  control_first_s: Mapping[Signal, FloatArray], started_s: float, now_s: float,
+                  exposed_s: FloatArray, treated_first_s: Mapping[V1Signal, FloatArray],
+                  control_first_s: Mapping[V1Signal, FloatArray], started_s: float, now_s: float,
                   min_treated: int) -> list[StreamCounts]:
     """The gate's counts per stratum × signal, plus the pooled stratum ``*`` when there are several.
 
@@ -257,8 +263,8 @@ def count_streams(*, strata: Sequence[str], stratum: IntArray, treated: BoolArra
     at_risk = max(0.0, now_s - started_s)
     none_c = c_hosts * at_risk / 3600.0
     zeros = np.zeros(n_strata, dtype=np.int64)
-    per: dict[Signal, tuple[Any, Any, Any, Any]] = {}
-    for signal in Signal:
+    per: dict[V1Signal, tuple[Any, Any, Any, Any]] = {}
+    for signal in V1Signal:
         t_first, c_first = treated_first_s.get(signal), control_first_s.get(signal)
         t_failed, t_hours, c_failed, c_hours = zeros, none_t, zeros, none_c
         if t_first is not None:
@@ -288,9 +294,9 @@ def count_streams(*, strata: Sequence[str], stratum: IntArray, treated: BoolArra
         if n_t == 0 or (name != POOLED and several and n_t < min_treated):
             continue
         n_c = int(total(c_hosts))
-        for signal in Signal:
+        for signal in V1Signal:
             t_failed, t_hours, c_failed, c_hours = per[signal]
-            comparable = signal in (Signal.SILENT, Signal.CRASHED)
+            comparable = signal in (V1Signal.SILENT, V1Signal.CRASHED)
             streams.append(StreamCounts(signal=signal, stratum=name, treated_hosts=n_t,
                                         treated_failed=int(total(t_failed)),
                                         treated_host_hours=float(total(t_hours)),
@@ -298,3 +304,95 @@ def count_streams(*, strata: Sequence[str], stratum: IntArray, treated: BoolArra
                                         control_failed=int(total(c_failed)) if comparable else 0,
                                         control_host_hours=float(total(c_hours)) if comparable else 0.0))
     return streams
+
+
+@dataclass(frozen=True, slots=True)
+class RiskCounts:
+    """What a port gives gate v2 at one tick (:func:`risk_observations`)."""
+
+    ticks: tuple[RiskTick, ...]
+    strata: tuple[StratumObservation, ...]
+    in_flight: int
+
+
+def risk_observations(*, strata: Sequence[str], stratum: IntArray, in_scope: BoolArray, wave: IntArray,
+                      current_wave: int, held: BoolArray, exposed_s: FloatArray, rolled_back: BoolArray,
+                      beat_s: FloatArray, notice_s: FloatArray, away_limit_s: FloatArray, crash_s: FloatArray,
+                      since_s: float, now_s: float, grace_s: float, min_bake_s: float,
+                      required: Iterable[str]) -> RiskCounts:
+    """Gate v2's observations over ``(since_s, now_s]``, the same for the server's store and the simulator.
+
+    Rules, in order (the risk sets themselves are :func:`ringfence.domain.risksets.count_tick`'s):
+
+    1. ``silent`` and ``not_back``: :func:`~ringfence.domain.risksets.count_tick`, per stratum, against the
+       not-yet-updated hosts of the stratum at risk then (``control`` reference).  A stratum without such
+       hosts (fully updated) gets a tick with no control: its share is 1, so it bets nothing and is judged
+       in the pool by the rate route (self-control against its own history is not counted here).
+    2. ``crashed``: a reported crash whose time ``crash_s`` (the host's latest) falls in the interval, on the
+       arm the host was in then, against the hosts at risk of silence (reporting, not away).
+    3. Signals no not-yet-updated host can show (``install_failed``, ``auto_reverted``) that ``required``
+       asks for: a ``baseline`` tick with the updated host-hours at risk and the events this port records
+       (none: neither fleet records them as events yet).
+    4. A tick is emitted for a stratum × signal only when it has updated hosts at risk or events.
+    5. ``strata``: per stratum of ``current_wave``, the hosts in reach (not held by policy) and the updated
+       ones that reported at least ``min_bake_s`` after their exposure.
+    6. ``in_flight``: exposed hosts (not rolled back) whose outcome is still unknown: not yet reported
+       ``grace_s`` after exposure, no crash reported since exposure, not silent past the grace, not away
+       with a notice (silence and the notice are the gate's to judge from then on).
+    """
+    n = len(stratum)
+    k = len(strata)
+    counts = count_tick(stratum=stratum, strata=k, in_scope=in_scope, exposed_s=exposed_s, beat_s=beat_s,
+                        notice_s=notice_s, away_limit_s=away_limit_s, since_s=since_s, now_s=now_s, grace_s=grace_s)
+    exposed_now = ~np.isnan(exposed_s) & (exposed_s <= now_s)
+    treated_hosts = np.bincount(stratum[exposed_now & in_scope], minlength=k) if n else np.zeros(k, np.int64)
+    ticks: list[RiskTick] = []
+
+    hosts_of = treated_hosts.tolist()
+
+    def emit(signal: Signal, arm: ArmCounts) -> None:
+        live = (arm.treated_at_risk > 0) | (arm.treated_events > 0) | ((arm.control_events > 0) & (treated_hosts > 0))
+        x1, x0 = arm.treated_events.tolist(), arm.control_events.tolist()
+        t, c, h = arm.treated_at_risk.tolist(), arm.control_at_risk.tolist(), arm.treated_hours.tolist()
+        for j in np.flatnonzero(live).tolist():
+            ticks.append(RiskTick(signal, strata[j], x1[j], x0[j], float(t[j]), float(c[j]), h[j], hosts_of[j]))
+
+    emit(Signal.SILENT, counts.silent)
+    emit(Signal.NOT_BACK, counts.not_back)
+    # Crashes (rule 2): at risk are the hosts at risk of silence.
+    with np.errstate(invalid="ignore"):
+        crashed = in_scope & (crash_s > since_s) & (crash_s <= now_s)
+        crash_treated = crashed & (exposed_s <= crash_s)
+    sil = counts.silent
+
+    def per(mask: BoolArray) -> IntArray:
+        out: IntArray = np.bincount(stratum[mask], minlength=k).astype(np.int64)
+        return out
+
+    t_ev, c_ev = per(crash_treated), per(crashed & ~crash_treated)
+    emit(Signal.CRASHED, ArmCounts(t_ev, c_ev, np.maximum(sil.treated_at_risk, t_ev),
+                                   np.maximum(sil.control_at_risk, c_ev), sil.treated_hours, sil.control_hours))
+    wanted = {str(s) for s in required}
+    for signal in (Signal.INSTALL_FAILED, Signal.AUTO_REVERTED):
+        if str(signal) not in wanted:
+            continue
+        t_risk, t_hours = sil.treated_at_risk.tolist(), sil.treated_hours.tolist()
+        for j in np.flatnonzero(sil.treated_at_risk > 0).tolist():
+            ticks.append(RiskTick(signal, strata[j], 0, 0, float(t_risk[j]), 0.0, t_hours[j], hosts_of[j],
+                                  RiskRef.BASELINE))
+    # Strata of the current wave (rule 5).
+    mine = in_scope & (wave == current_wave)
+    reach = per(mine & ~(held & ~exposed_now))
+    with np.errstate(invalid="ignore"):
+        baked = mine & exposed_now & (beat_s >= exposed_s + min_bake_s)
+    seen = per(baked)
+    reach_of, seen_of = reach.tolist(), seen.tolist()
+    strata_obs = tuple(StratumObservation(strata[j], reach_of[j], seen_of[j]) for j in np.flatnonzero(reach).tolist())
+    # In flight (rule 6).
+    with np.errstate(invalid="ignore"):
+        healthy = beat_s >= exposed_s + grace_s
+        crashed_since = crash_s >= exposed_s
+        silent = now_s - beat_s > grace_s
+        away = (notice_s >= beat_s) & (notice_s >= exposed_s)
+    flight = in_scope & exposed_now & ~rolled_back & ~healthy & ~crashed_since & ~silent & ~away
+    return RiskCounts(tuple(ticks), strata_obs, int(np.count_nonzero(flight)))

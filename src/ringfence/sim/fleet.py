@@ -46,7 +46,14 @@ import numpy.typing as npt
 
 from ringfence.domain.budgets import BudgetLedger, GroupBudget, budgets_from_services
 from ringfence.domain.cohorts import BUCKETS, bucket, stratum_of
-from ringfence.domain.counting import budget_ledger, count_streams, silent_now, unproven, wave_observations
+from ringfence.domain.counting import (
+    budget_ledger,
+    count_streams,
+    risk_observations,
+    silent_now,
+    unproven,
+    wave_observations,
+)
 from ringfence.domain.gate import Signal, StreamCounts
 from ringfence.domain.model import DiskEncryption, Host, HostId, InstalledAgent, OsFamily, Platform, Service, TenantId
 from ringfence.domain.policies import HOLD_DELAYED, HOLD_HELD, TenantPolicies, TenantPolicy, policy_hold
@@ -246,6 +253,16 @@ class SimFleet:
         # Before the start every host had reported; hosts offline at the start last reported an hour earlier.
         self.beat_s: F64 = np.where(self._online(0.0), -rng.uniform(0, scenario.heartbeat_s, size=n) - self.lag,
                                     -3600.0)
+        # Gate v2 (scenario.risk_sets): going-away notices, each host's usual time away, the latest crash.
+        self.notice_s: F64 = nan.copy()
+        self.away_limit_s: F64 = np.full(n, scenario.away_limit_hours * 3600.0)
+        self.last_crash_s: F64 = nan.copy()
+        # When the server received each host's last report: a host whose reports arrive late reports on every
+        # beat all the same, so only a gap in arrivals (a host that stops, or whose delay grows) is silence.
+        self.seen_s: F64 = self.beat_s.copy()
+        self._was_online = self._online(0.0)
+        if scenario.sleep_notice:  # hosts asleep at the start said so before they went
+            self.notice_s[~self._was_online] = self.seen_s[~self._was_online]
         self.t = 0.0
         self.started_s = 0.0
         self.windows: list[WindowStatus] = []
@@ -341,7 +358,15 @@ class SimFleet:
             rebooted = hit[~boot]
             self.down_until[rebooted] = np.maximum(self.down_until[rebooted], self.harm_s[rebooted] + _REBOOT_S)
             self._crash_event(rebooted, np.maximum(self.harm_s[rebooted], self.t))
-        alive = self._online(t) & (self.down_until <= t)
+        online = self._online(t)
+        alive = online & (self.down_until <= t)
+        if self.scenario.sleep_notice:
+            # A host the online model takes offline (sleep, shutdown) while it is up says so first; a crashed,
+            # boot-looping or hung host (down) says nothing.
+            planned = self._was_online & ~online & (self.down_until <= t)
+            self.notice_s[planned] = self.seen_s[planned]
+        self._was_online = online
+        self.seen_s[alive & (t - self.lag > self.beat_s)] = t
         np.maximum(self.beat_s, t - self.lag, out=self.beat_s, where=alive)
         self.t = t
 
@@ -349,6 +374,7 @@ class SimFleet:
         """A reported crash: under the rollout if the host is updated, else not tied to it (after the start)."""
         treated = ~np.isnan(self.exposed_s[idx]) & ~self.rolled_back[idx]
         control = ~treated & (when >= self.started_s)
+        self.last_crash_s[idx] = np.fmax(self.last_crash_s[idx], when)
         self.crash_t[idx[treated]] = np.fmin(self.crash_t[idx[treated]], when[treated])
         self.crash_c[idx[control]] = np.fmin(self.crash_c[idx[control]], when[control])
 
@@ -395,15 +421,31 @@ class SimFleet:
                 lambda idx: np.array([ledger.can_expose(self.names[int(j)])[0] for j in idx], dtype=bool)))
         control = np.isnan(self.exposed_s)  # every simulated host reported before the rollout started
         treated = ~control & ~self.rolled_back
-        streams: list[StreamCounts] = count_streams(
+        streams: list[StreamCounts] = [] if self.scenario.risk_sets else count_streams(
             strata=self.strata, stratum=self.stratum, treated=treated, control=control, exposed_s=self.exposed_s,
             treated_first_s={Signal.CRASHED: self.crash_t, Signal.SILENT: self.silent_t},
             control_first_s={Signal.CRASHED: self.crash_c, Signal.SILENT: self.silent_c},
             started_s=self.started_s, now_s=t, min_treated=spec.plan.gate.min_treated_hosts)
         observations = Observations(waves=counts.waves, streams=tuple(streams), health_as_of=now,
                                     rolled_back_pending=counts.rolled_back_pending)
+        if self.scenario.risk_sets:
+            observations = self._risk(view, observations, held, t, grace)
         return observations, Candidates(at=now, eligible=counts.eligible, wave=self.wave, bucket=self.bucket,
                                         hosts=self.names, budget=ledger)
+
+    def _risk(self, view: RolloutView, obs: Observations, held: B, t: float, grace: float) -> Observations:
+        """Gate v2's observations (risk sets since the last committed tick), by the shared rules."""
+        spec, status = view.spec, view.status
+        since = status.gate_as_of or status.started_at or self.at(t)
+        k = min(status.wave, len(spec.plan.waves) - 1)
+        risk = risk_observations(
+            strata=self.strata, stratum=self.stratum, in_scope=np.ones(self.n, dtype=bool), wave=self.wave,
+            current_wave=k, held=held, exposed_s=self.exposed_s, rolled_back=self.rolled_back, beat_s=self.seen_s,
+            notice_s=self.notice_s, away_limit_s=self.away_limit_s, crash_s=self.last_crash_s,
+            since_s=min(t, (since - self.start).total_seconds()), now_s=t, grace_s=grace,
+            min_bake_s=spec.plan.waves[k].min_bake.total_seconds(), required=spec.plan.gate.required_signals)
+        return replace(obs, streams=(), risk=risk.ticks, risk_as_of=self.at(t), strata=risk.strata,
+                       in_flight=risk.in_flight)
 
     def _hostname(self, j: int) -> str:
         return self.template[int(self.tmpl[j])].hostname if self.exact else f"sim-{j}"
@@ -426,6 +468,7 @@ class SimFleet:
     def heartbeat(self, idx: I64, t: float) -> None:
         """These hosts report at ``t``."""
         self.beat_s[idx] = np.fmax(self.beat_s[idx], t)
+        self.seen_s[idx] = np.fmax(self.seen_s[idx], t)
 
     def crash(self, idx: I64, t: float) -> None:
         """These hosts report a crash at ``t`` (under the rollout if updated, else not tied to it)."""

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ringfence.domain.engine import command, initial_status
+from ringfence.domain.logrank import Ledger
 from ringfence.domain.model import Service
 from ringfence.domain.rollout import (
     TERMINAL,
@@ -94,6 +95,7 @@ class SimResult:
     halt: dict[str, Any] | None = None
     log: list[dict[str, Any]] = field(default_factory=list)
     wall_s: float = 0.0
+    gate_ledger: Ledger = ()  # gate v2's evidence at the end (scenario.risk_sets), for tests and reports
 
 
 def _spec(scenario: Scenario, plan_name: str, plan: Any, seed: int) -> RolloutSpec:
@@ -140,7 +142,7 @@ def simulate(scenario: Scenario, plan_name: str, plan: Any, *, hosts: int | None
         if state in TERMINAL or state is RolloutState.HALTED:
             break
         step = tick
-        if state is RolloutState.BAKING:
+        if state in (RolloutState.BAKING, RolloutState.HOLD):  # on hold the gate keeps watching, nobody decides
             step = 5 * tick
         elif state is RolloutState.WAITING_WINDOW:
             # Jump to the next window only while no host is at risk: the gate watches exposed hosts meanwhile.
@@ -189,7 +191,7 @@ def simulate(scenario: Scenario, plan_name: str, plan: Any, *, hosts: int | None
         "manual_recovery_hosts": manual, "recovery_hours": round(recovery_hours, 2), "seed": seed,
     }
     return SimResult(figures=figures, series=series, halt=repo.halt, log=repo.log,
-                     wall_s=time.perf_counter() - began)
+                     wall_s=time.perf_counter() - began, gate_ledger=status.gate_ledger)
 
 
 def summarise(results: Sequence[SimResult]) -> dict[str, Any]:

@@ -174,6 +174,9 @@ class Scenario:
     failures: tuple[FailureModel, ...] = ()
     recovery: RecoveryModel = field(default_factory=RecoveryModel)
     tenant_policies: tuple[Mapping[str, Any], ...] = ()
+    risk_sets: bool = False
+    sleep_notice: bool = True
+    away_limit_hours: float = 72.0
 
     @property
     def harmful(self) -> bool:
@@ -188,6 +191,14 @@ class _Issues:
 
     def add(self, f: str, message: str, expected: str) -> None:
         self.items.append(FieldIssue(f, message, self.where, expected))
+
+
+def _flag(raw: Mapping[str, Any], key: str, default: bool, issues: _Issues, prefix: str = "") -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        issues.add(prefix + key, f"is {value!r}", "true or false")
+        return default
+    return value
 
 
 def _number(raw: Mapping[str, Any], key: str, default: float, issues: _Issues, prefix: str = "", *,
@@ -254,7 +265,7 @@ def _failure(raw: Any, i: int, issues: _Issues) -> FailureModel | None:
         onset_hours=_number(raw, "onset_hours", 0.0, issues, p, hi=1e5))
 
 
-_SCENARIO_KEYS = {"name", "description", "sources", "start", "horizon_hours", "tick_seconds", "hosts", "release",
+_SCENARIO_KEYS = {"name", "risk_sets", "description", "sources", "start", "horizon_hours", "tick_seconds", "hosts", "release",
                   "fleet", "online", "agents", "baseline", "shocks", "delayed_heartbeats", "failures", "recovery",
                   "tenant_policies"}
 
@@ -342,6 +353,10 @@ def scenario_from_mapping(raw: Any, where: str = "scenario") -> Scenario:
     if not isinstance(policies, list) or not all(isinstance(p, Mapping) and "tenant" in p for p in policies):
         issues.add("tenant_policies", f"is {policies!r}", "a list of {tenant, host_group, ring, delay_hours, pin}")
         policies = []
+    risk = raw.get("risk_sets") or {}
+    if not isinstance(risk, Mapping):
+        issues.add("risk_sets", f"is {risk!r}", "a mapping {enabled, sleep_notice, away_limit_hours}")
+        risk = {}
     sources = raw.get("sources") or []
     os_families = fleet.get("os_families", [])
     scenario = Scenario(
@@ -375,6 +390,9 @@ def scenario_from_mapping(raw: Any, where: str = "scenario") -> Scenario:
         shocks=tuple(shocks), failures=tuple(failures),
         recovery=_recovery_model(recovery, issues),
         tenant_policies=tuple(dict(p) for p in policies),
+        risk_sets=_flag(risk, "enabled", False, issues, "risk_sets."),
+        sleep_notice=_flag(risk, "sleep_notice", True, issues, "risk_sets."),
+        away_limit_hours=_number(risk, "away_limit_hours", 72.0, issues, "risk_sets.", lo=0.1, hi=24 * 30),
     )
     if issues.items:
         raise InputError("scenario rejected", issues.items)
