@@ -216,6 +216,7 @@ def _waves(db: Database, rid: str) -> dict[str, tuple[int, Any]]:
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # ~200 s per database: in `make test-slow`, which CI runs after `make test`
 def test_twenty_agents_good_release_then_bad_release_halted_and_self_reverted(
         server: Server, db: Database, tmp_path: Path, receiver: Receiver) -> None:
     """Good release to all, wave by wave; bad release halted in wave 0, never downloaded later, reverted by K starts;

@@ -170,6 +170,7 @@ def pg_db_url(pg_url: str) -> str:
     return pg_url
 
 
+@pytest.mark.extended  # four server processes, ~1-2 min: in `make test-slow`
 def test_leader_killed_another_takes_over(tmp_path: Path, pg_db_url: str) -> None:
     """A SIGKILL of the leader mid-rollout: a new leader within 15 s, every decision once."""
     _run(tmp_path, pg_db_url, kills=1, rate_per_minute=120)
