@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run lint test test-slow bench-inventory clean
+.PHONY: install run lint test test-slow test-deep bench-inventory clean
 
 $(STAMP): pyproject.toml
 	$(BIN)/python -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv --clear $(VENV)
@@ -28,11 +28,15 @@ lint: $(STAMP)
 
 ## test: lint, then the suite (on PostgreSQL too when RINGFENCE_TEST_DATABASE_URL is set), kept under 15 minutes
 test: lint
-	$(BIN)/python -m pytest -m "not extended"
+	$(BIN)/python -m pytest -m "not extended and not deep"
 
 ## test-slow: the long end-to-end suites (failover loops, fuzzing, wheel installs) marked `extended`
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m extended
+
+## test-deep: long fuzzing (schemathesis for 5 minutes per database); its open findings are in the issues
+test-deep: $(STAMP)
+	$(BIN)/python -m pytest -m deep
 
 bench-inventory: $(STAMP)
 	$(BIN)/python bench/inventory_import.py
