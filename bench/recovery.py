@@ -8,7 +8,9 @@ Generates a fleet (``sim.fleetgen``; its 37 sites are split into ``--sites`` sit
 zones), then times in one run: building the index (``domain.assessment.Fleet``); planning every host with
 the example runbooks (examples/recovery/default.yaml) and three 8-hour shifts of technicians in each site's
 own time zone; and a re-plan after ``--updates`` hosts were verified (the remaining hosts, from the hour the
-updates arrived, on the same index).  Targets (DESIGN §9): plan ≤ 10 s and ≤ 2 GB; re-plan ≤ 1 s.
+updates arrived, on the same index).  Targets (DESIGN §9): plan ≤ 10 s and ≤ 2 GB; re-plan ≤ 1 s.  Each stage
+prints wall seconds and the process's CPU seconds (on a machine shared with other work the CPU time is the
+figure that does not depend on the load).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def main() -> int:
     parser.add_argument("--updates", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    rows: list[tuple[str, float, str]] = []
+    rows: list[tuple[str, float, float, str]] = []
     with console.status(f"generating {args.hosts:,} hosts over {args.sites} sites"):
         inv = generate_fleet(args.hosts, args.seed)
         base_sites = sorted({h.site for h in inv.hosts})
@@ -55,16 +57,17 @@ def main() -> int:
     model = RecoveryModel(default_shifts=shifts)
     start = datetime(2024, 7, 19, 4, 9, tzinfo=UTC)
     with console.status("building the index"):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fleet = Fleet(hosts, inv.services)
         t_index = time.perf_counter() - t
-        rows.append(("build index", t_index, f"{fleet.n:,} hosts, {n_sites} sites, {len(inv.services):,} services"))
+        rows.append(("build index", t_index, time.process_time() - c,
+                     f"{fleet.n:,} hosts, {n_sites} sites, {len(inv.services):,} services"))
     idx = np.arange(fleet.n, dtype=np.int64)
     with console.status("planning"):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         plan = plan_recovery(fleet, idx, model, books, start=start)
         t_plan = time.perf_counter() - t
-        rows.append(("plan every host", t_plan,
+        rows.append(("plan every host", t_plan, time.process_time() - c,
                      f"ETA {plan.recovery_hours:,.1f} h, {len(plan.waves):,} waves, {len(plan.rto_breaches):,} breaches; "
                      f"index + plan {t_index + t_plan:.1f} s, target ≤ 10 s"))
     rng = np.random.default_rng(args.seed)
@@ -72,17 +75,17 @@ def main() -> int:
     left = np.setdiff1d(idx, verified)
     at = float(np.quantile(plan.done_hours, 0.01))
     with console.status("re-planning"):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         again = plan_recovery(fleet, left, model, books, start=start, start_hours=at, previous=plan)
         t_again = time.perf_counter() - t
-        rows.append((f"re-plan after {len(verified):,} updates", t_again,
+        rows.append((f"re-plan after {len(verified):,} updates", t_again, time.process_time() - c,
                      f"{len(left):,} hosts left, ETA {again.recovery_hours:,.1f} h; target ≤ 1 s"))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
     table = Table(title=f"recovery planner, {fleet.n:,} hosts, {n_sites} sites (cpus {os.cpu_count()})")
-    for col in ("stage", "seconds", "notes"):
+    for col in ("stage", "seconds", "cpu seconds", "notes"):
         table.add_column(col)
-    for name, secs, note in rows:
-        table.add_row(name, f"{secs:.2f}", note)
+    for name, secs, cpu, note in rows:
+        table.add_row(name, f"{secs:.2f}", f"{cpu:.2f}", note)
     console.print(table)
     console.print(f"peak RSS {rss:.2f} GB (includes generating the fleet); target ≤ 2 GB")
     return 0

@@ -40,7 +40,7 @@ from sqlalchemy import create_engine, text
 from ringfence.adapters.db.engine import Database, normalise_url
 from ringfence.adapters.db.stores import supply_chain as store
 from ringfence.adapters.vuln.osv import load_path
-from ringfence.domain.vulns import Advisory, AdvisoryIndex, Component, EventKind, Verdict
+from ringfence.domain.vulns import Advisory, AdvisoryIndex, Component, EventKind, MatchResult
 
 DATA = Path(os.environ.get("RINGFENCE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "osv"
 PURL_TYPE = {"PyPI": "pypi", "Maven": "maven", "npm": "npm", "RubyGems": "gem"}
@@ -173,7 +173,7 @@ def main() -> None:
         c = _Clock()
         matches = index.match(components)
         spent = c.stop()
-        affected = sum(1 for m in matches if m.verdict == Verdict.AFFECTED)
+        affected = sum(1 for m in matches if m.result == MatchResult.AFFECTED)
         rows.append((f"match ({label} index)", f"{len(components):,} components → {affected:,} affected matches, "
                      f"{len(matches) - affected:,} not evaluated", spent, "target ≤ 2 s: "
                      + ("met" if spent[0] <= 2.0 else "NOT met") + " (wall)"))

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -154,3 +155,42 @@ def test_sigterm_stops_a_waiting_agent_promptly(tmp_path: Path) -> None:
     started = time.monotonic()
     assert proc.wait(timeout=10) == 0
     assert time.monotonic() - started < 3
+
+
+class _LoseFirstEnrolAnswer(httpx.BaseTransport):
+    """The server handles the first POST /v1/enrol and commits; its answer never reaches the agent."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+        self.lost = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if request.url.path == "/v1/enrol" and not self.lost:
+            self.lost += 1
+            response.read()
+            raise httpx.ReadTimeout("the answer was lost", request=request)
+        return response
+
+
+def test_an_enrolment_whose_answer_was_lost_is_asked_again_and_succeeds(
+        api: Api, clock: FakeClock, tmp_path: Path) -> None:
+    """A timeout after the server committed: the agent asks again with the credential it made and kept before
+    the first try, and the server recognises it (no 409, the single-use token not needed twice)."""
+    token = _token(api, uses=1)
+    root = tmp_path / "root.json"
+    root.write_text("{}")
+    lossy = _LoseFirstEnrolAnswer(api.client._transport)
+    config = AgentConfig.model_validate({"server": "http://testserver", "state_dir": tmp_path / "ws-0010",
+                                         "trusted_root": root, "host_id": "ws-0010", "enrolment_token": token,
+                                         "facts": FACTS})
+    agent = Agent(config, clock=clock, transport=lossy)
+    agent.start()
+    assert not agent.enrol()  # the lost answer: unreachable, try again later
+    assert lossy.lost == 1 and api.call("GET", "/v1/hosts/ws-0010", role="viewer").status_code == 200
+    kept = (agent.dir.root / "credential.proposed").read_text()
+    assert agent.enrol()
+    assert (agent.dir.root / "credential").read_text() == kept
+    assert not (agent.dir.root / "credential.proposed").exists()
+    assert agent.report()
+    agent.close()

@@ -16,11 +16,13 @@ token, reads the signed channel the server publishes, and reports health.
 from __future__ import annotations
 
 import json
+import re
+import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +55,14 @@ PROBE = ["/bin/sh", "-c", 'if grep -q POISON "$1"; then kill -9 $PPID; sleep 5; 
 
 
 class Fleet:
-    """20 agent processes and a supervisor thread that restarts any that exits (a reboot), bounded in count."""
+    """20 agent processes and a supervisor thread that restarts any that exits (a reboot), bounded in count.
 
-    def __init__(self, tmp: Path, server: Server, root: Path, token: str) -> None:
+    ``models`` gives each host's hardware model (default: all ``Latitude 7440``), ``probe(model)`` its health
+    probe (default: :data:`PROBE`).
+    """
+
+    def __init__(self, tmp: Path, server: Server, root: Path, token: str, *, models: Sequence[str] = (),
+                 probe: Callable[[str], Sequence[str]] = lambda _model: PROBE) -> None:
         self.tmp = tmp
         self.configs: dict[str, Path] = {}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -78,12 +85,12 @@ backoff_cap_seconds = 3
 request_timeout_seconds = 5
 crash_loop_threshold = {K}
 log_file = "agent.log"
-probe = {{command = {json.dumps(PROBE)}, timeout_seconds = 10}}
+probe = {{command = {json.dumps(list(probe(models[i] if models else "Latitude 7440")))}, timeout_seconds = 10}}
 [facts]
 hostname = "ws-{i:03d}"
 os_family = "windows"
 os_build = "22631"
-hardware_model = "Latitude 7440"
+hardware_model = "{models[i] if models else 'Latitude 7440'}"
 timezone = "Europe/Berlin"
 country = "DE"
 site = "e2e"
@@ -118,10 +125,22 @@ target_dir = "installed"
         self._thread.start()
         return self
 
+    def sleep(self, host: str) -> None:
+        """The host goes to sleep: its sleep hook sends the going-away notice, then the agent is frozen."""
+        subprocess.run([sys.executable, "-m", "ringfence.agent.main", "notify-away", "--config",
+                        str(self.configs[host]), "--reason", "sleep"], capture_output=True, timeout=60, check=True)
+        self.procs[host].send_signal(signal.SIGSTOP)
+
+    def wake(self, host: str) -> None:
+        """The host wakes up: the agent runs on."""
+        self.procs[host].send_signal(signal.SIGCONT)
+
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
         for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)  # hung or asleep: a stopped process cannot take SIGTERM
             proc.terminate()
         for proc in self.procs.values():
             try:
@@ -182,12 +201,16 @@ def server(tmp_path: Path, db_url: str) -> Iterator[Server]:
 
 
 def _rollout(server: Server, version: str, data: bytes, tmp: Path) -> str:
+    return _rollout_on(server, version, data, tmp, "agent-e2e")
+
+
+def _rollout_on(server: Server, version: str, data: bytes, tmp: Path, plan: str) -> str:
     artifact = tmp / version / "C-00000291.sys"
     artifact.parent.mkdir()
     artifact.write_bytes(data)
     server.cli("release", "create", "--product", PRODUCT, "--version", version, "--kind", "content",
                "--platform", "windows", "--file", str(artifact))
-    started = json.loads(server.cli("rollout", "start", "--release", f"{PRODUCT}@{version}", "--plan", "agent-e2e",
+    started = json.loads(server.cli("rollout", "start", "--release", f"{PRODUCT}@{version}", "--plan", plan,
                                     "--reason", "agent e2e", "--json").stdout)
     rid: str = started["id"]
     return rid
@@ -260,7 +283,9 @@ notify:
         # 1. a good release flows wave by wave to every agent
         good = _rollout(server, "290", b"channel file 290", tmp_path)
         final = _until(lambda: (s := _status(server, good))["state"] in ("completed", "halted") and s, 120,
-                       "the good rollout to complete", lambda: _status(server, good)["message"])
+                       "the good rollout to complete", lambda: (  # the message and the agents it names
+                           (m := _status(server, good)["message"]),
+                           {h: fleet.log(h)[-1500:] for h in hosts if f"ws-{int(h[-3:]):03d}" in m}))
         assert final["state"] == "completed", final["message"]
         _until(lambda: all(fleet.product(h).get("committed") == "290" for h in hosts), 30, "every agent to commit 290",
                lambda: {h: fleet.product(h) for h in hosts if fleet.product(h).get("committed") != "290"})
@@ -278,7 +303,9 @@ notify:
         bad = _rollout(server, "291", b"POISON channel file 291", tmp_path)
         stopped = ("halted", "rolling_back", "rolled_back", "completed")
         halted = _until(lambda: (s := _status(server, bad))["state"] in stopped and s, 120,
-                        "the gate to halt the bad rollout", lambda: _status(server, bad)["message"])
+                        "the gate to halt the bad rollout", lambda: (  # the status and the exposed agents' logs
+                            json.dumps(_status(server, bad))[:6000],
+                            {h: fleet.log(h)[-800:] for h in hosts if f"{PRODUCT} 291" in fleet.log(h)}))
         assert halted["state"] != "completed", (halted["message"], {
             h: fleet.log(h)[-600:] for h in hosts if f"{PRODUCT} 291" in fleet.log(h)})
         decisions = json.loads(server.cli("rollout", "explain", bad, "--json").stdout)["decisions"]
@@ -354,3 +381,114 @@ notify:
         assert len(ran.read_text().splitlines()) == HOSTS
         assert all(fleet.state(h)["remediations"]["fix-291"]["state"] == "done" for h in hosts)
         print(f"done after {time.monotonic() - t0:.0f} s")
+
+
+# Gate v2 end to end (issue 13): one hardware model's hosts hang after the update; agents sleep with a going-away
+# notice.  The hang plan's canary exposes one host at a time (max_in_flight 0: the next host goes only once the last
+# one reported healthy for the grace, or went silent), so each hang is seen before the next host of that model goes.
+HANGING = "Surface Laptop 5"
+MODELS = [HANGING] * 14 + ["Latitude 7440"] * 6
+GATE_PLAN = PLAN.replace("name: agent-e2e", "name: gate-e2e").replace(
+    "max_rate_per_minute: 60}", "max_rate_per_minute: 60, max_in_flight: 0}").replace("fraction: 0.25", "fraction: 0.5")
+
+
+def _hang_probe(model: str) -> list[str]:
+    """The installed software: a file marked ``HANG:<model>`` freezes the agent (SIGSTOP: no report, no notice, no
+    exit) on hosts of that model; ``POISON`` kills it (as :data:`PROBE`)."""
+    return ["/bin/sh", "-c", 'if grep -q "HANG:$2" "$1"; then kill -STOP $PPID; fi; '
+            'if grep -q POISON "$1"; then kill -9 $PPID; sleep 5; exit 1; fi', "probe", "{file}", model]
+
+
+def _presence(db: Database) -> dict[str, tuple[Any, str]]:
+    with db.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT host_id, notice_at, notice_reason FROM host_health").all()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def _gate_fleet(server: Server, tmp_path: Path) -> Fleet:
+    """Channel keys, the two plans, and 20 agents (14 of the model that hangs) enrolled and reporting."""
+    server.cli("keys", "init", "--bins", "8", "--dir", str(tmp_path / "root-keys"))
+    export = tmp_path / "export"
+    server.cli("channel", "export", str(export))
+    token = json.loads(server.cli("enrol", "token", "create", "--tenant", "acme", "--uses", str(HOSTS),
+                                  "--json").stdout)["token"]
+    for name, text in (("plan.yaml", PLAN), ("gate-plan.yaml", GATE_PLAN)):
+        (tmp_path / name).write_text(text)
+        server.cli("plan", "apply", "-f", str(tmp_path / name))
+    agents_dir = tmp_path / "agents"
+    agents_dir.mkdir()
+    return Fleet(agents_dir, server, export / "metadata" / "root.json", token, models=MODELS, probe=_hang_probe)
+
+
+def _enrolled(server: Server, fleet: Fleet) -> list[str]:
+    hosts = list(fleet.configs)
+    _until(lambda: len(_get(server, "/v1/hosts", where="site=e2e", limit=100)["hosts"]) == HOSTS, 90,
+           "every agent to enrol", lambda: [fleet.log(h)[-300:] for h in hosts[:2]])
+    time.sleep(2)  # every agent has reported once: online
+    return hosts
+
+
+@pytest.mark.slow
+@pytest.mark.extended  # ~3 min per database: in `make test-slow`
+def test_twenty_agents_that_sleep_with_a_notice_do_not_halt_a_good_release(server: Server, db: Database,
+                                                                           tmp_path: Path) -> None:
+    """Gate v2 through real agents over HTTP: four agents (two of each model) sleep with a notice for longer than
+    the grace while a good release rolls out; it is not halted and completes."""
+    t0 = time.monotonic()
+    with _gate_fleet(server, tmp_path) as fleet:
+        hosts = _enrolled(server, fleet)
+        good = _rollout(server, "290", b"channel file 290", tmp_path)
+        sleepers = [hosts[0], hosts[1], hosts[-1], hosts[-2]]
+        for h in sleepers:
+            fleet.sleep(h)
+        _until(lambda: all(_presence(db).get(h, (None, ""))[1] == "sleep" for h in sleepers), 15,
+               "the server to record the notices", lambda: _presence(db))
+        time.sleep(75)  # past the one-minute grace: without the notice each would be a silence
+        assert _status(server, good)["state"] not in ("halted", "rolling_back"), _status(server, good)["message"]
+        for h in sleepers:
+            fleet.wake(h)
+        final = _until(lambda: (s := _status(server, good))["state"] in ("completed", "halted", "rolling_back", "hold")
+                       and s, 180, "the good rollout to complete", lambda: _status(server, good)["message"])
+        assert final["state"] == "completed", final["message"]
+        _until(lambda: all(fleet.product(h).get("committed") == "290" for h in hosts), 30, "every agent to commit 290",
+               lambda: {h: fleet.product(h) for h in hosts if fleet.product(h).get("committed") != "290"})
+        decisions = json.loads(server.cli("rollout", "explain", good, "--json").stdout)["decisions"]
+        assert not any("halted" in d["message"] or d["state"] == "hold" for d in decisions)
+        assert any(d["message"].startswith("promoted") and d["wave"] == 1 for d in decisions)
+        print(f"good release with four sleepers completed after {time.monotonic() - t0:.0f} s")
+
+
+@pytest.mark.slow
+@pytest.mark.extended  # ~2 min per database: in `make test-slow`
+def test_twenty_agents_a_release_that_hangs_one_hardware_model_is_halted_after_at_most_3_of_them(
+        server: Server, db: Database, tmp_path: Path) -> None:
+    """Gate v2 through real agents over HTTP: a release that freezes every host of one hardware model (no report,
+    no notice, no exit) is halted after at most 3 of them were exposed, and the halt says so in words in the
+    rollout's status, `rollout show` and the audit entry."""
+    t0 = time.monotonic()
+    with _gate_fleet(server, tmp_path) as fleet:
+        hosts = _enrolled(server, fleet)
+        model = dict(zip(hosts, MODELS, strict=True))
+        bad = _rollout_on(server, "291", f"channel file 291 HANG:{HANGING}".encode(), tmp_path, "gate-e2e")
+        stopped = ("halted", "rolling_back", "rolled_back", "completed")
+        halted = _until(lambda: (s := _status(server, bad))["state"] in stopped and s, 300,
+                        "the gate to halt the hanging release", lambda: _status(server, bad)["message"])
+        decisions = json.loads(server.cli("rollout", "explain", bad, "--json").stdout)["decisions"]
+        assert halted["state"] != "completed", [(d["state"], d["message"]) for d in decisions]
+        exposed = {h for h, (_, t) in _waves(db, bad).items() if t is not None}
+        hung = {h for h in exposed if model[h] == HANGING}
+        message = halted["halt_reason"]
+        print(f"hanging release halted after {time.monotonic() - t0:.0f} s with {len(hung)} {HANGING} hosts "
+              f"exposed: {message}")
+        assert 1 <= len(hung) <= 3, (sorted(exposed), [(d["state"], d["message"]) for d in decisions])
+        assert all(f"{PRODUCT} 291" in fleet.log(h) for h in hung)  # they did install it, then froze
+        assert re.search(rf"halted wave 0 \(canary\): .*\|{HANGING}\| hosts stopped reporting without notice", message)
+        assert "e-value" in message
+        # The decision in words reaches the CLI (status and the decision log) and the audit entry.
+        shown = " ".join(server.cli("rollout", "status", bad).stdout.split())
+        assert "halted because: halted wave 0" in shown and "stopped reporting without notice" in shown, shown
+        assert any("stopped reporting without notice" in d["message"] for d in decisions)
+        audit = json.loads(server.cli("audit", "list", "--action", "rollout.transition", "--limit", "200",
+                                      "--json").stdout)["entries"]
+        assert any(e["target"] == f"rollout/{bad}" and "stopped reporting without notice"
+                   in e["details"].get("message", "") for e in audit), [e["details"] for e in audit[:5]]

@@ -1,4 +1,5 @@
-"""The application context: one per app, nothing shared between two, the advisory index kept until an import."""
+"""The application context: one per app, nothing shared between two (artifact store, audit key), the advisory index
+kept until an import."""
 
 from __future__ import annotations
 
@@ -7,12 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from ringfence.adapters.api.app import create_app
 from ringfence.adapters.db.engine import Database
+from ringfence.adapters.db.stores import audit as audit_store
 from ringfence.appcontext import AppContext
 from ringfence.config import Settings
-from ringfence.services import supply_chain
+from ringfence.errors import UnavailableError
+from ringfence.services import audit, supply_chain
 from ringfence.services.context import Actor
+from tests.api_support import Api
 from tests.conftest import FakeClock
+from tests.supply_support import release
 
 
 def _osv(vuln_id: str, name: str) -> tuple[str, bytes]:
@@ -50,3 +56,43 @@ def test_a_cache_answers_only_for_its_own_database(db: Database, tmp_path: Path,
             supply_chain.advisory_index(other, ctx.advisories)
     finally:
         other.dispose()
+
+
+def test_the_audit_key_travels_with_the_database_not_the_process(db: Database, db_url: str, clock: FakeClock,
+                                                                 operator: Actor) -> None:
+    """Two Database objects on one database: only the one given the key writes keyed entries; the other is refused."""
+    keyed = Database(db_url)
+    try:
+        audit.use_audit_key(keyed, b"k" * 32, clock=clock)
+        assert keyed.audit_key == b"k" * 32 and db.audit_key is None
+        with keyed.transaction() as conn:
+            audit_store.append(conn, at=clock(), actor="alice", action="test.keyed", target="t")
+        with pytest.raises(UnavailableError, match="no audit key"), db.transaction() as conn:
+            audit_store.append(conn, at=clock(), actor="bob", action="test.unkeyed", target="t")
+        assert audit.verify(keyed).ok and audit.verify(keyed).keyed
+    finally:
+        keyed.dispose()
+
+
+def test_each_app_starts_rollouts_with_its_own_artifact_store(api: Api, db: Database, db_url: str, clock: FakeClock,
+                                                              tmp_path: Path) -> None:
+    """The content contract reads the content from the starting app's store, even after another app was built.
+
+    (The artifact-store registry this replaced was keyed by database URL: the app built last won, so the
+    first app's start read the second one's empty store and the content gate blocked it.)
+    """
+    create_app(Settings(database_url=db_url, data_dir=tmp_path / "other", reconcile_interval_seconds=0), db=db,
+               clock=clock)
+    hosts = [{"id": f"w{i}", "hostname": f"w{i}", "tenant": "acme", "os_family": "windows",
+              "agents": [{"vendor": "CrowdStrike", "product": "falcon-sensor", "version": "7.10",
+                          "kernel_mode": True}]} for i in range(2)]
+    assert api.call("POST", "/v1/inventory", role="operator", json={"hosts": hosts}).status_code == 200
+    schema = {"type": "object", "properties": {"field_1": {"type": "string"}}, "additionalProperties": False}
+    assert release(api, "falcon-sensor", "7.10", kind="agent",
+                   content_schema=json.dumps(schema).encode()).status_code == 201
+    assert release(api, "channel-file", "292", kind="content", for_agent="falcon-sensor",
+                   files=[("C-292.json", json.dumps({"field_1": "x"}).encode())]).status_code == 201
+    started = api.call("POST", "/v1/rollouts", role="operator", json={"release": "channel-file@292", "start": True})
+    assert started.status_code == 201, started.text
+    content = next(g for g in started.json()["gates"] if g["gate"] == "content")
+    assert content["verdict"] == "passed", content

@@ -103,12 +103,28 @@ def _imports(module: str, source: str, is_package: bool) -> list[tuple[int, str]
     return found
 
 
+#: What a service may not touch on a Database or a connection even without importing sqlalchemy: the engine
+#: (its pool, its autocommit mode) and statement execution belong to adapters/db (Database.transaction/read
+#: and the stores).
+DB_INTERNALS = ("engine", "execute", "exec_driver_sql", "execution_options", "scalar", "scalars")
+
+
+def _db_internals(source: str) -> list[tuple[int, str]]:
+    """Every ``x.engine`` / ``conn.execute(...)``-style use of database internals in ``source``, with its line."""
+    return [(node.lineno, node.attr) for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Attribute) and node.attr in DB_INTERNALS
+            and not (isinstance(node.value, ast.Attribute) and node.value.attr == "domain")]  # ringfence.domain.engine
+
+
 def _violations(module: str, source: str, is_package: bool = False) -> list[str]:
     out = []
     for line, imported in _imports(module, source, is_package):
         why = _forbidden(module, imported)
         if why:
             out.append(f"{module}:{line} imports {imported}: {why}")
+    if module.startswith("ringfence.services"):
+        out += [f"{module}:{line} uses .{attr}: services call the stores and Database.transaction/read; "
+                "the engine and SQL execution live in adapters/db" for line, attr in _db_internals(source)]
     return out
 
 
@@ -144,6 +160,10 @@ def test_every_module_keeps_the_import_contract() -> None:
     ("ringfence.services.x", "from ringfence.adapters.db import tables"),
     ("ringfence.services.x", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from sqlalchemy import Connection\n"),
     ("ringfence.services.x", "import httpx"),
+    ("ringfence.services.x", "def f(db):\n    return db.engine.execution_options(isolation_level='AUTOCOMMIT')\n"),
+    ("ringfence.services.x", "def f(db):\n    with db.engine.connect() as conn:\n        pass\n"),
+    ("ringfence.services.x", "def f(db, stmt):\n    with db.transaction() as conn:\n        conn.execute(stmt)\n"),
+    ("ringfence.services.x", "def f(a, b):\n    return str(a.engine.url) == str(b.engine.url)\n"),
     ("ringfence.services.x", "from fastapi import Request"),
     ("ringfence.agent.x", "from ringfence.adapters.inventory.records import HOST_FIELDS"),
     ("ringfence.agent.x", "from ringfence.services.context import Clock"),
@@ -159,6 +179,9 @@ def test_the_import_contract_catches_a_broken_layer(module: str, source: str) ->
     ("ringfence.domain.x", "import numpy as np\nfrom zoneinfo import ZoneInfo\nfrom ringfence.errors import InputError"),
     ("ringfence.services.x", "from ringfence.adapters.db.stores import rollouts\n"
                              "from ringfence.adapters.db.engine import Database"),
+    ("ringfence.services.x", "import ringfence.domain.engine\nfrom ringfence.domain import engine\n"
+                             "def f(db, s):\n    with db.read() as conn:\n        rollouts.get(conn, s)\n"
+                             "    return engine.reconcile, ringfence.domain.engine.command\n"),
     ("ringfence.agent.x", "import httpx\nfrom ringfence.domain.host_record import HOST_FIELDS\n"
                           "from ringfence.clock import Clock"),
     ("ringfence.sim.x", "from ringfence.services.fleet_port import reconcile_step"),

@@ -273,6 +273,17 @@ def test_substitutability_follows_the_band(band: str, verdict: str) -> None:
     assert "HHI 3,000" in meaning and "Acme alone runs 50.0%" in meaning
 
 
+def test_a_share_of_part_of_the_fleet_says_what_it_is_a_share_of() -> None:
+    """57.7 % of the virtual and cloud hosts is about 11.5 % of all hosts (issue 17): the report says both."""
+    hypervisors = Concentration("hypervisor", 4_000.0, 2.5, "high", (("VMware, Inc.", 0.577), ("KVM", 0.423)),
+                                of="virtual and cloud hosts", base_hosts=6_000.0, fleet_hosts=30_000)
+    _, meaning = substitutability(hypervisors)
+    assert "VMware, Inc. alone runs 57.7% of virtual and cloud hosts, 11.5% of all hosts." in meaning
+    fleet_wide = Concentration("os_family", 5_000.0, 2.0, "high", (("windows", 0.5),), base_hosts=30_000.0,
+                               fleet_hosts=30_000)
+    assert "windows alone runs 50.0% of all hosts." in substitutability(fleet_wide)[1]  # said once, not twice
+
+
 def test_charts_escape_labels_and_handle_empty_input() -> None:
     svg = bar_chart(EVIL, [(EVIL, (1.0, 2.0), "3")], series=("a", "b"))
     assert EVIL not in svg and svg.count("<rect") == 4  # two legend swatches, two bar segments

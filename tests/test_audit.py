@@ -137,7 +137,7 @@ def keyed(db: Database, clock: FakeClock) -> Iterator[Database]:
     audit.use_audit_key(db, KEY, clock=clock)
     _fill(db, 4)
     yield db
-    audit_store.configure_key(db.engine, None)
+    db.audit_key = None
 
 
 def _settings(db: Database, tmp_path: Path) -> Settings:
@@ -238,7 +238,7 @@ def test_old_entries_keep_verifying_and_keyed_ones_need_the_key(keyed: Database)
     assert entries[3].details["unkeyed_entries"] == 3
     assert entry_digest(entries[0]) == entries[0].hash and entry_digest(entries[5], KEY) == entries[5].hash
     assert audit.verify(keyed).ok and audit.verify(keyed).keyed
-    audit_store.configure_key(keyed.engine, None)
+    keyed.audit_key = None
     unkeyed = audit.verify(keyed).broken
     assert unkeyed is not None and unkeyed.kind == "unkeyed" and "audit key" in unkeyed.message
     wrong = audit.verify(keyed, key=b"w" * 32).broken
@@ -256,13 +256,13 @@ def test_rewriting_the_whole_log_unkeyed_is_detected_with_the_key(keyed: Databas
 
 
 def test_appends_without_the_key_or_with_another_are_refused(keyed: Database) -> None:
-    audit_store.configure_key(keyed.engine, None)
+    keyed.audit_key = None
     with pytest.raises(UnavailableError, match="no audit key"):
         _fill(keyed, 1)
-    audit_store.configure_key(keyed.engine, b"w" * 32)
+    keyed.audit_key = b"w" * 32
     with pytest.raises(UnavailableError, match="not the one the chain is keyed with"):
         _fill(keyed, 1)
-    audit_store.configure_key(keyed.engine, KEY)
+    keyed.audit_key = KEY
     assert audit.verify(keyed).ok  # nothing was written by the refused appends
 
 
@@ -302,4 +302,4 @@ def test_cli_checkpoint_and_verify_against_it(db: Database, db_url: str, tmp_pat
     _truncate_tail(db)
     bad = runner.invoke(cli_app, verify, env=env)
     assert bad.exit_code == 1 and "deleted" in bad.output
-    audit_store.configure_key(db.engine, None)
+    db.audit_key = None

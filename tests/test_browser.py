@@ -7,6 +7,7 @@ without reloading, then check that a viewer gets no buttons.  Screenshots go to 
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import subprocess
@@ -14,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -70,6 +72,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
     srv.stop()
 
 
+def _assert_marker_at_the_halt(page: Any) -> None:
+    """The marker's line lies inside the chart, and the exposed line rises nowhere to its right."""
+    x = float(page.locator("#halt-marker line").get_attribute("x1") or "nan")
+    width = float(page.locator("svg.chart line.axis").first.get_attribute("x2") or "nan")  # the x axis
+    assert 0 < x <= width, (x, width)
+    drawn = page.locator("polyline.exposed").get_attribute("points") or ""
+    points = [tuple(map(float, p.split(","))) for p in drawn.split()]
+    rises = [bx for (ax, ay), (bx, by) in itertools.pairwise(points) if by < ay]  # y grows downwards in SVG
+    assert rises and max(rises) <= x + 0.5, (max(rises), x)
+
+
 def test_operator_replays_19_july_and_sees_the_halt_viewer_sees_no_buttons(server: DemoServer,
                                                                            tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
@@ -115,8 +128,9 @@ def test_operator_replays_19_july_and_sees_the_halt_viewer_sees_no_buttons(serve
             expect(halt).to_be_visible(timeout=60_000)
             assert page.evaluate("performance.timeOrigin") == loaded  # shown by the live update, not a reload
             expect(halt).to_contain_text("in wave 0 (canary)")
-            expect(halt).to_contain_text(re.compile(r"updated .*hosts( \(all strata pooled\))? silent "
-                                                    r"vs \d+ of [\d,]+ control hosts"))
+            # gate v2's words: how many updated hosts fell silent against the comparable hosts reporting then
+            expect(halt).to_contain_text(re.compile(r"\d+ of \d+ updated .* hosts stopped reporting without notice, "
+                                                    r"\d+ of [\d,]+ comparable hosts reporting then did"))
             expect(halt).to_contain_text("8,500,000")
             hit = int(page.locator("#hosts-hit").inner_text().replace(",", ""))
             assert 0 < hit < 150, hit
@@ -129,9 +143,14 @@ def test_operator_replays_19_july_and_sees_the_halt_viewer_sees_no_buttons(serve
             # The halt says it once, in words: no repeated "halted wave 0 (canary) … halted:", no "*" for the pool.
             expect(halt.locator(".halt-reason")).not_to_contain_text(re.compile(r"halted wave|halted:"))
             expect(halt.locator(".halt-reason")).not_to_contain_text(" * ")
-            # The exposure chart marks the halt.
-            expect(page.locator("#halt-marker")).to_be_visible()
-            expect(page.locator("#halt-marker")).to_contain_text("halted")
+            # The exposure chart marks the halt, at the halt: the same time as the alert, inside the axis, and
+            # no host exposed after it.
+            marker = page.locator("#halt-marker")
+            expect(marker).to_be_visible()
+            halted_when = re.search(r"Halted (.+?) in wave", halt.inner_text())
+            assert halted_when, halt.inner_text()
+            expect(marker).to_contain_text(f"halted {halted_when.group(1)}")
+            _assert_marker_at_the_halt(page)
 
             # After the rollback the page says what is true, and hands the silent hosts to a recovery campaign.
             rollback = page.locator("#rollback")
@@ -144,7 +163,19 @@ def test_operator_replays_19_july_and_sees_the_halt_viewer_sees_no_buttons(serve
             link = page.locator("#recovery-link")
             expect(link).to_have_attribute("href", f"/recovery/new?rollout={rollout_id}")
             expect(link).to_contain_text("Open a recovery campaign")
+            # The engine's own sentence in the decision log says the same (no "every exposed host is back").
+            log = page.locator("ol.log")
+            expect(log).to_contain_text(re.compile(r"rolled back: the desired state of every exposed host is its last "
+                                                   r"known good version again.*[\d,]+ silent .*need recovery"),
+                                        timeout=60_000)
+            expect(log).not_to_contain_text("every exposed host is back")
             page.screenshot(path=str(tmp_path / "3b-rolled-back.png"), full_page=True)
+            # Once the rollout has ended its time axis stops: a later reload draws the same span and marker.
+            span = page.locator("#chart-desc").text_content()
+            page.wait_for_timeout(3_000)  # three demo minutes at ×60
+            page.reload()
+            expect(page.locator("#chart-desc")).to_have_text(span or "")
+            _assert_marker_at_the_halt(page)
             page.get_by_role("link", name="Overview").click()
             expect(page.locator("#demo-replay")).to_contain_text("is over")
             page.go_back()

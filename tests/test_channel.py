@@ -11,10 +11,12 @@ import json
 import os
 import stat
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from tuf.api import exceptions as tuf_errors
 
@@ -161,6 +163,27 @@ def test_halt_and_rollback_reach_the_manifest_within_one_reconciler_pass(db: Dat
     info = updater.get_targetinfo(entry["files"]["windows"][0])
     assert info is not None and info.custom["rollback"] is True
     assert Path(updater.download_target(info)).read_bytes() == b"290"
+
+
+def test_the_reconciler_and_the_publisher_share_one_inventory_cache(db: Database, tmp_path: Path, client: TestClient,
+                                                                    rt_clock: FakeClock) -> None:
+    """One cache per application context: a pass (tick + publish) reads the inventory once, an unchanged one never."""
+    make_channel(tmp_path, rt_clock, bins=4)
+    fleet, rid = _exposed_fleet(db, rt_clock, tmp_path)
+    app = client.app
+    assert isinstance(app, FastAPI)
+    reconciler, context = app.state.reconciler, app.state.ringfence.context
+    assert reconciler.cache is context.inventory and reconciler.publisher.inventory is context.inventory
+    before = context.inventory.loads
+    assert rid in reconciler.run_once()  # a tick of the running rollout, then a publish of every cohort
+    assert reconciler.publisher.last is not None and reconciler.publisher.last.changed
+    assert context.inventory.loads == before + 1
+    reconciler.run_once()
+    assert context.inventory.loads == before + 1  # nothing changed: neither the tick nor the publish re-reads it
+    with db.transaction() as conn:
+        inventory_store.upsert_hosts(conn, [replace(fleet.hosts[0], os_build="26100")], rt_clock())
+    reconciler.run_once()
+    assert context.inventory.loads == before + 2  # a change is read once, for both
 
 
 def test_kill_switch_reaches_the_manifest_and_the_wake_event_is_set_by_operator_routes(

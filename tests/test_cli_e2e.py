@@ -62,9 +62,9 @@ def test_generate_import_list_and_reject(server: Server, db: Database) -> None:
     assert server.cli("whoami", "--token", viewer_token).stdout.strip() == "auditor (viewer)"
 
     report, out_json, out_md = (server.workdir / n for n in ("r.html", "r.json", "r.md"))
-    assessed = server.cli("assess", "--scenario", "agent.vendor=CrowdStrike", "--report", str(report),
+    assessed = server.cli("assess", "--what-if", "agent.vendor=CrowdStrike", "--report", str(report),
                           "--json", str(out_json), "--markdown", str(out_md))
-    assert "scenario agent.vendor=CrowdStrike" in assessed.stdout
+    assert "what if agent.vendor=CrowdStrike" in assessed.stdout
     doc = json.loads(out_json.read_text())["assessments"][0]
     for key in ("hosts_down", "hosts_down_share", "services_down", "services_degraded", "hhi", "spofs",
                 "recovery_hours", "eta_hours_by_site", "rto_breaches", "recommendations"):
@@ -75,7 +75,7 @@ def test_generate_import_list_and_reject(server: Server, db: Database) -> None:
     assert "| " in out_md.read_text()
     ranked = server.cli("assess", "--top", "5")
     assert "top 5 single points of failure" in ranked.stdout
-    bad_scenario = server.cli("assess", "--scenario", "agent.vendr=CrowdStrike", check=False)
+    bad_scenario = server.cli("assess", "--scenario", "agent.vendr=CrowdStrike", check=False)  # the hidden old name
     assert bad_scenario.returncode == 2
     assert "unknown field 'agent.vendr'" in bad_scenario.stderr and "agent.vendor" in bad_scenario.stderr
 

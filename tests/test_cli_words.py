@@ -24,3 +24,8 @@ def test_rollout_gate_override_mirrors_the_api_and_the_old_spelling_is_hidden() 
 def test_simulate_takes_plans_and_hides_the_old_policy_option() -> None:
     shown = _help("simulate")
     assert "--plan" in shown and "--policy" not in shown
+
+
+def test_assess_takes_what_ifs_and_hides_the_old_scenario_option() -> None:
+    shown = _help("assess")
+    assert "--what-if" in shown and "--scenario" not in shown

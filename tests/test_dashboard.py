@@ -113,6 +113,41 @@ def test_rollout_page_shows_waves_chart_evidence_and_decisions(api: Api, rollout
     assert api.client.get("/rollouts/ro-nope").status_code == 404
 
 
+def _chart(page: str) -> dict[str, object]:
+    """The exposure chart's gridlines, tick labels, halt marker and described span, read from the page's SVG."""
+    svg = re.search(r'<svg[^>]*class="chart">(.*?)</svg>', page, re.S)
+    assert svg, page
+    body = svg.group(1)
+    marker = re.search(r'id="halt-marker"><line x1="([\d.]+)"', body)
+    return {"grid": len(re.findall(r'class="grid"', body)),
+            "x_labels": re.findall(r'y="\d+(?:\.\d+)?" text-anchor="(?:start|middle|end)" class="tick">(\d\d:\d\d)<', body),
+            "halt_x": float(marker.group(1)) if marker else None,
+            "halt_label": re.search(r'class="tick halt-label">([^<]+)<', body),
+            "desc": re.search(r'<desc id="chart-desc">([^<]+)</desc>', body).group(1)}  # type: ignore[union-attr]
+
+
+def test_exposure_chart_has_gridlines_a_halt_marker_and_stops_when_the_rollout_ends(
+        api: Api, db: Database, clock: FakeClock, rollout: str) -> None:
+    """Five time gridlines with labels and the count gridlines; while running the axis follows the clock, once halted
+    it stops (a later look draws the same span) and a marker sits at the halt, inside the axis."""
+    _login(api, "viewer")
+    running = _chart(api.client.get(f"/rollouts/{rollout}").text)
+    assert running["halt_x"] is None and running["halt_label"] is None
+    assert len(running["x_labels"]) == 5 and running["grid"] >= 5 + 3  # 5 time lines, ≥ 3 count lines (0, …, top)
+    clock.advance(minutes=30)
+    later = _chart(api.client.get(f"/rollouts/{rollout}").text)
+    assert later["desc"] != running["desc"]  # a running rollout's axis ends at now
+    rollouts.operate(db, rollout, "halt", actor=ADMIN, clock=clock, reason="chart test")
+    halted = _chart(api.client.get(f"/rollouts/{rollout}").text)
+    assert halted["halt_x"] is not None and 0 < halted["halt_x"] <= 640  # type: ignore[operator]
+    assert halted["halt_x"] > 640 * 0.8  # type: ignore[operator]  # the halt is the last event: at the right, not squeezed
+    assert halted["halt_label"] and "halted" in halted["halt_label"].group(0)  # type: ignore[union-attr]
+    clock.advance(hours=6)
+    again = _chart(api.client.get(f"/rollouts/{rollout}").text)
+    assert again["desc"] == halted["desc"] and again["halt_x"] == halted["halt_x"]  # the axis stopped at the end
+    assert again["x_labels"] == halted["x_labels"] and len(again["x_labels"]) == 5
+
+
 def test_buttons_follow_the_role_and_approve_is_hidden_from_who_started(api: Api, db: Database, clock: FakeClock,
                                                                        tmp_path: Path) -> None:
     fleet = Fleet(db=db, clock=clock, hosts=make_hosts(40), artifacts=ArtifactStore(tmp_path / "a"))
@@ -243,7 +278,10 @@ def test_demo_replay_is_halted_in_wave_zero(db: Database, clock: FakeClock, tmp_
     assert status.halted_at is not None and status.wave == 0, status.message
     assert "silent" in status.halt_reason
     info = demo.info()
-    assert 0 < info.silent < 60 and info.hosts_2024 == HOSTS_2024
+    # Gate v2 judges each stratum against its own comparable hosts: the demo's 300 hosts fall in ~80 strata, many
+    # of them (nearly) all in the canary, whose events bet little, so it halts after more hosts than the first
+    # gate's one pooled stream did (below 60); still a few dozen of 300.
+    assert 0 < info.silent < 100 and info.hosts_2024 == HOSTS_2024, (status.halt_reason, info)
     with db.transaction() as conn:
         hit = sum(1 for r in rollout_store.rollout_host_rows(conn, rid) if r.exposed_at is not None)
     assert info.silent <= hit < 100  # a few dozen of 300, not every Windows host

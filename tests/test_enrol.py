@@ -168,3 +168,37 @@ def test_a_host_whose_credential_was_revoked_enrols_again_with_a_tenant_token(ap
     again = _enrol(api, shared)
     assert again.status_code == 201, again.text
     assert _report(api.client, again.json()["credential"]).status_code == 202
+
+
+def _enrol_proposing(api: Api, token: str, credential: str) -> Any:
+    return api.client.post("/v1/enrol", json={"host": HOST, "credential": credential},
+                           headers={"Authorization": f"Bearer {token}"})
+
+
+def test_an_agent_whose_enrolment_answer_was_lost_asks_again_and_gets_the_same_enrolment(api: Api) -> None:
+    """The agent makes its credential before the first try; the retry after a lost 201 is recognised by it:
+    the same enrolment, the single-use token not used again, no 409; anyone else with the token still gets 409."""
+    token = _token(api, uses=1)["token"]
+    mine = "rfh_" + "A" * 43
+    first = _enrol_proposing(api, token, mine)
+    assert first.status_code == 201, first.text
+    assert first.json()["credential"] == mine
+    again = _enrol_proposing(api, token, mine)  # the token is used up: only the same credential gets through
+    assert again.status_code == 201, again.text
+    assert again.json()["credential"] == mine and again.json()["host_id"] == HOST["id"]
+    assert _report(api.client, mine).status_code == 202
+    other = _token(api, uses=5)["token"]
+    assert _enrol_proposing(api, other, "rfh_" + "B" * 43).status_code == 409  # still no takeover
+    assert _enrol(api, other).status_code == 409
+    assert _problem(_enrol_proposing(api, token, "rfh_" + "C" * 43), 401)  # a spent token for anyone else
+    assert _report(api.client, mine).status_code == 202
+    tokens = api.call("GET", "/v1/enrolment-tokens", role="operator").json()["tokens"]
+    assert [t["uses_left"] for t in tokens if token.startswith(t["prefix"])] == [0]
+
+
+@pytest.mark.parametrize("credential", ["rfh_short", "rf_" + "A" * 50, "rfh_" + "A" * 42 + "!"])
+def test_a_proposed_credential_that_is_not_strong_is_422_and_leaves_the_token_unused(api: Api, credential: str) -> None:
+    token = _token(api, uses=1)["token"]
+    body = _problem(_enrol_proposing(api, token, credential), 422)
+    assert body["errors"][0]["field"].endswith("credential"), body
+    assert _enrol(api, token).status_code == 201

@@ -8,24 +8,39 @@ lock within 15 s of the kill; at the end the rollout has completed with every de
 order (one promotion, contiguous sequence numbers) and the audit chain is intact.
 
 SQLite serves one process only, so these tests need PostgreSQL (CI sets RINGFENCE_TEST_DATABASE_URL).
-The ``make test`` version kills once; the ``extended`` one 20 times.
+``make test`` runs a lean version (:func:`test_two_servers_leader_killed_the_other_finishes_the_rollout`: two
+servers started side by side, the setup written straight into the database, one kill); the ``extended`` ones
+run the four-server setup through the CLI and kill once and 20 times.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
-from ringfence.adapters.db.engine import Database
+from ringfence.adapters.artifacts import ArtifactStore
+from ringfence.adapters.db.engine import Database, normalise_url
 from ringfence.adapters.db.leader import RECONCILER_LOCK
+from ringfence.domain.access import Role
+from ringfence.domain.model import Host, HostId, Inventory, OsFamily, TenantId
+from ringfence.services import rollouts
+from ringfence.services.audit import use_audit_key, verify
+from ringfence.services.context import Actor, system_clock
+from ringfence.services.health import issue_credential
+from ringfence.services.inventory import import_inventory
+from ringfence.services.tokens import create_token
 from tests.conftest import PG_ENV, _reset_pg
 from tests.servers import Server
 from tests.test_rollout_e2e import Agents
@@ -208,6 +223,156 @@ def test_workers_elect_one_leader_and_die_with_their_parent(tmp_path: Path, pg_d
     finally:
         db.dispose()
         server.stop()
+
+
+AUDIT_KEY = "f" * 64
+HOST_TOKEN_KEY = "k" * 32
+PAIR_HOSTS = 10
+
+
+@dataclass
+class Pair:
+    """Two ``serve --role all`` servers on a schema of their own, with a fleet, a release and a plan."""
+
+    db: Database
+    servers: list[Standby]
+    token: str
+    credentials: dict[str, str]
+    spare: tuple[str, str]  # a host no rollout targets (linux), and its credential
+
+    def leader(self) -> Standby:
+        live = {s.proc.pid: s for s in self.servers if s.proc is not None and s.proc.poll() is None}
+        deadline = time.monotonic() + TAKEOVER_LIMIT
+        while (pid := _leader_pid(self.db)) not in live:
+            assert time.monotonic() < deadline, "no server took the reconciler lock within 15 s"
+            time.sleep(0.05)
+        assert pid is not None
+        return live[pid]
+
+
+def _setup_in_db(db: Database, data_dir: Path) -> tuple[str, dict[str, str], tuple[str, str]]:
+    """The fleet, credentials, release and plan written through the services (no CLI process per step);
+    return an operator token, each host's credential and a spare host with its credential."""
+    admin = Actor(name="failover-test", role=Role.ADMIN, source="local")
+    use_audit_key(db, AUDIT_KEY.encode(), clock=system_clock)  # the key the servers use: one keyed chain
+    fleet = tuple(Host(id=HostId(f"fo-{i:03d}"), hostname=f"ws-{i:03d}", tenant=TenantId("acme"),
+                       os_family=OsFamily.WINDOWS, os_build=("22631", "26100")[i % 2], timezone="Europe/Berlin",
+                       country="DE") for i in range(PAIR_HOSTS))
+    spare = Host(id=HostId("spare-1"), hostname="spare-1", tenant=TenantId("acme"), os_family=OsFamily.LINUX)
+    import_inventory(db, Inventory(hosts=(*fleet, spare)), actor=admin, clock=system_clock)
+    credentials = {h.id: issue_credential(db, h.id, actor=admin, clock=system_clock) for h in fleet}
+    spare_cred = issue_credential(db, spare.id, actor=admin, clock=system_clock)
+    rollouts.create_release(db, ArtifactStore(data_dir / "artifacts"), product="falcon-content", version="291",
+                            kind="content", platforms=["windows"], files=[("C-00000291.sys", b"channel file 291")],
+                            actor=admin, clock=system_clock)
+    rollouts.apply_plan(db, PLAN % 120, actor=admin, clock=system_clock)
+    token, _ = create_token(db, name="admin", role="admin", actor=admin, clock=system_clock)
+    return token, credentials, (spare.id, spare_cred)
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    """Two servers started side by side (an admin token exists, so neither creates one), shared by the
+    ``make test`` checks of this module; on a schema of their own, so other tests' resets do not touch them."""
+    base = normalise_url(os.environ[PG_ENV])
+    schema = f"rf_pair_{os.getpid()}_{secrets.token_hex(3)}"
+    owner = create_engine(base)
+    with owner.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    url = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+    tmp = tmp_path_factory.mktemp("pair")
+    db = Database(url)
+    servers: list[Standby] = []
+    try:
+        db.upgrade()
+        token, credentials, spare = _setup_in_db(db, tmp / "var")
+        env = {"RINGFENCE_DATA_DIR": str(tmp / "var"), "RINGFENCE_RECONCILE_INTERVAL_SECONDS": "0.25",
+               "RINGFENCE_AUDIT_KEY": AUDIT_KEY, "RINGFENCE_HOST_TOKEN_KEY": HOST_TOKEN_KEY, "RINGFENCE_ROLE": "all"}
+        for d in ("s-0", "s-1"):
+            (tmp / d).mkdir()
+        starting = [threading.Thread(target=lambda d=d: servers.append(  # type: ignore[misc]
+            Standby(tmp / d, url, **env))) for d in ("s-0", "s-1")]
+        for t in starting:
+            t.start()
+        for t in starting:
+            t.join()
+        assert len(servers) == 2, "a server did not start (see its log under the test's temporary directory)"
+        for s in servers:
+            s.env["RINGFENCE_TOKEN"] = token
+        yield Pair(db, servers, token, credentials, spare)
+    finally:
+        for s in servers:
+            s.stop()
+        db.dispose()
+        with owner.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        owner.dispose()
+
+
+def test_a_revocation_reaches_both_servers_within_5_s(pair: Pair) -> None:
+    """A host token issued by one server is accepted by both without the database; the credential revoked
+    through one server, both refuse the token within 5 s (the long version: tests/test_host_tokens.py)."""
+    host, cred = pair.spare
+    a, b = pair.servers
+    operator = {"Authorization": f"Bearer {pair.token}"}
+    with httpx.Client(base_url=a.url, timeout=10) as ca, httpx.Client(base_url=b.url, timeout=10) as cb:
+        issued = ca.post("/v1/agent/token", headers={"Authorization": f"Bearer {cred}"})
+        assert issued.status_code == 200, issued.text
+        token = issued.json()["token"]
+
+        def beat(c: httpx.Client) -> int:
+            return c.post("/v1/health", json={"host_id": host, "at": datetime.now(UTC).isoformat()},
+                          headers={"Authorization": f"Bearer {token}"}).status_code
+
+        assert (beat(ca), beat(cb)) == (202, 202)
+        assert cb.post(f"/v1/hosts/{host}/credentials/revoke", headers=operator).status_code == 200
+        revoked_at = time.monotonic()
+        took: dict[str, float] = {}
+        while len(took) < 2 and time.monotonic() - revoked_at < 10:
+            for name, c in (("a", ca), ("b", cb)):
+                if name not in took and beat(c) == 401:
+                    took[name] = time.monotonic() - revoked_at
+            time.sleep(0.05)
+    print(f"seconds until each server refused the revoked host's token: {took}")
+    assert len(took) == 2 and max(took.values()) < 5, f"seconds until each server refused the token: {took}"
+
+
+def test_two_servers_leader_killed_the_other_finishes_the_rollout(pair: Pair) -> None:
+    """The ``make test`` failover check: a rollout, SIGKILL of the leader mid-rollout: the other server holds
+    the lock within 15 s and finishes the rollout with one promotion and every decision once (restarting the
+    killed server as a standby, and 20 kills, are the ``extended`` tests' part)."""
+    leader = pair.leader()
+    standby = next(s for s in pair.servers if s is not leader)
+    assert standby.proc is not None
+    with Agents(standby.url, pair.credentials, pair.token), httpx.Client(
+            base_url=standby.url, timeout=10, headers={"Authorization": f"Bearer {pair.token}"}) as client:
+        time.sleep(1.5)  # every host has reported once
+        started = client.post("/v1/rollouts", json={"release": "falcon-content@291", "plan": "failover",
+                                                    "start": True, "reason": "failover test"})
+        assert started.status_code == 201, started.text
+        rid = started.json()["id"]
+        time.sleep(1.0)  # let the leader tick (and perhaps expose the canary) before it dies
+        leader.kill()
+        killed_at = time.monotonic()
+        while _leader_pid(pair.db) != standby.proc.pid:
+            assert time.monotonic() - killed_at <= TAKEOVER_LIMIT, "the standby did not take over within 15 s"
+            time.sleep(0.05)
+        took = time.monotonic() - killed_at
+        final = _wait_http(standby, rid, timeout=120)
+        assert final["state"] == "completed", final["message"]
+        assert final["exposed"] == PAIR_HOSTS
+        log = client.get(f"/v1/rollouts/{rid}/decisions").json()["decisions"]
+    print(f"takeover after the kill: {took:.2f} s")
+    seqs = [d["seq"] for d in log]
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert [d["at"] for d in log] == sorted(d["at"] for d in log)
+    assert len([d for d in log if d["message"].startswith("promoted")]) == 1
+    assert sum(1 for d in log if d["state"] == "completed") == 1
+    with pair.db.engine.connect() as conn:  # every host exposed exactly once
+        exposed = conn.execute(text("SELECT count(*), count(DISTINCT host_id) FROM rollout_hosts "
+                                    "WHERE rollout_id = :r AND exposed_at IS NOT NULL"), {"r": rid}).one()
+    assert tuple(exposed) == (PAIR_HOSTS, PAIR_HOSTS)
+    assert verify(pair.db).ok
 
 
 def _state(pid: int) -> str:

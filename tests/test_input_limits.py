@@ -8,6 +8,7 @@ over-long text.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -93,6 +94,10 @@ def test_largest_token_id_is_a_404_not_an_overflow(api: Api) -> None:
     ("PUT", "/v1/policies", {"tenant": "ac\u0000me", "ring": "early"}, "tenant"),
     ("POST", "/v1/tokens", {"name": "n\u0000", "role": "viewer"}, "name"),
     ("POST", "/v1/tokens", {"name": "n", "role": "viewer", "reason": "r" * 2001}, "reason"),
+    ("POST", "/v1/recovery/campaigns", {"name": "c\u0000", "runbooks": "x"}, "name"),
+    ("POST", "/v1/recovery/campaigns", {"name": "c", "runbooks": "x", "model": {"k": "a\u0000"}}, "model"),
+    ("POST", "/v1/recovery/campaigns/c1/assign", {"hosts": ["h1"], "technician": "t\u0000"}, "technician"),
+    ("POST", "/v1/recovery/campaigns/c1/hosts/h1/mark", {"state": "start", "message": "m\u0000"}, "message"),
 ])
 def test_nul_and_over_long_text_in_json_bodies_is_422(api: Api, method: str, path: str, payload: dict[str, Any],
                                                        field: str) -> None:
@@ -147,3 +152,60 @@ def test_nul_or_over_long_text_in_multipart_forms_is_422(api: Api) -> None:
     body = _problem(api.call("POST", "/v1/releases/app@1/sbom", role="operator", data={"reason": "x\u0000"},
                              files=[("file", ("b.cdx.json", cdx("pkg:pypi/requests@2.31.0"), "application/json"))]), 422)
     assert [e["field"] for e in body["errors"]] == ["reason"], body
+
+
+@pytest.mark.parametrize("body", ["Hostname,KeyID,RecoveryKey\r\nh1,k\r1,x\n", "x" * 140_000 + "\n",
+                                  "Hostname,KeyID,RecoveryKey\nh1,k1," + "9" * 140_000 + "\n"])
+def test_recovery_key_csv_that_the_csv_module_cannot_read_is_422(api: Api, body: str) -> None:
+    """schemathesis found a lone CR in a key CSV answering 500 (_csv.Error) on both databases."""
+    response = api.call("POST", "/v1/recovery/keys", content=body.encode(), headers={"content-type": "text/csv"})
+    problem = _problem(response, 422)
+    assert _fields(problem)[0] in ("header", "row", "Hostname"), problem
+
+
+def test_escrow_csv_field_over_the_csv_limit_is_422(api: Api) -> None:
+    text = "host_id,key_id,location,verified\nh1,k1," + "x" * 140_000 + ",true\n"
+    body = _problem(api.call("POST", "/v1/escrow", role="operator",
+                             files=[("files", ("escrow.csv", text.encode(), "text/csv"))]), 422)
+    assert "cannot be read as CSV" in body["detail"], body
+
+
+def _walk(node: Any) -> Any:
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            yield item
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def test_the_openapi_document_refuses_nul_in_mapping_keys_too(api: Api) -> None:
+    """A constrained key type (health `versions`: product → version) gets pydantic's propertyNames without a
+    pattern; the document must still say that a NUL is refused there, as the API does (schemathesis ST202)."""
+    doc = api.client.get("/openapi.json").json()
+    versions = doc["components"]["schemas"]["Report"]["properties"]["versions"]
+    assert re.fullmatch(versions["propertyNames"]["pattern"], "a\u0000b") is None
+    assert re.fullmatch(versions["propertyNames"]["pattern"], "app") is not None
+    for item in _walk(doc):
+        if isinstance(item.get("propertyNames"), dict):
+            assert "pattern" in item["propertyNames"], item
+    host = api.call("POST", "/v1/health", role="operator", json={"host_id": "h", "at": "2026-11-24T09:00:00Z",
+                                                                   "versions": {"a\u0000": "1"}})
+    assert host.status_code in (401, 422)
+
+
+def test_a_blank_override_reason_is_invalid_in_the_document_as_in_the_api(api: Api) -> None:
+    """The service strips the reason and refuses a blank one; the document says so with a pattern that
+    treats exactly Python's whitespace as blank (schemathesis found "\\r\\r" schema-valid but refused)."""
+    doc = api.client.get("/openapi.json").json()
+    pattern = doc["components"]["schemas"]["OverrideIn"]["properties"]["reason"]["pattern"]
+    spaces = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
+    for blank in ("\r\r", " ", spaces, "\u3000\u2028"):
+        assert re.fullmatch(pattern, blank) is None, repr(blank)
+    for text in ("ok", " fixed upstream \n", "\u00e9"):
+        assert re.fullmatch(pattern, text) is not None
+    assert re.fullmatch(pattern, "a\u0000b") is None
+    body = _problem(api.call("POST", "/v1/rollouts/r1/gate-override", role="approver", json={"reason": "\r\r"}), 422)
+    assert body["errors"][0]["field"] == "reason"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from sqlalchemy import text
 
 from ringfence.adapters.db.engine import Database
@@ -65,3 +66,57 @@ def test_reimport_can_empty_a_hosts_children(db: Database, clock: FakeClock, adm
     with db.transaction() as conn:
         got = store.get_host(conn, host.id)
     assert got is not None and (got.labels, got.agents, tuple(got.services)) == ({}, (), ())
+
+
+def _indexes_and_keys(db: Database) -> set[tuple[str, str]]:
+    with db.transaction() as conn:
+        rows = conn.execute(text(
+            "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+            "WHERE indrelid IN ('hosts'::regclass, 'host_agents'::regclass, 'host_labels'::regclass, "
+            "'host_services'::regclass) UNION ALL SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE contype = 'f' AND conrelid IN ('hosts'::regclass, 'host_agents'::regclass, "
+            "'host_labels'::regclass, 'host_services'::regclass)")).tuples().all()
+    return set(rows)
+
+
+def test_bulk_import_matches_the_merge_and_keeps_every_index_and_key(db: Database, clock: FakeClock, admin: Actor,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """An import that at least doubles the fleet drops and rebuilds the indexes (PostgreSQL); same rows as the merge."""
+    monkeypatch.setattr(store, "BULK_MIN_HOSTS", 4)
+    bulk: list[int] = []
+    suspend = store._suspend_indexes
+    monkeypatch.setattr(store, "_suspend_indexes", lambda cur: bulk.append(1) or suspend(cur))
+    svc = Service(id=ServiceId("svc"), name="svc", tenant=TenantId("t"))
+    first = [replace(_host(i), services=(ServiceId("svc"),) if i % 2 else ()) for i in range(3)]
+    import_inventory(db, Inventory(hosts=tuple(first), services=(svc,)), actor=admin, clock=clock)  # merge: < 4
+    before = _indexes_and_keys(db) if not db.is_sqlite else set()
+    changed = replace(first[1], labels={"ring": "late"}, os_build="26100")
+    again = [first[0], changed, *(_host(i) for i in range(10, 17))]  # 2 existing, 7 new: bulk on PostgreSQL
+    result = import_inventory(db, Inventory(hosts=tuple(again)), actor=admin, clock=clock)
+    assert (result.hosts_inserted, result.hosts_updated) == (7, 2)
+    with db.transaction() as conn:
+        for want in [*again, first[2]]:
+            got = store.get_host(conn, want.id)
+            assert got is not None and (got.os_build, got.labels, got.agents, tuple(got.services)) == \
+                (want.os_build, want.labels, want.agents, tuple(want.services)), want.id
+        versions = dict(conn.execute(text("SELECT id, version FROM hosts")).tuples().all())
+    if not db.is_sqlite:
+        assert bulk == [1]  # the second import only: 9 hosts into a fleet of 3
+        assert _indexes_and_keys(db) == before and len(before) >= 11  # 5 + 2 + 2 + 1 indexes, 4 keys
+        assert {h: v for h, v in versions.items() if v > 1} == {"r-001": 2}
+
+
+def test_a_failed_bulk_import_leaves_hosts_and_indexes_as_they_were(db: Database, clock: FakeClock, admin: Actor,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    if db.is_sqlite:
+        pytest.skip("the bulk path is PostgreSQL's")
+    monkeypatch.setattr(store, "BULK_MIN_HOSTS", 4)
+    import_inventory(db, Inventory(hosts=(_host(1),)), actor=admin, clock=clock)
+    before = _indexes_and_keys(db)
+    bad = [_host(i) for i in range(2, 8)]
+    bad[3] = replace(bad[3], agents=(InstalledAgent(vendor="x" * 300, product="EDR"),))  # longer than the column
+    with pytest.raises(Exception, match="too long"):
+        import_inventory(db, Inventory(hosts=tuple(bad)), actor=admin, clock=clock)
+    with db.transaction() as conn:
+        assert store.table_counts(conn)["hosts"] == 1
+    assert _indexes_and_keys(db) == before

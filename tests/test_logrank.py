@@ -138,6 +138,30 @@ def test_rare_signal_promotes_on_the_absolute_rate_with_pooled_host_hours() -> N
     assert result.verdict is Verdict.SUCCESSFUL, result.reason
 
 
+def test_a_wave_without_hosts_away_is_not_held_back_by_the_previous_wave_s_not_back_rows() -> None:
+    """not_back (optional) had updated hosts at risk in wave 0; in wave 1 nobody went away: nothing to bound there.
+
+    A required signal with no updated host-hours in the wave still holds it back (fail safe)."""
+    config = GateConfig(required_signals=frozenset({V1Signal.SILENT}))
+    wave0 = [tick(0, 50, 100, 100, hours=5000.0), tick(0, 0, 3, 10, hours=2.0, signal=Signal.NOT_BACK)]
+    ledger, _ = accumulate((), wave0, config)
+    ledger = logrank.next_wave(ledger)
+    ledger, _ = accumulate(ledger, [tick(0, 50, 100, 100, hours=5000.0)], config)
+    result = decide(ledger, config)
+    assert result.verdict is Verdict.SUCCESSFUL, result.reason
+    assert "not_back" not in result.reason
+    # an away host of wave 1 puts not_back back in: 1 host-hour bounds nothing yet
+    held, _ = accumulate(ledger, [tick(0, 0, 1, 10, hours=1.0, signal=Signal.NOT_BACK)], config)
+    assert decide(held, config).verdict is Verdict.INCONCLUSIVE
+    assert "not_back" in decide(held, config).reason
+    # the same for a required signal: rows of the previous wave and no host-hours in this one hold it back
+    strict = GateConfig(required_signals=frozenset({V1Signal.SILENT, V1Signal.CRASHED}))
+    both, _ = accumulate((), [tick(0, 50, 100, 100, hours=5000.0),
+                              tick(0, 0, 100, 100, hours=5000.0, signal=Signal.CRASHED)], strict)
+    both, _ = accumulate(logrank.next_wave(both), [tick(0, 50, 100, 100, hours=5000.0)], strict)
+    assert decide(both, strict).verdict is Verdict.INCONCLUSIVE and "crashed" in decide(both, strict).reason
+
+
 def test_a_suspect_stratum_blocks_promotion() -> None:
     ledger, _ = accumulate((), [tick(0, 50, 100, 100), tick(2, 0, 2, 60, stratum="odd")], CONFIG)
     result = decide(ledger, CONFIG)

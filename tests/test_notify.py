@@ -78,7 +78,8 @@ def test_halt_reaches_signed_webhook_and_apprise_json(db: Database, clock: FakeC
     assert headers["x-ringfence-signature"] == f"sha256={expected.hexdigest()}"
     assert headers["x-ringfence-event"] == "rollout.halted"
     payload = json.loads(body)
-    assert payload["title"] == "shop@1 halted in wave 0 (canary)" and payload["details"] == {"wave": 0, "silent": 3}
+    assert payload["title"] == "shop@1 halted in wave 0 (canary)"
+    assert payload["details"] == {"wave": 0, "silent": 3, "tenants": ["acme"]}
     assert str(payload["delivery"]) == headers["x-ringfence-delivery"]
     apprise_bodies = [json.loads(b) for p, _, b in receiver.requests if p == "/apprise"]
     assert {b["title"] for b in apprise_bodies} == {"shop@1 halted in wave 0 (canary)", "wave 1 needs approval"}
@@ -157,6 +158,7 @@ def test_worker_thread_delivers_without_blocking_the_caller(db: Database, clock:
     ("notify: {targets: {}, rules: [{events: [rollout.exploded], targets: [x]}]}", "names unknown events"),
     ("notify: {targets: {}, rules: [{events: ['*'], targets: [x]}]}", "names undefined targets ['x']"),
     ("tenant: acme", "notify: is missing"),
+    ("{tenant: 'plan:fast', notify: {targets: {}, rules: []}}", "names a plan's rules"),
 ])
 def test_bad_rules_name_the_field_and_change_nothing(db: Database, clock: FakeClock, admin: Actor, doc: str,
                                                      message: str) -> None:
@@ -202,3 +204,16 @@ def test_api_kill_switch_is_told_through_the_apps_notifier(api: Api) -> None:  #
     assert r.status_code == 200, r.text
     assert [(n.event, n.subject) for n in told.sent] == [(Event.KILL_SWITCH, "falcon-content")]
     assert "drill" in told.sent[0].text
+
+
+def test_log_notifier_tells_a_once_notification_once(clock: FakeClock) -> None:
+    """The simulator's notifier drops repeats of a `once` notification as the outbox does; others repeat."""
+    from ringfence.services.notify import LogNotifier
+
+    told = LogNotifier()
+    shadow = Notification(event=Event.GATE_SHADOW, subject="ro-1", title="would have halted wave 0", text="",
+                          at=clock(), once=True)
+    for _ in range(3):
+        told.notify(shadow)
+        told.notify(_halt(clock))
+    assert [n.event for n in told.sent] == [Event.GATE_SHADOW] + [Event.ROLLOUT_HALTED] * 3

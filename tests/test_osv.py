@@ -15,8 +15,8 @@ from ringfence.domain.vulns import (
     Advisory,
     AdvisoryIndex,
     Component,
+    MatchResult,
     SeverityLabel,
-    Verdict,
     component_from_purl,
     is_vulnerable,
     normalize_name,
@@ -64,25 +64,25 @@ def test_log4shell_record_has_three_entries_and_critical_severity() -> None:
 
 
 LOG4SHELL_CASES = [
-    ("2.14.1 in [2.13.0, 2.15.0)", "2.14.1", Verdict.AFFECTED),
+    ("2.14.1 in [2.13.0, 2.15.0)", "2.14.1", MatchResult.AFFECTED),
     ("2.15.0 fixed", "2.15.0", None),
     ("2.17.1 later", "2.17.1", None),
-    ("2.12.1 in [2.4, 2.12.2)", "2.12.1", Verdict.AFFECTED),
+    ("2.12.1 in [2.4, 2.12.2)", "2.12.1", MatchResult.AFFECTED),
     ("2.12.2 fixed on the 2.12 line", "2.12.2", None),
     ("2.12.4 fixed on the 2.12 line", "2.12.4", None),
-    ("2.3 in [0, 2.3.1)", "2.3", Verdict.AFFECTED),
+    ("2.3 in [0, 2.3.1)", "2.3", MatchResult.AFFECTED),
     ("2.3.1 fixed on the 2.3 line", "2.3.1", None),
     ("2.3.2 between lines", "2.3.2", None),
-    ("2.0-beta9 in [0, 2.3.1)", "2.0-beta9", Verdict.AFFECTED),
+    ("2.0-beta9 in [0, 2.3.1)", "2.0-beta9", MatchResult.AFFECTED),
     ("2.13.0-rc1 sorts below 2.13.0 and above 2.12.2", "2.13.0-rc1", None),
 ]
 
 
 @pytest.mark.parametrize(("name", "version", "expected"), LOG4SHELL_CASES, ids=[c[0] for c in LOG4SHELL_CASES])
-def test_log4shell_ranges(name: str, version: str, expected: Verdict | None) -> None:
+def test_log4shell_ranges(name: str, version: str, expected: MatchResult | None) -> None:
     index = AdvisoryIndex([_one(LOG4SHELL)])
     matches = index.match([component_from_purl(f"pkg:maven/org.apache.logging.log4j/log4j-core@{version}")])
-    assert [m.verdict for m in matches] == ([expected] if expected else [])
+    assert [m.result for m in matches] == ([expected] if expected else [])
 
 
 def test_log4shell_reason_names_component_interval_and_advisory() -> None:
@@ -95,7 +95,7 @@ def test_log4shell_reason_names_component_interval_and_advisory() -> None:
 def test_purl_without_version_takes_component_version() -> None:
     index = AdvisoryIndex(load_path(LOG4SHELL))
     comp = Component(name="log4j-core", version="2.14.1", purl="pkg:maven/org.apache.logging.log4j/log4j-core")
-    assert [m.verdict for m in index.match([comp])] == [Verdict.AFFECTED]
+    assert [m.result for m in index.match([comp])] == [MatchResult.AFFECTED]
     assert index.match([Component(name="log4j-core", version="2.17.1", purl=comp.purl)]) == []
 
 
@@ -153,7 +153,7 @@ def test_npm_scope_is_kept_and_purl_maps_to_npm() -> None:
     adv = parse_record(
         _record([_pkg([{"type": "SEMVER", "events": [{"introduced": "0"}]}], eco="npm", name="@types/node")]), source="t"
     )
-    assert [m.verdict for m in AdvisoryIndex([adv]).match([comp])] == [Verdict.AFFECTED]
+    assert [m.result for m in AdvisoryIndex([adv]).match([comp])] == [MatchResult.AFFECTED]
     assert AdvisoryIndex([adv]).match([component_from_purl("pkg:npm/node@1.0.0")]) == []
 
 
@@ -274,7 +274,7 @@ def test_not_evaluated_is_reported_as_a_match() -> None:
     git = _pkg([{"type": "GIT", "repo": "https://x/y", "events": [{"introduced": "abc"}]}])
     index = AdvisoryIndex([parse_record(_record([git]), source="t")])
     (m,) = index.match([Component("demo", "1.0", "PyPI")])
-    assert m.verdict == Verdict.NOT_EVALUATED and "GIT" in m.reason
+    assert m.result == MatchResult.NOT_EVALUATED and "GIT" in m.reason
     assert index.match([Component("demo", "1.0", "PyPI")], include_not_evaluated=False) == []
 
 

@@ -1,16 +1,18 @@
 """Server and simulator parity: the same small fleet and the same scripted events, tick by tick.
 
 One fleet (two tenants, three strata, a paused tenant, a delayed tenant, a redundancy group under a
-disruption budget) and one script of events — heartbeats, a host offline for a while, a crash not tied to
-the rollout, and in the harmful row hosts the release makes silent or crash — go through
+disruption budget) and one script of events — heartbeats, a host offline for a while without a word (a
+silence), hosts that send a going-away notice and sleep, a crash not tied to the rollout, and in the harmful
+row hosts the release makes silent or crash — go through
 
 * the server path: the real database (SQLite, and PostgreSQL when ``RINGFENCE_TEST_DATABASE_URL`` is set),
   the real health ingest, :class:`~ringfence.adapters.db.fleet.DatabaseFleet` and the reconcile tick; and
 * the simulator path: :class:`~ringfence.sim.fleet.SimFleet` over the same hosts (one simulated host per
   host, bucketed by the rollout's salt) and the same tick.
 
-At every tick both must see the same observations (per wave, per stratum × signal) and make the same
-decision, and expose the same hosts.  The script reacts to each side's own state (a broken host goes
+At every tick both must see the same observations (per wave; gate v2's risk-set ticks per stratum ×
+signal, the current wave's strata and the hosts in flight) and make the same decision, and expose the same
+hosts.  The script reacts to each side's own state (a broken host goes
 quiet only once that side exposed it), so a difference anywhere shows up as a difference here.
 """
 
@@ -87,7 +89,8 @@ POLICIES = [
 @dataclass(frozen=True)
 class Script:
     """What happens to which host: ``broken`` hosts go silent once exposed, ``crashing`` ones report a crash
-    at their first report after exposure; ``offline`` hosts do not report in those minutes; ``control_crash``
+    at their first report after exposure; ``offline`` hosts do not report in those minutes; ``asleep`` hosts
+    send a going-away notice in the minute before and do not report in those minutes; ``control_crash``
     hosts report a crash not tied to the rollout at that minute."""
 
     name: str
@@ -95,6 +98,7 @@ class Script:
     broken: frozenset[str] = frozenset()
     crashing: frozenset[str] = frozenset()
     offline: dict[str, range] = field(default_factory=dict)
+    asleep: dict[str, range] = field(default_factory=dict)
     control_crash: dict[str, int] = field(default_factory=dict)
     with_delay_and_budget: bool = True  # the delayed tenant's policy and the budgeted service
 
@@ -109,10 +113,12 @@ class Script:
 
 SCRIPTS = [
     Script("good release, noise", minutes=34, offline={"p007": range(2, 12), "p020": range(14, 30)},
+           asleep={"p003": range(3, 25), "p016": range(9, 40), "p022": range(20, 27)},
            control_crash={"p010": 3, "p025": 16}),
     Script("harmful release", minutes=20, with_delay_and_budget=False,
            broken=frozenset(f"p{i:03d}" for i in range(36) if i not in (5, 11)),
-           crashing=frozenset({"p005", "p011"}), offline={"p008": range(4, 9)}, control_crash={"p013": 5}),
+           crashing=frozenset({"p005", "p011"}), offline={"p008": range(4, 9)}, asleep={"p011": range(12, 16)},
+           control_crash={"p013": 5}),
 ]
 
 
@@ -141,9 +147,11 @@ class _Recording:
 def _obs_key(obs: Observations | None) -> Any:
     if obs is None:  # nothing to do (the rollout stopped): neither side observed
         return None
-    streams = sorted((s.signal.value, s.stratum, s.treated_hosts, s.treated_failed, round(s.treated_host_hours, 6),
-                      s.control_hosts, s.control_failed, round(s.control_host_hours, 6)) for s in obs.streams)
-    return obs.waves, streams, obs.health_as_of, obs.rolled_back_pending
+    assert obs.risk_as_of is not None and not obs.streams  # gate v2 on both sides
+    ticks = sorted((str(t.signal), t.stratum, t.treated_events, t.control_events, t.treated_at_risk, t.control_at_risk,
+                    round(t.treated_hours, 9), t.treated_hosts, str(t.reference)) for t in obs.risk)
+    return (obs.waves, ticks, obs.risk_as_of, obs.strata, obs.in_flight, obs.health_as_of,
+            obs.rolled_back_pending)
 
 
 def _decision_key(d: Decision | None) -> Any:
@@ -179,12 +187,14 @@ class _Server:
         return ({r.host_id for r in rows if r.exposed_at is not None},
                 {r.host_id for r in rows if r.rolled_back_at is not None})
 
-    def report(self, beats: list[str], crashes: list[tuple[str, bool]], running: Callable[[str], str]) -> None:
+    def report(self, beats: list[str], crashes: list[tuple[str, bool]], running: Callable[[str], str],
+               notices: frozenset[str] = frozenset()) -> None:
         now = self.clock()
         for h in beats:
             events = tuple(("crashed", self.rid if treated else "", now) for host, treated in crashes if host == h)
             self.ingest.submit(h, HealthReport(host_id=h, at=now, versions={PRODUCT: running(h)},
-                                               committed=(PRODUCT,), events=events))
+                                               committed=(PRODUCT,), events=events,
+                                               away="sleep" if h in notices else ""))
         self.ingest.flush()
 
     def tick(self) -> tuple[Decision | None, Observations | None]:
@@ -203,6 +213,7 @@ class _Sim:
             "name": "parity", "start": start.isoformat(), "hosts": 10,
             "release": {"product": PRODUCT, "version": "7.1", "kind": "agent", "platforms": ["windows"]},
             "agents": {"poll_seconds": [0.5, 1.0], "heartbeat_seconds": 60}, "failures": [],
+            "risk_sets": {"enabled": True, "sleep_notice": False},  # notices come from the script
             "baseline": {"crash_per_host_hour": 1e-9, "heartbeat_loss_per_host_hour": 1e-9}})  # unused: no physics
         template = Template(hosts=tuple(hosts), weights=np.full(len(hosts), 1.0 / len(hosts)))
         self.fleet = SimFleet(scenario, view.spec.plan, template, hosts=len(hosts), seed=0, policies=script.policies,
@@ -221,10 +232,13 @@ class _Sim:
         return ({f.names[int(j)] for j in np.flatnonzero(~np.isnan(f.exposed_s))},
                 {f.names[int(j)] for j in np.flatnonzero(f.rolled_back)})
 
-    def report(self, now: datetime, beats: list[str], crashes: list[tuple[str, bool]]) -> None:
+    def report(self, now: datetime, beats: list[str], crashes: list[tuple[str, bool]],
+               notices: frozenset[str] = frozenset()) -> None:
         t = (now - self.start).total_seconds()
         idx = np.array([self.index[h] for h in beats if h in self.index], dtype=np.int64)
         self.fleet.heartbeat(idx, t)
+        noticed = np.array([self.index[h] for h in beats if h in notices and h in self.index], dtype=np.int64)
+        self.fleet.notice_s[noticed] = t  # a report that is a going-away notice
         crashed = np.array([self.index[h] for h, _t in crashes if h in self.index], dtype=np.int64)
         if len(crashed):
             self.fleet.crash(crashed, t)
@@ -242,7 +256,7 @@ def _events(script: Script, minute: int, hosts: list[Host], exposed: set[str], r
     beats, crashes = [], []
     for h in hosts:
         hid = str(h.id)
-        if minute in script.offline.get(hid, ()):
+        if minute in script.offline.get(hid, ()) or minute in script.asleep.get(hid, ()):
             continue
         updated = hid in exposed and hid not in rolled_back
         if updated and hid in script.broken:
@@ -272,6 +286,7 @@ def test_server_and_simulator_see_and_decide_the_same_at_every_tick(db: Database
     crashed_sim: set[str] = set()
     seen_states = set()
     delayed = {"p028", "p029", "p030", "p031"}
+    silences = crash_events = 0
     for minute in range(script.minutes):
         now = clock()
         s_exposed, s_back = server.state()
@@ -284,13 +299,18 @@ def test_server_and_simulator_see_and_decide_the_same_at_every_tick(db: Database
         def running(h: str, exposed: set[str] = s_exposed, back: set[str] = s_back) -> str:
             return "7.1" if h in exposed and h not in back else OLD
 
+        notices = frozenset(h for h, r in script.asleep.items() if minute + 1 == r.start)
         beats, crashes = _events(script, minute, hosts, s_exposed, s_back, crashed_server)
-        server.report(beats, crashes, running)
+        server.report(beats, crashes, running, notices)
         beats_m, crashes_m = _events(script, minute, hosts, m_exposed, m_back, crashed_sim)
-        sim.report(now, beats_m, crashes_m)
+        sim.report(now, beats_m, crashes_m, notices)
         s_decision, s_obs = server.tick()
         m_decision, m_obs = sim.tick(now)
         assert _obs_key(s_obs) == _obs_key(m_obs), f"minute {minute}: observations differ"
+        if s_obs is not None:
+            silences += sum(t.treated_events + t.control_events for t in s_obs.risk if str(t.signal) == "silent")
+            crash_events += sum(t.treated_events + t.control_events for t in s_obs.risk
+                                if str(t.signal) == "crashed")
         assert _decision_key(s_decision) == _decision_key(m_decision), f"minute {minute}: decisions differ"
         if s_decision is not None:
             seen_states.add(s_decision.status.state.value)
@@ -306,6 +326,9 @@ def test_server_and_simulator_see_and_decide_the_same_at_every_tick(db: Database
     else:
         assert seen_states & {"baking", "progressing"} and not seen_states & {"halted", "rolling_back"}, seen_states
         assert told == []
+        # The two hosts offline without a word are the only silences: the sleepers said so first.  (A control
+        # crash counts only once its stratum has updated hosts, which depends on the rollout's salt.)
+        assert silences == 2 and crash_events <= 2, (silences, crash_events)
 
 
 def test_a_drawn_fleet_resolves_budgets_over_its_template() -> None:

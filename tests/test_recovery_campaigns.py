@@ -149,8 +149,10 @@ def test_keys_encrypted_revealed_only_to_the_assigned_technician(db: Database, c
     assert all(KEY not in str(e.details) and KEY not in e.reason for e in entries)  # never the key itself
 
 
-def test_campaign_from_a_halted_rollout(db: Database, clock: FakeClock, tmp_path: Path) -> None:
-    fleet = Fleet(db, clock, make_hosts(60), ArtifactStore(tmp_path / "a"))
+def halted_rollout(db: Database, clock: FakeClock, tmp_path: Path, n: int = 60) -> tuple[str, set[str]]:
+    """A release that breaks every host it reaches, run until the gate stops it; its exposed hosts then boot-loop
+    (silent for 30 minutes).  Returns the rollout id and the exposed hosts."""
+    fleet = Fleet(db, clock, make_hosts(n), ArtifactStore(tmp_path / "a"))
     rid = start(fleet, fleet.release("291"), ALWAYS_OPEN.replace("max_rate_per_minute: 2", "max_rate_per_minute: 1"))
     fleet.broken = lambda _h: True
     # The gate normally halts within minutes; under heavy machine load it was seen still baking after 60
@@ -161,6 +163,11 @@ def test_campaign_from_a_halted_rollout(db: Database, clock: FakeClock, tmp_path
     clock.advance(minutes=30)
     fleet.down = set(exposed)  # the exposed hosts boot-loop: silent
     fleet.heartbeat(rid)
+    return rid, exposed
+
+
+def test_campaign_from_a_halted_rollout(db: Database, clock: FakeClock, tmp_path: Path) -> None:
+    rid, exposed = halted_rollout(db, clock, tmp_path)
     c = svc.create_campaign(db, actor=OPERATOR, clock=clock, name="291", runbooks=RUNBOOKS, from_rollout=rid)
     assert c["source"] == "rollout" and c["hosts"] == len(exposed)
     assert {h["host_id"] for h in svc.show(db, c["id"], actor=OPERATOR, clock=clock)["hosts"]} == exposed

@@ -14,16 +14,20 @@ from ringfence.domain.assessment import Fleet, assess, plan_recovery
 from ringfence.domain.model import DiskEncryption, Host, HostId, OsFamily, Platform, RedundancyGroup, Service, ServiceId, TenantId
 from ringfence.domain.recovery import (
     Capacity,
+    Lane,
     RecoveryModel,
     Shift,
     build_capacity,
+    burn_down,
     dependency_tier,
     model_from_mapping,
     queue_order,
     runbooks_from_mapping,
     schedule,
 )
+from ringfence.domain.selector import compile_predicate, parse
 from ringfence.errors import InputError
+from ringfence.sim.fleetgen import generate_fleet
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "recovery"
 BL = DiskEncryption.BITLOCKER
@@ -108,6 +112,34 @@ def test_automated_lanes_run_in_batches_without_technicians() -> None:
     assert done["pc"] == np.inf
 
 
+def test_many_lanes_in_one_pass_equal_each_lane_alone() -> None:
+    """The vectorised lanes (thousands of them, e.g. one per site) equal running each lane by itself."""
+    rng = np.random.default_rng(5)
+    n = 3000
+    lanes = [Lane(f"l{i}", int(rng.integers(0, 5)), float(rng.integers(10, 90))) for i in range(40)]
+    lane = rng.integers(-1, len(lanes), n).astype(np.int64)
+    minutes = rng.uniform(1, 120, n)
+    site = np.zeros(n, np.int64)
+    order = rng.permutation(n).astype(np.int64)
+    done = schedule(site, minutes, order, [Capacity(0)], lane=lane, lanes=lanes, start_hours=2.0)
+    for li, ln in enumerate(lanes):
+        sel = order[lane[order] == li]
+        if ln.concurrency <= 0:
+            assert np.all(np.isinf(done[sel]))
+            continue
+        t = 2.0
+        for b in range(0, len(sel), ln.concurrency):
+            t += float(np.minimum(minutes[sel[b:b + ln.concurrency]], ln.cap_minutes).max()) / 60.0
+            assert done[sel[b:b + ln.concurrency]] == pytest.approx(t)
+    assert np.all(np.isinf(done[lane < 0]))  # no technicians
+
+
+def test_burn_down_counts_hosts_not_yet_done() -> None:
+    d = np.array([0.5, 1.0, 2.0, np.inf, np.nan, 3.0])
+    g = np.array([0, 0, 0, 1, 1, 1])
+    assert burn_down(d, g, 2, np.array([0.0, 1.0, 2.5, 3.0])).tolist() == [[3, 1, 0, 0], [3, 3, 3, 2]]
+
+
 def test_ready_and_start_hours() -> None:
     done = schedule(np.zeros(2, np.int64), np.array([60.0, 60.0]), np.array([0, 1]), [Capacity(1)], start_hours=1.0,
                     ready_hours=np.array([0.0, 5.0]))
@@ -173,3 +205,61 @@ def test_replan_from_the_previous_plan_equals_a_fresh_plan() -> None:
     again = plan_recovery(fleet, left, RecoveryModel(technicians_per_site=1), start_hours=0.5, previous=first)
     assert again.done_hours.tolist() == pytest.approx(fresh.done_hours.tolist())
     assert again.eta_hours_by_site == pytest.approx(fresh.eta_hours_by_site)
+
+
+@pytest.mark.parametrize("expr", [
+    "oob_management=true", "recovery_key_verified=true", "recovery_key_escrowed=false", "encryption!=none",
+    "platform=cloud and cloud.provider=azure", "cloud.region=eastus", "hardware_vendor~Dell*", "os_build=19045.5131",
+    "tier<=1", "site=nyc-2", "tenant!=acme", "os_family=windows",
+])
+def test_runbook_selectors_on_profile_fields_agree_with_the_predicate(expr: str) -> None:
+    """Selectors on fields of the host profile are evaluated per profile; the answer is the predicate's."""
+    inv = generate_fleet(3000, 2)
+    fleet = Fleet(inv.hosts, inv.services)
+    pred = compile_predicate(parse(expr))
+    want = np.fromiter((pred(h) for h in inv.hosts), bool, len(inv.hosts))
+    assert np.array_equal(fleet.mask(expr), want)
+    assert 0 < want.sum() < len(want) or expr in ("os_family=windows", "tenant!=acme")  # a real split
+
+
+def _waves_one_group_at_a_time(site: Any, done: Any, names: list[str], capacity: list[Capacity], lane: Any,
+                               lanes: list[Lane]) -> list[tuple[str, str, int, float, float, int]]:
+    """The waves rule written plainly, group by group (the oracle for the vectorised :func:`waves`)."""
+    out = []
+    groups: dict[tuple[str, str], list[float]] = {}
+    for i in np.flatnonzero(np.isfinite(done)).tolist():
+        g = ("", lanes[lane[i]].name) if lane[i] >= 0 else (names[site[i]], "")
+        groups.setdefault(g, []).append(float(done[i]))
+    for (s, ln), times in groups.items():
+        bounds = capacity[names.index(s)].day_start if s else None
+        by: dict[int, list[float]] = {}
+        for t in sorted(times):
+            k = int(np.searchsorted(bounds, t, side="right") - 1) if bounds is not None else int(t // 24)
+            by.setdefault(k, []).append(t)
+        for k, ts in by.items():
+            begin = float(bounds[max(k, 0)]) if bounds is not None else k * 24.0
+            out.append((s, ln, k, begin, max(ts), len(ts)))
+    return sorted(out, key=lambda w: (w[3], w[0], w[1]))
+
+
+def test_waves_in_one_pass_equal_the_rule_group_by_group() -> None:
+    from ringfence.domain.recovery import waves
+
+    rng = np.random.default_rng(11)
+    start = datetime(2024, 7, 19, 4, 9, tzinfo=UTC)
+    model = RecoveryModel(default_shifts=(Shift(time(8), 8.0, 2), Shift(time(20), 6.0, 1)))
+    zones = ["Europe/Berlin", "America/New_York", "Asia/Tokyo"]
+    names = [f"s{i}" for i in range(9)]
+    cache: dict[tuple[object, ...], Capacity] = {}
+    capacity = [build_capacity(model, nm, zones[i % 3], start, 5000.0, cache) if i % 4 else Capacity(3)
+                for i, nm in enumerate(names)]
+    n = 4000
+    site = rng.integers(0, len(names), n).astype(np.int64)
+    lanes = [Lane("redfish", 5, 60.0), Lane("azure", 10, 90.0)]
+    lane = np.where(rng.random(n) < 0.2, rng.integers(0, 2, n), -1).astype(np.int64)
+    done = rng.uniform(0, 200, n)
+    done[rng.random(n) < 0.05] = np.inf
+    got = [(w.site, w.lane, w.index, w.start_hours, w.end_hours, w.hosts)
+           for w in waves(site, done, names, capacity, lane=lane, lanes=lanes)]
+    assert got == _waves_one_group_at_a_time(site, done, names, capacity, lane, lanes)
+    assert len(got) > 100

@@ -13,7 +13,7 @@ from ringfence.adapters.sbom import Sbom, parse_sbom, to_components
 from ringfence.adapters.sbom.parse import NO_PURL, NO_VERSION
 from ringfence.adapters.sbom.validate import validate_sbom
 from ringfence.adapters.vuln.osv import load_path
-from ringfence.domain.vulns import AdvisoryIndex, Component, Verdict
+from ringfence.domain.vulns import AdvisoryIndex, Component, MatchResult
 from ringfence.errors import InputError
 from tests.conftest import SHARED_DATA
 
@@ -208,7 +208,7 @@ def test_to_components_feeds_the_advisory_index() -> None:
         purl="pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1",
     )
     matches = index.match(components)
-    affected = [(m.advisory_id, m.component.version) for m in matches if m.verdict == Verdict.AFFECTED]
+    affected = [(m.advisory_id, m.component.version) for m in matches if m.result == MatchResult.AFFECTED]
     assert affected == [("GHSA-jfh8-c2jp-5v3q", "2.14.1")]
     # 2.17.1 is fixed, the others are other packages: nothing else matches.
     assert len(matches) == 1
@@ -218,7 +218,7 @@ def test_xml_and_spdx_components_match_too() -> None:
     index = AdvisoryIndex(load_path(LOG4SHELL))
     for fixture in ("app-1.6.cdx.xml", "packages.spdx.json"):
         matches = index.match(to_components(_load(FIXTURES / fixture)))
-        assert [(m.advisory_id, m.verdict) for m in matches] == [("GHSA-jfh8-c2jp-5v3q", Verdict.AFFECTED)], fixture
+        assert [(m.advisory_id, m.result) for m in matches] == [("GHSA-jfh8-c2jp-5v3q", MatchResult.AFFECTED)], fixture
 
 
 def test_keycloak_matches_without_error() -> None:

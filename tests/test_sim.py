@@ -17,7 +17,7 @@ from ringfence.domain.gate import Signal
 from ringfence.errors import InputError
 from ringfence.services.fleet_port import count_streams, silent_now
 from ringfence.sim.runner import RESULT_KEYS, simulate
-from ringfence.sim.scenario import load_policy, load_scenario, policy_names, scenario_names
+from ringfence.sim.scenario import load_plan, load_scenario, plan_names, scenario_names
 from ringfence.sim.service import run_simulations
 from tests.api_support import Api, _problem
 
@@ -26,12 +26,12 @@ def test_crowdstrike_replay_cli_200k(tmp_path: Path) -> None:
     """The issue's done-when: big-bang crashes most online Windows hosts, default halts and crashes far fewer."""
     out = tmp_path / "out.json"
     report = tmp_path / "out.html"
-    result = CliRunner().invoke(app, ["simulate", "--scenario", "crowdstrike-2024", "--policy", "big-bang",
+    result = CliRunner().invoke(app, ["simulate", "--scenario", "crowdstrike-2024", "--plan", "big-bang",
                                       "--policy", "default", "--hosts", "200000", "--json", str(out),
                                       "--report", str(report)])
     assert result.exit_code == 0, result.output
     rows = json.loads(out.read_text())
-    assert [r["policy"] for r in rows] == ["big-bang", "default"]
+    assert [r["plan"] for r in rows] == ["big-bang", "default"]  # --policy: the hidden old name still works
     assert all(tuple(r) == RESULT_KEYS for r in rows)
     big, default = rows
     assert big["hosts"] == default["hosts"] == 200_000
@@ -49,7 +49,7 @@ def test_crowdstrike_replay_cli_200k(tmp_path: Path) -> None:
 def test_a_gate_setting_changes_the_result() -> None:
     """The simulator runs the engine's gate: a stricter alpha halts later and exposes more hosts."""
     scenario = load_scenario("crowdstrike-2024")
-    plan = load_policy("default")
+    plan = load_plan("default")
     strict = replace(plan, gate=replace(plan.gate, alpha=1e-9))
     loose = simulate(scenario, "default", plan, hosts=20_000, seed=3).figures
     tight = simulate(scenario, "strict", strict, hosts=20_000, seed=3).figures
@@ -59,31 +59,31 @@ def test_a_gate_setting_changes_the_result() -> None:
 
 
 def test_examples_are_listed_and_load() -> None:
-    """Every scenario and policy in examples/ parses; "default" is the default plan file."""
+    """Every scenario and plan in examples/ parses; "default" is the default plan file."""
     assert {"crowdstrike-2024"} <= set(scenario_names())
-    assert {"big-bang", "linear-appconfig", "default"} <= set(policy_names())
+    assert {"big-bang", "linear-appconfig", "default", "content-fast"} <= set(plan_names())
     for name in scenario_names():
         assert load_scenario(name).name == name
-    for name in policy_names():
-        assert load_policy(name).name == name
+    for name in plan_names():
+        assert load_plan(name).name == name
 
 
 @pytest.mark.parametrize(("kwargs", "field"), [
-    ({"scenario": "no-such-scenario", "policies": ["default"]}, "scenario"),
-    ({"scenario": "crowdstrike-2024", "policies": ["no-such-policy"]}, "policy"),
-    ({"scenario": "crowdstrike-2024", "policies": []}, "policy"),
-    ({"scenario": "crowdstrike-2024", "policies": ["default"], "hosts": 5}, "hosts"),
-    ({"scenario": "crowdstrike-2024", "policies": ["default"], "replications": 0}, "replications"),
-    ({"scenario": "crowdstrike-2024", "policies": ["default", "default"]}, "policy"),
-    ({"scenario": {"name": "x", "failures": [{"p_crash": 2}]}, "policies": ["default"]}, "failures[0].p_crash"),
-    ({"scenario": {"name": "x", "bogus": 1}, "policies": ["default"]}, "bogus"),
+    ({"scenario": "no-such-scenario", "plans": ["default"]}, "scenario"),
+    ({"scenario": "crowdstrike-2024", "plans": ["no-such-plan"]}, "plan"),
+    ({"scenario": "crowdstrike-2024", "plans": []}, "plan"),
+    ({"scenario": "crowdstrike-2024", "plans": ["default"], "hosts": 5}, "hosts"),
+    ({"scenario": "crowdstrike-2024", "plans": ["default"], "replications": 0}, "replications"),
+    ({"scenario": "crowdstrike-2024", "plans": ["default", "default"]}, "plan"),
+    ({"scenario": {"name": "x", "failures": [{"p_crash": 2}]}, "plans": ["default"]}, "failures[0].p_crash"),
+    ({"scenario": {"name": "x", "bogus": 1}, "plans": ["default"]}, "bogus"),
 ])
 def test_bad_input_names_the_field(kwargs: dict[str, object], field: str) -> None:
     """Bad input is an InputError naming the field, before any simulation runs."""
     scenario = kwargs.pop("scenario")
-    policies = kwargs.pop("policies")
+    plans = kwargs.pop("plans")
     with pytest.raises(InputError) as info:
-        run_simulations(scenario, policies, **kwargs)  # type: ignore[arg-type]
+        run_simulations(scenario, plans, **kwargs)  # type: ignore[arg-type]
     assert field in {i.field for i in info.value.issues}
 
 
@@ -112,13 +112,14 @@ def test_shared_counting_rules_by_hand() -> None:
 
 def test_api_simulations(api: Api) -> None:
     """POST /v1/simulations: operator role, bounded, names or inline mappings only, problems name the field."""
-    body = {"scenario": "crowdstrike-2024", "policies": ["big-bang", "default"], "hosts": 5_000, "seed": 2,
+    body = {"scenario": "crowdstrike-2024", "plans": ["big-bang", "default"], "hosts": 5_000, "seed": 2,
             "html": True}
     assert api.call("POST", "/v1/simulations", role="viewer", json=body).status_code == 403
     answer = api.call("POST", "/v1/simulations", role="operator", json=body)
     assert answer.status_code == 200, answer.text
     data = answer.json()
     assert [tuple(r) for r in data["results"]] == [RESULT_KEYS, RESULT_KEYS]
+    assert [r["plan"] for r in data["results"]] == ["big-bang", "default"]
     big, default = data["results"]
     assert big["crashed_hosts"] > 10 * max(1, default["crashed_hosts"])
     assert "<svg" in data["html"]
@@ -130,17 +131,25 @@ def test_api_simulations(api: Api) -> None:
     inline = api.call("POST", "/v1/simulations", role="operator", json={
         "scenario": {"name": "tiny", "hosts": 500, "horizon_hours": 2, "release": {"platforms": ["windows"]},
                      "fleet": {"template_hosts": 500, "os_families": ["windows"]}},
-        "policies": [{"name": "all-now", "windows": [{"days": "mon-sun", "start": "00:00", "end": "24:00"}],
+        "plans": [{"name": "all-now", "windows": [{"days": "mon-sun", "start": "00:00", "end": "24:00"}],
                       "waves": [{"name": "all", "fraction": 1.0, "min_bake_minutes": 0, "min_observed_hosts": 0}]}],
         "hosts": 500})
     assert inline.status_code == 200, inline.text
     assert inline.json()["results"][0]["false_halt"] is False
+    # The body field's former name is still accepted (docs/api.md); both at once, or neither, is bad input.
+    small = {"scenario": "crowdstrike-2024", "hosts": 500}
+    old = api.call("POST", "/v1/simulations", role="operator", json={**small, "policies": ["big-bang"]})
+    assert old.status_code == 200 and old.json()["results"][0]["plan"] == "big-bang", old.text
+    bad = _problem(api.call("POST", "/v1/simulations", role="operator", json={**small, "policies": ["no-such"]}), 422)
+    assert "policies[0]" in json.dumps(bad)
+    for wrong in ({**small, "plans": ["default"], "policies": ["default"]}, small):
+        assert "plans" in json.dumps(_problem(api.call("POST", "/v1/simulations", role="operator", json=wrong), 422))
 
 
 def test_tenant_policies_hold_and_delay_simulated_hosts() -> None:
     """The simulator applies tenant policies through the shared rules: a paused tenant gets nothing, a delay waits."""
     scenario = replace(load_scenario("crowdstrike-2024"), horizon=timedelta(hours=4))
-    plan = load_policy("big-bang")
+    plan = load_plan("big-bang")
     paused = simulate(replace(scenario, tenant_policies=({"tenant": "sim", "ring": "pause"},)), "big-bang", plan,
                       hosts=2_000, seed=1)
     assert paused.figures["exposed_hosts"] == 0 and paused.figures["crashed_hosts"] == 0

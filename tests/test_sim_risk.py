@@ -12,7 +12,7 @@ from ringfence.domain.gate import Signal as V1Signal
 from ringfence.domain.logrank import Ledger, RiskRef, Signal
 from ringfence.errors import InputError
 from ringfence.sim.runner import SimResult, simulate
-from ringfence.sim.scenario import load_policy, load_scenario, scenario_from_mapping
+from ringfence.sim.scenario import load_plan, load_scenario, scenario_from_mapping
 
 NAN = np.nan
 
@@ -49,7 +49,7 @@ def test_risk_observations_by_hand() -> None:
 def test_crowdstrike_v2_in_flight_cap_and_silence() -> None:
     """A release that boot-loops every host it reaches: gate v2 halts on silence with at most 1 + max_in_flight crashed."""
     scenario = replace(load_scenario("crowdstrike-2024"), risk_sets=True)
-    plan = load_policy("default")
+    plan = load_plan("default")
     cap = plan.waves[0].max_in_flight
     assert cap is not None
     result = simulate(scenario, "default", plan, hosts=20_000, seed=1)
@@ -65,7 +65,7 @@ def test_sleeping_hosts_with_notice_do_not_count_as_silent() -> None:
            "fleet": {"template_hosts": 2000, "os_families": ["windows"]},
            "baseline": {"crash_per_host_hour": 1e-9, "heartbeat_loss_per_host_hour": 1e-9},
            "risk_sets": {"enabled": True}}
-    plan = load_policy("default")
+    plan = load_plan("default")
     quiet = simulate(scenario_from_mapping(raw), "default", plan, seed=2)
     assert not quiet.figures["halted"]
     ledger = {r.signal: r for r in _ledger(quiet)}

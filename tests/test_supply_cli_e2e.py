@@ -60,17 +60,17 @@ def test_cli_import_sign_find_gate_override_and_where(server: Server) -> None:
     blocked = server.cli("rollout", "start", "--release", "shop@1", check=False)
     assert blocked.returncode == 1
     assert "signature (failed)" in blocked.stderr and "vulnerabilities (failed)" in blocked.stderr
-    assert "override-gates" in blocked.stderr
+    assert "gate-override" in blocked.stderr
     signed = server.cli("release", "sign", "shop@1", "--key", str(w / "release.key"))
     assert "signed 1 artifacts of shop@1 as rel-eng" in signed.stdout
     rollout_id = json.loads(server.cli("rollout", "list", "--json").stdout)["rollouts"][0]["id"]
     status = server.cli("rollout", "status", rollout_id)
     assert "gate signature" in status.stdout and "gate vulnerabilities" in status.stdout
 
-    own = server.cli("rollout", "override-gates", rollout_id, "--reason", "mine", check=False)
+    own = server.cli("rollout", "gate-override", rollout_id, "--reason", "mine", check=False)
     assert own.returncode == 1 and "four eyes" in own.stderr  # the admin token created this rollout
     approver = server.cli("token", "create", "--name", "ciso", "--role", "approver").stdout.strip()
-    overridden = server.cli("rollout", "override-gates", rollout_id, "--reason", "log4j lookups disabled (RISK-9)",
+    overridden = server.cli("rollout", "gate-override", rollout_id, "--reason", "log4j lookups disabled (RISK-9)",
                             "--start", "--token", approver)
     assert "overridden by ciso: vulnerabilities" in overridden.stdout and "progressing" in overridden.stdout
     status = server.cli("rollout", "status", rollout_id)

@@ -75,7 +75,7 @@ def test_content_with_21_fields_for_an_agent_that_supplies_20_is_blocked_before_
     assert code == 409
     detail = status["_start"]["detail"]
     assert "content (failed)" in detail and "field_21" in detail and "C-00000291.jsonl line 4" in detail
-    assert "7.10" in detail and "7.11" in detail and "override-gates" in detail
+    assert "7.10" in detail and "7.11" in detail and "gate-override" in detail
     assert status["state"] == "pending" and status["exposed"] == 0  # stopped before wave 0
     content = _gate(status, "content")
     assert content["verdict"] == "failed" and content["enforced"] is True

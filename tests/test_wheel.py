@@ -78,7 +78,7 @@ def test_installed_wheel_simulates_and_serves_the_demo(installed: tuple[Path, di
         _run([ringfence, "simulate", "--scenario", "crowdstrike-2024", "--hosts", "20000",  # policy: default
               "--json", tmp_path / "sim.json"], cwd=tmp_path, env=env)
         (summary,) = json.loads((tmp_path / "sim.json").read_text(encoding="utf-8"))
-        assert summary["hosts"] == 20000 and summary["policy"] == "default"
+        assert summary["hosts"] == 20000 and summary["plan"] == "default"
         assert summary["halted"] is True
         assert 0 < summary["crashed_hosts"] <= 100
 

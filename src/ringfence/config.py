@@ -44,6 +44,11 @@ class Settings(BaseSettings):
         default=5.0, ge=0.0, description="How often the server's reconciler ticks every active rollout (0 = never).")
     recovery_key: str = Field(default="", repr=False, description="Fernet key that encrypts imported recovery keys "
                               "at rest (RINGFENCE_RECOVERY_KEY); without it no key can be imported or revealed.")
+    graph_url: str = Field(default="", description="Microsoft Graph endpoint to read BitLocker recovery keys from at "
+                           "reveal time instead of the encrypted import (RINGFENCE_GRAPH_URL, e.g. "
+                           "https://graph.microsoft.com/v1.0); empty: the import.")
+    graph_token: str = Field(default="", repr=False, description="Bearer token for RINGFENCE_GRAPH_URL with "
+                             "BitlockerKey.Read.All (RINGFENCE_GRAPH_TOKEN).")
     health_max_per_minute: int = Field(default=60, ge=1, description="Health reports one host may send a minute.")
     audit_key: str = Field(default="", repr=False, description=(
         "Key of the audit log's HMAC chain (RINGFENCE_AUDIT_KEY); held outside the database. Empty: read "
@@ -66,6 +71,20 @@ class Settings(BaseSettings):
         "What this server does: all (API, agent traffic and the reconciler), api (operator API, dashboard and "
         "agent traffic, no reconciler), reconciler (the elected loop; HTTP only /healthz, /readyz, /metrics) or "
         "ingest (agent traffic only: /tuf/, /v1/health, /v1/enrol, /v1/agent/…)."))
+    ingest_nats_url: str = Field(default="", description=(
+        "NATS server with JetStream (nats://127.0.0.1:4222) that agents' health reports go through: POST "
+        "/v1/health stores each report in a durable stream and answers 202, and servers with --role ingest or "
+        "all write them to the database. Empty (default): reports are written by the server that received them."))
+    ingest_nats_stream: str = Field(default="RINGFENCE_HEALTH", pattern=r"^[A-Za-z0-9_-]{1,64}$", description=(
+        "Name of the JetStream stream for health reports (one per ringfence installation on a NATS cluster)."))
+    ingest_nats_ack_wait_seconds: float = Field(default=30.0, gt=0, le=3600, description=(
+        "How long JetStream waits for an ingest server to confirm a batch before it delivers the batch to another "
+        "(a killed ingest server's batch comes back after this; set when the stream's consumer is first created)."))
+    host_token_key: str = Field(default="", repr=False, description=(
+        "Key that signs short-lived host tokens (RINGFENCE_HOST_TOKEN_KEY, at least 16 bytes; the same on every "
+        "server). Empty: derived from the audit key; without either, agents authenticate with their credential."))
+    host_token_ttl_seconds: int = Field(default=600, ge=30, le=86_400, description=(
+        "How long a host token (POST /v1/agent/token) is valid."))
     workers: int = Field(default=1, ge=1, le=64, description=(
         "Server processes on the one port (more than 1 needs PostgreSQL; the reconciler runs in one of them)."))
 

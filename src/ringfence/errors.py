@@ -18,7 +18,10 @@ Foreign exceptions are wrapped with ``raise ... from e``.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 
 __all__ = [
     "AuthenticationError",
@@ -29,7 +32,55 @@ __all__ = [
     "PermissionDeniedError",
     "RingfenceError",
     "UnavailableError",
+    "describe",
+    "shown",
 ]
+
+
+def describe(value: object) -> str:
+    """What a value from an input file is, in the file's words (never a Python type name).
+
+    For messages such as ``plan: is empty (expected a mapping with name and waves)``: YAML's and
+    JSON's kinds (empty, a list, a mapping, text, a number, true/false), with a short quote of scalars.
+    """
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"the text {shown!r}" if value else "an empty text"
+    if isinstance(value, date):
+        return f"the date {value.isoformat()}"
+    if isinstance(value, Mapping):
+        return "a mapping" if value else "an empty mapping"
+    if isinstance(value, list | tuple):
+        return "a list" if value else "an empty list"
+    return "a value of a kind this file cannot hold"
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """A value from an input file quoted in the file's own syntax, for ``is {shown(v)}`` in a message.
+
+    Text keeps its quotes (``'banana'``); empty, true/false and numbers read as YAML/JSON does; lists
+    and mappings are written as JSON (``["signature", null]``), cut at ``limit`` characters, so a message
+    never shows Python's ``None``, ``True`` or ``{'a': 1}``.
+    """
+    if value is None:
+        return "empty (null)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        text = repr(value)
+    elif isinstance(value, date):
+        text = value.isoformat()
+    elif isinstance(value, Mapping | list | tuple):
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    else:
+        return describe(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import sys
@@ -118,12 +119,29 @@ def run_redfish(step: RunbookStep, bmc: Bmc) -> StepResult:
     raise InputError.single("action", f"is {step.action!r}", expected="insert_media, boot_once or reset")
 
 
+#: The offline fix AWS's rescue workflow runs on the helper instance, with the VM's root volume mounted at
+#: ``$env:EC2RESCUE_OFFLINE_DRIVE`` (the runbook's own variable): remove the bad channel files of 19 July 2024.
+AWS_OFFLINE_FIX = ('Get-ChildItem -Path "$env:EC2RESCUE_OFFLINE_DRIVE\\Windows\\System32\\drivers\\CrowdStrike\\" '
+                   '-Include C-00000291*.sys -Recurse | Remove-Item -Force')
+
+
 def cloud_commands(step: RunbookStep, host: Mapping[str, str]) -> list[list[str]]:
     """The provider's own rescue commands for one VM (``host``: name, resource_group/project, zone, instance_id).
 
     Azure: ``az vm repair`` with the repair-script-library's CrowdStrike script; AWS: Systems Manager's
-    ``AWSSupport-StartEC2RescueWorkflow`` (it fails on encrypted EBS volumes); GCP: ``gce-rescue``.
+    ``AWSSupport-StartEC2RescueWorkflow`` (it fails on encrypted EBS volumes) with :data:`AWS_OFFLINE_FIX`
+    base64-encoded as its ``OfflineScript``; GCP: ``gce-rescue rescue`` (the boot disk swapped for a rescue
+    disk, the original attached as a secondary disk: the fix itself is a person's step over RDP), then
+    ``gce-rescue restore``.
     """
+    needed = {"azure": ("name", "resource_group"), "aws": ("instance_id",), "gcp": ("name", "zone", "project")}
+    if step.provider in needed:
+        given = {**host, "instance_id": host.get("instance_id") or host.get("name", "")}
+        missing = [f for f in needed[step.provider] if not given.get(f)]
+        if missing:  # a command with an empty -g or --zone would look ready and fail at the provider
+            raise InputError("the VM is not named well enough for its provider's rescue command",
+                             [InputError.single(f"vm.{f}", "is missing", expected=f"--vm {f}=… for a "
+                                                f"{step.provider} rescue").issues[0] for f in missing])
     name = host.get("name", "")
     if step.provider == "azure":
         rg = host.get("resource_group", "")
@@ -133,8 +151,10 @@ def cloud_commands(step: RunbookStep, host: Mapping[str, str]) -> list[list[str]
                 ["az", "vm", "repair", "restore", "-g", rg, "-n", name, "--verbose"]]
     if step.provider == "aws":
         iid = host.get("instance_id", name)
+        script = base64.b64encode(AWS_OFFLINE_FIX.encode("utf-8")).decode("ascii")
         return [["aws", "ssm", "start-automation-execution", "--document-name", "AWSSupport-StartEC2RescueWorkflow",
-                 "--parameters", f"InstanceId={iid},OfflineScript=<base64 of the fix script>"]]
+                 "--parameters", f"InstanceId={iid},OfflineScript={script}"]]
     if step.provider == "gcp":
-        return [["gce-rescue", "--project", host.get("project", ""), "--zone", host.get("zone", ""), "--name", name]]
+        where = [f"--zone={host.get('zone', '')}", f"--project={host.get('project', '')}", "--quiet"]
+        return [["gce-rescue", "rescue", name, *where], ["gce-rescue", "restore", name, *where]]
     raise InputError.single("provider", f"is {step.provider!r}", expected="azure, aws or gcp")

@@ -70,6 +70,8 @@ class AgentConfig(_Strict):
     request_timeout_seconds: float = Field(default=10.0, gt=0, description="Timeout of one HTTP request")
     crash_loop_threshold: int = Field(default=3, ge=1, le=100, description="Starts without a commit before the "
                                       "agent restores the last known good version")
+    notice_on_stop: bool = Field(default=True, description="On a clean stop (SIGTERM: a shutdown or reboot stops the "
+                                 "service) tell the server the host is going away, so it is not counted as silent")
     installers: dict[str, InstallerConfig] = Field(default_factory=dict, description="product → installer")
     probe: ProbeConfig = Field(default_factory=ProbeConfig)
     remediation_command: list[str] = Field(default_factory=lambda: ["/bin/sh", "{file}"],

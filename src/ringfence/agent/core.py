@@ -31,7 +31,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from tuf.ngclient.fetcher import FetcherInterface
 from ringfence.agent.channel import ChannelClient, ChannelSession, Desired, Refused, Unreachable
 from ringfence.agent.config import AgentConfig
 from ringfence.agent.facts import collect_facts, host_id
-from ringfence.agent.files import atomic_copy
+from ringfence.agent.files import atomic_copy, atomic_write
 from ringfence.agent.installers import FileInstaller, Installer, InstallError, installer_for, substitute
 from ringfence.agent.reporter import EnrolmentRefused, Reporter, ServerUnreachable
 from ringfence.agent.state import AgentState, Pending, ProductState, StateDir, version_key
@@ -53,6 +53,9 @@ from ringfence.errors import InputError
 __all__ = ["Agent", "EnrolmentRefused"]
 
 log = logging.getLogger("ringfence.agent")
+
+#: After ``notify-away`` the running agent sends nothing for this long (the host is about to sleep).
+AWAY_HOLD = timedelta(minutes=2)
 
 
 def _layout(path: str, role: str, expected: Callable[..., str], *parts: str) -> str:
@@ -193,16 +196,51 @@ class Agent:
         except ServerUnreachable as e:
             log.warning("facts not sent: %s", e)
 
-    def report(self) -> bool:
-        """Heartbeat with versions and queued events; False when the server is unreachable."""
+    def _running(self) -> tuple[dict[str, str], list[str]]:
+        """What a report says this host runs: product → version, and the products whose version is committed."""
         versions = {p: ps.running for p, ps in sorted(self.state.products.items()) if ps.running}
         committed = [p for p, ps in sorted(self.state.products.items())
                      if ps.running and ps.pending is None and ps.running == ps.committed]
+        return versions, committed
+
+    def report(self) -> bool:
+        """Heartbeat with versions and queued events; False when the server is unreachable.
+
+        Within :data:`AWAY_HOLD` of a going-away notice sent by ``ringfence-agent notify-away`` (the marker
+        ``away`` in the state dir) nothing is sent, so the notice stays the host's last word before it sleeps;
+        the first report after that removes the marker."""
+        marker = self.dir.read_text("away")
+        if marker:
+            try:
+                held = self.clock() - datetime.fromisoformat(marker) < AWAY_HOLD
+            except ValueError:
+                held = False
+            if held:
+                return True
+            (self.dir.root / "away").unlink(missing_ok=True)
+        versions, committed = self._running()
         try:
             self.reporter.report(self.host_id, self.clock(), versions, committed)
         except ServerUnreachable as e:
             log.warning("report not sent (%s); %d events stay queued on disk", e, len(self.dir.queued()))
             return False
+        return True
+
+    def notify_away(self, reason: str, *, events: bool = True) -> bool:
+        """Tell the server this host is going away (``sleep``, ``shutdown``, ``reboot``, ``update_reboot``), so
+        it is not counted as silent until it reports again; False when the server did not take it.
+
+        ``events=False`` sends no queued events (another process, the running agent, owns the queue)."""
+        versions, committed = self._running()
+        if not events:  # another process runs the agent: it holds its reports for a while (see report())
+            atomic_write(self.dir.root / "away", (self.clock().isoformat() + "\n").encode())
+        try:
+            self.reporter.report(self.host_id, self.clock(), versions, committed, away=reason, events=events)
+        except ServerUnreachable as e:
+            log.warning("going-away notice (%s) not sent: %s", reason, e)
+            (self.dir.root / "away").unlink(missing_ok=True)
+            return False
+        log.info("told the server this host is going away (%s)", reason)
         return True
 
     def _event(self, kind: str, rollout: str) -> None:
@@ -446,6 +484,8 @@ class Agent:
                 if not ok:
                     log.info("next poll in %.1f s (backoff after %d failures)", delay, self.pacer.failures)
                 if wait(delay):
+                    if self.config.notice_on_stop and self.reporter.credential:
+                        self.notify_away("shutdown")  # a clean stop: a shutdown, a reboot, a service stop
                     return
         finally:
             self.close()

@@ -22,6 +22,7 @@ from ringfence.agent.config import AgentConfig, load_config
 from ringfence.agent.core import Agent
 from ringfence.agent.reporter import EnrolmentRefused
 from ringfence.agent.state import StateDir, StateLocked
+from ringfence.domain.presence import NOTICE_REASONS
 from ringfence.errors import InputError, RingfenceError
 
 __all__ = ["app", "main"]
@@ -72,6 +73,33 @@ def enrol(config: ConfigOpt) -> None:
         out.print(f"enrolled: host {agent.host_id}", highlight=False)
     finally:
         agent.close()
+
+
+@app.command("notify-away")
+def notify_away(config: ConfigOpt,
+                reason: Annotated[str, typer.Option("--reason", help="sleep, shutdown, reboot or update_reboot.")
+                                  ] = "sleep") -> None:
+    """Tell the server this host is about to sleep, shut down or reboot (for a systemd sleep or shutdown hook).
+
+    Until the host reports again it is not counted as silent.  Works while `run` holds the state dir: it only
+    reads the credential and what the host runs, and sends none of the queued events.  Exit 1 when the server
+    did not take the notice.
+    """
+    if reason not in NOTICE_REASONS:
+        raise InputError.single("--reason", f"is {reason!r}", expected="one of " + ", ".join(NOTICE_REASONS))
+    cfg = load_config(config)
+    _logging(cfg, False)
+    agent = Agent(cfg)
+    agent.state = agent.dir.load()  # no lock: the running agent keeps it
+    agent.host_id = cfg.host_id or agent.state.last_poll.get("host") or agent.dir.read_text("host_id")
+    try:
+        if not agent.reporter.credential or not agent.host_id:
+            raise RingfenceError("this host is not enrolled yet (no credential in the state dir); nothing sent")
+        if not agent.notify_away(reason, events=False):
+            raise RingfenceError(f"the server at {cfg.server} did not take the notice")
+        out.print(f"notice sent: host {agent.host_id} going away ({reason})", highlight=False)
+    finally:
+        agent.reporter.close()
 
 
 @app.command()

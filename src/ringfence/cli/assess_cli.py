@@ -25,7 +25,7 @@ def _client(config: Path | None, server: str | None, token: str | None) -> ApiCl
 
 
 def _summary(a: dict[str, Any]) -> None:
-    out.print(f"[bold]scenario {a['scenario']}[/bold]", highlight=False)
+    out.print(f"[bold]what if {a['scenario']}[/bold]", highlight=False)
     out.print(f"  hosts down {a['hosts_down']:,} of {a['hosts_total']:,} ({a['hosts_down_share']:.1%}); "
               f"services down {len(a['services_down'])} "
               f"({sum(1 for s in a['services_down'] if s['cause'] == 'direct')} direct, "
@@ -43,19 +43,22 @@ def install(app: typer.Typer) -> None:
     app.add_typer(escrow_app, name="escrow")
 
     @app.command("assess")
-    def assess(scenario: Annotated[list[str] | None, typer.Option(
-                   "--scenario", help="Selector of what fails, e.g. 'agent.vendor=CrowdStrike' (repeatable).")] = None,
+    def assess(what_if: Annotated[list[str] | None, typer.Option(
+                   "--what-if", help="Selector of what fails, e.g. 'agent.vendor=CrowdStrike' (repeatable).")] = None,
                top: Annotated[int, typer.Option(help="Rank the N single vendors/components/builds/regions "
                                                      "whose failure hurts most.")] = 0,
                report: Annotated[Path | None, typer.Option(help="Write the HTML report (with charts) here.")] = None,
                json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON here.")] = None,
                markdown: Annotated[Path | None, typer.Option(help="Write the Markdown report here.")] = None,
                technicians_per_site: Annotated[int, typer.Option(help="Technicians per site for the ETA.")] = 2,
-               config: ConfigOpt = None, server: ServerOpt = None, token: TokenOpt = None) -> None:
+               config: ConfigOpt = None, server: ServerOpt = None, token: TokenOpt = None,
+               scenario: Annotated[list[str] | None, typer.Option(
+                   "--scenario", hidden=True, help="The former name of --what-if (docs/glossary.md).")] = None) -> None:
         """What if everything matching a selector failed at once? Hosts, services, SPOFs, recovery, advice."""
         formats = ["json"] + (["html"] if report else []) + (["markdown"] if markdown else [])
         with _client(config, server, token) as api, err.status("assessing…"):
-            data = api.post("/v1/assessments", {"scenarios": scenario or [], "top": top, "formats": formats,
+            data = api.post("/v1/assessments", {"what_ifs": [*(what_if or []), *(scenario or [])], "top": top,
+                                                "formats": formats,
                                                 "technicians_per_site": technicians_per_site})
         html = data.pop("html", None)
         md = data.pop("markdown", None)

@@ -130,6 +130,10 @@ def serve(config: ConfigOpt = None,
     err.print(f"ringfence {__version__} serving on http://{settings.host}:{settings.port} "
               f"(dashboard at /, API docs at /docs, database {db.dialect}, role {settings.role}, "
               f"{settings.workers} worker{'s' if settings.workers > 1 else ''})", highlight=False)
+    if settings.ingest_nats_url:
+        writes = " and written by this server" if settings.role in ("all", "ingest") else ""
+        err.print(f"health reports go through NATS JetStream stream {settings.ingest_nats_stream}{writes}",
+                  highlight=False)  # not the URL: it may carry credentials
     try:
         asgi.serve(app_, db, settings)
     finally:
@@ -349,12 +353,27 @@ def audit_list(limit: Annotated[int, typer.Option(help="How many entries.")] = 5
             for e in data["entries"]])
 
 
+def _fetch_checkpoint(url: str, token: str) -> str:
+    """The text at ``url`` (the server's /v1/audit/checkpoint or any copy); an InputError when it cannot be read."""
+    import httpx  # noqa: PLC0415
+
+    try:
+        response = httpx.get(url, headers={"Authorization": f"Bearer {token}"} if token else {}, timeout=30)
+    except httpx.HTTPError as e:
+        raise InputError.single("against", f"{url} cannot be fetched: {e}", expected="a reachable URL") from e
+    if response.status_code != 200:
+        raise InputError.single("against", f"{url} answered {response.status_code}",
+                                expected="200 with a signed checkpoint (a viewer token for /v1/audit/checkpoint)")
+    return response.text
+
+
 @audit_app.command("verify")
 def audit_verify(local: Annotated[bool, typer.Option(
                      "--local", help="Read the database directly instead of asking the server.")] = False,
-                 against: Annotated[Path | None, typer.Option(
-                     help="A signed checkpoint (from `audit checkpoint`): prove nothing up to it was changed, dropped "
-                          "or appended (implies --local).")] = None,
+                 against: Annotated[str | None, typer.Option(
+                     help="A signed checkpoint: a FILE (from `audit checkpoint`, or a cohort manifest of the channel "
+                          "holding one) or a URL (e.g. SERVER/v1/audit/checkpoint, or a mirror's copy): prove nothing "
+                          "up to it was changed, dropped or appended (implies --local).")] = None,
                  public_key: Annotated[Path | None, typer.Option(
                      help="The checkpoint signer's public key (default: audit-checkpoint.pub of the settings).")] = None,
                  config: ConfigOpt = None, server: ServerOpt = None, token: TokenOpt = None,
@@ -362,10 +381,15 @@ def audit_verify(local: Annotated[bool, typer.Option(
     """Check the audit log's keyed hash chain; exit 1 naming the first entry changed, deleted, reordered or forged."""
     if local or against is not None:
         from ringfence.adapters.db.engine import Database  # noqa: PLC0415
-        from ringfence.services.audit import audit_key, read_checkpoint, verify  # noqa: PLC0415
+        from ringfence.services.audit import audit_key, parse_checkpoint, read_checkpoint, verify  # noqa: PLC0415
 
         settings = _settings(config, database_url=database_url)
-        checkpoint = read_checkpoint(against, settings, public_key_file=public_key) if against is not None else None
+        checkpoint = None
+        if against is not None and against.startswith(("http://", "https://")):
+            checkpoint = parse_checkpoint(_fetch_checkpoint(against, token or settings.token), against, settings,
+                                          public_key_file=public_key)
+        elif against is not None:
+            checkpoint = read_checkpoint(Path(against), settings, public_key_file=public_key)
         db = Database(settings.database_url)
         try:
             data: dict[str, Any] = verify(db, key=audit_key(settings), checkpoint=checkpoint).as_dict()

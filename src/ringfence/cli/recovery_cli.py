@@ -17,13 +17,14 @@ from rich.table import Table
 
 from ringfence.cli.client import ApiClient, client_from_options
 from ringfence.cli.options import ConfigOpt, JsonOpt, ReasonOpt, ServerOpt, TokenOpt, err, out
+from ringfence.domain.words import state_word
 from ringfence.errors import InputError
 
 __all__ = ["install"]
 
 recovery_app = typer.Typer(help="Recovery campaigns: bring every host back, in order, with the keys at hand.",
                            no_args_is_help=True)
-_EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "recovery" / "default.yaml"
+_EXAMPLE = Path(__file__).resolve().parents[1] / "data" / "recovery" / "default.yaml"  # examples/recovery/
 
 
 def _client(config: Path | None, server: str | None, token: str | None) -> ApiClient:
@@ -78,7 +79,7 @@ def list_campaigns(as_json: JsonOpt = False, config: ConfigOpt = None, server: S
         data = api.get("/v1/recovery/campaigns")
     if not _print(data, as_json):
         for c in data["campaigns"]:
-            counts = ", ".join(f"{k} {v:,}" for k, v in c["counts"].items())
+            counts = ", ".join(f"{state_word(k)} {v:,}" for k, v in c["counts"].items())
             out.print(f"{c['id']}  {c['state']:6}  {c['name']}  ({counts})", highlight=False)
 
 
@@ -105,6 +106,26 @@ def plan(campaign: Annotated[str, typer.Argument(help="Campaign id.")], as_json:
         out.print(f"  critical path: {line}", highlight=False)
     for b in p["rto_breaches"]:
         out.print(f"  breaks its {b['breaks'].upper()}: {b['service']} (tier {b['tier']})", highlight=False)
+    _paths(p)
+
+
+def _paths(p: dict[str, Any]) -> None:
+    """The burn-down per recovery path: hosts not yet back, planned from the start against observed, now."""
+    burn = p.get("burn_down_by_path") or {}
+    if not burn:
+        return
+    now = float(p.get("hours_since_start") or 0.0)
+    table = Table(title=f"Burn-down per recovery path, {now:,.2f} h after the start (hosts not yet back)")
+    for col in ("path", "hosts", "planned by now", "observed", "planned end (h)"):
+        table.add_column(col, justify="left" if col == "path" else "right")
+    for path, b in sorted(burn.items()):
+        planned = [(h, n) for h, n in b["planned"] if h is not None]
+        due = next((n for h, n in reversed(planned) if h <= now), planned[0][1] if planned else 0)
+        end = next((h for h, n in planned if n == 0), None)
+        seen = b["observed"][-1][1] if b["observed"] else planned[0][1] if planned else 0
+        table.add_row(path, f"{planned[0][1] if planned else 0:,}", f"{due:,}", f"{seen:,}",
+                      "never" if end is None else f"{end:,.2f}")
+    out.print(table)
 
 
 @recovery_app.command("show")
@@ -116,12 +137,12 @@ def show(campaign: Annotated[str, typer.Argument(help="Campaign id.")], as_json:
     if _print(data, as_json):
         return
     out.print(f"{data['id']} {data['name']} ({data['state']}); " + ", ".join(
-        f"{k} {v:,}" for k, v in data["counts"].items()), highlight=False)
+        f"{state_word(k)} {v:,}" for k, v in data["counts"].items()), highlight=False)
     table = Table()
     for col in ("host", "state", "path", "runbook", "technician"):
         table.add_column(col)
     for h in data["hosts"][:200]:
-        table.add_row(h["host_id"], h["state"], h["path"], h["runbook"], h["assignee"])
+        table.add_row(h["host_id"], state_word(h["state"]), h["path"], h["runbook"], h["assignee"])
     out.print(table)
 
 
@@ -146,7 +167,7 @@ def mark(campaign: Annotated[str, typer.Argument(help="Campaign id.")],
     """Mark a host's step; it is verified only when it reports healthy by itself."""
     with _client(config, server, token) as api:
         data = api.post(f"/v1/recovery/campaigns/{campaign}/hosts/{host}/mark", {"state": state, "message": message})
-    out.print(f"{data['host_id']}: {data['state']}", highlight=False)
+    out.print(f"{data['host_id']}: {state_word(data['state'])}", highlight=False)
 
 
 @recovery_app.command("reveal-key")
@@ -183,11 +204,14 @@ def export(campaign: Annotated[str, typer.Argument(help="Campaign id.")],
 def report(campaign: Annotated[str, typer.Argument(help="Campaign id.")],
            output: Annotated[Path, typer.Option("--output", "-o", help="HTML file.")] = Path("recovery-report.html"),
            config: ConfigOpt = None, server: ServerOpt = None, token: TokenOpt = None) -> None:
-    """The HTML report for management: progress, ETA per site and service, breaches, burn-down."""
+    """The HTML report for management: progress, ETA per site and service, breaches, burn-down per site and per
+    recovery path (planned against observed); the per-path table is printed too."""
     with _client(config, server, token) as api, err.status("writing the report…"):
         html = api.get_text(f"/v1/recovery/campaigns/{campaign}/report")
+        p = api.get(f"/v1/recovery/campaigns/{campaign}/plan")
     output.write_text(html, encoding="utf-8")
     err.print(f"wrote {output}", highlight=False)
+    _paths(p)
 
 
 @recovery_app.command("close")

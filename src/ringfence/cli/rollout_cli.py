@@ -9,10 +9,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ringfence.cli.client import ApiClient, client_from_options
 from ringfence.cli.options import ConfigOpt, JsonOpt, ReasonOpt, ServerOpt, TokenOpt, err, out
-from ringfence.domain.words import state_word
+from ringfence.domain.words import state_label, state_word
 from ringfence.errors import InputError
 
 __all__ = ["install"]
@@ -219,10 +220,13 @@ def policy_list(tenant: Annotated[str, typer.Option(help="Only this tenant.")] =
 # --- rollouts -----------------------------------------------------------------------------------
 
 def _print_status(data: dict[str, Any]) -> None:
+    state = state_label(data["state"], data["message"])  # the real reason: a change window, offline hosts, a budget
     out.print(f"[bold]{data['id']}[/bold]  {data['release']} under plan {data['plan']}: "
-              f"[bold]{state_word(data['state'])}[/bold] (wave {data['wave']}), {data['exposed']:,} of {data['hosts']:,} "
+              f"[bold]{state}[/bold] (wave {data['wave']}), {data['exposed']:,} of {data['hosts']:,} "
               "hosts exposed", highlight=False)
-    out.print(f"  {data['message']}", highlight=False, soft_wrap=True)
+    out.print(f"  {data['message']}", highlight=False, soft_wrap=True, markup=False)
+    if data.get("halt_reason") and data["halt_reason"] not in data["message"]:  # rolling back: why it halted
+        out.print(f"  halted because: {data['halt_reason']}", highlight=False, soft_wrap=True, markup=False)
     for w in data["waves"]:
         approval = " needs approval" + (f" (approved by {w['approved_by']})" if w["approved_by"] else "") \
             if w["needs_approval"] else ""
@@ -266,7 +270,7 @@ def rollout_start(release: Annotated[str, typer.Option(help="Release id, product
 def rollout_list(active: Annotated[bool, typer.Option(help="Only rollouts that are not finished.")] = False,
                  config: ConfigOpt = None, server: ServerOpt = None, token: TokenOpt = None,
                  as_json: JsonOpt = False) -> None:
-    """List rollouts, newest first: state in words and the latest decision (wrapped within its column)."""
+    """List rollouts, newest first: state in words with its real reason, the latest decision wrapped in its column."""
     with _client(config, server, token) as api:
         data = api.get("/v1/rollouts", active=active)
     if as_json:
@@ -279,7 +283,8 @@ def rollout_list(active: Annotated[bool, typer.Option(help="Only rollouts that a
     table.add_column("wave", justify="right", no_wrap=True)
     table.add_column("latest decision", ratio=1, overflow="fold", min_width=30)
     for r in data["rollouts"]:
-        table.add_row(r["id"], r["release"], state_word(r["state"]), str(r["wave"]), r["message"])
+        table.add_row(r["id"], r["release"], state_label(r["state"], r["message"]), str(r["wave"]),
+                      Text(r["message"]))  # the engine's words as text: "[olga]" is not a style tag
     out.print(table, highlight=False)
 
 
@@ -306,7 +311,7 @@ def rollout_explain(rollout_id: str, config: ConfigOpt = None, server: ServerOpt
         return
     for d in data["decisions"]:
         out.print(f"{d['at'][:19]}  {state_word(d['state']):<20} wave {d['wave']}  {d['message']}  [{d['actor']}]",
-                  highlight=False, soft_wrap=True)
+                  highlight=False, soft_wrap=True, markup=False)  # "[olga]" is text, not a rich style tag
 
 
 def _op(op: str) -> Any:

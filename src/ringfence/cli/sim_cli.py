@@ -1,4 +1,4 @@
-"""``ringfence simulate``: replay a scenario under one or more rollout policies, locally, through the real engine."""
+"""``ringfence simulate``: replay a scenario under one or more rollout plans, locally, through the real engine."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ringfence.cli.options import err, out
-from ringfence.sim.scenario import policy_names, scenario_names
+from ringfence.sim.scenario import plan_names, scenario_names
 
 __all__ = ["install"]
 
@@ -25,11 +26,11 @@ def install(app: typer.Typer) -> None:
         scenario: Annotated[str, typer.Option(
             help="Scenario name (" + ", ".join(scenario_names()) + ") or a YAML file.")],
         plan: Annotated[list[str] | None, typer.Option(
-            help="Plan name (" + ", ".join(policy_names()) + ") or a plan YAML file (repeatable; "
+            help="Plan name (" + ", ".join(plan_names()) + ") or a plan YAML file (repeatable; "
                  "default: default).")] = None,
         hosts: Annotated[int | None, typer.Option(help="Fleet size (default: the scenario's).")] = None,
         seed: Annotated[int, typer.Option(help="Seed of the first replication (then seed+1, …).")] = 0,
-        replications: Annotated[int, typer.Option(help="Runs per policy; the JSON gives medians.")] = 1,
+        replications: Annotated[int, typer.Option(help="Runs per plan; the JSON gives medians.")] = 1,
         report: Annotated[Path | None, typer.Option(help="Write the HTML report (charts, halt evidence) here.")] = None,
         json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON results here.")] = None,
         policy: Annotated[list[str] | None, typer.Option(
@@ -58,17 +59,21 @@ def install(app: typer.Typer) -> None:
         summaries = run.summaries()
         table = Table(title=f"{run.scenario.name}: {summaries[0]['hosts']:,} hosts, seed {seed}"
                       + (f", median of {replications}" if replications > 1 else ""))
-        keys = ["policy", "exposed_hosts", "crashed_hosts", "halted", "time_to_halt_s", "exposure_host_hours",
+        keys = ["plan", "exposed_hosts", "crashed_hosts", "halted", "time_to_halt_s", "exposure_host_hours",
                 "time_to_full_s", "false_halt", "manual_recovery_hosts", "recovery_hours"]
         for k in keys:
-            table.add_column(k.removesuffix("_s").replace("_", " "), justify="left" if k == "policy" else "right")
+            table.add_column(k.removesuffix("_s").replace("_", " "), justify="left" if k == "plan" else "right")
         for s in summaries:
             table.add_row(*(duration(s[k]) if k.endswith("_s") else format_value(s[k]) for k in keys))
         out.print(table)
-        for name in run.policies:
+        for name in run.plans:
             halt = run.results[name][0].halt
             if halt is not None:
                 out.print(f"[bold]{name}[/bold]: {halt['message']}", highlight=False, soft_wrap=True)
+            for told in run.results[name][0].shadow:  # a gate in shadow mode: decided and shown, never enforced
+                out.print(f"[bold]{escape(name)}[/bold]: {escape(told['title'])} at "
+                          f"{told['at'][:16].replace('T', ' ')} UTC: {escape(told['message'])}", highlight=False,
+                          soft_wrap=True)
         if json_out:
             json_out.write_text(json.dumps(summaries, indent=2) + "\n", encoding="utf-8")
         if report:

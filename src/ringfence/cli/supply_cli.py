@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from securesystemslib.signer import CryptoSigner  # type: ignore[attr-defined]  # re-exported without __all__
@@ -380,7 +381,7 @@ def gate_policy_show(config: ConfigOpt = None, server: ServerOpt = None, token: 
         _json(api.get("/v1/gate-policy"))
 
 
-def rollout_override_gates(rollout_id: Annotated[str, typer.Argument(help="Rollout id.")],
+def rollout_gate_override(rollout_id: Annotated[str, typer.Argument(help="Rollout id.")],
                            reason: Annotated[str, typer.Option("--reason", help="Why the failed gates may be ignored.")],
                            start: Annotated[bool, typer.Option("--start", help="Start the rollout after the override.")]
                            = False,
@@ -403,10 +404,14 @@ def print_gates(gates: list[dict[str, Any]]) -> None:
     """The release gates of a rollout status, one line each."""
     colours = {"passed": "green", "failed": "red", "inconclusive": "yellow", "skipped": "dim"}
     for g in gates:
-        mark = "" if g["enforced"] else " (advisory)"
-        over = f" [overridden by {g['overridden_by']}]" if g.get("overridden_by") else ""
-        out.print(f"  gate {g['gate']:<15} [{colours.get(g['verdict'], 'white')}]{g['verdict']}[/]{mark}{over}: "
-                  f"{g['message']}", highlight=False, soft_wrap=True)
+        colour = colours.get(g["verdict"], "white")
+        mark = ""
+        if not g["enforced"]:  # an advisory gate blocks nothing: never a red "failed" without saying so
+            blocking = g["verdict"] in ("failed", "inconclusive")
+            mark, colour = (" (advisory, not blocking)", "yellow") if blocking else (" (advisory)", colour)
+        over = f" \\[overridden by {escape(g['overridden_by'])}]" if g.get("overridden_by") else ""
+        out.print(f"  gate {g['gate']:<15} [{colour}]{g['verdict']}[/]{mark}{over}: "
+                  f"{escape(g['message'])}", highlight=False, soft_wrap=True)
 
 
 def install(app: typer.Typer) -> None:
@@ -424,5 +429,5 @@ def install(app: typer.Typer) -> None:
     release_app.command("sign")(release_sign)
     # One word per idea (docs/glossary.md): the CLI verb mirrors the API's POST /v1/rollouts/{id}/gate-override;
     # the older spelling stays as a hidden alias for one release.
-    rollout_app.command("gate-override")(rollout_override_gates)
-    rollout_app.command("override-gates", hidden=True)(rollout_override_gates)
+    rollout_app.command("gate-override")(rollout_gate_override)
+    rollout_app.command("override-gates", hidden=True)(rollout_gate_override)

@@ -12,7 +12,11 @@ What runs (``ringfence serve --demo``, the default of ``make run``):
 * a good agent release (``falcon-sensor``) rolls out under the ``demo-agent`` plan, and the next
   one follows when it completes (at most :data:`MAX_GOOD_RELEASES`);
 * :meth:`DemoFleet.replay` publishes ``falcon-content@291`` under the ``demo-content`` plan: every
-  Windows host that installs it goes silent for good, like the boot loop of 19 July 2024.
+  Windows host that installs it goes silent for good, like the boot loop of 19 July 2024;
+* a silent host comes back when a recovery campaign's technician marks it ``fixed`` (the rescue removed the
+  bad channel file): it boots on the content it ran before and reports again, and its own heartbeat then
+  verifies it in the campaign (docs/recovery.md).  Until the rollout was rolled back it fetches the bad
+  content again and goes silent again, as a real host would.
 
 Time is a :class:`~ringfence.demo.clock.FastClock`; the demo plans have windows open every day, all
 day, and no holiday freeze, so that the demo runs whenever it is started (docs/dashboard.md).
@@ -29,6 +33,7 @@ from typing import Any
 
 from ringfence.adapters.artifacts import ArtifactStore
 from ringfence.adapters.db.engine import Database
+from ringfence.adapters.db.stores import recovery as recovery_store
 from ringfence.adapters.db.stores import rollouts as rollout_store
 from ringfence.domain.access import Role
 from ringfence.domain.model import Host, OsFamily
@@ -167,7 +172,7 @@ class DemoFleet:
                                 files=[(f"{SENSOR}-{version}.bin", f"demo {SENSOR} {version}\n".encode())],
                                 actor=BOT, clock=self.clock, reason="demo: the next good agent release")
         view = rollouts.create_rollout(self.db, release_id=f"{SENSOR}@{version}", plan_name="demo-agent",
-                                       actor=BOT, clock=self.clock, start=True,
+                                       actor=BOT, clock=self.clock, start=True, artifacts=self.artifacts,
                                        reason="demo: a good release progressing")
         return view.spec.id
 
@@ -191,7 +196,7 @@ class DemoFleet:
                     platforms=["windows"], files=[("C-00000291-00000000-00000032.sys", BAD_ARTIFACT)], actor=actor,
                     clock=self.clock, reason="demo: replay of 19 July 2024 (channel file 291)")
             view = rollouts.create_rollout(self.db, release_id=release_id, plan_name="demo-content", actor=actor,
-                                           clock=self.clock, start=True,
+                                           clock=self.clock, start=True, artifacts=self.artifacts,
                                            reason="demo: replay of 19 July 2024 through the gate")
             self.replay_rollout = view.spec.id
             self.replay_at = self.clock()
@@ -206,6 +211,7 @@ class DemoFleet:
 
     def step(self) -> None:
         """Every agent asks for its desired state, installs what changed and reports (one demo minute)."""
+        self._recover()
         self._converge()
         self._heartbeats()
         self._maybe_next_release()
@@ -225,6 +231,19 @@ class DemoFleet:
                 if product == CONTENT and want.version == BAD_VERSION and host.windows:
                     host.dead = True  # loads the content, crashes, reboots, crashes: never reports again
                     break
+
+    def _recover(self) -> None:
+        """Silent hosts that a recovery campaign marked fixed boot again on the content they ran before."""
+        with self.db.transaction() as conn:
+            fixed = {h.host_id for c in recovery_store.list_campaigns(conn) if c.state == "open"
+                     for h in recovery_store.hosts(conn, c.id) if h.state == "fixed"}
+        for host_id in fixed:
+            host = self.hosts.get(host_id)
+            if host is None or not host.dead:
+                continue
+            host.dead = False
+            host.versions[CONTENT] = "290"  # the rescue deleted channel file 291; the host runs what it ran before
+            host.changed = True
 
     def _heartbeats(self) -> None:
         now = self.clock()

@@ -256,6 +256,13 @@ class _ServiceState:
     parent: dict[int, int]  # transitively down service -> the dependency it went down through
 
 
+#: Host attributes kept in each host's profile (see :class:`Fleet`), by position in the profile key: a selector
+#: on one of them is evaluated per profile instead of per host.
+_PROFILE_FIELDS: dict[str, int] = {"tenant": 0, "site": 1, "tier": 2, "os_family": 3, "os_build": 4, "platform": 5,
+                                   "cloud_provider": 6, "cloud_region": 7, "hardware_vendor": 8, "encryption": 9,
+                                   "oob_management": 10, "recovery_key_escrowed": 11, "recovery_key_verified": 14}
+
+
 class Fleet:
     """A precomputed, reusable index over hosts and services; build once, assess many scenarios.
 
@@ -298,8 +305,8 @@ class Fleet:
             if h.id not in index:
                 index[h.id] = i
             key = (h.tenant, h.site, h.tier, h.os_family, h.os_build, h.platform, h.cloud_provider, h.cloud_region,
-                   h.hardware_vendor, h.encryption, h.oob_management, h.recovery_key_escrowed and h.recovery_key_verified,
-                   h.labels.get("role", ""), bool(h.services))
+                   h.hardware_vendor, h.encryption, h.oob_management, h.recovery_key_escrowed,
+                   h.labels.get("role", ""), bool(h.services), h.recovery_key_verified)
             c = profiles.get(key)
             if c is None:
                 c = profiles[key] = len(profiles)
@@ -325,6 +332,7 @@ class Fleet:
         prof = np.asarray(prof_codes, np.int64)
         pnames = list(profiles)
         self._profiles = pnames
+        self._prof = prof
         self._profile_count: IntArray = np.bincount(prof, minlength=len(pnames))
 
         def per_profile(f: Callable[[tuple[object, ...]], object], dtype: type) -> npt.NDArray[Any]:
@@ -345,7 +353,7 @@ class Fleet:
         self.cloud: BoolArray = per_profile(lambda p: p[5] is Platform.CLOUD, np.bool_)
         self.oob: BoolArray = per_profile(lambda p: p[10], np.bool_)
         self.encrypted: BoolArray = per_profile(lambda p: p[9] is not DiskEncryption.NONE, np.bool_)
-        self.key_ready: BoolArray = per_profile(lambda p: p[11], np.bool_)
+        self.key_ready: BoolArray = per_profile(lambda p: bool(p[11]) and bool(p[14]), np.bool_)
         for hid, rec in self.escrow.items():
             j = index.get(hid)
             if j is not None:
@@ -558,21 +566,25 @@ class Fleet:
         if cached is None:
             hs = self.hosts
             values: Iterable[Hashable]
-            if field == "labels":
-                seen: dict[int, Hashable] = {}
-
-                def key(h: Host) -> Hashable:
-                    k = seen.get(id(h.labels))
-                    if k is None:
-                        k = seen[id(h.labels)] = tuple(sorted(h.labels.items()))
-                    return k
-                values = (key(h) for h in hs)
-            elif field == "service":
-                values = (h.services for h in hs)
+            j = _PROFILE_FIELDS.get(field.replace(".", "_"))
+            if j is not None:  # a field of the host's profile: its codes come from the profiles, not the hosts
+                codes = _Codes.derive(self._prof, [p[j] for p in self._profiles]).codes
             else:
-                attr = field.replace(".", "_")
-                values = (getattr(h, attr) for h in hs)
-            codes = _Codes(values, self.n).codes
+                if field == "labels":
+                    seen: dict[int, Hashable] = {}
+
+                    def key(h: Host) -> Hashable:
+                        k = seen.get(id(h.labels))
+                        if k is None:
+                            k = seen[id(h.labels)] = tuple(sorted(h.labels.items()))
+                        return k
+                    values = (key(h) for h in hs)
+                elif field == "service":
+                    values = (h.services for h in hs)
+                else:
+                    attr = field.replace(".", "_")
+                    values = (getattr(h, attr) for h in hs)
+                codes = _Codes(values, self.n).codes
             reps = np.full(int(codes.max()) + 1 if len(codes) else 0, -1, np.int64)
             reps[codes[::-1]] = np.arange(len(codes) - 1, -1, -1, dtype=np.int64)  # first host with each code
             cached = self._field_cache[field] = (codes, reps)

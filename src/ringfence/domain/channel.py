@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_BINS",
     "MANIFEST",
     "MAX_BINS",
+    "NAME_PATTERN",
     "NAME_RULE",
     "artifact_path",
     "check_name",
@@ -49,6 +50,8 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
 #: The rule every name that becomes a segment of a channel path follows (products, versions, artifact
 #: file names, plan names): checked when the object is created, so nothing is stored that the channel
 #: could never publish.
+#: The same rule as one regular expression (ECMA 262 and Python alike), for the API's schemas.
+NAME_PATTERN = r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$"
 NAME_RULE = ("1 to 200 characters: letters, digits, '.', '_', '+' or '-', starting with a letter or digit "
              "(no spaces, slashes or '..')")
 

@@ -25,12 +25,13 @@ import numpy as np
 import numpy.typing as npt
 
 from ringfence.domain.budgets import BudgetLedger, GroupBudget
+from ringfence.domain.gate import GateConfig, StreamCounts
 from ringfence.domain.gate import Signal as V1Signal
-from ringfence.domain.gate import StreamCounts
-from ringfence.domain.logrank import RiskRef, RiskTick, Signal
-from ringfence.domain.risksets import ArmCounts, count_tick
+from ringfence.domain.logrank import Ledger, RiskRef, RiskTick, Signal, self_control_tick
+from ringfence.domain.risksets import ArmCounts, PreHistory, count_tick, spread_revealed
 from ringfence.domain.rollout import StratumObservation, WaveObservation
 from ringfence.domain.windows import WindowStatus
+from ringfence.errors import InputError
 
 __all__ = [
     "POOLED",
@@ -80,6 +81,12 @@ class WaveCounts:
     waves: tuple[WaveObservation, ...]
     eligible: BoolArray
     rolled_back_pending: int
+    #: Rolled-back hosts that reported since their exposure, within the grace, and not on the release: back.
+    rolled_back_confirmed: int = 0
+    #: Rolled-back hosts with no heartbeat within the grace: they cannot fetch the old version by themselves.
+    rolled_back_silent: int = 0
+    #: Rolled-back hosts whose last report (within the grace) predates their exposure: not yet known either way.
+    rolled_back_unheard: int = 0
 
 
 class _Reach:
@@ -179,7 +186,12 @@ def wave_observations(*, waves: int, wave: IntArray, exposed_s: FloatArray, roll
             observed=int(n_observed[k]), held=int(n_held[k]), next_window=next_open,
             window_reason=reason, budget_blocked=int(n_budget[k])))
     pending = int(np.count_nonzero(rolled_back & runs_release & fresh))
-    return WaveCounts(waves=tuple(out), eligible=allowed, rolled_back_pending=pending)
+    back = rolled_back & ~runs_release & fresh
+    heard = beat_s > exposed_s  # reported since its exposure (nan: never)
+    return WaveCounts(waves=tuple(out), eligible=allowed, rolled_back_pending=pending,
+                      rolled_back_confirmed=int(np.count_nonzero(back & heard)),
+                      rolled_back_silent=int(np.count_nonzero(rolled_back & ~fresh)),
+                      rolled_back_unheard=int(np.count_nonzero(back & ~heard)))
 
 
 def pick_eligible(eligible: BoolArray, wave: IntArray, bucket: IntArray, up_to_wave: int) -> IntArray:
@@ -319,17 +331,27 @@ def risk_observations(*, strata: Sequence[str], stratum: IntArray, in_scope: Boo
                       current_wave: int, held: BoolArray, exposed_s: FloatArray, rolled_back: BoolArray,
                       beat_s: FloatArray, notice_s: FloatArray, away_limit_s: FloatArray, crash_s: FloatArray,
                       since_s: float, now_s: float, grace_s: float, min_bake_s: float,
-                      required: Iterable[str]) -> RiskCounts:
+                      required: Iterable[str], history: PreHistory | None = None, ledger: Ledger = (),
+                      self_control_ratio: float | None = None, horizon_s: float | None = None) -> RiskCounts:
     """Gate v2's observations over ``(since_s, now_s]``, the same for the server's store and the simulator.
 
     Rules, in order (the risk sets themselves are :func:`ringfence.domain.risksets.count_tick`'s):
 
     1. ``silent`` and ``not_back``: :func:`~ringfence.domain.risksets.count_tick`, per stratum, against the
-       not-yet-updated hosts of the stratum at risk then (``control`` reference).  A stratum without such
-       hosts (fully updated) gets a tick with no control: its share is 1, so it bets nothing and is judged
-       in the pool by the rate route (self-control against its own history is not counted here).
+       not-yet-updated hosts of the stratum at risk then (``control`` reference).
     2. ``crashed``: a reported crash whose time ``crash_s`` (the host's latest) falls in the interval, on the
        arm the host was in then, against the hosts at risk of silence (reporting, not away).
+    2a. **Self-control** (``silent``, ``crashed``): a stratum with updated hosts at risk and no
+       not-yet-updated host at risk (big-bang, the last wave, a fully updated stratum, control hosts all
+       offline) is judged against its own ``history`` instead
+       (:func:`~ringfence.domain.logrank.self_control_tick`): its hosts' pre-update events and host-hours are
+       summed, and the events spread evenly over the hours
+       (:func:`~ringfence.domain.risksets.spread_revealed`) are revealed at ``self_control_ratio`` pre-update
+       host-hours per updated host-hour at risk, on the stratum's own clock (``LedgerRow.self_hours``: the
+       updated host-hours of its earlier self-controlled ticks).  Without a history (None), or with no
+       pre-update host-hours, or once the history is used up, the tick carries no bet (share 1) and the
+       engine cannot promote on it (:func:`~ringfence.domain.logrank.accumulate` counts no host-hours of a
+       tick without a reference towards the rate route).
     3. Signals no not-yet-updated host can show (``install_failed``, ``auto_reverted``) that ``required``
        asks for: a ``baseline`` tick with the updated host-hours at risk and the events this port records
        (none: neither fleet records them as events yet).
@@ -339,29 +361,69 @@ def risk_observations(*, strata: Sequence[str], stratum: IntArray, in_scope: Boo
     6. ``in_flight``: exposed hosts (not rolled back) whose outcome is still unknown: not yet reported
        ``grace_s`` after exposure, no crash reported since exposure, not silent past the grace, not away
        with a notice (silence and the notice are the gate's to judge from then on).
+
+    ``horizon_s`` (default ``now_s``) ends the counted interval: events and risk sets (rules 1–4) are counted
+    over ``(since_s, horizon_s]``, the wave's strata and the hosts in flight (rules 5–6) at ``now_s``.  A port
+    whose reports reach its store some time after they arrived (a buffer written at the next flush) counts up
+    to the time through which its store is complete, so that a report that arrived before ``now_s`` but was
+    written after the count is counted by the next tick instead of falling before its ``since_s``.
+
+    Self-control inputs: ``history`` is each host's :class:`~ringfence.domain.risksets.PreHistory` over the
+    look-back before the rollout started (None: the port has none, so no stratum is judged against its own
+    history); ``ledger`` the rollout's committed gate ledger (``RolloutStatus.gate_ledger``: where each
+    self-controlled stratum's clock stands); ``self_control_ratio`` the plan's
+    ``GateConfig.self_control_ratio`` (None: the default).
     """
     n = len(stratum)
     k = len(strata)
+    if history is not None:
+        history.check(n)
+    upto = now_s if horizon_s is None else horizon_s
+    if not since_s <= upto <= now_s:
+        raise InputError.single("risk_observations.horizon_s", f"is {upto!r} with since_s {since_s!r} and now_s "
+                                f"{now_s!r}", expected="since_s ≤ horizon_s ≤ now_s")
     counts = count_tick(stratum=stratum, strata=k, in_scope=in_scope, exposed_s=exposed_s, beat_s=beat_s,
-                        notice_s=notice_s, away_limit_s=away_limit_s, since_s=since_s, now_s=now_s, grace_s=grace_s)
-    exposed_now = ~np.isnan(exposed_s) & (exposed_s <= now_s)
-    treated_hosts = np.bincount(stratum[exposed_now & in_scope], minlength=k) if n else np.zeros(k, np.int64)
+                        notice_s=notice_s, away_limit_s=away_limit_s, since_s=since_s, now_s=upto, grace_s=grace_s)
+    counted = ~np.isnan(exposed_s) & (exposed_s <= upto)
+    treated_hosts = np.bincount(stratum[counted & in_scope], minlength=k) if n else np.zeros(k, np.int64)
     ticks: list[RiskTick] = []
 
     hosts_of = treated_hosts.tolist()
+    ratio = GateConfig().self_control_ratio if self_control_ratio is None else float(self_control_ratio)
+    pre: dict[Signal, IntArray] = {}
+    pre_hours = np.zeros(k)
+    if history is not None:  # rule 2a: each stratum's own history, summed over its hosts in scope
+        st_in = stratum[in_scope]
+        pre_hours = np.bincount(st_in, weights=np.asarray(history.hours, np.float64)[in_scope],
+                                 minlength=k).astype(np.float64)
+        for signal, ev in ((Signal.SILENT, history.silent_events), (Signal.CRASHED, history.crash_events)):
+            pre[signal] = np.bincount(st_in, weights=np.asarray(ev, np.float64)[in_scope], minlength=k).round().astype(np.int64)
+    self_hours = {(r.signal, r.stratum): r.self_hours for r in ledger}
 
     def emit(signal: Signal, arm: ArmCounts) -> None:
         live = (arm.treated_at_risk > 0) | (arm.treated_events > 0) | ((arm.control_events > 0) & (treated_hosts > 0))
         x1, x0 = arm.treated_events.tolist(), arm.control_events.tolist()
         t, c, h = arm.treated_at_risk.tolist(), arm.control_at_risk.tolist(), arm.treated_hours.tolist()
-        for j in np.flatnonzero(live).tolist():
+        own = live & (arm.control_at_risk == 0) & (arm.treated_at_risk > 0) if signal in pre else np.zeros(k, bool)
+        for j in np.flatnonzero(live & ~own).tolist():
             ticks.append(RiskTick(signal, strata[j], x1[j], x0[j], float(t[j]), float(c[j]), h[j], hosts_of[j]))
+        idx = np.flatnonzero(own)
+        if not len(idx):
+            return
+        before = np.array([self_hours.get((str(signal), strata[j]), 0.0) for j in idx.tolist()])
+        events, hours = pre[signal][idx], pre_hours[idx]
+        new = (spread_revealed(events, hours, ratio * (before + arm.treated_hours[idx]))
+               - spread_revealed(events, hours, ratio * before)).tolist()
+        for i, j in enumerate(idx.tolist()):
+            ticks.append(self_control_tick(signal, strata[j], post_events=x1[j], pre_events_revealed=new[i],
+                                           post_hours=h[j], pre_hours_total=float(hours[i]), ratio=ratio,
+                                           treated_hosts=hosts_of[j], hours_before=float(before[i])))
 
     emit(Signal.SILENT, counts.silent)
     emit(Signal.NOT_BACK, counts.not_back)
     # Crashes (rule 2): at risk are the hosts at risk of silence.
     with np.errstate(invalid="ignore"):
-        crashed = in_scope & (crash_s > since_s) & (crash_s <= now_s)
+        crashed = in_scope & (crash_s > since_s) & (crash_s <= upto)
         crash_treated = crashed & (exposed_s <= crash_s)
     sil = counts.silent
 
@@ -380,7 +442,8 @@ def risk_observations(*, strata: Sequence[str], stratum: IntArray, in_scope: Boo
         for j in np.flatnonzero(sil.treated_at_risk > 0).tolist():
             ticks.append(RiskTick(signal, strata[j], 0, 0, float(t_risk[j]), 0.0, t_hours[j], hosts_of[j],
                                   RiskRef.BASELINE))
-    # Strata of the current wave (rule 5).
+    # Strata of the current wave (rule 5), at now_s.
+    exposed_now = ~np.isnan(exposed_s) & (exposed_s <= now_s)
     mine = in_scope & (wave == current_wave)
     reach = per(mine & ~(held & ~exposed_now))
     with np.errstate(invalid="ignore"):

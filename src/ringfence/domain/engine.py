@@ -14,8 +14,13 @@ Transition rules of :func:`reconcile`, applied in this order:
    stays halted until someone resumes or rolls it back) — except that a
    ``paused`` or ``hold`` rollout whose gate fails is halted (and rolled back)
    like an active one: pausing stops exposure, not vigilance.
-2. ``rolling_back`` emits a ROLLBACK intent every tick until no exposed host
-   is still off its last known good version, then becomes ``rolled_back``.
+2. ``rolling_back`` emits a ROLLBACK intent every tick until no reporting
+   exposed host is still on the release and every exposed host has either
+   reported since its update or been silent past the grace (when the port
+   counts that), then becomes ``rolled_back``; the
+   message says what is true (desired state reverted, how many confirmed they
+   are back, how many are silent and need a recovery campaign), and silent
+   hosts left behind are told with a NOTIFY.
 3. The health gate runs on every tick: gate v2 (:mod:`ringfence.domain.logrank`)
    when the port counts risk sets (``Observations.risk_as_of``), its evidence
    folded into ``RolloutStatus.gate_ledger``; else the first gate over the
@@ -119,7 +124,8 @@ def _halt(spec: RolloutSpec, status: RolloutStatus, gate: GateResult, now: datet
         intents.append(Intent(IntentKind.ROLLBACK, wave=wave, message="automatic rollback after a failed gate"))
     reasons = [Reason("gate_failed", message)]
     if rollback:
-        reasons.append(Reason("auto_rollback", "rolling back every exposed host to its last known good version"))
+        reasons.append(Reason("auto_rollback", "rolling back: the desired state of every exposed host goes back to "
+                                               "its last known good version"))
     return Decision(new, tuple(intents), tuple(reasons), gate)
 
 
@@ -177,6 +183,46 @@ def _promote(spec: RolloutSpec, status: RolloutStatus, now: datetime, why: str,
     return Decision(new, (), (*reasons, Reason("promoted", msg, (("wave", k), ("observed", observed)))))
 
 
+def _rollback_facts(spec: RolloutSpec, obs: Observations) -> tuple[str, tuple[tuple[str, float | int | str], ...]]:
+    """What is true during and after a rollback: desired state reverted; who confirmed; who is silent."""
+    confirmed, silent = obs.rolled_back_confirmed, obs.rolled_back_silent
+    numbers: tuple[tuple[str, float | int | str], ...] = (("pending", obs.rolled_back_pending),)
+    if confirmed is None or silent is None:  # a port that does not count them: claim only what is known
+        return "", numbers
+    unheard = obs.rolled_back_unheard or 0
+    numbers = (*numbers, ("confirmed", confirmed), ("silent", silent), ("unheard", unheard))
+    grace = spec.plan.silence_grace.total_seconds() / 60
+    facts = f"; {_fmt(confirmed)} confirmed back on another version"
+    if unheard:
+        facts += (f"; {_fmt(unheard)} not heard from since the update yet (they count as silent after "
+                  f"{grace:.0f} min without a heartbeat)")
+    if silent:
+        facts += (f"; {_fmt(silent)} silent (no heartbeat for {grace:.0f} min) and need recovery: a host in a boot "
+                  f"loop cannot fetch the old version by itself. Open a recovery campaign: "
+                  f"/recovery/new?rollout={spec.id} or `ringfence recovery create --from-rollout {spec.id}`")
+    return facts, numbers
+
+
+def _rolling_back(spec: RolloutSpec, status: RolloutStatus, obs: Observations, now: datetime) -> Decision:
+    """Rule 2: resend the rollback until no reporting host is on the release; then say what is true."""
+    facts, numbers = _rollback_facts(spec, obs)
+    if obs.rolled_back_pending == 0 and not obs.rolled_back_unheard:  # every exposed host accounted for
+        msg = ("rolled back: the desired state of every exposed host is its last known good version again; "
+               "no reporting host is still on the release" + facts)
+        done = replace(status, state=RolloutState.ROLLED_BACK, finished_at=now, last_tick_at=now, message=msg)
+        # Silent hosts stay broken after the rollback is "done": that is worth telling people.
+        intents = (Intent(IntentKind.NOTIFY, wave=status.wave, message=msg),) if obs.rolled_back_silent else ()
+        return Decision(done, intents, (Reason("rolled_back", msg, numbers),))
+    msg = (f"rolling back: the desired state of every exposed host is its last known good version again; "
+           f"{_fmt(obs.rolled_back_pending)} reporting hosts are still on the release (they move at their next "
+           f"poll)" + facts)
+    if not obs.rolled_back_pending:
+        msg = "rolling back: the desired state of every exposed host is its last known good version again" + facts
+    return Decision(replace(status, last_tick_at=now, message=msg),
+                    (Intent(IntentKind.ROLLBACK, wave=status.wave, message=msg),),
+                    (Reason("rolling_back", msg, numbers),))
+
+
 def reconcile(spec: RolloutSpec, status: RolloutStatus, obs: Observations, now: datetime) -> Decision:
     """Decide the next step of one rollout (see the module docstring for the rules)."""
     plan = spec.plan
@@ -191,14 +237,7 @@ def reconcile(spec: RolloutSpec, status: RolloutStatus, obs: Observations, now: 
         what = status.message if status.state is RolloutState.HOLD else f"{status.state.value}: waiting for a command"
         return Decision(replace(status, last_tick_at=now), reasons=(Reason("idle", what),))
     if status.state is RolloutState.ROLLING_BACK:
-        if obs.rolled_back_pending == 0:
-            done = replace(status, state=RolloutState.ROLLED_BACK, finished_at=now, last_tick_at=now,
-                           message="rolled back: every exposed host is back on its last known good version")
-            return Decision(done, reasons=(Reason("rolled_back", done.message),))
-        msg = f"rolling back: {_fmt(obs.rolled_back_pending)} exposed hosts not yet on their last known good version"
-        return Decision(replace(status, last_tick_at=now, message=msg),
-                        (Intent(IntentKind.ROLLBACK, wave=status.wave, message=msg),),
-                        (Reason("rolling_back", msg, (("pending", obs.rolled_back_pending),)),))
+        return _rolling_back(spec, status, obs, now)
     if len(obs.waves) != len(plan.waves):
         raise InputError.single("observations.waves", f"has {len(obs.waves)} entries for {len(plan.waves)} waves",
                                 expected="one observation per wave of the plan")

@@ -109,7 +109,7 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
-from ringfence.errors import InputError
+from ringfence.errors import InputError, describe
 
 __all__ = [
     "DEFAULT_ALTERNATIVES",
@@ -120,11 +120,14 @@ __all__ = [
     "StreamCounts",
     "StreamEvidence",
     "Verdict",
+    "amount_problem",
     "evaluate",
     "log_e_value_vs_baseline",
     "log_e_value_vs_control",
+    "number_words",
     "rate_upper_bound",
     "ratio_upper_bound",
+    "whole_problem",
 ]
 
 
@@ -523,8 +526,8 @@ _COUNT_FIELDS = ("treated_hosts", "treated_failed", "control_hosts", "control_fa
 _HOUR_FIELDS = ("treated_host_hours", "control_host_hours")
 
 
-def _num(value: float) -> str:
-    """A number for people: 4,000 / 2.1e4 / 0.0021 / ∞."""
+def number_words(value: float) -> str:
+    """A number for people: 4,000 / 2.1e4 / 0.0021 / ∞ (both gates' reasons)."""
     if math.isinf(value):
         return "∞"
     if value >= 1e4:
@@ -533,6 +536,25 @@ def _num(value: float) -> str:
     if value >= 100:
         return f"{value:,.0f}"
     return f"{value:.2g}"
+
+
+
+_num = number_words
+
+
+def whole_problem(where: str, name: str, value: object, *, ints_only: bool = False) -> str | None:
+    """Why ``value`` is not a whole number ≥ 0 (an ``int``, or also a whole ``float`` unless ``ints_only``),
+    naming the field; None when it is."""
+    kinds = int if ints_only else int | float
+    ok = (not isinstance(value, bool) and isinstance(value, kinds) and math.isfinite(value) and value >= 0
+          and value == int(value))
+    return None if ok else f"{where}: {name} is {value!r}, expected a whole number ≥ 0"
+
+
+def amount_problem(where: str, name: str, value: object, what: str = "a finite number") -> str | None:
+    """Why ``value`` is not a finite number ≥ 0, naming the field; None when it is."""
+    ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value) and value >= 0
+    return None if ok else f"{where}: {name} is {value!r}, expected {what} ≥ 0"
 
 
 def _name(counts: object) -> str:
@@ -545,7 +567,8 @@ def _invalid(counts: object) -> str | None:
     """Why these counts cannot be used, naming the field; None when they are fine."""
     where = f"stream {_name(counts)}"
     if not isinstance(counts, StreamCounts):
-        return f"{where}: expected StreamCounts, got {type(counts).__name__}"
+        return (f"{where}: is {describe(counts)}, expected the counts of one signal in one stratum "
+                "(signal, stratum, hosts, failed and host-hours of updated and control hosts)")
     try:
         Signal(counts.signal)
     except ValueError:
@@ -554,15 +577,13 @@ def _invalid(counts: object) -> str | None:
     if not isinstance(stratum, str):
         return f"{where}: stratum is {counts.stratum!r}, expected a string"
     for name in _COUNT_FIELDS:
-        value: object = getattr(counts, name)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return f"{where}: {name} is {value!r}, expected a whole number ≥ 0"
-        if not math.isfinite(value) or value < 0 or value != int(value):
-            return f"{where}: {name} is {value!r}, expected a whole number ≥ 0"
+        problem = whole_problem(where, name, getattr(counts, name))
+        if problem:
+            return problem
     for name in _HOUR_FIELDS:
-        value = getattr(counts, name)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-            return f"{where}: {name} is {value!r}, expected a finite number of host-hours ≥ 0"
+        problem = amount_problem(where, name, getattr(counts, name), "a finite number of host-hours")
+        if problem:
+            return problem
     for arm in ("treated", "control"):
         hosts, failed, hours = (getattr(counts, f"{arm}_{f}") for f in ("hosts", "failed", "host_hours"))
         if failed > hosts:

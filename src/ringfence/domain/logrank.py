@@ -47,7 +47,9 @@ Rules, in the order :func:`decide` applies them
    ``p(θ) = θs / (θs + 1 - s)``) reaches ``2G / beta`` (the data reject "harm of tolerance× or more"),
    or the anytime-valid Poisson upper bound on the pooled updated rate (events per host-hour at risk)
    is within ``tolerance × baseline_rate`` (harm negligible in absolute terms; the only route when
-   events are rare).  Small strata are judged in the pool, never by their own host-hours.
+   events are rare).  Small strata are judged in the pool, never by their own host-hours.  A signal that
+   is not in ``required_signals`` (``not_back``) and that no updated host was at risk of since the wave
+   opened (no host went away) has nothing to bound in this wave and does not hold it back.
 
 References
 ----------
@@ -74,8 +76,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from ringfence.domain.gate import GateConfig, GateResult, Verdict, rate_upper_bound
-from ringfence.errors import InputError
+from ringfence.domain.gate import (
+    GateConfig,
+    GateResult,
+    Verdict,
+    amount_problem,
+    number_words,
+    rate_upper_bound,
+    whole_problem,
+)
+from ringfence.errors import InputError, describe
 
 __all__ = [
     "Ledger",
@@ -86,6 +96,7 @@ __all__ = [
     "accumulate",
     "decide",
     "ledger_from_doc",
+    "ledger_rows",
     "next_wave",
     "self_control_tick",
     "signal_e_value",
@@ -150,6 +161,7 @@ class LedgerRow(NamedTuple):
     reference: str
     wave_events: int  # updated events since the current wave opened (the promotion's rate route)
     wave_hours: float  # updated host-hours at risk since the current wave opened
+    self_hours: float = 0.0  # updated host-hours judged against the stratum's own history (its self-control clock)
 
 
 Ledger = tuple[LedgerRow, ...]
@@ -160,13 +172,17 @@ def ledger_from_doc(doc: Any) -> Ledger:
     rows: list[LedgerRow] = []
     for i, raw in enumerate(doc or ()):
         try:
-            s, st, le, lb, te, ce, ex, th, tn, car, ref, we, wh = raw
+            s, st, le, lb, te, ce, ex, th, tn, car, ref, we, wh, *more = raw  # rows stored before self_hours: 13
+            (sh,) = more or (0.0,)
             rows.append(LedgerRow(str(s), str(st), tuple(float(v) for v in le), tuple(float(v) for v in lb),
                                   int(te), int(ce), float(ex), float(th), int(tn), float(car), str(ref), int(we),
-                                  float(wh)))
+                                  float(wh), float(sh)))
         except (TypeError, ValueError) as e:
             raise InputError.single(f"gate_ledger[{i}]", f"is {raw!r} ({e})", expected="a ledger row") from e
     return tuple(rows)
+
+
+_num = number_words
 
 
 # --- the factors --------------------------------------------------------------------------------
@@ -220,20 +236,21 @@ def _floor(value: float) -> float:
 def _invalid(tick: object) -> str | None:
     where = f"tick {getattr(tick, 'signal', '?')}/{getattr(tick, 'stratum', '?')}"
     if not isinstance(tick, RiskTick):
-        return f"{where}: expected RiskTick, got {type(tick).__name__}"
+        return (f"{where}: is {describe(tick)}, expected one tick of one signal in one stratum (signal, stratum, "
+                "reference, events and hosts at risk of updated and control hosts)")
     try:
         Signal(tick.signal)
         RiskRef(tick.reference)
     except ValueError:
         return f"{where}: signal {tick.signal!r} or reference {tick.reference!r} is unknown"
     for name in ("treated_events", "control_events", "treated_hosts"):
-        v: object = getattr(tick, name)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            return f"{where}: {name} is {v!r}, expected a whole number ≥ 0"
+        problem = whole_problem(where, name, getattr(tick, name), ints_only=True)
+        if problem:
+            return problem
     for name in ("treated_at_risk", "control_at_risk", "treated_hours"):
-        v = getattr(tick, name)
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
-            return f"{where}: {name} is {v!r}, expected a finite number ≥ 0"
+        problem = amount_problem(where, name, getattr(tick, name))
+        if problem:
+            return problem
     if tick.reference is RiskRef.CONTROL:  # for self-control the at-risk numbers are weights
         if tick.treated_events > tick.treated_at_risk:
             return f"{where}: treated_events {tick.treated_events} exceed treated_at_risk {tick.treated_at_risk}"
@@ -246,6 +263,24 @@ def _invalid(tick: object) -> str | None:
     return None
 
 
+def _plainly_valid(tick: object) -> bool:
+    """The common case of :func:`_invalid` (a tick a port built from counts), checked fast; False: check in full."""
+    if type(tick) is not RiskTick or type(tick.signal) is not Signal or type(tick.reference) is not RiskRef:
+        return False
+    x1, x0, t, c, h = tick.treated_events, tick.control_events, tick.treated_at_risk, tick.control_at_risk, \
+        tick.treated_hours
+    if not (type(x1) is int and type(x0) is int and type(tick.treated_hosts) is int
+            and type(t) is float and type(c) is float and type(h) is float
+            and x1 >= 0 and x0 >= 0 and tick.treated_hosts >= 0 and 0.0 <= t < math.inf and 0.0 <= c < math.inf
+            and 0.0 <= h < math.inf):
+        return False
+    if tick.reference is RiskRef.CONTROL:
+        return x1 <= t and x0 <= c
+    if tick.reference is RiskRef.SELF:
+        return t > 0 or x1 + x0 == 0
+    return x1 == 0 or h > 0
+
+
 def accumulate(ledger: Ledger, ticks: Iterable[RiskTick], config: GateConfig) -> tuple[Ledger, tuple[str, ...]]:
     """Fold one tick's counts into the ledger; returns the new ledger and a problem per invalid tick.
 
@@ -256,7 +291,7 @@ def accumulate(ledger: Ledger, ticks: Iterable[RiskTick], config: GateConfig) ->
     thetas = [theta for theta, _ in config.alternatives]
     problems: list[str] = []
     for tick in ticks:
-        problem = _invalid(tick)
+        problem = None if _plainly_valid(tick) else _invalid(tick)
         if problem:
             problems.append(problem)
             continue
@@ -265,25 +300,31 @@ def accumulate(ledger: Ledger, ticks: Iterable[RiskTick], config: GateConfig) ->
                                          0, 0, 0.0, 0.0, 0, 0.0, str(tick.reference), 0, 0.0)
         x1, x0 = tick.treated_events, tick.control_events
         x = x1 + x0
+        # A tick without a reference (no comparable host at risk, no history left) bets nothing; its host-hours
+        # still count towards the rate route, whose upper bound on the updated hosts' own failure rate must be
+        # within tolerance before a wave promotes (so a last wave on a server without history can finish).
+        log_e, log_bound = old.log_e, old.log_bound
         if tick.reference is RiskRef.BASELINE:
             mu = config.baseline_rate * tick.treated_hours
-            inc = [_poisson_log(x1, mu, th) for th in thetas]
-            binc = [0.0 for _ in thetas]
             expected = mu
+            if mu > 0 or x1 > 0:
+                log_e = tuple(max(_FLOOR, a + _poisson_log(x1, mu, th)) for a, th in zip(log_e, thetas, strict=True))
         else:
             total = tick.treated_at_risk + tick.control_at_risk
             share = tick.treated_at_risk / total if total > 0 else 0.0
-            inc = [_logrank_log(x1, x, share, th) for th in thetas]
-            binc = [_bound_log(x1, x0, share, config.tolerance, th) for th in thetas]
             expected = x * share
+            if x > 0:  # a tick without events changes no factor (each is 1)
+                log_e = tuple(max(_FLOOR, a + _logrank_log(x1, x, share, th))
+                              for a, th in zip(log_e, thetas, strict=True))
+                log_bound = tuple(max(_FLOOR, a + _bound_log(x1, x0, share, config.tolerance, th))
+                                  for a, th in zip(log_bound, thetas, strict=True))
         c_risk = tick.control_at_risk if (x > 0 or old.treated_events + old.control_events == 0) else old.control_at_risk
         rows[key] = LedgerRow(
-            key[0], key[1],
-            tuple(_floor(a + b) for a, b in zip(old.log_e, inc, strict=True)),
-            tuple(_floor(a + b) for a, b in zip(old.log_bound, binc, strict=True)),
+            key[0], key[1], log_e, log_bound,
             old.treated_events + x1, old.control_events + x0, old.expected_treated + expected,
             old.treated_hours + tick.treated_hours, max(old.treated_hosts, tick.treated_hosts), c_risk,
             str(tick.reference), old.wave_events + x1, old.wave_hours + tick.treated_hours,
+            old.self_hours + (tick.treated_hours if tick.reference is RiskRef.SELF else 0.0),
         )
     return tuple(rows.values()), tuple(problems)
 
@@ -339,16 +380,6 @@ _PHRASE = {
 }
 
 
-def _num(value: float) -> str:
-    if math.isinf(value):
-        return "∞"
-    if value >= 1e4:
-        mantissa, exponent = f"{value:.1e}".split("e")
-        return f"{mantissa.removesuffix('.0')}e{int(exponent)}"
-    if value >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.2g}"
-
 
 def _exp(log_value: float) -> float:
     return math.exp(log_value) if log_value < 700 else math.inf
@@ -363,6 +394,21 @@ def _words(row: LedgerRow) -> str:
     if row.reference == RiskRef.SELF:
         return f"{head}, against {row.control_events:,} events in the stratum's own history before the update"
     return f"{head} in {row.treated_hours:,.0f} host-hours, {row.expected_treated:.2g} expected at the baseline"
+
+
+def ledger_rows(ledger: Ledger, config: GateConfig) -> list[dict[str, Any]]:
+    """Each signal × stratum of the ledger as the dashboard's evidence table shows it: counts, e-value, the
+    stratum's own (localisation) threshold, ``failed`` when the stratum alone is past it, and the row in words."""
+    g = len(Signal)
+    threshold = max(config.max_strata, len({r.stratum for r in ledger})) * 2 * g / config.alpha
+    out: list[dict[str, Any]] = []
+    for r in ledger:
+        e_value = _exp(stratum_e_value(r, config)) if max(r.log_e) > 0 else 1.0
+        out.append({"signal": r.signal, "stratum": r.stratum, "verdict": "failed" if e_value >= threshold else "watching",
+                    "treated_failed": r.treated_events, "treated_hosts": r.treated_hosts,
+                    "control_failed": r.control_events, "control_hosts": round(r.control_at_risk),
+                    "e_value": e_value, "threshold": threshold, "reason": _words(r)})
+    return out
 
 
 def decide(ledger: Ledger, config: GateConfig, problems: Sequence[str] = (), *, wave: int | None = None,
@@ -383,7 +429,9 @@ def decide(ledger: Ledger, config: GateConfig, problems: Sequence[str] = (), *, 
     by_signal: dict[str, list[LedgerRow]] = {}
     for r in ledger:
         by_signal.setdefault(r.signal, []).append(r)
-    log_es = {(r.signal, r.stratum): stratum_e_value(r, config) for r in ledger}  # each stratum's once
+    # Each stratum's e-value once; a row whose every bet is at or below 1 has E_s ≤ 1 (the weights sum to ≤ 1), so
+    # its largest log bet stands in for it: no threshold (all > 1) can be reached by it, and most rows are such.
+    log_es = {(r.signal, r.stratum): stratum_e_value(r, config) if max(r.log_e) > 0 else max(r.log_e) for r in ledger}
     # Rule 2 first: evidence for a halt stands on its own counts, even next to an invalid tick.
     halts: list[tuple[float, str]] = []
     for signal, rows in by_signal.items():
@@ -434,7 +482,12 @@ def decide(ledger: Ledger, config: GateConfig, problems: Sequence[str] = (), *, 
     level = config.beta / (2 * g)
     pending: list[str] = []
     passed: list[str] = []
+    required = {str(s) for s in config.required_signals}
     for signal, rows in sorted(by_signal.items()):
+        if signal not in required and not any(r.wave_hours > 0 or r.wave_events for r in rows):
+            # An optional signal (``not_back``) no updated host of this wave was at risk of (none went away):
+            # nothing to bound, as in a wave where it never had a row; its evidence still halts (rule 2).
+            continue
         bound = _mix([math.fsum(r.log_bound[j] for r in rows) for j in range(len(config.alternatives))], config)
         x1 = sum(r.wave_events for r in rows)
         hours = math.fsum(r.wave_hours for r in rows)

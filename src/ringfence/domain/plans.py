@@ -20,14 +20,18 @@ from ringfence.domain.gate import GateConfig, Signal
 from ringfence.domain.rollout import Plan, WaveSpec
 from ringfence.domain.selector import parse as parse_selector
 from ringfence.domain.windows import DEFAULT_WINDOWS, END_OF_DAY, FreezeCalendar, parse_window
-from ringfence.errors import FieldIssue, InputError
+from ringfence.errors import FieldIssue, InputError, describe
 
 __all__ = ["default_plan", "plan_from_mapping", "plan_to_mapping"]
 
 _PLAN_KEYS = {"name", "selector", "windows", "freeze", "disruption_budgets", "tier0_last", "auto_rollback",
-              "silence_grace_minutes", "max_data_age_minutes", "min_per_stratum", "gate", "waves", "description"}
+              "silence_grace_minutes", "max_data_age_minutes", "min_per_stratum", "gate", "waves", "description", "notify"}
 _WAVE_KEYS = {"name", "fraction", "count", "selector", "min_bake_minutes", "min_observed_hosts",
               "max_rate_per_minute", "needs_approval", "max_bake_minutes", "max_in_flight"}
+
+
+#: The default plan's limit on an inconclusive bake: past it the wave goes to HOLD and a person decides.
+_MAX_BAKE = timedelta(hours=24)
 
 
 def default_plan() -> Plan:
@@ -36,12 +40,13 @@ def default_plan() -> Plan:
         name="default",
         waves=(
             WaveSpec("canary", fraction=0.01, selector="label=canary", min_bake=timedelta(hours=1),
-                     min_observed_hosts=10, max_rate_per_minute=5, max_in_flight=5),
+                     min_observed_hosts=10, max_rate_per_minute=5, max_in_flight=5, max_bake=_MAX_BAKE),
             WaveSpec("early", fraction=0.10, min_bake=timedelta(hours=4), min_observed_hosts=50,
-                     max_rate_per_minute=50),
+                     max_rate_per_minute=50, max_bake=_MAX_BAKE),
             WaveSpec("broad", fraction=0.50, min_bake=timedelta(hours=8), min_observed_hosts=200,
-                     max_rate_per_minute=500),
-            WaveSpec("everyone", fraction=1.0, min_bake=timedelta(hours=1), min_observed_hosts=200),
+                     max_rate_per_minute=500, max_bake=_MAX_BAKE),
+            WaveSpec("everyone", fraction=1.0, min_bake=timedelta(hours=1), min_observed_hosts=200,
+                     max_bake=_MAX_BAKE),
         ),
         windows=DEFAULT_WINDOWS,
     )
@@ -94,7 +99,7 @@ def _selector(value: Any, field: str, issues: _Issues) -> str:
 def _wave(raw: Any, i: int, issues: _Issues) -> WaveSpec | None:
     field = f"waves[{i}]"
     if not isinstance(raw, Mapping):
-        issues.add(field, f"is {raw!r}", expected="a mapping with name and fraction, count or selector")
+        issues.add(field, f"is {describe(raw)}", expected="a mapping with name and fraction, count or selector")
         return None
     for key in sorted(set(raw) - _WAVE_KEYS):
         issues.add(f"{field}.{key}", "is not a wave setting", expected="one of " + ", ".join(sorted(_WAVE_KEYS)))
@@ -125,10 +130,14 @@ def plan_from_mapping(raw: Any) -> Plan:
     """Build a plan from a parsed YAML/JSON mapping; one InputError lists every problem."""
     issues = _Issues()
     if not isinstance(raw, Mapping):
-        raise InputError("plan rejected", [FieldIssue("plan", f"is {type(raw).__name__}", "plan",
+        raise InputError("plan rejected", [FieldIssue("plan", f"is {describe(raw)}", "plan",
                                                       "a mapping with name and waves")])
     for key in sorted(set(raw) - _PLAN_KEYS):
         issues.add(key, "is not a plan setting", expected="one of " + ", ".join(sorted(_PLAN_KEYS)))
+    if "notify" in raw and not isinstance(raw["notify"], Mapping):
+        # Who hears about this plan's rollouts; the server validates the section in full when the plan is
+        # applied (ringfence.adapters.notify.rules.plan_rules); the engine and the simulator ignore it.
+        issues.add("notify", f"is {raw['notify']!r}", expected="a mapping with targets and rules (docs/notifications.md)")
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
         issues.add("name", "is missing", expected="a name such as default or content-fast")
@@ -154,7 +163,7 @@ def plan_from_mapping(raw: Any) -> Plan:
     if "windows" in raw:
         raw_windows = raw["windows"]
         if not isinstance(raw_windows, list) or not raw_windows:
-            issues.add("windows", f"is {raw_windows!r}", expected="a list of {days, start, end}")
+            issues.add("windows", f"is {describe(raw_windows)}", expected="a list of {days, start, end}")
         else:
             parsed = []
             for i, w in enumerate(raw_windows):
@@ -168,10 +177,14 @@ def plan_from_mapping(raw: Any) -> Plan:
     if "freeze" in raw:
         raw_freeze = raw["freeze"]
         if not isinstance(raw_freeze, Mapping):
-            issues.add("freeze", f"is {raw_freeze!r}", expected="a mapping with public_holidays and dates")
+            issues.add("freeze", f"is {describe(raw_freeze)}", expected="a mapping with public_holidays and dates")
         else:
             dates: set[date] = set()
-            for i, d in enumerate(raw_freeze.get("dates") or []):
+            raw_dates = raw_freeze.get("dates") or []
+            if not isinstance(raw_dates, list):
+                issues.add("freeze.dates", f"is {describe(raw_dates)}", expected="a list of dates such as 2026-12-24")
+                raw_dates = []
+            for i, d in enumerate(raw_dates):
                 if isinstance(d, date):
                     dates.add(d)
                 else:
@@ -186,7 +199,7 @@ def plan_from_mapping(raw: Any) -> Plan:
         raw_gate = raw["gate"]
         known = {f.name for f in dataclasses.fields(GateConfig)}
         if not isinstance(raw_gate, Mapping):
-            issues.add("gate", f"is {raw_gate!r}", expected="a mapping of gate settings")
+            issues.add("gate", f"is {describe(raw_gate)}", expected="a mapping of gate settings")
         else:
             bad = sorted(set(raw_gate) - known)
             for key in bad:

@@ -71,6 +71,7 @@ __all__ = [
     "Shift",
     "Wave",
     "build_capacity",
+    "burn_down",
     "class_minutes",
     "classify",
     "dependency_tier",
@@ -345,25 +346,41 @@ def schedule(site: IntArray, minutes: FloatArray, order: IntArray, capacity: Seq
         offset = cap.at(start_hours)
         done[o[a:b]] = cap.when(offset + np.cumsum(work[a:b]))
     if lane is not None and lanes:
-        o = order[on_lane[order]]
-        s_lane = lane[o]
-        for li, ln in enumerate(lanes):
-            sel = o[s_lane == li]
-            if not len(sel):
-                continue
-            w = np.minimum(minutes[sel], ln.cap_minutes)
-            if ln.concurrency <= 0:
-                continue
-            # Lanes: batches of `concurrency` run together; each batch takes its longest host.
-            batch = np.arange(len(sel)) // ln.concurrency
-            longest = np.zeros(int(batch[-1]) + 1)
-            np.maximum.at(longest, batch, w)
-            ends_b = np.cumsum(longest)
-            done[sel] = start_hours + ends_b[batch] / 60.0
+        _lanes_done(done, order[on_lane[order]], lane, minutes, lanes, start_hours)
     if ready_hours is not None:
         done = np.maximum(done, ready_hours)
     out: FloatArray = np.maximum(done, start_hours)
     return out
+
+
+def _lanes_done(done: FloatArray, o: IntArray, lane: IntArray, minutes: FloatArray, lanes: Sequence[Lane],
+                start_hours: float) -> None:
+    """Set ``done`` for the lane hosts ``o`` (in queue order): per lane, batches of ``concurrency`` in that order,
+    each taking its longest host (capped); one vectorised pass over every lane at once."""
+    if not len(o):
+        return
+    s_lane = lane[o]
+    k = np.argsort(s_lane, kind="stable")  # lanes contiguous, queue order kept within each
+    o, s_lane = o[k], s_lane[k]
+    conc = np.asarray([ln.concurrency for ln in lanes], np.int64)
+    cap = np.asarray([ln.cap_minutes for ln in lanes], np.float64)
+    idle = conc[s_lane] <= 0  # a lane that runs nothing never finishes its hosts
+    o, s_lane = o[~idle], s_lane[~idle]
+    if not len(o):
+        return
+    new_lane = np.r_[True, s_lane[1:] != s_lane[:-1]]
+    lane_starts = np.flatnonzero(new_lane)
+    rank = np.arange(len(o)) - np.repeat(lane_starts, np.diff(np.r_[lane_starts, len(o)]))
+    batch = rank // conc[s_lane]
+    new_batch = new_lane | np.r_[True, batch[1:] != batch[:-1]]
+    b_starts = np.flatnonzero(new_batch)
+    longest = np.maximum.reduceat(np.minimum(minutes[o], cap[s_lane]), b_starts)
+    ends = np.cumsum(longest)
+    b_new_lane = new_lane[b_starts]
+    first = np.flatnonzero(b_new_lane)
+    first_of = np.repeat(first, np.diff(np.r_[first, len(b_starts)]))
+    ends = ends - np.where(first_of > 0, ends[np.maximum(first_of - 1, 0)], 0.0)
+    done[o] = start_hours + ends[np.cumsum(new_batch) - 1] / 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,7 +402,6 @@ def waves(site: IntArray, done: FloatArray, site_names: Sequence[str], capacity:
     ``order``, when given, must list the hosts by site (or lane) with done times not decreasing within each
     (the queue order is such an order); it saves a sort.
     """
-    out: list[Wave] = []
     finite = np.isfinite(done)
     on_lane = (lane >= 0) if lane is not None else np.zeros(len(site), np.bool_)
     n_sites = len(site_names)
@@ -397,23 +413,56 @@ def waves(site: IntArray, done: FloatArray, site_names: Sequence[str], capacity:
         o = sel[np.lexsort((done[sel], group[sel]))]
     g_sorted = group[o]
     t_sorted = done[o]
-    for a, b in runs(g_sorted):
-        g = int(g_sorted[a])
-        t = t_sorted[a:b]
-        bounds = capacity[g].day_start if g < n_sites else None
-        if bounds is not None and len(bounds):
-            key = np.searchsorted(bounds, t, side="right") - 1
-        else:
-            key = np.floor(t / 24.0).astype(np.int64)
-        for c0, c1 in runs(key):
-            k = int(key[c0])
-            begin = float(bounds[max(k, 0)]) if bounds is not None and len(bounds) else float(k) * 24.0
-            if g < n_sites:
-                out.append(Wave(site_names[g], "", k, begin, float(t[c1 - 1]), c1 - c0))
-            else:
-                out.append(Wave("", lanes[g - n_sites].name, k, begin, float(t[c1 - 1]), c1 - c0))
-    out.sort(key=lambda w: (w.start_hours, w.site, w.lane))
+    # Each group's wave boundaries: its capacity's shift starts (shared between sites with the same curve),
+    # or whole days since the start (round the clock, and every lane).
+    key = np.floor(t_sorted / 24.0).astype(np.int64)
+    begin = key * 24.0
+    curves: dict[int, int] = {}
+    bounds_of: list[FloatArray] = []
+    which = np.full(n_sites + len(lanes), -1, np.int64)
+    for g in range(n_sites):
+        b = capacity[g].day_start
+        if b is not None and len(b):
+            which[g] = curves.setdefault(id(b), len(bounds_of))
+            if which[g] == len(bounds_of):
+                bounds_of.append(b)
+    w_sorted = which[g_sorted]
+    for bi, b in enumerate(bounds_of):
+        sel = np.flatnonzero(w_sorted == bi)
+        k = np.searchsorted(b, t_sorted[sel], side="right") - 1
+        key[sel] = k
+        begin[sel] = b[np.maximum(k, 0)]
+    if not len(o):
+        return ()
+    new = np.r_[True, (g_sorted[1:] != g_sorted[:-1]) | (key[1:] != key[:-1])]
+    first = np.flatnonzero(new)
+    last = np.r_[first[1:], len(o)] - 1
+    names = [*site_names, *(ln.name for ln in lanes)]
+    name_rank = np.argsort(np.argsort(np.asarray(names, dtype=object), kind="stable"), kind="stable")
+    g_w = g_sorted[first]
+    on_site = g_w < n_sites
+    # the order of the waves: start, then site name (lanes have none), then lane name (sites have none)
+    site_rank = np.where(on_site, name_rank[g_w] + 1, 0)
+    lane_rank = np.where(on_site, 0, name_rank[g_w] + 1)
+    starts = begin[first]
+    rank = np.lexsort((lane_rank, site_rank, starts))
+    out = [Wave(names[g] if g < n_sites else "", "" if g < n_sites else names[g], k, st, en, n)
+           for g, k, st, en, n in zip(g_w[rank].tolist(), key[first][rank].tolist(), starts[rank].tolist(),
+                                      t_sorted[last][rank].tolist(), (last - first + 1)[rank].tolist(), strict=True)]
     return tuple(out)
+
+
+def burn_down(done_hours: FloatArray, group: IntArray, n_groups: int, grid: FloatArray) -> IntArray:
+    """Hosts of each group not yet done at each grid hour: ``out[g, j]`` counts the hosts of group ``g`` whose
+    ``done_hours`` is after ``grid[j]`` (never-done hosts, ``inf`` or ``nan``, are never done).  O(n log grid)."""
+    t = np.where(np.isnan(done_hours), math.inf, done_hours)
+    # cell j: done after grid[j-1] and at or before grid[j]; cell len(grid): after the last grid point
+    cell = np.searchsorted(grid, t, side="left")
+    counts = np.bincount(group * (len(grid) + 1) + cell, minlength=n_groups * (len(grid) + 1))
+    per = counts.reshape(n_groups, len(grid) + 1)
+    # not done at grid[j] = hosts whose cell is above j
+    out: IntArray = per[:, ::-1].cumsum(axis=1)[:, ::-1][:, 1:].astype(np.int64)
+    return out
 
 
 # ------------------------------------------------------------------ services

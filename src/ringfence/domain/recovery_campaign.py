@@ -15,6 +15,8 @@ Per host::
   A host in another open state that reports after the campaign was created (it came back by itself) is
   verified as well.
 * A closed campaign changes no host.
+* **Milestones** (:func:`milestones_crossed`): 50 %, 90 % and 100 % of a campaign's hosts verified; each is
+  announced once, when the verified share first reaches it.
 * **Key reveal** (:func:`reveal_refusal`): only to the technician the host is assigned to, while the host is
   assigned or in progress, in an open campaign, at most ``limit`` reveals per technician per ``window``; a
   technician's other requests wait for the window to pass.  Every reveal and every refusal is audited by the
@@ -29,7 +31,7 @@ from enum import StrEnum
 
 from ringfence.errors import ConflictError, InputError
 
-__all__ = ["MOVES", "HostState", "next_state", "reveal_refusal", "verified_by_heartbeat"]
+__all__ = ["MILESTONES", "MOVES", "HostState", "milestones_crossed", "next_state", "reveal_refusal", "verified_by_heartbeat"]
 
 
 class HostState(StrEnum):
@@ -56,6 +58,17 @@ MOVES: dict[str, tuple[frozenset[HostState], HostState]] = {
     "failed": (frozenset({_A, _P, _F}), _X),
     "escalate": (frozenset({_X}), _E),
 }
+
+
+#: Shares of a campaign's hosts verified that are announced (per cent).
+MILESTONES: tuple[int, ...] = (50, 90, 100)
+
+
+def milestones_crossed(verified: int, total: int, announced: Sequence[int]) -> list[int]:
+    """The milestones that ``verified`` of ``total`` hosts reach and that were not announced yet (ascending)."""
+    if total <= 0:
+        return []
+    return [m for m in MILESTONES if m not in announced and verified * 100 >= m * total]
 
 
 def next_state(current: HostState, move: str, *, campaign_open: bool, host: str) -> HostState:

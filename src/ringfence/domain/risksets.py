@@ -47,7 +47,7 @@ import numpy.typing as npt
 
 from ringfence.errors import InputError
 
-__all__ = ["ArmCounts", "TickCounts", "count_tick", "self_control_revealed"]
+__all__ = ["ArmCounts", "PreHistory", "TickCounts", "count_history", "count_tick", "self_control_revealed", "spread_revealed"]
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -64,6 +64,39 @@ class ArmCounts:
     control_at_risk: IntArray
     treated_hours: FloatArray
     control_hours: FloatArray
+
+
+@dataclass(frozen=True, slots=True)
+class PreHistory:
+    """Each host's own record over the look-back window before the rollout started (self-control).
+
+    Per host, in the same order as the other arrays a port passes :func:`count_tick` /
+    :func:`ringfence.domain.counting.risk_observations`, and counted by the same rules as
+    :func:`count_tick` over the look-back: ``silent_events`` = silence events without a notice
+    (rule 3), ``crash_events`` = crashes reported, ``hours`` = host-hours at risk of silence
+    (reporting, not away with a notice: rule 5).  A port measures hosts only; the domain sums per
+    stratum.  A host with no history has zeros.
+    """
+
+    silent_events: IntArray
+    crash_events: IntArray
+    hours: FloatArray
+
+    def check(self, n: int) -> None:
+        """Raise InputError naming the field unless every array has ``n`` finite, non-negative entries."""
+        for name in ("silent_events", "crash_events", "hours"):
+            arr = np.asarray(getattr(self, name))
+            if len(arr) != n:
+                raise InputError.single(f"history.{name}", f"has {len(arr)} entries for {n} hosts",
+                                        expected="one entry per host")
+            if n and not (np.all(np.isfinite(arr)) and arr.min() >= 0):
+                raise InputError.single(f"history.{name}", "has negative or non-finite entries",
+                                        expected="finite counts and host-hours ≥ 0")
+
+    @classmethod
+    def empty(cls, n: int) -> PreHistory:
+        """No history for ``n`` hosts (zeros): self-control then bets nothing."""
+        return cls(np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.float64))
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +123,37 @@ def _arm_counts(stratum: IntArray, strata: int, treated_at: BoolArray, events: B
     )
 
 
+def _silence(in_scope: BoolArray, beat_s: FloatArray, notice_s: FloatArray, since_s: float, now_s: float,
+             grace_s: float) -> tuple[BoolArray, BoolArray, BoolArray]:
+    """Per host: censored by a notice (rule 4), a silence event in ``(since_s, now_s]`` (rule 3), and at risk of
+    silence at ``now_s`` (rule 5, without this interval's events)."""
+    noticed: BoolArray = notice_s >= beat_s  # a notice at or after the last report censors until the next report
+    silent_at = beat_s + grace_s
+    event: BoolArray = in_scope & ~noticed & (silent_at > since_s) & (silent_at <= now_s)
+    risk: BoolArray = in_scope & ~noticed & (now_s - beat_s <= grace_s)
+    return noticed, event, risk
+
+
+def count_history(history: PreHistory, *, beat_s: FloatArray, notice_s: FloatArray, crash_s: FloatArray,
+                  since_s: float, now_s: float, grace_s: float) -> PreHistory:
+    """``history`` plus each host's record over ``(since_s, now_s]`` before a rollout, by :func:`count_tick`'s
+    rules: its silence event (rule 3, censored by a notice), a crash it reported (``crash_s``, its latest, in
+    the interval), and host-hours at risk of silence (rule 5 at ``now_s``, this interval's event included)
+    times the interval's length.  A port replays its look-back tick by tick through this (the simulator its
+    warm-up physics), so the history is counted exactly as the rollout will be."""
+    n = len(beat_s)
+    history.check(n)
+    if not (now_s >= since_s and grace_s > 0):
+        raise InputError.single("history.now_s", f"is {now_s!r} with since_s {since_s!r} and grace_s {grace_s!r}",
+                                expected="now_s ≥ since_s and grace_s > 0")
+    _, event, risk = _silence(np.ones(n, dtype=bool), beat_s, notice_s, since_s, now_s, grace_s)
+    with np.errstate(invalid="ignore"):
+        crashed = (crash_s > since_s) & (crash_s <= now_s)
+    hours = (now_s - since_s) / 3600.0
+    return PreHistory(silent_events=history.silent_events + event, crash_events=history.crash_events + crashed,
+                      hours=history.hours + (risk | event) * hours)
+
+
 def count_tick(*, stratum: IntArray, strata: int, in_scope: BoolArray, exposed_s: FloatArray, beat_s: FloatArray,
                notice_s: FloatArray, away_limit_s: FloatArray, since_s: float, now_s: float,
                grace_s: float) -> TickCounts:
@@ -111,13 +175,8 @@ def count_tick(*, stratum: IntArray, strata: int, in_scope: BoolArray, exposed_s
         raise InputError.single("risksets.stratum", "has codes outside 0 … strata-1", expected="codes below strata")
     hours = (now_s - since_s) / 3600.0
     treated_now = in_scope & (exposed_s <= now_s)  # nan compares False: never exposed is control
-    # A notice at or after the last report censors the host until it reports again (rule 4).
-    noticed = notice_s >= beat_s
-    # Silence (rule 3): last report followed by nothing for grace.
-    silent_at = beat_s + grace_s
-    silent_event = in_scope & ~noticed & (silent_at > since_s) & (silent_at <= now_s)
-    silent_risk = in_scope & ~noticed & (now_s - beat_s <= grace_s)
-    silent_treated = exposed_s <= silent_at
+    noticed, silent_event, silent_risk = _silence(in_scope, beat_s, notice_s, since_s, now_s, grace_s)
+    silent_treated = exposed_s <= beat_s + grace_s
     silent = _arm_counts(stratum, strata, treated_now, silent_event, silent_risk, silent_event & silent_treated, hours)
     # Did not come back (rule 6).
     back_at = notice_s + away_limit_s
@@ -144,3 +203,21 @@ def self_control_revealed(pre_event_hours: FloatArray, post_hours: float, ratio:
         raise InputError.single("self_control.ratio", f"is {ratio!r} (post_hours {post_hours!r})",
                                 expected="ratio > 0 and post_hours ≥ 0")
     return int(np.count_nonzero(pre_event_hours <= ratio * post_hours))
+
+
+def spread_revealed(events: IntArray, hours: FloatArray, revealed_hours: FloatArray) -> IntArray:
+    """Per stratum, how many of its ``events`` pre-update events lie within the first ``revealed_hours`` of
+    its ``hours`` pre-update host-hours, the events spread evenly over them.
+
+    A :class:`PreHistory` carries counts, not times, so event ``i`` (``1 … events``) is placed at the middle
+    of its share, ``(i - ½) · hours / events``: the count revealed by ``R`` host-hours is
+    ``min(events, ⌊R · events / hours + ½⌋)``, about the rate times ``R`` at every ``R`` (docs/gate.md says
+    what this assumes).  No pre-update host-hours reveal nothing.
+    """
+    e = np.asarray(events, dtype=np.float64)
+    h = np.asarray(hours, dtype=np.float64)
+    r = np.maximum(np.asarray(revealed_hours, dtype=np.float64), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = np.where(h > 0, np.floor(r * e / np.where(h > 0, h, 1.0) + 0.5), 0.0)
+    out: IntArray = np.minimum(k, e).astype(np.int64)
+    return out

@@ -241,7 +241,11 @@ class Observations:
     ``health_as_of`` is the time up to which health reports are complete;
     ``streams`` are the gate's counts over every exposed host still
     unproven; ``rolled_back_pending`` counts exposed hosts not yet back on
-    their last known good version during a rollback.
+    their last known good version during a rollback (reporting, still on the
+    release); ``rolled_back_confirmed`` those reporting on another version since
+    their exposure, ``rolled_back_silent`` those not reporting within the grace
+    and ``rolled_back_unheard`` those whose last report predates their exposure
+    (None: not counted).
 
     Gate v2 (a port that counts risk sets sets ``risk_as_of``): ``risk`` holds the events per
     signal × stratum from ``RolloutStatus.gate_as_of`` (or the start) up to ``risk_as_of``;
@@ -257,6 +261,9 @@ class Observations:
     risk_as_of: datetime | None = None
     strata: tuple[StratumObservation, ...] = ()
     in_flight: int | None = None
+    rolled_back_confirmed: int | None = None
+    rolled_back_silent: int | None = None
+    rolled_back_unheard: int | None = None
 
 
 class IntentKind(StrEnum):

@@ -6,7 +6,7 @@ Parsing OSV documents lives in :mod:`ringfence.adapters.vuln.osv`.
 Rules
 =====
 
-1. **Evaluation follows the OSV schema's ``IsVulnerable`` pseudo-code exactly**
+1. **Matching follows the OSV schema's ``IsVulnerable`` pseudo-code exactly**
    (https://ossf.github.io/osv-schema/#evaluation).  A version is affected by
    one ``affected`` entry when it equals one of the entry's ``versions``
    (string equality, as the schema says) *or* lies in any one of its ranges.
@@ -29,10 +29,10 @@ Rules
    (``Debian:12``, ``Alpine:v3.18``) is ignored for the choice of ordering.
    Where univers disagrees with the reference vectors a small wrapper fixes
    it; each wrapper says which vectors it fixes.
-3. **Verdicts have three values.**  ``GIT`` ranges name commits, not
+3. **Match results have three values.**  ``GIT`` ranges name commits, not
    versions, so they cannot be evaluated against a version string: an entry
-   whose only claim is a ``GIT`` range yields :attr:`Verdict.NOT_EVALUATED`.
-   The same verdict is given when the version (or an event) cannot be parsed
+   whose only claim is a ``GIT`` range yields :attr:`MatchResult.NOT_EVALUATED`.
+   The same result is given when the version (or an event) cannot be parsed
    in the ecosystem's ordering, or when the ecosystem has no known ordering.
    A gate must treat *not evaluated* as inconclusive, never as clean.
    When an entry has an explicit ``versions`` list, its ``GIT`` ranges are
@@ -77,22 +77,22 @@ __all__ = [
     "AdvisoryIndex",
     "AffectedPackage",
     "Component",
-    "Evaluation",
     "EventKind",
     "Match",
+    "MatchResult",
     "Range",
     "RangeType",
     "Severity",
     "SeverityLabel",
-    "Verdict",
+    "VersionMatch",
     "VersionOrderError",
     "base_ecosystem",
     "compare_versions",
     "component_from_purl",
-    "evaluate",
     "fixed_in",
     "go_release_version",
     "is_vulnerable",
+    "match_version",
     "normalize_name",
     "ordering_for",
     "package_key",
@@ -137,7 +137,7 @@ class SeverityLabel(enum.StrEnum):
         return list(SeverityLabel).index(self)
 
 
-class Verdict(enum.StrEnum):
+class MatchResult(enum.StrEnum):
     """The outcome of evaluating one version against one affected entry."""
 
     AFFECTED = "affected"
@@ -208,10 +208,10 @@ class Component:
 
 
 @dataclass(frozen=True, slots=True)
-class Evaluation:
-    """A verdict and the sentence that explains it."""
+class VersionMatch:
+    """A match result and the sentence that explains it."""
 
-    verdict: Verdict
+    result: MatchResult
     reason: str
 
 
@@ -221,7 +221,7 @@ class Match:
 
     advisory_id: str
     component: Component
-    verdict: Verdict
+    result: MatchResult
     reason: str
     severity: Severity = field(default_factory=Severity)
     aliases: tuple[str, ...] = ()
@@ -238,12 +238,13 @@ class VersionOrderError(ValueError):
 KeyFunc = Callable[[str], Any]
 
 
-def _univers_key(cls: type[_uv.Version]) -> KeyFunc:
+def _univers_key(cls: type[_uv.Version], what: str) -> KeyFunc:
+    """Order by a univers version class; ``what`` names its versions in the ecosystem's words (for messages)."""
     def key(version: str) -> Any:
         try:
             return cls(version)
         except Exception as e:  # univers raises InvalidVersion, ValueError, TypeError, ...
-            raise VersionOrderError(f"{version!r} is not a valid {cls.__name__}") from e
+            raise VersionOrderError(f"{version!r} is not {what}") from e
 
     return key
 
@@ -453,12 +454,12 @@ _ORDERINGS: Final[dict[str, KeyFunc]] = {
     "pypi": _cmp_key(_pypi_parse, _pypi_cmp),
     "maven": _maven_key,
     "rubygems": _rubygems_key,
-    "nuget": _univers_key(_uv.NugetVersion),
+    "nuget": _univers_key(_uv.NugetVersion, "a NuGet version (e.g. 4.1.0 or 4.1.0-beta)"),
     "packagist": _cmp_key(_php_canonical, _php_cmp),
-    "debian": _univers_key(_uv.DebianVersion),
-    "alpine": _univers_key(_uv.AlpineLinuxVersion),
+    "debian": _univers_key(_uv.DebianVersion, "a Debian version (e.g. 1:2.30-3+deb11u1)"),
+    "alpine": _univers_key(_uv.AlpineLinuxVersion, "an Alpine version (e.g. 1.36.1-r2)"),
     "rpm": _cmp_key(_rpm_parse, _rpm_cmp),
-    "go": _univers_key(_uv.GolangVersion),
+    "go": _univers_key(_uv.GolangVersion, "a Go module version (e.g. v1.2.3)"),
 }
 
 #: OSV ecosystem (without ``:release``) → name of the ordering used for its ECOSYSTEM ranges.
@@ -612,23 +613,23 @@ def _interval(events: Sequence[tuple[EventKind, str, Any]], opened_at: int) -> s
     return f"[{low}, ∞)"
 
 
-def _evaluate_range(rng: Range, ecosystem: str, version: str) -> Evaluation:
+def _match_range(rng: Range, ecosystem: str, version: str) -> VersionMatch:
     ordering = ordering_for(rng.type, ecosystem)
     if ordering is None:
         why = (
             "a GIT range names commits" if rng.type == RangeType.GIT else f"ecosystem {ecosystem!r} has no known version ordering"
         )
-        return Evaluation(Verdict.NOT_EVALUATED, why)
+        return VersionMatch(MatchResult.NOT_EVALUATED, why)
     try:
         v = _key(ordering, version)
         # BeforeLimits: with limit events, the version must be below at least one of them.
         limits = [value for kind, value in rng.events if kind == EventKind.LIMIT]
         limit_keys = [_key(ordering, lim) for lim in limits if lim != "*"]
         if limits and "*" not in limits and not any(v < lk for lk in limit_keys):
-            return Evaluation(Verdict.NOT_AFFECTED, f"is not below any limit ({', '.join(limits)})")
+            return VersionMatch(MatchResult.NOT_AFFECTED, f"is not below any limit ({', '.join(limits)})")
         events = _sorted_events(ordering, rng.events)
     except VersionOrderError as e:
-        return Evaluation(Verdict.NOT_EVALUATED, f"cannot be ordered: {e}")
+        return VersionMatch(MatchResult.NOT_EVALUATED, f"cannot be ordered: {e}")
     vulnerable = False
     opened_at = -1
     for i, (kind, _value, k) in enumerate(events):
@@ -640,38 +641,38 @@ def _evaluate_range(rng: Range, ecosystem: str, version: str) -> Evaluation:
         where = _interval(events, opened_at)
         if limits:
             where += f" below limit {', '.join(limits)}"
-        return Evaluation(Verdict.AFFECTED, f"is in {where}")
-    return Evaluation(Verdict.NOT_AFFECTED, "is outside every interval")
+        return VersionMatch(MatchResult.AFFECTED, f"is in {where}")
+    return VersionMatch(MatchResult.NOT_AFFECTED, "is outside every interval")
 
 
-def evaluate(affected: AffectedPackage, version: str) -> Evaluation:
-    """Evaluate ``version`` against one ``affected`` entry (OSV ``IsVulnerable``), with the reason.
+def match_version(affected: AffectedPackage, version: str) -> VersionMatch:
+    """Match ``version`` against one ``affected`` entry (OSV ``IsVulnerable``), with the reason.
 
     The reason is a phrase about the version (``"is in [2.13.0, 2.15.0)"``);
     :meth:`AdvisoryIndex.match` puts the component and advisory around it.
     """
     if version in affected.versions:
-        return Evaluation(Verdict.AFFECTED, "is listed among the affected versions")
+        return VersionMatch(MatchResult.AFFECTED, "is listed among the affected versions")
     not_evaluated: list[str] = []
     for rng in affected.ranges:
-        result = _evaluate_range(rng, affected.ecosystem, version)
-        if result.verdict == Verdict.AFFECTED:
+        result = _match_range(rng, affected.ecosystem, version)
+        if result.result == MatchResult.AFFECTED:
             return result
-        if result.verdict == Verdict.NOT_EVALUATED:
+        if result.result == MatchResult.NOT_EVALUATED:
             if rng.type == RangeType.GIT and affected.versions:
                 continue  # GIT ranges are expanded into the versions list (rule 3)
             not_evaluated.append(result.reason)
     if not_evaluated:
-        return Evaluation(Verdict.NOT_EVALUATED, "was not evaluated: " + "; ".join(dict.fromkeys(not_evaluated)))
-    return Evaluation(Verdict.NOT_AFFECTED, "is not affected")
+        return VersionMatch(MatchResult.NOT_EVALUATED, "was not evaluated: " + "; ".join(dict.fromkeys(not_evaluated)))
+    return VersionMatch(MatchResult.NOT_AFFECTED, "is not affected")
 
 
 def is_vulnerable(affected: AffectedPackage, version: str) -> bool | None:
     """True if ``version`` is affected by this entry, False if not, None if it cannot be evaluated (GIT ranges)."""
-    verdict = evaluate(affected, version).verdict
-    if verdict == Verdict.NOT_EVALUATED:
+    result = match_version(affected, version).result
+    if result == MatchResult.NOT_EVALUATED:
         return None
-    return verdict == Verdict.AFFECTED
+    return result == MatchResult.AFFECTED
 
 
 # --------------------------------------------------------------------------- names
@@ -828,23 +829,23 @@ class AdvisoryIndex:
         out: list[Match] = []
         for comp in components:
             _, _, _, version = _component_key(comp)
-            per_advisory: dict[str, tuple[Advisory, Evaluation]] = {}
+            per_advisory: dict[str, tuple[Advisory, VersionMatch]] = {}
             for adv, aff in self.candidates(comp):
                 seen = per_advisory.get(adv.id)
-                if seen is not None and seen[1].verdict == Verdict.AFFECTED:
+                if seen is not None and seen[1].result == MatchResult.AFFECTED:
                     continue
-                result = evaluate(aff, version) if version else Evaluation(Verdict.NOT_EVALUATED, "has no version")
-                if result.verdict == Verdict.AFFECTED or (seen is None and result.verdict == Verdict.NOT_EVALUATED):
+                result = match_version(aff, version) if version else VersionMatch(MatchResult.NOT_EVALUATED, "has no version")
+                if result.result == MatchResult.AFFECTED or (seen is None and result.result == MatchResult.NOT_EVALUATED):
                     per_advisory[adv.id] = (adv, result)
             for adv_id, (adv, result) in per_advisory.items():
-                if result.verdict == Verdict.NOT_EVALUATED and not include_not_evaluated:
+                if result.result == MatchResult.NOT_EVALUATED and not include_not_evaluated:
                     continue
                 shown = f"{comp.name} {version}".strip()
                 out.append(
                     Match(
                         advisory_id=adv_id,
                         component=comp,
-                        verdict=result.verdict,
+                        result=result.result,
                         reason=f"{shown} {result.reason} of {adv_id}",
                         severity=adv.severity,
                         aliases=adv.aliases,

@@ -53,7 +53,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 
-from ringfence.errors import FieldIssue, InputError
+from ringfence.errors import FieldIssue, InputError, describe
 
 __all__ = [
     "DEFAULT_WINDOWS",
@@ -172,7 +172,7 @@ def parse_window(spec: Mapping[str, Any], *, location: str = "") -> ChangeWindow
     passed on to them.
     """
     if not isinstance(spec, Mapping):
-        raise InputError.single("window", f"is {type(spec).__name__}", expected="a mapping with days, start and end",
+        raise InputError.single("window", f"is {describe(spec)}", expected="a mapping with days, start and end",
                                 location=location)
     unknown = sorted(str(k) for k in spec if k not in ("days", "start", "end"))
     if unknown:

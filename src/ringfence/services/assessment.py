@@ -1,10 +1,12 @@
-"""Assessment use cases: import key-escrow records; run what-if scenarios over the stored inventory."""
+"""Assessment use cases: import key-escrow records; run what-ifs over the stored inventory."""
 
 from __future__ import annotations
 
 import csv
 import io
 import re
+from collections.abc import Iterator, Sequence
+from typing import IO
 
 from ringfence.adapters.db.engine import Database
 from ringfence.adapters.db.stores import audit as audit_store
@@ -26,15 +28,42 @@ _FALSE = {"false", "no", "0", "n", ""}
 _LOOKS_LIKE_KEY = re.compile(r"^\d{6}(-\d{6}){7}$")  # a BitLocker recovery password: never accept it
 
 
-def parse_escrow_csv(name: str, data: bytes) -> list[KeyEscrow]:
-    """Parse ``host_id,key_id,location,verified``; every problem names the row and field."""
-    issues: list[FieldIssue] = []
+def _rows(name: str, reader: csv.DictReader[str]) -> Iterator[dict[str, str]]:
+    """The rows one at a time; a CSV error (e.g. a field over 131,072 characters) names its line."""
+    while True:
+        try:
+            row = next(reader, None)
+        except csv.Error as e:
+            raise InputError.single("file", f"{name} line {reader.line_num} cannot be read as CSV: {e}",
+                                    expected="a CSV with columns " + ",".join(ESCROW_COLUMNS)) from e
+        if row is None:
+            return
+        yield row
+
+
+def parse_escrow_csv(name: str, data: bytes | IO[bytes]) -> list[KeyEscrow]:
+    """Parse ``host_id,key_id,location,verified``; every problem names the row and field.
+
+    ``data`` is the file's bytes or a binary stream (an upload spooled to disk), read row by row.
+    """
+    if isinstance(data, bytes | bytearray):
+        data = io.BytesIO(data)
+    text = io.TextIOWrapper(data, encoding="utf-8-sig", newline="")
     try:
-        text = data.decode("utf-8-sig")
+        return _parse_escrow_rows(name, csv.DictReader(text))
     except UnicodeDecodeError:
         raise InputError.single("file", f"{name} is not UTF-8 text", expected="a UTF-8 CSV") from None
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = reader.fieldnames or []
+    finally:
+        text.detach()  # the caller owns the stream
+
+
+def _parse_escrow_rows(name: str, reader: csv.DictReader[str]) -> list[KeyEscrow]:
+    issues: list[FieldIssue] = []
+    try:
+        header = list(reader.fieldnames or [])
+    except csv.Error as e:  # e.g. a field over the csv module's 131,072 characters
+        raise InputError.single("file", f"{name} line {reader.line_num} cannot be read as CSV: {e}",
+                                expected="a CSV with columns " + ",".join(ESCROW_COLUMNS)) from e
     missing = [c for c in ESCROW_COLUMNS if c not in header]
     extra = [c for c in header if c not in ESCROW_COLUMNS]
     if missing or extra:
@@ -45,8 +74,8 @@ def parse_escrow_csv(name: str, data: bytes) -> list[KeyEscrow]:
             issues.append(FieldIssue(c, f"is not a column{hint}", f"{name} header", "columns " + ",".join(ESCROW_COLUMNS)))
         raise InputError("key escrow import rejected, nothing was changed", issues)
     records: list[KeyEscrow] = []
-    for row in reader:
-        loc = f"{name} row {reader.line_num}"
+    for number, row in enumerate(_rows(name, reader), start=2):
+        loc = f"{name} row {number}"
         host = (row.get("host_id") or "").strip()
         key = (row.get("key_id") or "").strip()
         where = (row.get("location") or "").strip()
@@ -70,7 +99,7 @@ def parse_escrow_csv(name: str, data: bytes) -> list[KeyEscrow]:
     return records
 
 
-def import_escrow(db: Database, files: list[tuple[str, bytes]], *, actor: Actor, clock: Clock,
+def import_escrow(db: Database, files: Sequence[tuple[str, bytes | IO[bytes]]], *, actor: Actor, clock: Clock,
                   reason: str = "") -> dict[str, int]:
     """Import escrow CSVs (all-or-nothing); hosts must exist."""
     actor.require(Role.OPERATOR, "importing key escrow records")
@@ -102,25 +131,26 @@ def load_fleet(db: Database) -> Fleet:
     return Fleet(hosts, services, escrow or None)
 
 
-def run(db: Database, scenarios: list[str], *, top_n: int = 0, actor: Actor,
-        recovery: RecoveryModel | None = None) -> tuple[list[Assessment], list[TopEntry]]:
-    """Assess each scenario (a selector) and optionally rank the top single points of failure."""
+def run(db: Database, what_ifs: list[str], *, top_n: int = 0, actor: Actor,
+        recovery: RecoveryModel | None = None, field: str = "what_ifs") -> tuple[list[Assessment], list[TopEntry]]:
+    """Assess each what-if (a selector of hosts that fail at once) and optionally rank the top single points of
+    failure; errors name ``field`` (the request field the what-ifs came in)."""
     actor.require(Role.VIEWER, "running assessments")
-    if not scenarios and not top_n:
-        raise InputError.single("scenario", "none given", expected="--scenario 'agent.vendor=CrowdStrike' or --top N")
+    if not what_ifs and not top_n:
+        raise InputError.single(field, "none given", expected="--what-if 'agent.vendor=CrowdStrike' or --top N")
     issues: list[FieldIssue] = []
-    for i, expr in enumerate(scenarios):
+    for i, expr in enumerate(what_ifs):
         try:
             parse_selector(expr)
         except InputError as e:
-            issues.extend(FieldIssue(f"scenario[{i}]", x.message, "scenario", x.expected) for x in e.issues)
+            issues.extend(FieldIssue(f"{field}[{i}]", x.message, "what-if", x.expected) for x in e.issues)
     if top_n < 0 or top_n > 1000:
         issues.append(FieldIssue("top", f"is {top_n}", "request", "0 … 1000"))
     if issues:
         raise InputError("assessment rejected", issues)
     model = recovery or RecoveryModel()
-    with collector_paused():  # the index and the scenarios build millions of small acyclic objects
+    with collector_paused():  # the index and the what-ifs build millions of small acyclic objects
         fleet = load_fleet(db)
-        results = [assess(fleet, expr, recovery=model) for expr in scenarios]
+        results = [assess(fleet, expr, recovery=model) for expr in what_ifs]
         ranked = top(fleet, top_n) if top_n else []
     return results, ranked

@@ -1,7 +1,7 @@
 """Reading and verifying the audit log; its key (outside the database) and signed checkpoints of its head.
 
 * **Key**: :func:`audit_key` reads the HMAC key from ``audit_key`` (``RINGFENCE_AUDIT_KEY``) or
-  ``audit_key_file`` (default ``<data_dir>/audit.key``); :func:`use_audit_key` configures it for a
+  ``audit_key_file`` (default ``<data_dir>/audit.key``); :func:`use_audit_key` sets it on a
   database and, the first time, writes the switch-over entry from which the chain is keyed.
 * **Checkpoints**: :func:`write_checkpoint` verifies the chain, then signs its head
   ``(seq, hash, keyed_from, key_id)`` with an Ed25519 key of its own (``audit_checkpoint_key_file``)
@@ -34,8 +34,11 @@ from ringfence.services.context import Actor, Clock
 __all__ = [
     "VerifyResult",
     "audit_key",
+    "checkpoint_folder",
     "checkpoint_key",
+    "latest_checkpoint",
     "list_entries",
+    "parse_checkpoint",
     "read_checkpoint",
     "use_audit_key",
     "verify",
@@ -95,7 +98,7 @@ def audit_key(settings: Settings, *, create: bool = False) -> bytes | None:
 
 def use_audit_key(db: Database, key: bytes | None, *, clock: Clock) -> None:
     """Write audit entries of ``db`` with ``key``; the first time, start the keyed chain (a switch-over entry)."""
-    audit_store.configure_key(db.engine, key)
+    db.audit_key = key
     if key is None:
         return
     with db.transaction() as conn:
@@ -115,7 +118,7 @@ def verify(db: Database, *, actor: Actor | None = None, checkpoint: Checkpoint |
     """
     if actor is not None:
         actor.require(Role.ADMIN, "verifying the audit log")
-    key = key if key is not None else audit_store.key_for(db.engine)
+    key = key if key is not None else db.audit_key
     with db.transaction() as conn:
         head = audit_store.head(conn)
         count, broken = verify_chain(audit_store.iter_entries(conn), head,
@@ -168,7 +171,7 @@ def write_checkpoint(db: Database, settings: Settings, *, clock: Clock, out: Pat
 
     Refused when the chain is broken: no checkpoint signs a rewritten log.
     """
-    key = key if key is not None else audit_store.key_for(db.engine)
+    key = key if key is not None else db.audit_key
     result = verify(db, key=key)
     if result.broken is not None:
         raise InputError.single("audit log", f"is broken at entry {result.broken.seq} ({result.broken.kind}): "
@@ -183,8 +186,7 @@ def write_checkpoint(db: Database, settings: Settings, *, clock: Clock, out: Pat
                            "key_id": key_id(key) if key is not None else "", "at": clock().isoformat(),
                            "signer": public.hex()}
     doc["signature"] = private.sign(_signed_part(doc)).hex()
-    folder = settings.audit_checkpoint_dir or settings.data_dir / "audit-checkpoints"
-    path = out if out is not None else folder / f"checkpoint-{head[0]:012d}.json"
+    path = out if out is not None else checkpoint_folder(settings) / f"checkpoint-{head[0]:012d}.json"
     if path.is_dir():
         path = path / f"checkpoint-{head[0]:012d}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -208,15 +210,53 @@ def _public_key(settings: Settings, public_key_file: Path | None) -> Ed25519Publ
     return loaded
 
 
+def checkpoint_folder(settings: Settings) -> Path:
+    """Where signed checkpoints are written (``audit_checkpoint_dir``, default <data_dir>/audit-checkpoints)."""
+    return settings.audit_checkpoint_dir or settings.data_dir / "audit-checkpoints"
+
+
+def latest_checkpoint(folder: Path) -> dict[str, Any] | None:
+    """The newest checkpoint document in ``folder`` (highest entry), as written; None when there is none.
+
+    Served at ``GET /v1/audit/checkpoint`` and copied into every cohort manifest of the signed channel,
+    so agents and mirrors hold it outside the database.  Its signature is checked by whoever verifies
+    against it (:func:`parse_checkpoint`), never trusted here.
+    """
+    best: tuple[int, dict[str, Any]] | None = None
+    for path in folder.glob("checkpoint-*.json") if folder.is_dir() else ():
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and doc.get("format") == _FORMAT and isinstance(doc.get("seq"), int) \
+                and (best is None or doc["seq"] > best[0]):
+            best = (doc["seq"], doc)
+    return best[1] if best else None
+
+
 def read_checkpoint(path: Path, settings: Settings, *, public_key_file: Path | None = None) -> Checkpoint:
     """A checkpoint file whose signature verifies under the trusted public key (never the one it names)."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise InputError.single("against", f"{path} cannot be read as JSON: {e}",
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise InputError.single("against", f"{path} cannot be read: {e}",
                                 expected="a file `ringfence audit checkpoint` wrote") from e
+    return parse_checkpoint(text, str(path), settings, public_key_file=public_key_file)
+
+
+def parse_checkpoint(text: str, source: str, settings: Settings, *, public_key_file: Path | None = None) -> Checkpoint:
+    """A checkpoint (a file, ``GET /v1/audit/checkpoint``, or a cohort manifest holding ``audit_checkpoint``)
+    whose signature verifies under the trusted public key (never the one it names)."""
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        raise InputError.single("against", f"{source} cannot be read as JSON: {e}",
+                                expected="a file `ringfence audit checkpoint` wrote") from e
+    if isinstance(doc, dict) and isinstance(doc.get("audit_checkpoint"), dict):
+        doc = doc["audit_checkpoint"]  # a cohort manifest of the signed channel, as an agent or a mirror holds it
     if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
-        raise InputError.single("against", f"{path} is not an audit checkpoint", expected=f"format {_FORMAT}")
+        raise InputError.single("against", f"{source} is not an audit checkpoint", expected=f"format {_FORMAT}")
+    path = source
     try:
         _public_key(settings, public_key_file).verify(bytes.fromhex(str(doc.get("signature", ""))), _signed_part(doc))
     except (InvalidSignature, ValueError) as e:

@@ -28,6 +28,7 @@ from ringfence.adapters.channel.repository import (
     TargetSpec,
 )
 from ringfence.adapters.db.engine import Database
+from ringfence.adapters.db.fleet import InventoryCache
 from ringfence.adapters.db.stores import audit as audit_store
 from ringfence.adapters.db.stores import channel as channel_store
 from ringfence.adapters.db.stores import inventory as inventory_store
@@ -43,9 +44,9 @@ from ringfence.domain.channel import (
 from ringfence.domain.model import Host
 from ringfence.domain.selector import compile_predicate
 from ringfence.errors import FieldIssue, InputError
+from ringfence.services.audit import latest_checkpoint
 from ringfence.services.context import Actor, Clock
 from ringfence.services.desired import desired_many, releases_by_version
-from ringfence.services.rollouts import InventoryCache
 
 __all__ = [
     "ChannelPublisher",
@@ -64,7 +65,9 @@ __all__ = [
 log = logging.getLogger("ringfence.channel")
 #: How often the publisher deletes superseded files (kept for twice the timestamp expiry).
 PRUNE_EVERY = timedelta(hours=1)
-_DURATION = re.compile(r"^(\d+)\s*([smhd])$")
+_DURATION = re.compile(r"^([0-9]+)\s*([smhd])$")
+#: The longest duration :func:`parse_duration` takes (100 years).
+MAX_DURATION_SECONDS = 36_500 * 86_400
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
 
 
@@ -78,7 +81,10 @@ def parse_duration(value: str, field: str) -> int:
     m = _DURATION.match(value.strip())
     if not m:
         raise InputError.single(field, f"is {value!r}", expected="a duration such as 30m, 1h or 7d")
-    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    seconds = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    if seconds > MAX_DURATION_SECONDS:  # a date that far ahead overflows Python's datetime
+        raise InputError.single(field, f"is {value!r}", expected="a duration of at most 36500d (100 years)")
+    return seconds
 
 
 # --- keys --------------------------------------------------------------------------------------
@@ -256,12 +262,16 @@ def build_cohorts(conn: Any, hosts: list[Host], artifacts: ArtifactStore, bins: 
 class ChannelPublisher:
     """Publishes desired state to the channel; the reconciler calls :meth:`publish` after every tick."""
 
-    def __init__(self, db: Database, artifacts: ArtifactStore, data_dir: Path, clock: Clock) -> None:
+    def __init__(self, db: Database, artifacts: ArtifactStore, data_dir: Path, clock: Clock, *,
+                 checkpoint_dir: Path | None = None, inventory: InventoryCache | None = None) -> None:
         self.db = db
+        #: Signed audit checkpoints (services/audit): the newest is copied into every cohort manifest.
+        self.checkpoint_dir = checkpoint_dir or data_dir / "audit-checkpoints"
         self.artifacts = artifacts
         self.repo = ChannelRepository(channel_dir(data_dir))
         self.clock = clock
-        self.inventory = InventoryCache()
+        #: The application context's inventory cache (shared with the reconciler's ticks), or its own.
+        self.inventory = inventory if inventory is not None else InventoryCache()
         self.last: PublishResult | None = None
         self.last_at: datetime | None = None
         self.pruned_at: datetime | None = None
@@ -279,6 +289,10 @@ class ChannelPublisher:
         with self.db.transaction() as conn:
             hosts = self.inventory.hosts(conn)
             cohorts = build_cohorts(conn, hosts, self.artifacts, bins)
+        checkpoint = latest_checkpoint(self.checkpoint_dir)
+        if checkpoint is not None:  # agents and mirrors then hold the audit log's signed head outside the database
+            for content in cohorts.values():
+                content.manifest["audit_checkpoint"] = checkpoint
         now = self.clock()
         result = self.repo.publish(cohorts, now, refresh=refresh)
         if self.pruned_at is None or now - self.pruned_at >= PRUNE_EVERY:

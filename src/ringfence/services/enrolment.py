@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import secrets
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -37,6 +38,7 @@ from ringfence.domain.model import Host, Tenant, TenantId
 from ringfence.errors import AuthenticationError, ConflictError, InputError, NotFoundError, PermissionDeniedError
 from ringfence.services.context import Actor, Clock
 from ringfence.services.health import HOST_TOKEN_PREFIX
+from ringfence.services.host_tokens import record_revocation
 
 __all__ = [
     "ENROL_TOKEN_PREFIX",
@@ -174,12 +176,26 @@ def _takeover_refused(host_id: str) -> ConflictError:
         f"credential first (`ringfence hosts revoke-credential {host_id}`)")
 
 
-def enrol(db: Database, token: str, record: Any, *, clock: Clock, source: str = "") -> dict[str, Any]:
+#: What a credential an agent proposes must look like: the prefix and at least 256 bits, URL-safe.
+PROPOSED_CREDENTIAL = re.compile(r"rfh_[A-Za-z0-9_-]{43,100}")
+
+
+def enrol(db: Database, token: str, record: Any, *, clock: Clock, source: str = "",
+          proposed: str = "") -> dict[str, Any]:
     """Enrol a host: with an enrolment token (one use), or re-enrol it with its current credential.
 
     A host that holds an active credential is re-enrolled only with that credential or with a
     re-enrolment token bound to its id; a tenant's enrolment token gets 409 (no takeover).
+
+    ``proposed``: the credential the agent generated and kept on disk *before* asking (the server makes
+    one when it is empty).  Asking again with the same one, after an answer that was lost on the way,
+    returns that enrolment again without using the token a second time: the host already holds that
+    credential, and nobody else can know it, so this is no takeover.
     """
+    if proposed and not PROPOSED_CREDENTIAL.fullmatch(proposed):
+        raise InputError.single("credential", "is not a credential this server accepts",
+                                expected="rfh_ followed by 43–100 URL-safe characters (secrets.token_urlsafe(32)), "
+                                         "or nothing to let the server make one")
     if token.startswith(HOST_TOKEN_PREFIX):
         return _re_enrol_with_credential(db, token, record, clock=clock, source=source)
     if not token.startswith(ENROL_TOKEN_PREFIX):
@@ -191,24 +207,33 @@ def enrol(db: Database, token: str, record: Any, *, clock: Clock, source: str = 
     with db.transaction() as conn:
         found = channel_store.enrolment_token_by_hash(conn, digest)
         why = _why_unusable(found, now)
-        if why is not None or found is None:
+        if found is None or (why is not None and not proposed):
             raise AuthenticationError(why or "unknown enrolment token")
     host = _parse_host(record, found.tenant)  # bad facts: rejected before the token is used
     if found.host_id is not None and found.host_id != host.id:
         raise PermissionDeniedError(f"enrolment token {found.prefix}… is a re-enrolment token for host "
                                     f"{found.host_id!r} only, not for {host.id!r}")
-    credential = HOST_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    credential = proposed or HOST_TOKEN_PREFIX + secrets.token_urlsafe(32)
     with db.transaction() as conn:
+        channel_store.lock_enrolment_token(conn, found.id)  # a retry racing its lost first try waits for it
         existing = inventory_store.get_host(conn, host.id)
         if existing is not None and existing.tenant != found.tenant:
             raise PermissionDeniedError(f"host {host.id!r} belongs to another tenant; an enrolment token of "
                                         f"tenant {found.tenant!r} cannot enrol it")
+        if proposed and existing is not None and health_store.credential_host(conn, _hash(proposed)) == host.id:
+            # The same agent asking again (its first answer was lost): the same enrolment, the token not used again.
+            return {"host_id": host.id, "credential": credential, "server_time": now.isoformat(),
+                    "tenant": found.tenant}
+        if why is not None:  # spent, revoked or expired, and not this host's own retry
+            raise AuthenticationError(why)
         if found.host_id is None and channel_store.has_active_credential(conn, host.id):
             raise _takeover_refused(host.id)
         if not channel_store.consume_enrolment_token(conn, found.id, now):
             raise AuthenticationError(f"enrolment token {found.prefix}… was used up, revoked or expired just now")
         inventory_store.upsert_hosts(conn, [_merge(existing, host)], now)
         health_store.set_credential(conn, host.id, _hash(credential), now)
+        if existing is not None:  # a re-enrolled host's old tokens stop working too
+            record_revocation(conn, host.id, now)
         audit_store.append(conn, at=now, actor=f"agent:{host.id}", action="host.enrol", target=f"host/{host.id}",
                            source=source, reason="", details={"enrolment_token": found.id, "tenant": found.tenant,
                                                               "re_enrolled": existing is not None,
@@ -233,6 +258,7 @@ def _re_enrol_with_credential(db: Database, current: str, record: Any, *, clock:
             raise PermissionDeniedError(f"the credential of host {host_id!r} cannot enrol host {host.id!r}")
         inventory_store.upsert_hosts(conn, [_merge(existing, host)], now)
         health_store.set_credential(conn, host_id, _hash(credential), now)
+        record_revocation(conn, host_id, now)  # the rotated credential's tokens stop working
         audit_store.append(conn, at=now, actor=f"agent:{host_id}", action="host.enrol", target=f"host/{host_id}",
                            source=source, reason="", details={"tenant": existing.tenant, "re_enrolled": True,
                                                               "with_credential": True})
@@ -260,6 +286,7 @@ def revoke_credential(db: Database, host_id: str, *, actor: Actor, clock: Clock,
     with db.transaction() as conn:
         if not channel_store.revoke_host_credential(conn, host_id, now):
             raise NotFoundError(f"host {host_id!r} has no active credential")
+        record_revocation(conn, host_id, now)  # every server refuses its host tokens within a poll (~1 s)
         audit_store.append(conn, at=now, actor=actor.name, action="host.credential.revoke", target=f"host/{host_id}",
                            source=actor.source, reason=reason, details={})
     return {"host_id": host_id, "revoked_at": now.isoformat()}

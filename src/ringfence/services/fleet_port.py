@@ -42,6 +42,7 @@ from ringfence.domain.counting import (
     wave_observations,
 )
 from ringfence.domain.engine import is_active, reconcile
+from ringfence.domain.gate import Verdict
 from ringfence.domain.rollout import (
     Decision,
     Intent,
@@ -181,14 +182,16 @@ def reconcile_step(view: RolloutView, fleet: FleetPort, repo: RolloutRepository,
 _STOPPED = (RolloutState.HALTED, RolloutState.ROLLING_BACK)
 
 
-def _event(state: RolloutState, gate_failed: bool) -> Event:
+def _event(state: RolloutState, gate_failed: bool, gate_undecided: bool = False) -> Event:
     if state is RolloutState.HALTED or (state is RolloutState.ROLLING_BACK and gate_failed):
         return Event.ROLLOUT_HALTED  # a failed gate is a halt, whether or not the plan rolls back at once
-    if state is RolloutState.ROLLING_BACK:
+    if state in (RolloutState.ROLLING_BACK, RolloutState.ROLLED_BACK):
         return Event.ROLLOUT_ROLLED_BACK
     if state is RolloutState.WAITING_APPROVAL:
         return Event.APPROVAL_NEEDED
-    return Event.ROLLOUT_HOLD
+    # On hold past max_bake: when the gate itself could not decide, it is a gate inconclusive past its limit
+    # (rules on rollout.hold hear it too, see adapters/notify/rules.Rule.matches).
+    return Event.GATE_INCONCLUSIVE if gate_undecided else Event.ROLLOUT_HOLD
 
 
 def notifications_for(view: RolloutView, decision: Decision, now: datetime) -> list[Notification]:
@@ -201,15 +204,29 @@ def notifications_for(view: RolloutView, decision: Decision, now: datetime) -> l
         f" ({wave_name})" if wave_name else "")
     details: dict[str, str | int | float] = {"rollout": subject, "release": str(spec.release.id),
                                              "state": status.state.value, "wave": status.wave}
-    event = _event(status.state, any(r.code == "gate_failed" for r in decision.reasons))
+    undecided = decision.gate is not None and decision.gate.verdict in (Verdict.INCONCLUSIVE, Verdict.ERROR)
+    event = _event(status.state, any(r.code == "gate_failed" for r in decision.reasons), undecided)
     out = [Notification(event=event, subject=subject, title=title, text=i.message or decision.summary,
-                        at=now, details=details)
+                        at=now, details=details, rollouts=(subject,))
            for i in decision.intents if i.kind is IntentKind.NOTIFY]
     newly_stopped = status.state in _STOPPED and status.state is not view.status.state
     if newly_stopped and not out:
         out.append(Notification(event=event, subject=subject, title=title,
-                                text=status.message or decision.summary, at=now, details=details))
+                                text=status.message or decision.summary, at=now, details=details,
+                                rollouts=(subject,)))
+    # A gate in shadow mode enforces nothing; what it would have done is told once per rollout and wave.
+    for r in decision.reasons:
+        if r.code in _SHADOW:
+            out.append(Notification(
+                event=Event.GATE_SHADOW, subject=subject, at=now, text=r.message, details=details,
+                rollouts=(subject,), once=True,
+                title=f"{spec.release.id} {_SHADOW[r.code]} wave {view.status.wave} (shadow mode, not enforced)"))
     return out
+
+
+#: The engine's shadow-mode reasons people hear about, and the words of their title.
+_SHADOW = {"shadow_halt": "would have halted", "shadow_hold": "would have put on hold",
+           "shadow_promote": "would have promoted"}
 
 
 def apply_intents(view: RolloutView, intents: Sequence[Intent], *, fleet: FleetPort, now: datetime,

@@ -16,6 +16,12 @@
   writes, not ten thousand; a lost buffer is replaced by the next heartbeats.
   Events (crashed, auto-reverted, …) are rare and sent once, so they are
   written before the report is acknowledged.
+* Gate v2's presence (:mod:`ringfence.domain.presence`) rides on the same
+  buffer: each report's *arrival* is folded in as it comes (a report may be a
+  going-away notice, ``away``), and the flush writes each host's arrival,
+  notice and crash times, its recent absences and its per-day record with one
+  read of the buffered hosts' presence and two writes, whatever the number
+  of reports.  Days past :data:`LOOKBACK_DAYS` are pruned (at most hourly).
 """
 
 from __future__ import annotations
@@ -23,19 +29,24 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from ringfence.adapters.db.engine import Database
 from ringfence.adapters.db.stores import audit as audit_store
 from ringfence.adapters.db.stores import health as health_store
 from ringfence.adapters.db.stores import inventory as inventory_store
+from ringfence.adapters.db.stores.host_tokens import record_revocation as store_revocation
 from ringfence.domain.access import Role
+from ringfence.domain.presence import AWAY_KEEP, LOOKBACK_DAYS, NOTICE_REASONS, Arrival, DayCounts, Presence, fold
 from ringfence.errors import AuthenticationError, InputError, NotFoundError, PermissionDeniedError, RingfenceError
 from ringfence.services.context import Actor, Clock
 
-__all__ = ["CLOCK_SKEW", "EVENT_KINDS", "HOST_TOKEN_PREFIX", "MAX_REPORT_AGE", "HealthIngest", "HealthReport",
-           "TooManyReports", "issue_credential"]
+__all__ = ["CLOCK_SKEW", "EVENT_KINDS", "HOST_TOKEN_PREFIX", "LOOKBACK_DAYS", "MAX_REPORT_AGE", "HealthIngest",
+           "HealthReport", "TooManyReports", "issue_credential"]
 
 HOST_TOKEN_PREFIX = "rfh_"  # noqa: S105 - a recognisable prefix, not a secret
 EVENT_KINDS = ("crashed", "auto_reverted", "install_failed", "applied", "committed")
@@ -63,6 +74,18 @@ class HealthReport:
     versions: dict[str, str] = field(default_factory=dict)
     committed: tuple[str, ...] = ()
     events: tuple[tuple[str, str, datetime], ...] = ()  # (kind, rollout id or "", when)
+    away: str = ""  # a going-away notice: one of presence.NOTICE_REASONS ("" = an ordinary report)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A host's buffered reports: the latest report time, how many, the first arrival of the batch (its gap
+    since the stored presence is only known at the flush) and everything after it folded in."""
+
+    at: datetime
+    reports: int
+    first: Arrival
+    folded: Presence
 
 
 def _hash(token: str) -> str:
@@ -78,6 +101,7 @@ def issue_credential(db: Database, host_id: str, *, actor: Actor, clock: Clock, 
         if inventory_store.get_host(conn, host_id) is None:
             raise NotFoundError(f"host {host_id!r} not found")
         health_store.set_credential(conn, host_id, _hash(token), now)
+        store_revocation(conn, host_id, now)  # a replaced credential's host tokens stop working (services/host_tokens)
         audit_store.append(conn, at=now, actor=actor.name, action="host.credential", target=f"host/{host_id}",
                            source=actor.source, reason=reason, details={})
     return token
@@ -92,10 +116,17 @@ class HealthIngest:
         self.max_per_minute = max_per_minute
         self.max_buffer = max_buffer
         self._lock = threading.Lock()
-        self._beats: dict[str, tuple[datetime, int]] = {}
+        self._beats: dict[str, _Pending] = {}
+        self._pruned: datetime | None = None
         self._versions: dict[str, tuple[dict[str, str], tuple[str, ...], datetime]] = {}
         self._window: dict[str, tuple[datetime, int]] = {}
-        self._autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")
+        #: Every report this process received before this time is in the database (set by each flush that
+        #: succeeded; None before the first).  The reconciler ticks the gate up to it, less the other
+        #: servers' flush period, so that no report is counted before it was written (services/rollouts.tick).
+        self.complete_through: datetime | None = None
+        #: Opens the transaction events and flushes write in; a stream consumer (services/ingest_stream.py)
+        #: points it at the transaction that also claims the batch's message ids, so both commit together.
+        self.transaction: Callable[[], AbstractContextManager[Any]] = db.transaction
 
     def authenticate(self, token: str) -> str:
         """The host id a credential belongs to.
@@ -106,18 +137,19 @@ class HealthIngest:
         if not token.startswith(HOST_TOKEN_PREFIX):
             raise AuthenticationError("health reports need a host credential (rfh_…), not an operator token")
         digest = _hash(token)
-        if self.db.is_sqlite:
-            with self.db.transaction() as conn:
-                host = health_store.credential_host(conn, digest)
-        else:  # one autocommit round trip instead of BEGIN, SELECT, COMMIT: half the cost per report
-            with self._autocommit.connect() as conn:
-                host = health_store.credential_host(conn, digest)
+        with self.db.read() as conn:  # PostgreSQL: one autocommit round trip, half the cost per report
+            host = health_store.credential_host(conn, digest)
         if host is None:
             raise AuthenticationError("unknown or revoked host credential")
         return host
 
     def forget_credentials(self) -> None:
         """Nothing to forget: credentials are not cached (kept for callers written when they were)."""
+
+    def in_memory(self, report: HealthReport) -> bool:
+        """Whether :meth:`submit` of this report touches no database: no events to check and write, and a
+        buffer with room (a full one flushes)."""
+        return not report.events and len(self._beats) + 1 < self.max_buffer
 
     def submit(self, credential_host: str, report: HealthReport) -> int:
         """Accept one report; return how many reports are waiting to be written."""
@@ -133,6 +165,8 @@ class HealthIngest:
                 raise InputError.single("events.rollout", "is longer than 64 characters", expected="a rollout id")
             if kind not in EVENT_KINDS:
                 raise InputError.single("events.kind", f"is {kind!r}", expected="one of " + ", ".join(EVENT_KINDS))
+        if report.away and report.away not in NOTICE_REASONS:
+            raise InputError.single("away", f"is {report.away!r}", expected="one of " + ", ".join(NOTICE_REASONS))
         now = self.clock()
         if report.at > now + CLOCK_SKEW:
             raise InputError.single("at", f"is {report.at.isoformat()}, in the future",
@@ -150,13 +184,21 @@ class HealthIngest:
                 raise TooManyReports(f"host {report.host_id} sent more than {self.max_per_minute} reports a minute")
             self._window[report.host_id] = (start, count + 1)
             beat_at = min(report.at, now)
+            # Arrival is stamped under the lock, so a flush's mark (also under it) is later than every
+            # arrival in the batch it swaps out and earlier than every arrival it leaves for the next one.
+            arrived = max(now, self.clock())
+            arrival = Arrival(arrived, notice=report.away,
+                              crashed=any(k == "crashed" for k, _r, _a in report.events))
             prev = self._beats.get(report.host_id)
-            self._beats[report.host_id] = (max(beat_at, prev[0]) if prev else beat_at, (prev[1] if prev else 0) + 1)
+            if prev is None:
+                self._beats[report.host_id] = _Pending(beat_at, 1, arrival, fold(Presence(), arrival))
+            else:
+                prev.at, prev.reports, prev.folded = max(beat_at, prev.at), prev.reports + 1, fold(prev.folded, arrival)
             if report.versions or report.committed:
                 self._versions[report.host_id] = (dict(report.versions), report.committed, now)
             waiting = len(self._beats)
         if report.events:  # rare and sent once: written before the 202, so a crash cannot lose them
-            with self.db.transaction() as conn:
+            with self.transaction() as conn:
                 health_store.record_events(conn, [(report.host_id, rollout, kind, at)
                                                   for kind, rollout, at in report.events])
         if waiting >= self.max_buffer:
@@ -186,21 +228,57 @@ class HealthIngest:
     def flush(self) -> int:
         """Write every buffered report in one transaction; return how many hosts were written."""
         with self._lock:
+            mark = self.clock()
             beats, self._beats = self._beats, {}
             versions, self._versions = self._versions, {}
         if not (beats or versions):
+            self._complete(mark)
             return 0
+        now = self.clock()
         try:
-            with self.db.transaction() as conn:
-                health_store.record_heartbeats(conn, beats)
-                for host_id, (vers, committed, at) in sorted(versions.items()):
-                    health_store.record_versions(conn, host_id, vers, committed, at)
+            with self.transaction() as conn:
+                stored = health_store.presence(conn, beats)
+                health_store.record_presence(conn, {h: (p.at, p.reports, _merge(stored.get(h), p))
+                                                    for h, p in beats.items()})
+                health_store.record_many_versions(conn, versions)
+                if self._pruned is None or now - self._pruned >= timedelta(hours=1):
+                    health_store.prune_days(conn, (now - timedelta(days=LOOKBACK_DAYS)).strftime("%Y-%m-%d"))
+                    self._pruned = now
         except Exception:
             with self._lock:  # put them back; the next flush retries
-                for host, (at, n) in beats.items():
-                    prev = self._beats.get(host)
-                    self._beats[host] = (max(at, prev[0]) if prev else at, n + (prev[1] if prev else 0))
+                for host, kept in beats.items():
+                    later = self._beats.get(host)
+                    # Reports that came meanwhile follow the ones put back.
+                    self._beats[host] = kept if later is None else _Pending(
+                        max(kept.at, later.at), kept.reports + later.reports, kept.first, _merge(kept.folded, later))
                 for host, value in versions.items():
                     self._versions.setdefault(host, value)
             raise
+        self._complete(mark)
         return len(beats)
+
+    def _complete(self, mark: datetime) -> None:
+        with self._lock:
+            if self.complete_through is None or mark > self.complete_through:
+                self.complete_through = mark
+
+
+def _merge(before: Presence | None, pending: _Pending) -> Presence:
+    """The stored presence ``before`` followed by a batch: the gap up to the batch's first arrival (known only
+    now), then the batch folded from there."""
+    gap = fold(Presence(last_seen=before.last_seen, notice_at=before.notice_at, away=before.away)
+               if before is not None else Presence(), Arrival(pending.first.at))
+    after = pending.folded
+    days: dict[str, DayCounts] = {}
+    for day, c in [*(before.days.items() if before is not None else ()), *gap.days.items(), *after.days.items()]:
+        into = days.setdefault(day, DayCounts())
+        into.hours += c.hours
+        into.silences += c.silences
+        into.crashes += c.crashes
+        into.notices += c.notices
+    notice_at, reason = after.notice_at, after.notice_reason
+    if notice_at is None and before is not None:
+        notice_at, reason = before.notice_at, before.notice_reason
+    crash_at = after.crash_at or (before.crash_at if before is not None else None)
+    return Presence(last_seen=after.last_seen, notice_at=notice_at, notice_reason=reason, crash_at=crash_at,
+                    away=(*gap.away, *after.away)[-AWAY_KEEP:], days=days)

@@ -13,6 +13,7 @@ from ringfence.domain.model import Host, Inventory, Service, Tenant, TenantId
 from ringfence.domain.selector import Compare, Or
 from ringfence.domain.selector import parse as parse_selector
 from ringfence.errors import FieldIssue, InputError, NotFoundError
+from ringfence.runtime import collector_paused
 from ringfence.services.context import Actor, Clock
 
 __all__ = ["HostPage", "ImportResult", "get_host", "import_inventory", "list_hosts", "list_services", "list_tenants"]
@@ -74,7 +75,8 @@ def import_inventory(db: Database, inv: Inventory, *, actor: Actor, clock: Clock
     if not (inv.hosts or inv.services or inv.tenants):
         raise InputError.single("files", "contain no tenants, hosts or services", expected="at least one record")
     now = clock()
-    with db.transaction() as conn:
+    # the rows of a large fleet are millions of small acyclic objects: no cyclic collection (ringfence.runtime)
+    with collector_paused(), db.transaction() as conn:
         batch_hosts = {h.id for h in inv.hosts}
         batch_services = {s.id for s in inv.services}
         wanted_services = {sid for h in inv.hosts for sid in h.services} | {d for s in inv.services for d in s.depends_on}

@@ -10,7 +10,7 @@ from ringfence.adapters.db.engine import Database
 from ringfence.adapters.db.stores import audit as audit_store
 from ringfence.adapters.db.stores import notify as store
 from ringfence.adapters.db.stores.base import utc
-from ringfence.adapters.notify.rules import Rules, parse_rules, rules_from_doc, rules_to_doc
+from ringfence.adapters.notify.rules import Rules, parse_rules, plan_rules, rules_from_doc, rules_to_doc
 from ringfence.adapters.yamlfile import load_yaml
 from ringfence.domain.access import Role
 from ringfence.services.context import Actor, Clock
@@ -62,10 +62,13 @@ def apply_rules(db: Database, text: str, *, actor: Actor, clock: Clock, reason: 
 
 
 def list_rules(db: Database, *, actor: Actor) -> list[tuple[Rules, int]]:
-    """Every tenant's rules with their version (secrets are the caller's to hide: use ``Target.shown``)."""
+    """Every tenant's rules with their version, then every plan's (``Rules.tenant`` is ``plan:<name>``, the
+    version the plan's); secrets are the caller's to hide: use ``Target.shown``."""
     actor.require(Role.VIEWER, "reading notification rules")
     with db.transaction() as conn:
-        return [(rules_from_doc(r.document), int(r.version)) for r in store.all_rules(conn)]
+        tenants = [(rules_from_doc(r.document), int(r.version)) for r in store.all_rules(conn)]
+        plans = store.plan_rules(conn)
+    return tenants + [(plan_rules(name, section), version) for name, (section, version) in plans.items()]
 
 
 def deliveries(db: Database, *, actor: Actor, limit: int = 100, state: str = "") -> list[Delivery]:

@@ -13,6 +13,10 @@
   encrypted with Fernet (AES-128-CBC + HMAC-SHA256) under the key in ``RINGFENCE_RECOVERY_KEY``; the keys
   are never logged, returned by a list or written to the audit log.  :func:`reveal_key` applies
   :func:`~ringfence.domain.recovery_campaign.reveal_refusal` and audits every reveal and every refusal.
+* Notifications (the notifier port, :mod:`ringfence.services.notify`), each after its transaction committed:
+  ``recovery.created`` and ``recovery.planned`` when a campaign is created, ``recovery.planned`` again when a
+  re-plan moves the ETA by an hour (or by a tenth) from the last one announced, ``recovery.milestone`` when 50 %, 90 %
+  and 100 % of the hosts are verified (each once, remembered as campaign events), ``recovery.closed``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from importlib.resources import files
+from typing import Any, Protocol
 
 import numpy as np
 from cryptography.fernet import Fernet, InvalidToken
@@ -42,21 +47,32 @@ from ringfence.domain.access import Role
 from ringfence.domain.assessment import Fleet, plan_recovery
 from ringfence.domain.assessment_model import RecoveryPlan
 from ringfence.domain.model import Host
-from ringfence.domain.recovery import RecoveryModel, Runbook, model_from_mapping, runbooks_from_mapping
-from ringfence.domain.recovery_campaign import HostState, next_state, reveal_refusal, verified_by_heartbeat
+from ringfence.domain.recovery import RecoveryModel, Runbook, burn_down, model_from_mapping, runbooks_from_mapping
+from ringfence.domain.recovery_campaign import (
+    HostState,
+    milestones_crossed,
+    next_state,
+    reveal_refusal,
+    verified_by_heartbeat,
+)
 from ringfence.domain.selector import parse as parse_selector
 from ringfence.errors import FieldIssue, InputError, NotFoundError, PermissionDeniedError, UnavailableError
 from ringfence.services.context import Actor, Clock
+from ringfence.services.notify import Event, LogNotifier, Notification, Notifier
 
 __all__ = [
+    "DEVICE_ID_LABEL",
     "MAX_RUNBOOK_BYTES",
     "REVEAL_LIMIT",
     "REVEAL_WINDOW",
+    "KeySource",
     "KeyVault",
     "assign",
     "close",
     "create_campaign",
+    "default_runbooks",
     "export_csv",
+    "hosts_to_recover",
     "import_keys",
     "list_campaigns",
     "load_runbooks",
@@ -78,8 +94,15 @@ REVEAL_WINDOW = timedelta(hours=1)
 SILENCE_MINUTES = 20.0
 _BAD_EVENTS = ("crashed", "install_failed", "auto_reverted")
 _KEY = re.compile(r"^\d{6}(-\d{6}){7}$")
-_NAME = re.compile(r"^[\w .:@/-]{1,200}$")
+#: A technician's name (also the JSON Schema pattern of the API field that takes one).
+TECHNICIAN_PATTERN = r"^[\w .:@/-]{1,200}$"
+_NAME = re.compile(TECHNICIAN_PATTERN)
 _CSV_COLUMNS = ("hostname", "keyid", "recoverykey")
+
+
+def default_runbooks() -> str:
+    """The example runbooks shipped with ringfence (``examples/recovery/default.yaml``)."""
+    return (files("ringfence") / "data" / "recovery" / "default.yaml").read_text(encoding="utf-8")
 
 
 def load_runbooks(source: str | bytes, *, where: str = "runbooks") -> tuple[dict[str, Any], tuple[Runbook, ...]]:
@@ -94,6 +117,70 @@ def load_runbooks(source: str | bytes, *, where: str = "runbooks") -> tuple[dict
 
 def _model(doc: Mapping[str, Any] | None) -> RecoveryModel:
     return model_from_mapping(doc or {}, where="model")
+
+
+def _tell(notifier: Notifier | None, event: Event, campaign_id: str, title: str, text: str, at: datetime,
+          details: Mapping[str, str | int | float]) -> None:
+    """Hand one campaign notification to the port (the log notifier when none is configured)."""
+    (notifier or LogNotifier()).notify(Notification(event=event, subject=f"recovery/{campaign_id}", title=title,
+                                                    text=text, at=at, details=dict(details)))
+
+
+#: How many host ids a ``recovery.hosts`` notification names (the counts cover them all).
+_HOSTS_NAMED = 20
+_STATE_WORDS = {"queued": "back in the queue", "assigned": "assigned", "in_progress": "in progress",
+                "fixed": "fixed, awaiting their heartbeat", "verified": "verified by their own heartbeat",
+                "failed": "failed", "escalated": "escalated"}
+
+
+def _tell_hosts(notifier: Notifier | None, c: store.Campaign, evs: Sequence[Mapping[str, Any]], by: str,
+                at: datetime) -> None:
+    """One ``recovery.hosts`` notification for one committed change of host states (an assignment of N hosts,
+    a technician's mark, a pass of heartbeat verification), with the counts per new state and the first hosts."""
+    moved = [e for e in evs if e.get("kind", "state") == "state"]
+    if not moved:
+        return
+    counts: dict[str, int] = {}
+    for e in moved:
+        counts[e["state_to"]] = counts.get(e["state_to"], 0) + 1
+    words = ", ".join(f"{n:,} {_STATE_WORDS.get(s, s)}" for s, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    hosts = [e["host_id"] for e in moved]
+    named = ", ".join(hosts[:_HOSTS_NAMED]) + (f" and {len(hosts) - _HOSTS_NAMED:,} more" if len(hosts) > _HOSTS_NAMED
+                                                else "")
+    one = moved[0]
+    title = (f"recovery campaign {c.name}: {one['host_id']} {_STATE_WORDS.get(one['state_to'], one['state_to'])}"
+             if len(moved) == 1 else f"recovery campaign {c.name}: {words}")
+    text = f"{named}: {words} ({by})" + (f"; {one['message']}" if len(moved) == 1 and one.get("message") else "")
+    details: dict[str, str | int | float] = {"campaign": c.id, "hosts": len(moved), "by": by,
+                                             **{f"to.{s}": n for s, n in counts.items()}}
+    if len(moved) == 1:
+        details.update({"host": one["host_id"], "from": one["state_from"], "to": one["state_to"]})
+    _tell(notifier, Event.RECOVERY_HOSTS, c.id, title, text, at, details)
+
+
+def _eta_words(hours: float) -> str:
+    return f"{hours:,.1f} h after the start" if math.isfinite(hours) else "never (a site has no technicians)"
+
+
+def _planned(campaign_id: str, name: str, p: RecoveryPlan, *, hosts: int,
+             before: float | None = None) -> tuple[str, str, dict[str, str | int | float]]:
+    """Title, text and details of a ``recovery.planned`` notification."""
+    eta = p.recovery_hours
+    moved = "" if before is None else f" (was {_eta_words(before)})"
+    text = (f"{hosts:,} hosts to do; ETA {_eta_words(eta)}{moved}; {len(p.rto_breaches):,} services break their "
+            f"RTO/MTD" + (f"; critical path: {p.critical_path[0]}" if p.critical_path else ""))
+    details: dict[str, str | int | float] = {"campaign": campaign_id, "hosts": hosts, "rto_breaches": len(p.rto_breaches),
+                                             "eta_hours": round(eta, 3) if math.isfinite(eta) else -1.0}
+    return f"recovery campaign {name}: planned, ETA {_eta_words(eta)}", text, details
+
+
+def _last_announced_eta(conn: Any, campaign_id: str) -> float | None:
+    """The ETA of the last ``recovery.planned`` announcement (campaign events of kind ``plan``)."""
+    plans = [e for e in store.events(conn, campaign_id, host_id="") if e["kind"] == "plan"]
+    if not plans:
+        return None
+    v = plans[-1]["details"].get("eta_hours")
+    return float(v) if isinstance(v, int | float) and v >= 0 else math.inf
 
 
 # ------------------------------------------------------------------ create
@@ -116,6 +203,13 @@ def _from_rollout(conn: Any, rollout_id: str, now: datetime) -> list[str]:
     quiet = now - timedelta(minutes=SILENCE_MINUTES)
     bad |= {h for h in exposed if beats.get(h) is None or beats[h] < quiet}
     return sorted(bad)
+
+
+def hosts_to_recover(db: Database, rollout_id: str, *, actor: Actor, clock: Clock) -> list[str]:
+    """The hosts a campaign ``--from-rollout`` would take now (exposed, then crashed, failed or silent)."""
+    actor.require(Role.VIEWER, "reading a rollout's hosts to recover")
+    with db.transaction() as conn:
+        return _from_rollout(conn, rollout_id, clock())
 
 
 def _from_selector(conn: Any, where: str) -> list[str]:
@@ -150,8 +244,12 @@ def _fleet(conn: Any) -> Fleet:
 
 def create_campaign(db: Database, *, actor: Actor, clock: Clock, name: str, runbooks: str | bytes,
                     model: Mapping[str, Any] | None = None, from_rollout: str = "", where: str = "",
-                    hosts: Sequence[str] | None = None, reason: str = "") -> dict[str, Any]:
-    """Create a campaign; returns its summary.  Exactly one of ``from_rollout``, ``where``, ``hosts``."""
+                    hosts: Sequence[str] | None = None, reason: str = "",
+                    notifier: Notifier | None = None) -> dict[str, Any]:
+    """Create a campaign; returns its summary.  Exactly one of ``from_rollout``, ``where``, ``hosts``.
+
+    ``notifier`` hears ``recovery.created`` and ``recovery.planned`` (the first plan) once it is stored.
+    """
     actor.require(Role.OPERATOR, "creating a recovery campaign")
     sources = [k for k, v in (("from_rollout", from_rollout), ("where", where), ("hosts", hosts)) if v]
     if len(sources) != 1:
@@ -184,12 +282,21 @@ def create_campaign(db: Database, *, actor: Actor, clock: Clock, name: str, runb
         cid = f"rc-{now:%Y%m%d}-{secrets.token_hex(3)}"
         store.create_campaign(conn, store.Campaign(cid, name, "open", source, ref, doc, dict(model or {}), now,
                                                    actor.name, None, 1), members)
+        title, text, details = _planned(cid, name, p, hosts=len(ids))
         store.add_events(conn, cid, [{"host_id": "", "at": now, "actor": actor.name, "kind": "campaign",
-                                      "message": f"created from {source} {ref}: {len(ids)} hosts"}])
+                                      "message": f"created from {source} {ref}: {len(ids)} hosts"},
+                                     {"host_id": "", "at": now, "actor": actor.name, "kind": "plan", "message": text,
+                                      "details": details}])
         audit_store.append(conn, at=now, actor=actor.name, action="recovery.create", target=f"recovery/{cid}",
                            source=actor.source, reason=reason, details={"source": source, "ref": ref, "hosts": len(ids)})
+    paths = _count(m[2] for m in members)
+    _tell(notifier, Event.RECOVERY_CREATED, cid, f"recovery campaign {name} opened for {len(ids):,} hosts",
+          f"created by {actor.name} from {source} {ref}; paths: "
+          + ", ".join(f"{k} {v:,}" for k, v in paths.items()), now,
+          {"campaign": cid, "hosts": len(ids), "source": source, **{f"path.{k}": v for k, v in paths.items()}})
+    _tell(notifier, Event.RECOVERY_PLANNED, cid, title, text, now, details)
     return {"id": cid, "name": name, "source": source, "source_ref": ref, "hosts": len(ids),
-            "paths": _count(m[2] for m in members)}
+            "paths": paths}
 
 
 def _count(items: Any) -> dict[str, int]:
@@ -207,10 +314,11 @@ def _check_reader(actor: Actor) -> None:
         actor.require(Role.VIEWER, "reading recovery campaigns")
 
 
-def show(db: Database, campaign_id: str, *, actor: Actor, clock: Clock) -> dict[str, Any]:
+def show(db: Database, campaign_id: str, *, actor: Actor, clock: Clock,
+         notifier: Notifier | None = None) -> dict[str, Any]:
     """A campaign with its counts and hosts (a technician sees only the hosts assigned to it)."""
     _check_reader(actor)
-    sync_heartbeats(db, campaign_id, clock=clock)
+    sync_heartbeats(db, campaign_id, clock=clock, notifier=notifier)
     with db.transaction() as conn:
         c = store.get_campaign(conn, campaign_id)
         mine = actor.name if actor.role is Role.TECHNICIAN else None
@@ -233,10 +341,17 @@ def list_campaigns(db: Database, *, actor: Actor) -> list[dict[str, Any]]:
                 for c in store.list_campaigns(conn)]
 
 
-def plan(db: Database, campaign_id: str, *, actor: Actor, clock: Clock, waves_limit: int = 200) -> dict[str, Any]:
-    """Re-plan the hosts not yet verified, from now: ETA per site and service, waves, critical path, breaches."""
+def plan(db: Database, campaign_id: str, *, actor: Actor, clock: Clock, waves_limit: int = 200,
+         notifier: Notifier | None = None) -> dict[str, Any]:
+    """Re-plan the hosts not yet verified, from now: ETA per site and service, waves, critical path, breaches,
+    and the burn-down per recovery path, planned (the plan from the campaign's start) against observed (when
+    each host was verified by its own heartbeat).
+
+    A re-plan whose ETA moved by an hour (or a tenth) from the last one announced is told to ``notifier``
+    (``recovery.planned``) and remembered as a campaign event.
+    """
     actor.require(Role.VIEWER, "planning a recovery campaign")
-    sync_heartbeats(db, campaign_id, clock=clock)
+    sync_heartbeats(db, campaign_id, clock=clock, notifier=notifier)
     now = clock()
     with db.transaction() as conn:
         c = store.get_campaign(conn, campaign_id)
@@ -244,16 +359,76 @@ def plan(db: Database, campaign_id: str, *, actor: Actor, clock: Clock, waves_li
         fleet = _fleet(conn)
     books = runbooks_from_mapping(c.runbooks, where=f"campaign {c.id} runbooks")
     model = _model(c.model)
-    todo = [h.host_id for h in rows if h.state != HostState.VERIFIED and h.host_id in fleet.index]
+    known = [h for h in rows if h.host_id in fleet.index]
+    todo = [h.host_id for h in known if h.state != HostState.VERIFIED]
     elapsed = max(0.0, (now - c.started_at).total_seconds() / 3600.0)
-    idx = np.asarray([fleet.index[h] for h in todo], np.int64)
-    p = plan_recovery(fleet, idx, model, books, start=c.started_at, start_hours=elapsed)
+    idx_all = np.asarray([fleet.index[h.host_id] for h in known], np.int64)
+    first = plan_recovery(fleet, idx_all, model, books, start=c.started_at)
+    if len(todo) == len(known) and elapsed == 0.0:
+        p = first
+    else:
+        idx = np.asarray([fleet.index[h] for h in todo], np.int64)
+        # the hosts left keep their runbook, minutes and queue position: a re-plan reuses the first plan
+        p = plan_recovery(fleet, idx, model, books, start=c.started_at, start_hours=elapsed, previous=first)
     verified = sum(1 for h in rows if h.state == HostState.VERIFIED)
     observed = verified / elapsed if elapsed > 0 and verified else 0.0
-    return {"id": c.id, "hosts": len(rows), "to_do": len(todo), "verified": verified,
-            "hours_since_start": round(elapsed, 3), **_plan_json(p, c.started_at, waves_limit),
-            "observed_per_hour": round(observed, 3),
-            "observed_eta_hours": round(elapsed + len(todo) / observed, 3) if observed else None}
+    out = {"id": c.id, "hosts": len(rows), "to_do": len(todo), "verified": verified,
+           "hours_since_start": round(elapsed, 3), **_plan_json(p, c.started_at, waves_limit),
+           "observed_per_hour": round(observed, 3),
+           "observed_eta_hours": round(elapsed + len(todo) / observed, 3) if observed else None,
+           "planned_eta_hours": _hours(first.recovery_hours),
+           "burn_down_by_path": _burn_by_path(known, first.done_hours, c.started_at, elapsed)}
+    _announce_plan(db, c, p, now, hosts=len(todo), notifier=notifier)
+    return out
+
+
+#: Points of the burn-down per path (planned and observed share one grid of hours since the start).
+_BURN_POINTS = 24
+
+
+def _burn_by_path(hosts: Sequence[store.CampaignHost], planned_done: Any, started: datetime,
+                  elapsed: float) -> dict[str, dict[str, list[list[float | int | None]]]]:
+    """Per path: hosts not yet back at each hour since the start, planned (from the start) and observed (so far)."""
+    if not hosts:
+        return {}
+    paths = sorted({h.path for h in hosts})
+    code = np.asarray([paths.index(h.path) for h in hosts], np.int64)
+    planned = np.asarray(planned_done, np.float64)
+    seen = np.asarray([(h.verified_at - started).total_seconds() / 3600.0 if h.verified_at is not None else math.inf
+                       for h in hosts], np.float64)
+    finite = planned[np.isfinite(planned)]
+    end = max(float(finite.max()) if len(finite) else 0.0, elapsed, 1e-6)
+    grid = np.linspace(0.0, end, _BURN_POINTS + 1)
+    p_left = burn_down(planned, code, len(paths), grid)
+    o_left = burn_down(seen, code, len(paths), grid)
+    upto = int(np.searchsorted(grid, elapsed, side="right"))
+    out: dict[str, dict[str, list[list[float | int | None]]]] = {}
+    for i, name in enumerate(paths):
+        planned_pts: list[list[float | int | None]] = [[round(float(h), 4), int(n)]
+                                                      for h, n in zip(grid, p_left[i], strict=True)]
+        observed_pts: list[list[float | int | None]] = [[round(float(h), 4), int(n)]
+                                                       for h, n in zip(grid[:upto], o_left[i, :upto], strict=True)]
+        if elapsed > grid[upto - 1]:  # the last point: now
+            observed_pts.append([round(elapsed, 4), int((seen[code == i] > elapsed).sum())])
+        out[name] = {"planned": planned_pts, "observed": observed_pts}
+    return out
+
+
+def _announce_plan(db: Database, c: store.Campaign, p: RecoveryPlan, now: datetime, *, hosts: int,
+                   notifier: Notifier | None) -> None:
+    """Tell ``recovery.planned`` when the ETA moved by an hour, or by a tenth, from the last announcement."""
+    if c.state != "open":
+        return
+    with db.transaction() as conn:
+        before = _last_announced_eta(conn, c.id)
+        eta = p.recovery_hours
+        same = before is not None and (before == eta or abs(before - eta) < max(0.01, min(1.0, 0.1 * abs(before))))
+        if same:
+            return
+        title, text, details = _planned(c.id, c.name, p, hosts=hosts, before=before)
+        store.add_events(conn, c.id, [{"host_id": "", "at": now, "actor": "planner", "kind": "plan", "message": text,
+                                       "details": details}])
+    _tell(notifier, Event.RECOVERY_PLANNED, c.id, title, text, now, details)
 
 
 def _hours(h: float) -> float | None:
@@ -286,8 +461,8 @@ def _event(h: store.CampaignHost, to: HostState, actor: str, now: datetime, mess
 
 
 def assign(db: Database, campaign_id: str, host_ids: Sequence[str], technician: str, *, actor: Actor, clock: Clock,
-           reason: str = "") -> dict[str, Any]:
-    """Assign hosts to a technician (a work order per host); all or nothing."""
+           reason: str = "", notifier: Notifier | None = None) -> dict[str, Any]:
+    """Assign hosts to a technician (a work order per host); all or nothing; told as one ``recovery.hosts``."""
     actor.require(Role.OPERATOR, "assigning recovery work")
     if not _NAME.match(technician):
         raise InputError.single("technician", f"is {technician!r}", expected="a technician's token name")
@@ -306,12 +481,15 @@ def assign(db: Database, campaign_id: str, host_ids: Sequence[str], technician: 
         store.add_events(conn, campaign_id, evs)
         audit_store.append(conn, at=now, actor=actor.name, action="recovery.assign", target=f"recovery/{campaign_id}",
                            source=actor.source, reason=reason, details={"technician": technician, "hosts": len(evs)})
+    _tell_hosts(notifier, c, evs, actor.name, now)
     return {"assigned": len(evs), "technician": technician}
 
 
 def mark(db: Database, campaign_id: str, host_id: str, move: str, *, actor: Actor, clock: Clock,
-         message: str = "") -> dict[str, Any]:
-    """A person's move for one host (start, fixed, failed, escalate, unassign); never ``verified``."""
+         message: str = "", notifier: Notifier | None = None) -> dict[str, Any]:
+    """A person's move for one host (start, fixed, failed, escalate, unassign); never ``verified``.
+
+    Told as a ``recovery.hosts`` notification once committed."""
     if actor.role is not Role.TECHNICIAN:
         actor.require(Role.OPERATOR, "changing recovery work")
     now = clock()
@@ -327,9 +505,11 @@ def mark(db: Database, campaign_id: str, host_id: str, move: str, *, actor: Acto
         if to is HostState.QUEUED:
             values["assignee"] = ""
         store.set_host(conn, campaign_id, host_id, h.version, values)
-        store.add_events(conn, campaign_id, [_event(h, to, actor.name, now, message)])
+        evs = [_event(h, to, actor.name, now, message)]
+        store.add_events(conn, campaign_id, evs)
         audit_store.append(conn, at=now, actor=actor.name, action="recovery.mark", target=f"recovery/{campaign_id}/{host_id}",
                            source=actor.source, reason=message, details={"from": h.state, "to": to.value})
+    _tell_hosts(notifier, c, evs, actor.name, now)
     return {"host_id": host_id, "state": to.value}
 
 
@@ -347,14 +527,20 @@ def record_step(db: Database, campaign_id: str, host_id: str, *, step: str, even
     return len(events)
 
 
-def sync_heartbeats(db: Database, campaign_id: str, *, clock: Clock) -> int:
-    """Verify the hosts whose own heartbeat says they are back; return how many were newly verified."""
+def sync_heartbeats(db: Database, campaign_id: str, *, clock: Clock, notifier: Notifier | None = None) -> int:
+    """Verify the hosts whose own heartbeat says they are back; return how many were newly verified.
+
+    When the verified share reaches 50 %, 90 % or 100 % of the campaign's hosts for the first time, the
+    milestone is remembered as a campaign event and told to ``notifier`` (``recovery.milestone``).
+    """
     now = clock()
+    reached: list[int] = []
     with db.transaction() as conn:
         c = store.get_campaign(conn, campaign_id)
         if c.state != "open":
             return 0
-        rows = [h for h in store.hosts(conn, campaign_id) if h.state != HostState.VERIFIED]
+        every = store.hosts(conn, campaign_id)
+        rows = [h for h in every if h.state != HostState.VERIFIED]
         if not rows:
             return 0
         beats = health_store.heartbeats(conn, [h.host_id for h in rows])
@@ -373,12 +559,28 @@ def sync_heartbeats(db: Database, campaign_id: str, *, clock: Clock) -> int:
                                {"state": HostState.VERIFIED.value, "verified_at": beats[h.host_id], "updated_at": now})
                 evs.append(_event(h, HostState.VERIFIED, "heartbeat", now,
                                   f"reported at {beats[h.host_id].isoformat()}"))
+        if evs:
+            done = len(every) - len(rows) + len(evs)
+            announced = [int(e["details"].get("percent", -1)) for e in store.events(conn, campaign_id, host_id="")
+                         if e["kind"] == "milestone"]
+            reached = milestones_crossed(done, len(every), announced)
+            evs += [{"host_id": "", "at": now, "actor": "heartbeat", "kind": "milestone",
+                     "message": f"{m} % of the hosts verified ({done:,} of {len(every):,})",
+                     "details": {"percent": m, "verified": done, "hosts": len(every)}} for m in reached]
         store.add_events(conn, campaign_id, evs)
-    return len(evs)
+    _tell_hosts(notifier, c, evs, "heartbeat", now)
+    for m in reached:
+        hours = (now - c.started_at).total_seconds() / 3600.0
+        _tell(notifier, Event.RECOVERY_MILESTONE, campaign_id, f"recovery campaign {c.name}: {m} % of the hosts back",
+              f"{done:,} of {len(every):,} hosts verified by their own heartbeats, {hours:,.1f} h after the start",
+              now, {"campaign": campaign_id, "percent": m, "verified": done, "hosts": len(every),
+                    "hours_since_start": round(hours, 3)})
+    return sum(1 for e in evs if e["kind"] == "state")
 
 
-def close(db: Database, campaign_id: str, *, actor: Actor, clock: Clock, reason: str = "") -> dict[str, Any]:
-    """Close a campaign: nothing changes any more and no key is revealed."""
+def close(db: Database, campaign_id: str, *, actor: Actor, clock: Clock, reason: str = "",
+          notifier: Notifier | None = None) -> dict[str, Any]:
+    """Close a campaign: nothing changes any more and no key is revealed (told as ``recovery.closed``)."""
     actor.require(Role.OPERATOR, "closing a recovery campaign")
     now = clock()
     with db.transaction() as conn:
@@ -386,13 +588,19 @@ def close(db: Database, campaign_id: str, *, actor: Actor, clock: Clock, reason:
         store.close_campaign(conn, campaign_id, c.version, now)
         audit_store.append(conn, at=now, actor=actor.name, action="recovery.close", target=f"recovery/{campaign_id}",
                            source=actor.source, reason=reason, details={})
+        counts = store.state_counts(conn, campaign_id)
+    total = sum(counts.values())
+    verified = counts.get(HostState.VERIFIED.value, 0)
+    _tell(notifier, Event.RECOVERY_CLOSED, campaign_id, f"recovery campaign {c.name} closed by {actor.name}",
+          f"{verified:,} of {total:,} hosts verified" + (f"; reason: {reason}" if reason else ""), now,
+          {"campaign": campaign_id, "verified": verified, "hosts": total, **{f"state.{k}": v for k, v in counts.items()}})
     return {"id": campaign_id, "state": "closed"}
 
 
-def export_csv(db: Database, campaign_id: str, *, actor: Actor, clock: Clock) -> str:
+def export_csv(db: Database, campaign_id: str, *, actor: Actor, clock: Clock, notifier: Notifier | None = None) -> str:
     """Work orders as CSV: host, hostname, site, state, runbook, path, assignee, key id (never the key)."""
     _check_reader(actor)
-    sync_heartbeats(db, campaign_id, clock=clock)
+    sync_heartbeats(db, campaign_id, clock=clock, notifier=notifier)
     with db.transaction() as conn:
         store.get_campaign(conn, campaign_id)
         rows = store.hosts(conn, campaign_id, assignee=actor.name if actor.role is Role.TECHNICIAN else None)
@@ -443,11 +651,17 @@ def import_keys(db: Database, data: str, vault: KeyVault, *, actor: Actor, clock
                 reason: str = "") -> int:
     """Import an escrow export ``Hostname, KeyID, RecoveryKey`` encrypted; all-or-nothing; returns how many."""
     actor.require(Role.ADMIN, "importing recovery keys")
-    reader = csv.reader(io.StringIO(data.lstrip("\ufeff")))
-    header = next(reader, None)
-    if header is None or tuple(c.strip().lower().replace(" ", "") for c in header) != _CSV_COLUMNS:
-        raise InputError.single("header", f"is {header!r}", expected="Hostname, KeyID, RecoveryKey", location=where)
-    rows = [(i + 2, r) for i, r in enumerate(reader) if any(c.strip() for c in r)]
+    reader = csv.reader(io.StringIO(data.lstrip("\ufeff"), newline=""))  # newline="": a lone CR ends a line
+    try:
+        header = next(reader, None)
+        if header is None or tuple(c.strip().lower().replace(" ", "") for c in header) != _CSV_COLUMNS:
+            shown = "empty" if header is None else ", ".join(header)[:200]
+            raise InputError.single("header", f"is {shown!r}" if header else "is missing (the file is empty)",
+                                    expected="Hostname, KeyID, RecoveryKey", location=where)
+        rows = [(i + 2, r) for i, r in enumerate(reader) if any(c.strip() for c in r)]
+    except csv.Error as e:  # e.g. a field over the csv module's 131,072 characters
+        raise InputError.single("row", f"cannot be read as CSV: {e}", expected="Hostname, KeyID, RecoveryKey rows",
+                                location=f"{where} line {reader.line_num}") from e
     now = clock()
     with db.transaction() as conn:
         by_name: dict[str, str] = {}
@@ -479,15 +693,29 @@ def import_keys(db: Database, data: str, vault: KeyVault, *, actor: Actor, clock
     return n
 
 
+class KeySource(Protocol):
+    """Where recovery keys are read from at reveal time (instead of the encrypted import), e.g. Microsoft Graph."""
+
+    name: str
+
+    def fetch(self, *, host_id: str, key_id: str, device_id: str) -> tuple[str, str] | None:
+        """``(key id, recovery key)`` for the host (its escrow key id and Entra device id given), or None."""
+        ...
+
+
+#: Host label with the host's Microsoft Entra device id (for a key source that looks keys up by device).
+DEVICE_ID_LABEL = "entra_device_id"
+
+
 def reveal_key(db: Database, campaign_id: str, host_id: str, vault: KeyVault, *, actor: Actor,
-               clock: Clock) -> dict[str, Any]:
+               clock: Clock, source: KeySource | None = None) -> dict[str, Any]:
     """One host's recovery key, to the technician assigned to it; refusals raise PermissionDeniedError.
 
-    Every reveal and every refusal is audited (never the key itself).
+    The key comes from the encrypted import, or from ``source`` (e.g. Microsoft Graph) when one is configured;
+    a source is asked only after the rules allowed the reveal.  Every reveal and every refusal is audited (never
+    the key itself).
     """
     now = clock()
-    refusal = ""
-    result: dict[str, Any] = {}
     with db.transaction() as conn:
         c = store.get_campaign(conn, campaign_id)
         try:
@@ -498,23 +726,42 @@ def reveal_key(db: Database, campaign_id: str, host_id: str, vault: KeyVault, *,
         recent = store.recent_reveals(conn, actor.name, now - REVEAL_WINDOW)
         refusal = reveal_refusal(campaign_open=c.state == "open", assignee=assignee, state=state, actor=actor.name,
                                  recent=recent, now=now, limit=REVEAL_LIMIT, window=REVEAL_WINDOW)
-        stored = store.key_of(conn, host_id) if not refusal else None
-        if not refusal and stored is None:
-            refusal = "no recovery key was imported for this host"
-        if not refusal and stored is not None:
-            result = {"host_id": host_id, "key_id": stored[0], "recovery_key": vault.open(stored[1])}
-        store.record_reveal(conn, campaign_id=campaign_id, host_id=host_id, actor=actor.name, at=now,
-                            revealed=not refusal, reason=refusal)
-        audit_store.append(conn, at=now, actor=actor.name, action="recovery.key.reveal" if not refusal
-                           else "recovery.key.refused", target=f"recovery/{campaign_id}/{host_id}", source=actor.source,
-                           reason=refusal, details={"key_id": stored[0] if stored else ""})
+        stored = store.key_of(conn, host_id) if not refusal and source is None else None
+        escrow = escrow_store.all_records(conn).get(host_id) if not refusal and source is not None else None
+        inv = inventory_store.get_host(conn, host_id) if not refusal and source is not None else None
+        if refusal:
+            _record_reveal(conn, campaign_id, host_id, actor, now, refusal, "", "import")
     if refusal:
         raise PermissionDeniedError(f"recovery key for {host_id} not revealed: {refusal}")
-    return result
+    found: tuple[str, str] | None
+    if source is None:
+        found = (stored[0], vault.open(stored[1])) if stored is not None else None
+    else:
+        found = source.fetch(host_id=host_id, key_id=escrow.key_id if escrow else "",
+                             device_id=(inv.labels.get(DEVICE_ID_LABEL, "") if inv else ""))
+        if found is not None and not _KEY.match(found[1]):
+            found = None
+    refusal = "" if found is not None else (
+        "no recovery key was imported for this host" if source is None else f"{source.name} holds no recovery key for it")
+    with db.transaction() as conn:
+        _record_reveal(conn, campaign_id, host_id, actor, now, refusal, found[0] if found else "",
+                       source.name if source is not None else "import")
+    if found is None:
+        raise PermissionDeniedError(f"recovery key for {host_id} not revealed: {refusal}")
+    return {"host_id": host_id, "key_id": found[0], "recovery_key": found[1]}
+
+
+def _record_reveal(conn: Any, campaign_id: str, host_id: str, actor: Actor, now: datetime, refusal: str, key_id: str,
+                   source: str) -> None:
+    store.record_reveal(conn, campaign_id=campaign_id, host_id=host_id, actor=actor.name, at=now,
+                        revealed=not refusal, reason=refusal)
+    audit_store.append(conn, at=now, actor=actor.name, action="recovery.key.reveal" if not refusal
+                       else "recovery.key.refused", target=f"recovery/{campaign_id}/{host_id}", source=actor.source,
+                       reason=refusal, details={"key_id": key_id, "key_source": source})
 
 
 def work_order(db: Database, campaign_id: str, host_id: str, *, actor: Actor, clock: Clock,
-               vault: KeyVault | None = None) -> dict[str, Any]:
+               vault: KeyVault | None = None, source: KeySource | None = None) -> dict[str, Any]:
     """One host's work order: host, runbook steps, key id; with ``vault``, the key too (through :func:`reveal_key`)."""
     _check_reader(actor)
     with db.transaction() as conn:
@@ -536,5 +783,6 @@ def work_order(db: Database, campaign_id: str, host_id: str, *, actor: Actor, cl
         "key": None,
     }
     if vault is not None:
-        out["key"] = reveal_key(db, campaign_id, host_id, vault, actor=actor, clock=clock)["recovery_key"]
+        shown = reveal_key(db, campaign_id, host_id, vault, actor=actor, clock=clock, source=source)
+        out["key"], out["key_id"] = shown["recovery_key"], shown["key_id"]
     return out

@@ -45,9 +45,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Final
-
-import jsonschema
+from typing import TYPE_CHECKING, Any, Final
 
 from ringfence.adapters.artifacts import ArtifactStore
 from ringfence.adapters.db.engine import Database
@@ -58,10 +56,13 @@ from ringfence.adapters.yamlfile import load_yaml
 from ringfence.domain.access import Role
 from ringfence.domain.rollout import Release, ReleaseKind, RolloutState
 from ringfence.domain.vulns import SeverityLabel
-from ringfence.errors import ConflictError, FieldIssue, InputError, NotFoundError
+from ringfence.errors import ConflictError, FieldIssue, InputError, NotFoundError, describe, shown
 from ringfence.services import supply_chain
 from ringfence.services.codec import status_from_doc
 from ringfence.services.context import Actor, Clock
+
+if TYPE_CHECKING:  # jsonschema costs ~5 s of CPU to import (its format checkers compile an RFC 3987 grammar):
+    import jsonschema  # imported where a content schema is checked, so a server starts without it
 
 __all__ = [
     "GATES",
@@ -69,12 +70,11 @@ __all__ = [
     "GatePolicy",
     "apply_gate_policy",
     "check_before_start",
-    "configure_artifacts",
-    "evaluate",
     "gate_policy_view",
     "gates_of",
     "override_gates",
     "parse_gate_policy",
+    "run_release_gates",
 ]
 
 GATES: Final = ("signature", "sbom", "vulnerabilities", "content")
@@ -106,38 +106,41 @@ def parse_gate_policy(source: str) -> GatePolicy:
     """Parse the policy YAML; InputError names every bad field."""
     doc = load_yaml(source, what="policy", expected="see examples/release-gates/default.yaml")
     if not isinstance(doc, dict):
-        raise InputError.single("policy", f"is a {type(doc).__name__}", expected="a YAML mapping")
+        raise InputError.single("policy", f"is {describe(doc)}", expected="a YAML mapping of enforce, severity_threshold, "
+                                "unknown_severity, not_evaluated and allow (see examples/release-gates/default.yaml)")
     issues: list[FieldIssue] = []
     known = {"enforce", "severity_threshold", "unknown_severity", "not_evaluated", "allow"}
     issues += [FieldIssue(str(k), "is not a policy field", "gate policy", ", ".join(sorted(known)))
                for k in doc if k not in known]
     enforce = doc.get("enforce", list(GATES))
     if not isinstance(enforce, list) or any(g not in GATES for g in enforce):
-        issues.append(FieldIssue("enforce", f"is {enforce!r}", "gate policy", f"a list of {', '.join(GATES)}"))
+        issues.append(FieldIssue("enforce", f"is {shown(enforce)}", "gate policy", f"a list of {', '.join(GATES)}"))
         enforce = []
-    threshold_text = str(doc.get("severity_threshold", "high")).lower()
+    raw_threshold = doc.get("severity_threshold", "high")
+    threshold_text = str(raw_threshold).lower()
     labels = [s.value for s in SeverityLabel if s not in (SeverityLabel.UNKNOWN,)]
-    if threshold_text not in labels:
-        issues.append(FieldIssue("severity_threshold", f"is {threshold_text!r}", "gate policy", ", ".join(labels)))
+    if not isinstance(raw_threshold, str) or threshold_text not in labels:
+        issues.append(FieldIssue("severity_threshold", f"is {shown(raw_threshold)}", "gate policy", ", ".join(labels)))
         threshold_text = "high"
     modes = {}
     for key in ("unknown_severity", "not_evaluated"):
-        modes[key] = str(doc.get(key, "block"))
-        if modes[key] not in ("block", "ignore"):
-            issues.append(FieldIssue(key, f"is {modes[key]!r}", "gate policy", "block or ignore"))
+        raw_mode = doc.get(key, "block")
+        modes[key] = str(raw_mode)
+        if not isinstance(raw_mode, str) or modes[key] not in ("block", "ignore"):
+            issues.append(FieldIssue(key, f"is {shown(raw_mode)}", "gate policy", "block or ignore"))
     allow: list[AllowEntry] = []
     raw_allow = doc.get("allow") or []
     if not isinstance(raw_allow, list):
-        issues.append(FieldIssue("allow", f"is {raw_allow!r}", "gate policy", "a list of {id, reason, expires}"))
+        issues.append(FieldIssue("allow", f"is {shown(raw_allow)}", "gate policy", "a list of {id, reason, expires}"))
         raw_allow = []
     for i, entry in enumerate(raw_allow):
         where = f"allow[{i}]"
         if not isinstance(entry, dict):
-            issues.append(FieldIssue(where, f"is {entry!r}", "gate policy", "{id, reason, expires}"))
+            issues.append(FieldIssue(where, f"is {shown(entry)}", "gate policy", "{id, reason, expires}"))
             continue
         aid, reason, expires = entry.get("id"), entry.get("reason"), entry.get("expires")
         if not isinstance(aid, str) or not aid.strip():
-            issues.append(FieldIssue(f"{where}.id", f"is {aid!r}", "gate policy", "an advisory id or alias"))
+            issues.append(FieldIssue(f"{where}.id", f"is {shown(aid)}", "gate policy", "an advisory id or alias"))
         if not isinstance(reason, str) or not reason.strip():
             issues.append(FieldIssue(f"{where}.reason", "is missing", "gate policy", "why the finding is accepted"))
         if isinstance(expires, str):
@@ -146,7 +149,7 @@ def parse_gate_policy(source: str) -> GatePolicy:
             except ValueError:
                 expires = None
         if not isinstance(expires, date) or isinstance(expires, datetime):
-            issues.append(FieldIssue(f"{where}.expires", f"is {entry.get('expires')!r}", "gate policy",
+            issues.append(FieldIssue(f"{where}.expires", f"is {shown(entry.get('expires'))}", "gate policy",
                                      "a date such as 2027-01-31"))
             continue
         if isinstance(aid, str) and isinstance(reason, str) and aid.strip() and reason.strip():
@@ -164,7 +167,7 @@ def _policy_doc(p: GatePolicy) -> dict[str, Any]:
             "allow": [{"id": a.id, "reason": a.reason, "expires": a.expires.isoformat()} for a in p.allow]}
 
 
-def _load_policy(conn: Any) -> GatePolicy:
+def _load_plan(conn: Any) -> GatePolicy:
     row = store.gate_policy(conn)
     if row is None:
         return GatePolicy()
@@ -188,15 +191,15 @@ def gate_policy_view(db: Database, *, actor: Actor) -> dict[str, Any]:
     actor.require(Role.VIEWER, "reading the gate policy")
     with db.transaction() as conn:
         row = store.gate_policy(conn)
-        policy = _load_policy(conn)
+        policy = _load_plan(conn)
     return {"stored": row is not None, "version": row["version"] if row else 0, "policy": _policy_doc(policy)}
 
 
 # --- evaluation ---------------------------------------------------------------------------------------------
 
 @dataclass
-class GateResult:
-    """One gate's verdict, sentence and details."""
+class ReleaseGateResult:
+    """One release gate's outcome (stored and shown under the wire name ``verdict``), sentence and details."""
 
     gate: str
     verdict: str
@@ -208,7 +211,7 @@ class GateResult:
         return {"gate": self.gate, "verdict": self.verdict, "message": self.message, "details": self.details}
 
 
-def _signature_gate(conn: Any, release: Release) -> GateResult:
+def _signature_gate(conn: Any, release: Release) -> ReleaseGateResult:
     keys = supply_chain._trusted_keys(conn)
     sigs = store.signatures_for(conn, release.id)
     missing: list[str] = []
@@ -221,28 +224,28 @@ def _signature_gate(conn: Any, release: Release) -> GateResult:
         else:
             missing.append(a.name)
     if missing:
-        return GateResult("signature", "failed", f"{len(missing)} of {len(release.artifacts)} artifacts carry no valid "
+        return ReleaseGateResult("signature", "failed", f"{len(missing)} of {len(release.artifacts)} artifacts carry no valid "
                           f"signature from a trusted signer: {', '.join(missing[:5])}; sign with "
                           f"`ringfence release sign {release.id} --key KEY`",
                           {"unsigned": missing, "signed_by": signed_by})
-    return GateResult("signature", "passed", f"every artifact is signed by a trusted signer "
+    return ReleaseGateResult("signature", "passed", f"every artifact is signed by a trusted signer "
                       f"({', '.join(sorted({n for v in signed_by.values() for n in v}))})", {"signed_by": signed_by})
 
 
-def _sbom_gate(conn: Any, release: Release) -> GateResult:
+def _sbom_gate(conn: Any, release: Release) -> ReleaseGateResult:
     sbom = store.get_sbom(conn, release.id)
     if sbom is None:
-        return GateResult("sbom", "failed", f"{release.id} has no SBOM; import one with "
+        return ReleaseGateResult("sbom", "failed", f"{release.id} has no SBOM; import one with "
                           f"`ringfence sbom import {release.id} FILE`")
-    return GateResult("sbom", "passed", f"SBOM present ({sbom['format']} {sbom['spec_version']}, "
+    return ReleaseGateResult("sbom", "passed", f"SBOM present ({sbom['format']} {sbom['spec_version']}, "
                       f"{sbom['components']} components, {sbom['incomplete']} incomplete)",
                       {"components": sbom["components"], "incomplete": sbom["incomplete"]})
 
 
-def _vuln_gate(conn: Any, release: Release, policy: GatePolicy, index: Any, today: date) -> GateResult:
+def _vuln_gate(conn: Any, release: Release, policy: GatePolicy, index: Any, today: date) -> ReleaseGateResult:
     result = supply_chain.release_findings(conn, release, index)
     if not result["sbom"]:
-        return GateResult("vulnerabilities", "inconclusive", "no SBOM, so known vulnerabilities cannot be checked")
+        return ReleaseGateResult("vulnerabilities", "inconclusive", "no SBOM, so known vulnerabilities cannot be checked")
     threshold = policy.severity_threshold.rank
     blocking, waived, allowed, expired, below = [], [], [], [], 0
     for f in result["findings"]:
@@ -268,14 +271,14 @@ def _vuln_gate(conn: Any, release: Release, policy: GatePolicy, index: Any, toda
                "below_threshold": below, "not_evaluated": len(result["not_evaluated"]),
                "threshold": policy.severity_threshold.value, "advisories": len(index)}
     if blocking:
-        return GateResult("vulnerabilities", "failed", f"{len(blocking)} unwaived findings at or above "
+        return ReleaseGateResult("vulnerabilities", "failed", f"{len(blocking)} unwaived findings at or above "
                           f"{policy.severity_threshold.value}: {'; '.join(blocking[:3])}"
                           + (f"; {'; '.join(expired[:2])}" if expired else ""), details)
     if result["not_evaluated"] and policy.not_evaluated == "block":
         first = result["not_evaluated"][0]
-        return GateResult("vulnerabilities", "inconclusive", f"{len(result['not_evaluated'])} matches could not be "
+        return ReleaseGateResult("vulnerabilities", "inconclusive", f"{len(result['not_evaluated'])} matches could not be "
                           f"evaluated (e.g. {first['reason']})", details)
-    return GateResult("vulnerabilities", "passed", f"no unwaived finding at or above "
+    return ReleaseGateResult("vulnerabilities", "passed", f"no unwaived finding at or above "
                       f"{policy.severity_threshold.value} ({len(waived)} waived by VEX, {len(allowed)} allow-listed, "
                       f"{below} below the threshold)", details)
 
@@ -311,14 +314,14 @@ def _field_of(error: jsonschema.ValidationError) -> str:
 
 
 def _content_gate(conn: Any, release: Release, target_hosts: Callable[[], Sequence[str]],
-                  artifacts: ArtifactStore | None) -> GateResult:
+                  artifacts: ArtifactStore | None) -> ReleaseGateResult:
     contract = store.get_contract(conn, release.id)
     if release.kind is not ReleaseKind.CONTENT or contract is None or not contract["for_agent"]:
-        return GateResult("content", "skipped", "not a content release with a declared agent (--for-agent)")
+        return ReleaseGateResult("content", "skipped", "not a content release with a declared agent (--for-agent)")
     agent = contract["for_agent"]
     versions = store.agent_versions_on(conn, target_hosts(), agent)
     if not versions:
-        return GateResult("content", "inconclusive", f"no target host runs {agent}, so no agent version's content "
+        return ReleaseGateResult("content", "inconclusive", f"no target host runs {agent}, so no agent version's content "
                           "schema can be checked", {"agent": agent})
     schemas: dict[str, Any] = {}
     missing: list[str] = []
@@ -331,7 +334,7 @@ def _content_gate(conn: Any, release: Release, target_hosts: Callable[[], Sequen
     errors: list[str] = []
     failing_versions: set[str] = set()
     if artifacts is None:
-        return GateResult("content", "inconclusive", "the artifact store is not available to read the content",
+        return ReleaseGateResult("content", "inconclusive", "the artifact store is not available to read the content",
                           {"agent": agent})
     for a in release.artifacts:
         try:
@@ -344,6 +347,8 @@ def _content_gate(conn: Any, release: Release, target_hosts: Callable[[], Sequen
         except (InputError, UnicodeDecodeError) as e:
             errors.append(f"{a.name}: {e}")
             continue
+        import jsonschema  # noqa: PLC0415 - slow to import (see the top of the module)
+
         for where, inst in instances:
             for v, schema in schemas.items():
                 validator = jsonschema.validators.validator_for(schema)(schema)
@@ -356,37 +361,37 @@ def _content_gate(conn: Any, release: Release, target_hosts: Callable[[], Sequen
                "errors": errors, "no_schema": missing}
     if errors:
         bad = sorted(failing_versions) or sorted(versions)
-        return GateResult("content", "failed", f"content does not validate against the schema of {agent} "
+        return ReleaseGateResult("content", "failed", f"content does not validate against the schema of {agent} "
                           f"{', '.join(bad)} run by {sum(len(versions[v]) for v in bad if v in versions)} target hosts: "
                           + "; ".join(errors[:3]), details)
     if missing:
-        return GateResult("content", "inconclusive", f"{agent} {', '.join(missing)} on target hosts declared no "
+        return ReleaseGateResult("content", "inconclusive", f"{agent} {', '.join(missing)} on target hosts declared no "
                           "content schema (create those agent releases with --content-schema)", details)
-    return GateResult("content", "passed", f"every instance validates against the content schema of {agent} "
+    return ReleaseGateResult("content", "passed", f"every instance validates against the content schema of {agent} "
                       f"{', '.join(sorted(schemas))}", details)
 
 
-def evaluate(conn: Any, release: Release, target_hosts: Callable[[], Sequence[str]], *, policy: GatePolicy, index: Any,
-             artifacts: ArtifactStore | None, today: date) -> list[GateResult]:
+def run_release_gates(conn: Any, release: Release, target_hosts: Callable[[], Sequence[str]], *, policy: GatePolicy, index: Any,
+             artifacts: ArtifactStore | None, today: date) -> list[ReleaseGateResult]:
     """Every gate's result for a release going to the hosts ``target_hosts()`` returns."""
     return [_signature_gate(conn, release), _sbom_gate(conn, release), _vuln_gate(conn, release, policy, index, today),
             _content_gate(conn, release, target_hosts, artifacts)]
 
 
-def _blocking(results: Sequence[GateResult], policy: GatePolicy) -> list[GateResult]:
+def _blocking(results: Sequence[ReleaseGateResult], policy: GatePolicy) -> list[ReleaseGateResult]:
     return [r for r in results if r.gate in policy.enforce and r.verdict in ("failed", "inconclusive")]
 
 
 def _evaluate_rollout(conn: Any, row: Any, *, index: Any, artifacts: ArtifactStore | None,
-                      today: date) -> tuple[list[GateResult], GatePolicy]:
+                      today: date) -> tuple[list[ReleaseGateResult], GatePolicy]:
     release = release_store.get_release(conn, row.release_id)
     assert release is not None
 
     def targets() -> list[str]:  # read only when a content contract needs the target fleet
         return [r.host_id for r in release_store.rollout_host_rows(conn, row.id)]
 
-    policy = _load_policy(conn)
-    return evaluate(conn, release, targets, policy=policy, index=index, artifacts=artifacts, today=today), policy
+    policy = _load_plan(conn)
+    return run_release_gates(conn, release, targets, policy=policy, index=index, artifacts=artifacts, today=today), policy
 
 
 def check_before_start(db: Database, rollout_id: str, *, actor: Actor, clock: Clock,
@@ -394,8 +399,9 @@ def check_before_start(db: Database, rollout_id: str, *, actor: Actor, clock: Cl
                        advisory_cache: supply_chain.AdvisoryIndexCache | None = None) -> None:
     """Run the gates for a pending rollout; record them; ConflictError naming the failed gates when blocked.
 
-    ``artifacts`` and ``advisory_cache`` come from the application context; without them the gates use the
-    store the app factory registered for this database and a freshly built advisory index.
+    ``artifacts`` and ``advisory_cache`` come from the application context.  Without an artifact store the
+    content gate cannot read the content and is inconclusive (it fails closed); without a cache the advisory
+    index is built afresh.
     """
     index = supply_chain.advisory_index(db, advisory_cache)
     now = clock()
@@ -405,8 +411,7 @@ def check_before_start(db: Database, rollout_id: str, *, actor: Actor, clock: Cl
             raise NotFoundError(f"rollout {rollout_id!r} not found")
         if status_from_doc(row.status).state is not RolloutState.PENDING:
             return  # the engine answers for starting a rollout that is not pending
-        results, policy = _evaluate_rollout(conn, row, index=index, artifacts=artifacts or _artifact_store(db),
-                                            today=now.date())
+        results, policy = _evaluate_rollout(conn, row, index=index, artifacts=artifacts, today=now.date())
         blocked = _blocking(results, policy)
         override = store.gate_override(conn, rollout_id)
         for r in results:
@@ -436,22 +441,7 @@ def check_before_start(db: Database, rollout_id: str, *, actor: Actor, clock: Cl
         raise ConflictError(f"rollout {rollout_id} not started: release gates failed: {names}. "
                             + " ".join(f"{r.gate}: {r.message}." for r in blocked)
                             + f" An approver other than {row.created_by} can override and start it with "
-                            f"`ringfence rollout override-gates {rollout_id} --reason WHY --start`")
-
-
-#: Artifact store per database URL, registered by the app factory, for the one caller that does not pass the
-#: application context's store yet: ``services.rollouts.operate(op="start")``.  Remove it once that passes
-#: ``artifacts=`` and ``advisory_cache=`` through to :func:`check_before_start`.
-_ARTIFACTS: dict[str, ArtifactStore] = {}
-
-
-def configure_artifacts(db: Database, artifacts: ArtifactStore) -> None:
-    """Tell the gates where this database's artifacts are stored (called by the app factory)."""
-    _ARTIFACTS[str(db.engine.url)] = artifacts
-
-
-def _artifact_store(db: Database) -> ArtifactStore | None:
-    return _ARTIFACTS.get(str(db.engine.url))
+                            f"`ringfence rollout gate-override {rollout_id} --reason WHY --start`")
 
 
 def override_gates(db: Database, rollout_id: str, *, actor: Actor, clock: Clock, reason: str,
@@ -476,8 +466,7 @@ def override_gates(db: Database, rollout_id: str, *, actor: Actor, clock: Clock,
         if status_from_doc(row.status).state is not RolloutState.PENDING:
             raise ConflictError(f"rollout {rollout_id} is {row.state}; gates are overridden before it starts")
         # The gates that block now (re-evaluated: a release signed since the last start no longer needs it).
-        results, policy = _evaluate_rollout(conn, row, index=index,
-                                            artifacts=artifacts or _artifact_store(db), today=now.date())
+        results, policy = _evaluate_rollout(conn, row, index=index, artifacts=artifacts, today=now.date())
         failed = [r.gate for r in _blocking(results, policy)]
         store.save_gate_override(conn, rollout_id, approver=actor.name, reason=reason, gates=failed, now=now)
         release_store.add_decision(conn, rollout_id, at=now, state=row.state, wave=0, actor=actor.name,

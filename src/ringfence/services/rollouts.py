@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 import secrets
 from dataclasses import replace
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from ringfence.adapters.artifacts import ArtifactStore
 from ringfence.adapters.db.engine import Database
@@ -22,6 +23,7 @@ from ringfence.adapters.db.fleet import DatabaseFleet, DatabaseRepository, Inven
 from ringfence.adapters.db.stores import audit as audit_store
 from ringfence.adapters.db.stores import inventory as inventory_store
 from ringfence.adapters.db.stores import rollouts as store
+from ringfence.adapters.notify.rules import plan_rules, rules_to_doc
 from ringfence.adapters.yamlfile import load_yaml
 from ringfence.domain.access import Role
 from ringfence.domain.channel import require_names
@@ -51,6 +53,9 @@ from ringfence.services.codec import status_to_doc
 from ringfence.services.context import Actor, Clock
 from ringfence.services.fleet_port import POOLED, RolloutView, apply_intents, carry_out, reconcile_step
 from ringfence.services.notify import Event, LogNotifier, Notification, Notifier
+
+if TYPE_CHECKING:  # the release gates (and so the supply chain) are imported only when a rollout starts
+    from ringfence.services.supply_chain import AdvisoryIndexCache
 
 __all__ = [
     "PINS",
@@ -125,9 +130,12 @@ def apply_plan(db: Database, source: str, *, actor: Actor, clock: Clock, reason:
     actor.require(Role.OPERATOR, "applying plans")
     raw = load_yaml(source, what="plan", expected="a YAML mapping (see examples/plans/)")
     plan = plan_from_mapping(raw)
+    document = plan_to_mapping(plan)
+    if raw.get("notify") is not None:  # who hears about this plan's rollouts (docs/notifications.md)
+        document["notify"] = rules_to_doc(plan_rules(plan.name, raw["notify"]))["notify"]
     now = clock()
     with db.transaction() as conn:
-        version = store.upsert_plan(conn, plan.name, plan_to_mapping(plan), source, actor.name, now)
+        version = store.upsert_plan(conn, plan.name, document, source, actor.name, now)
         audit_store.append(conn, at=now, actor=actor.name, action="plan.apply", target=f"plan/{plan.name}",
                            source=actor.source, reason=reason, details={"version": version})
     return plan, version
@@ -184,8 +192,14 @@ def plan_check(db: Database, plan_name: str, release_id: str, *, actor: Actor) -
 
 
 def create_rollout(db: Database, *, release_id: str, plan_name: str = "default", actor: Actor, clock: Clock,
-                   reason: str = "", start: bool = False, notifier: Notifier | None = None) -> RolloutView:
-    """Create a rollout of a release under a plan: target hosts, place them in waves; optionally start it."""
+                   reason: str = "", start: bool = False, notifier: Notifier | None = None,
+                   artifacts: ArtifactStore | None = None,
+                   advisory_cache: AdvisoryIndexCache | None = None) -> RolloutView:
+    """Create a rollout of a release under a plan: target hosts, place them in waves; optionally start it.
+
+    ``artifacts`` and ``advisory_cache`` are the application context's, for the release gates of the start
+    (see :func:`operate`).
+    """
     actor.require(Role.OPERATOR, "creating rollouts")
     plan = get_plan(db, plan_name)
     now = clock()
@@ -218,7 +232,8 @@ def create_rollout(db: Database, *, release_id: str, plan_name: str = "default",
                            details={"release": release.id, "plan": plan.name, "hosts": len(hosts), "waves": sizes})
     view = get_rollout(db, rollout_id)
     if start:
-        view = operate(db, rollout_id, "start", actor=actor, clock=clock, reason=reason, notifier=notifier)
+        view = operate(db, rollout_id, "start", actor=actor, clock=clock, reason=reason, notifier=notifier,
+                       artifacts=artifacts, advisory_cache=advisory_cache)
     return view
 
 
@@ -237,18 +252,26 @@ def list_rollouts(db: Database, *, actor: Actor, active_only: bool = False) -> l
 
 
 def operate(db: Database, rollout_id: str, op: str, *, actor: Actor, clock: Clock, reason: str = "",
-            notifier: Notifier | None = None) -> RolloutView:
+            notifier: Notifier | None = None, artifacts: ArtifactStore | None = None,
+            advisory_cache: AdvisoryIndexCache | None = None) -> RolloutView:
     """Apply an operator command (start, pause, resume, approve, halt, rollback, abort).
 
     The decision is carried out by :func:`~ringfence.services.fleet_port.carry_out`, like the reconciler's:
-    a rollback sends every exposed host back, and a halt or rollback is told to ``notifier``.
+    a rollback sends every exposed host back, and a halt or rollback is told to ``notifier``.  A start runs
+    the release gates first, with the application context's ``artifacts`` (the content contract reads the
+    content; without a store that gate is inconclusive) and ``advisory_cache`` (the advisory index).
     """
     needed = Role.APPROVER if op == "approve" else Role.OPERATOR
     actor.require(needed, f"{op} of a rollout")
     if op == "start":  # release gates (signature, SBOM, vulnerabilities, content contract) before wave 0
         from ringfence.services import release_gates  # noqa: PLC0415 - gates live in their own module
 
-        release_gates.check_before_start(db, rollout_id, actor=actor, clock=clock)
+        try:
+            release_gates.check_before_start(db, rollout_id, actor=actor, clock=clock, artifacts=artifacts,
+                                             advisory_cache=advisory_cache)
+        except ConflictError as refused:  # the gates refused the start: people hear it, then the caller does
+            _tell_refused(db, rollout_id, str(refused), notifier or LogNotifier(), clock())
+            raise
     now = clock()
     with db.transaction() as conn:
         view = load_view(conn, rollout_id)
@@ -262,30 +285,43 @@ def operate(db: Database, rollout_id: str, op: str, *, actor: Actor, clock: Cloc
     return get_rollout(db, rollout_id)
 
 
+def _tell_refused(db: Database, rollout_id: str, why: str, notifier: Notifier, now: datetime) -> None:
+    release = get_rollout(db, rollout_id).spec.release.id
+    notifier.notify(Notification(event=Event.RELEASE_GATE_REFUSED, subject=rollout_id, at=now,
+                                 title=f"{release}: rollout {rollout_id} not started, release gates failed",
+                                 text=why, details={"rollout": rollout_id, "release": str(release)},
+                                 rollouts=(rollout_id,)))
+
+
 # --- the tick ---------------------------------------------------------------------------------
 
 _TICKED = [s for s in RolloutState if s not in TERMINAL and s not in (RolloutState.PENDING, RolloutState.HALTED)]
 
 
 def tick(db: Database, rollout_id: str, *, clock: Clock, cache: InventoryCache | None = None,
-         notifier: Notifier | None = None) -> Decision | None:
-    """One reconcile step for one rollout, committed atomically; None when there was nothing to do."""
+         notifier: Notifier | None = None, complete_through: datetime | None = None) -> Decision | None:
+    """One reconcile step for one rollout, committed atomically; None when there was nothing to do.
+
+    ``complete_through``: the time up to which every health report is in the database (None: all are); the
+    gate counts events only up to it (:class:`~ringfence.adapters.db.fleet.DatabaseFleet`).
+    """
     now = clock()
     with db.transaction() as conn:
         view = load_view(conn, rollout_id)
-        return reconcile_step(view, DatabaseFleet(conn, cache), DatabaseRepository(
+        return reconcile_step(view, DatabaseFleet(conn, cache, complete_through=complete_through), DatabaseRepository(
             conn, actor=ENGINE_ACTOR, source="reconciler"), now, notifier=notifier or LogNotifier())
 
 
 def tick_all(db: Database, *, clock: Clock, cache: InventoryCache | None = None,
-             notifier: Notifier | None = None) -> dict[str, str]:
-    """Tick every active rollout; a conflict (another reconciler won) is skipped, not an error."""
+             notifier: Notifier | None = None, complete_through: datetime | None = None) -> dict[str, str]:
+    """Tick every active rollout (``complete_through``: see :func:`tick`); a conflict (another reconciler
+    won) is skipped, not an error."""
     with db.transaction() as conn:
         ids = rollout_ids(conn, _TICKED)
     out: dict[str, str] = {}
     for rid in ids:
         try:
-            decision = tick(db, rid, clock=clock, cache=cache, notifier=notifier)
+            decision = tick(db, rid, clock=clock, cache=cache, notifier=notifier, complete_through=complete_through)
             out[rid] = decision.status.state.value if decision else "idle"
         except ConflictError:
             out[rid] = "conflict"
@@ -347,5 +383,5 @@ def kill_switch(db: Database, product: str, *, engage: bool = True, actor: Actor
             text=(f"{len(halted)} rollouts halted, their hosts sent back to their last known good version"
                   if engage else "no host is re-exposed; resume or start rollouts to continue")
             + (f" ({reason})" if reason else ""),
-            details={"product": product, "halted": len(halted)}))
+            details={"product": product, "halted": len(halted)}, rollouts=tuple(halted)))
     return halted

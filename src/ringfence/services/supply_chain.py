@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import tempfile
 import threading
 from collections import Counter, defaultdict
@@ -21,9 +22,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePath
-from typing import Any
+from typing import IO, Any
 
-import jsonschema
 from packageurl import PackageURL
 from securesystemslib.exceptions import UnverifiedSignatureError
 from securesystemslib.signer import Signature, SSlibKey  # type: ignore[attr-defined]  # re-exported without __all__
@@ -36,7 +36,6 @@ from ringfence.adapters.db.stores import rollouts as release_store
 from ringfence.adapters.db.stores import supply_chain as store
 from ringfence.adapters.db.stores.base import utc
 from ringfence.adapters.sbom.parse import Sbom, parse_sbom, to_components
-from ringfence.adapters.sbom.validate import validate_sbom
 from ringfence.adapters.sbom.write import to_cyclonedx_json
 from ringfence.adapters.vuln.osv import load_path, merge_aliases
 from ringfence.adapters.vuln.vex import VexStatement, parse_vex
@@ -46,7 +45,7 @@ from ringfence.domain.vulns import (
     Advisory,
     AdvisoryIndex,
     Component,
-    Verdict,
+    MatchResult,
     fixed_in,
     normalize_name,
     package_key,
@@ -130,8 +129,8 @@ def advisory_index(db: Database, cache: AdvisoryIndexCache | None = None) -> Adv
     """The advisory index of ``db``: from ``cache`` (which must be this database's), else freshly built."""
     if cache is None:
         return AdvisoryIndexCache(db).index()
-    if str(cache.db.engine.url) != str(db.engine.url):
-        raise ValueError(f"advisory cache of {cache.db.engine.url!r} asked for {db.engine.url!r}")
+    if not cache.db.same_database(db):
+        raise ValueError(f"advisory cache of {cache.db.display_url!r} asked for {db.display_url!r}")
     return cache.index()
 
 
@@ -142,9 +141,14 @@ def _safe_name(name: str, k: int) -> str:
     return f"{k:04d}-{base}"
 
 
-def import_vulns(db: Database, files: Sequence[tuple[str, bytes]], *, actor: Actor, clock: Clock, reason: str = "",
-                 progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Import OSV records (JSON/YAML files or ``all.zip`` archives); all or nothing; re-import replaces by id."""
+def import_vulns(db: Database, files: Sequence[tuple[str, bytes | IO[bytes]]], *, actor: Actor, clock: Clock,
+                 reason: str = "", progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Import OSV records (JSON/YAML files or ``all.zip`` archives); all or nothing; re-import replaces by id.
+
+    A file is bytes or a binary stream (an upload spooled to disk): a stream is copied to the work directory a
+    buffer at a time, and an archive is then read entry by entry within :data:`ZIP_LIMITS`, so an upload is
+    never held in memory whole.
+    """
     actor.require(Role.OPERATOR, "importing advisories")
     if not files:
         raise InputError.single("files", "no file given", expected="OSV JSON/YAML files or an all.zip")
@@ -154,7 +158,12 @@ def import_vulns(db: Database, files: Sequence[tuple[str, bytes]], *, actor: Act
             if not name.lower().endswith((".json", ".yaml", ".yml", ".zip")):
                 raise InputError.single("files", f"{name!r} is not .json, .yaml, .yml or .zip",
                                         expected="OSV records as JSON/YAML, or an OSV all.zip", location=name)
-            (Path(tmp) / _safe_name(name, k)).write_bytes(data)
+            target = Path(tmp) / _safe_name(name, k)
+            if isinstance(data, bytes | bytearray):
+                target.write_bytes(data)
+            else:
+                with target.open("wb") as out:
+                    shutil.copyfileobj(data, out, 1024 * 1024)
         if progress:
             progress("parsing")
         try:
@@ -223,6 +232,9 @@ class PreparedSbom:
 def prepare_sbom(name: str, data: bytes) -> PreparedSbom:
     """Parse (plain walk) and validate (official libraries) an SBOM; InputError names the problem."""
     sbom = parse_sbom(name, data)
+    # the official validators import jsonschema, ~5 s of CPU (an RFC 3987 grammar): loaded at the first SBOM
+    from ringfence.adapters.sbom.validate import validate_sbom  # noqa: PLC0415
+
     warnings = validate_sbom(sbom, data)
     return PreparedSbom(sbom=sbom, sha256=hashlib.sha256(data).hexdigest(), warnings=tuple(warnings))
 
@@ -381,7 +393,7 @@ def release_findings(conn: Any, release: Release, index: AdvisoryIndex) -> dict[
                               "ecosystem": row["ecosystem"]},
                 "advisory": adv.id, "aliases": list(adv.aliases), "summary": adv.summary,
                 "severity": adv.severity.label.value, "score": adv.severity.score, "reason": m.reason}
-            if m.verdict == Verdict.NOT_EVALUATED:
+            if m.result == MatchResult.NOT_EVALUATED:
                 not_evaluated.append(entry)
                 continue
             entry["fixed"] = fixed_in(adv, comp)
@@ -588,6 +600,8 @@ def prepare_contract(kind: str, content_schema: bytes | None, for_agent: str,
         if not isinstance(doc, dict):
             raise InputError.single("content_schema", f"is {bounded_json.kind_of(doc)}", location=source,
                                     expected="a JSON Schema object")
+        import jsonschema  # noqa: PLC0415 - ~5 s of CPU to import (an RFC 3987 grammar): only when a schema is given
+
         cls = jsonschema.validators.validator_for(doc)
         try:
             cls.check_schema(doc)

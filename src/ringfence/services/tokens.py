@@ -18,7 +18,9 @@ __all__ = ["TOKEN_PREFIX", "authenticate", "create_token", "ensure_admin_token",
            "revoke_token"]
 
 TOKEN_PREFIX = "rf_"  # noqa: S105 - a prefix that makes leaked tokens easy to find, not a secret
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
+#: A token name (also the JSON Schema pattern of the API field that takes one).
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$"
+_NAME = re.compile(NAME_PATTERN)
 
 
 def hash_token(token: str) -> str:

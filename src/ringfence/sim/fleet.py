@@ -58,6 +58,7 @@ from ringfence.domain.gate import Signal, StreamCounts
 from ringfence.domain.model import DiskEncryption, Host, HostId, InstalledAgent, OsFamily, Platform, Service, TenantId
 from ringfence.domain.policies import HOLD_DELAYED, HOLD_HELD, TenantPolicies, TenantPolicy, policy_hold
 from ringfence.domain.recovery import Capacity, class_minutes, classify, dependency_tier, queue_order, schedule
+from ringfence.domain.risksets import PreHistory, count_history
 from ringfence.domain.rollout import Observations, Plan, WaveState
 from ringfence.domain.selector import compile_predicate
 from ringfence.domain.targeting import early_ring, group_members, targeted, wave_selection
@@ -200,6 +201,8 @@ class SimFleet:
         early_t = np.array(early_ring(tenant_policies, t_hosts), dtype=bool)
         t_selected = np.array(wave_selection(plan, t_hosts), dtype=bool).reshape(len(t_hosts), len(plan.waves))
         t_tier0 = np.array([h.tier == 0 for h in t_hosts], dtype=bool)
+        # Outages of a named region or site: which template hosts each one takes down.
+        t_outage = [np.array([compile_predicate(o.match)(h) for h in t_hosts], dtype=bool) for o in scenario.outages]
         failures = scenario.failures
         f_preds = [compile_predicate(f.match) if f.match else None for f in failures]
         self.t_failure = np.array([next((i for i, p in enumerate(f_preds) if p is None or p(h)), -1) for h in t_hosts],
@@ -220,6 +223,8 @@ class SimFleet:
         order = np.arange(n) if self.exact else np.argsort(self.wave, kind="stable")
         self.tmpl, self.stratum, self.key = self.tmpl[order], self.stratum[order], self.key[order]
         self.online_code, self.bucket, self.wave = self.online_code[order], self.bucket[order], self.wave[order]
+        self.outage_hosts = [np.flatnonzero(m[self.tmpl]) for m in t_outage]
+        self._outages_done: set[int] = set()
         # Per host draws.
         self.u_online = rng.random(n, dtype=np.float32)
         shape = scenario.frailty_shape
@@ -238,7 +243,15 @@ class SimFleet:
         self.rolled_back = np.zeros(n, dtype=bool)
         self.harm_s: F64 = nan.copy()
         self.harm_boot = np.zeros(n, dtype=bool)
+        self.harm_hang: F64 = nan.copy()  # seconds a host the release hits hangs before it reports again
+        flap = scenario.flapping
+        self.flapper = (np.flatnonzero(rng.random(n) < flap.share) if flap.share > 0
+                        else np.zeros(0, dtype=np.int64))
+        self.flap_phase = rng.uniform(0.0, flap.period_minutes * 60.0, len(self.flapper))
         self.crashed_s: F64 = nan.copy()  # crashed because of the release
+        #: The hands-on work of the last :meth:`recovery`: hosts, their recovery site codes and the start (s), so
+        #: a test or benchmark can hand the same hosts to the shared planner.
+        self.manual_work: tuple[I64, I64, float] | None = None
         self.boot_looped = np.zeros(n, dtype=bool)
         self.down_until: F64 = np.zeros(n)
         self.crash_t: F64 = nan.copy()
@@ -261,6 +274,7 @@ class SimFleet:
         # beat all the same, so only a gap in arrivals (a host that stops, or whose delay grows) is silence.
         self.seen_s: F64 = self.beat_s.copy()
         self._was_online = self._online(0.0)
+        self.history: PreHistory | None = None  # each host's record before the start (warm_up), for self-control
         if scenario.sleep_notice:  # hosts asleep at the start said so before they went
             self.notice_s[~self._was_online] = self.seen_s[~self._was_online]
         self.t = 0.0
@@ -318,6 +332,49 @@ class SimFleet:
             self.lag = np.where(v < self.scenario.delayed_share, self.lag_size, 0.0).astype(np.float32)
         return result
 
+    def warm_up(self) -> PreHistory:
+        """Run the fleet's own physics (no release) over the scenario's ``lookback_hours`` before the start and
+        count each host's :class:`~ringfence.domain.risksets.PreHistory` by the rollout's rules
+        (:func:`~ringfence.domain.risksets.count_history`): what a server reads from its stored heartbeats.
+
+        The fleet is started again at ``-lookback`` (first reports, crash and heartbeat-loss clocks, going-away
+        notices) and stepped to the start at ``max(tick, min(15 min, grace))`` (a host that is up reports at
+        every step, so steps up to the grace see the same silences); it enters the rollout in the
+        state the warm-up left (hosts that went silent or to sleep in it are so at the start).  Shocks belong to
+        the rollout's time (``at_hours`` ≥ 0) and do not happen in the warm-up.
+        """
+        sc, rng, n = self.scenario, self.rng, self.n
+        grace = self.plan.silence_grace.total_seconds()
+        origin = -sc.lookback_hours * 3600.0
+        history = PreHistory.empty(n)
+        if origin >= 0:
+            self.history = history
+            return history
+        base = sc.baseline_crash_per_hour / 3600.0
+        loss = sc.heartbeat_loss_per_hour / 3600.0
+        self.next_crash = origin + rng.exponential(1.0, size=n) / np.maximum(base * self.frailty, 1e-300)
+        self.next_loss = origin + rng.exponential(1.0, size=n) / np.maximum(loss * self.frailty, 1e-300)
+        online = self._online(origin)
+        self.beat_s = np.where(online, origin - rng.uniform(0, sc.heartbeat_s, size=n) - self.lag, origin - 3600.0)
+        self.seen_s = self.beat_s.copy()
+        self.down_until = np.full(n, origin)
+        self.notice_s = self._nan.copy()
+        self.last_crash_s = self._nan.copy()
+        self._was_online = online
+        if sc.sleep_notice:
+            self.notice_s[~online] = self.seen_s[~online]
+        self.t = origin
+        step = max(sc.tick.total_seconds(), min(900.0, grace))
+        t = origin
+        while t < 0:
+            nxt = min(0.0, t + step)
+            self.advance(nxt)
+            history = count_history(history, beat_s=self.seen_s, notice_s=self.notice_s, crash_s=self.last_crash_s,
+                                    since_s=t, now_s=nxt, grace_s=grace)
+            t = nxt
+        self.history = history
+        return history
+
     def advance(self, t: float) -> None:
         """Move the fleet to ``t`` seconds after the start: events that fell due, then heartbeats."""
         sc = self.scenario
@@ -352,13 +409,26 @@ class SimFleet:
         if len(hit):
             when = self.harm_s[hit]
             self.crashed_s[hit] = when
-            boot = self.harm_boot[hit]
+            hang = self.harm_hang[hit]
+            hung = ~np.isnan(hang)
+            self.down_until[hit[hung]] = np.maximum(self.down_until[hit[hung]], when[hung] + hang[hung])
+            boot = self.harm_boot[hit] & ~hung
             self.boot_looped[hit[boot]] = True
             self.down_until[hit[boot]] = np.inf
-            rebooted = hit[~boot]
+            rebooted = hit[~boot & ~hung]
             self.down_until[rebooted] = np.maximum(self.down_until[rebooted], self.harm_s[rebooted] + _REBOOT_S)
             self._crash_event(rebooted, np.maximum(self.harm_s[rebooted], self.t))
+        for i, (outage, idx) in enumerate(zip(sc.outages, self.outage_hosts, strict=True)):
+            at = outage.at_hours * 3600.0
+            if i not in self._outages_done and at <= t:
+                self._outages_done.add(i)
+                self.down_until[idx] = np.maximum(self.down_until[idx], at + outage.hours * 3600.0)
         online = self._online(t)
+        if len(self.flapper):  # flapping hosts are down a part of every period, at their own phase
+            period, down = sc.flapping.period_minutes * 60.0, sc.flapping.down_minutes * 60.0
+            off = (t + self.flap_phase) % period < down
+            self.down_until[self.flapper[off]] = np.maximum(self.down_until[self.flapper[off]],
+                                                            t - (t + self.flap_phase[off]) % period + down)
         alive = online & (self.down_until <= t)
         if self.scenario.sleep_notice:
             # A host the online model takes offline (sleep, shutdown) while it is up says so first; a crashed,
@@ -427,7 +497,10 @@ class SimFleet:
             control_first_s={Signal.CRASHED: self.crash_c, Signal.SILENT: self.silent_c},
             started_s=self.started_s, now_s=t, min_treated=spec.plan.gate.min_treated_hosts)
         observations = Observations(waves=counts.waves, streams=tuple(streams), health_as_of=now,
-                                    rolled_back_pending=counts.rolled_back_pending)
+                                    rolled_back_pending=counts.rolled_back_pending,
+                                    rolled_back_confirmed=counts.rolled_back_confirmed,
+                                    rolled_back_silent=counts.rolled_back_silent,
+                                    rolled_back_unheard=counts.rolled_back_unheard)
         if self.scenario.risk_sets:
             observations = self._risk(view, observations, held, t, grace)
         return observations, Candidates(at=now, eligible=counts.eligible, wave=self.wave, bucket=self.bucket,
@@ -443,7 +516,8 @@ class SimFleet:
             current_wave=k, held=held, exposed_s=self.exposed_s, rolled_back=self.rolled_back, beat_s=self.seen_s,
             notice_s=self.notice_s, away_limit_s=self.away_limit_s, crash_s=self.last_crash_s,
             since_s=min(t, (since - self.start).total_seconds()), now_s=t, grace_s=grace,
-            min_bake_s=spec.plan.waves[k].min_bake.total_seconds(), required=spec.plan.gate.required_signals)
+            min_bake_s=spec.plan.waves[k].min_bake.total_seconds(), required=spec.plan.gate.required_signals,
+            history=self.history, ledger=status.gate_ledger, self_control_ratio=spec.plan.gate.self_control_ratio)
         return replace(obs, streams=(), risk=risk.ticks, risk_as_of=self.at(t), strata=risk.strata,
                        in_flight=risk.in_flight)
 
@@ -519,6 +593,10 @@ class SimFleet:
                 harm = np.fmin(harm, late)
             self.harm_s[sel] = harm
             self.harm_boot[sel] = rng.random(len(sel)) < f.boot_loop
+            if f.hang > 0:
+                lo, hi = f.hang_hours
+                self.harm_hang[sel] = np.where(rng.random(len(sel)) < f.hang, rng.uniform(lo, hi, len(sel)) * 3600.0,
+                                               np.nan)
 
     def roll_back(self, view: RolloutView, now: datetime) -> int:
         """Every exposed host goes back to its previous version at its next poll."""
@@ -550,7 +628,8 @@ class SimFleet:
         rec = self.scenario.recovery
         back = np.full(self.n, np.nan)
         crashed = ~np.isnan(self.crashed_s)
-        back[crashed & ~self.boot_looped] = self.crashed_s[crashed & ~self.boot_looped] + _REBOOT_S
+        back[crashed & ~self.boot_looped] = self.crashed_s[crashed & ~self.boot_looped] + np.where(
+            np.isnan(self.harm_hang), _REBOOT_S, self.harm_hang)[crashed & ~self.boot_looped]  # a hang ends by itself
         looped = np.flatnonzero(self.boot_looped)
         if not len(looped):
             return back, 0
@@ -578,4 +657,5 @@ class SimFleet:
             done_h = schedule(site, minutes, order, [Capacity(rec.technicians)] * n_sites, start_hours=begin / 3600.0,
                               ready_hours=self.crashed_s[manual] / 3600.0)
             back[manual] = done_h * 3600.0
+            self.manual_work = (manual, site, begin)
         return back, len(manual)

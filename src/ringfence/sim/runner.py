@@ -7,9 +7,9 @@ rollout is being rolled back, five ticks apart while a wave bakes, and jump to t
 every window is closed.  The loop ends when the rollout stops (completed, halted, rolled back) or at the
 scenario's horizon.
 
-Results (one :class:`SimResult` per policy and replication) use the keys of the JSON output:
+Results (one :class:`SimResult` per plan and replication) use the keys of the JSON output:
 
-``exposed_hosts``  hosts offered the release; ``crashed_hosts`` hosts that crashed because of it;
+``plan`` the plan's name; ``exposed_hosts``  hosts offered the release; ``crashed_hosts`` hosts that crashed because of it;
 ``halted`` whether the gate stopped the rollout; ``time_to_halt_s`` from start to halt;
 ``exposure_host_hours`` host-hours on the release until the halt (or the end); ``time_to_full_s`` from start
 to completion; ``false_halt`` a halt of a harmless release; ``manual_recovery_hosts`` boot-looped hosts that
@@ -43,13 +43,13 @@ from ringfence.domain.rollout import (
 from ringfence.runtime import collector_paused
 from ringfence.services.codec import gate_to_doc
 from ringfence.services.fleet_port import RolloutView, reconcile_step
-from ringfence.services.notify import LogNotifier, Notifier
+from ringfence.services.notify import Event, LogNotifier, Notification, Notifier
 from ringfence.sim.fleet import SimFleet, Template, build_template
 from ringfence.sim.scenario import Scenario
 
 __all__ = ["RESULT_KEYS", "MemoryRepository", "SimResult", "simulate", "summarise"]
 
-RESULT_KEYS = ("scenario", "policy", "hosts", "exposed_hosts", "crashed_hosts", "halted", "time_to_halt_s",
+RESULT_KEYS = ("scenario", "plan", "hosts", "exposed_hosts", "crashed_hosts", "halted", "time_to_halt_s",
                "exposure_host_hours", "time_to_full_s", "false_halt", "manual_recovery_hosts", "recovery_hours",
                "seed")
 _ACTOR = "ringfence-simulator"
@@ -86,9 +86,25 @@ class MemoryRepository:
         self.view = replace(view, status=decision.status, version=view.version + 1)
 
 
+class _ShadowWatch:
+    """Passes every notification on and keeps what a gate in shadow mode would have done (each once)."""
+
+    def __init__(self, inner: Notifier) -> None:
+        self.inner = inner
+        self.told: list[dict[str, Any]] = []
+        self._seen: set[tuple[str, str, str]] = set()
+
+    def notify(self, notification: Notification) -> None:
+        if notification.event is Event.GATE_SHADOW and notification.key not in self._seen:
+            self._seen.add(notification.key)
+            self.told.append({"at": notification.at.isoformat(), "title": notification.title,
+                              "message": notification.text})
+        self.inner.notify(notification)
+
+
 @dataclass
 class SimResult:
-    """One policy × one replication: the JSON figures, the time series and the halt evidence."""
+    """One plan × one replication: the JSON figures, the time series and the halt evidence."""
 
     figures: dict[str, Any]
     series: list[tuple[float, int, int]] = field(default_factory=list)  # (hours, exposed, crashed and down)
@@ -96,6 +112,10 @@ class SimResult:
     log: list[dict[str, Any]] = field(default_factory=list)
     wall_s: float = 0.0
     gate_ledger: Ledger = ()  # gate v2's evidence at the end (scenario.risk_sets), for tests and reports
+    warm_up_s: float = 0.0  # wall time of the warm-up that measured each host's history (part of wall_s)
+    #: A gate in shadow mode (``gate: {mode: shadow}``): what it would have done — halted, held, promoted — and when,
+    #: each once, in order; nothing of it was enforced.
+    shadow: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _spec(scenario: Scenario, plan_name: str, plan: Any, seed: int) -> RolloutSpec:
@@ -122,18 +142,22 @@ def simulate(scenario: Scenario, plan_name: str, plan: Any, *, hosts: int | None
     with collector_paused():  # millions of small acyclic objects (see ringfence.runtime)
         template = template or build_template(scenario, seed)
         fleet = SimFleet(scenario, plan, template, hosts=n, seed=seed, services=services)
+        warm = time.perf_counter()
+        if scenario.risk_sets:  # gate v2 judges strata without a concurrent control against this history
+            fleet.warm_up()
+        warm_up_s = time.perf_counter() - warm
     spec = _spec(scenario, plan_name, plan, seed)
     start = scenario.start
     started = command(spec, initial_status(spec), "start", actor=_ACTOR, now=start)
     repo = MemoryRepository(RolloutView(spec=spec, status=started.status, version=1))
-    notifier = notifier if notifier is not None else LogNotifier(_NOTIFY_LOG)
+    watch = _ShadowWatch(notifier if notifier is not None else LogNotifier(_NOTIFY_LOG))
     tick = scenario.tick.total_seconds()
     horizon = scenario.horizon.total_seconds()
     t = 0.0
     series: list[tuple[float, int, int]] = []
     while t <= horizon:
         fleet.advance(t)
-        reconcile_step(repo.view, fleet, repo, fleet.at(t), notifier=notifier)
+        reconcile_step(repo.view, fleet, repo, fleet.at(t), notifier=watch)
         state = repo.view.status.state
         crashed_now = int(np.count_nonzero(fleet.boot_looped))
         series.append((t / 3600.0, int(np.count_nonzero(~np.isnan(fleet.exposed_s))), crashed_now))
@@ -181,7 +205,7 @@ def simulate(scenario: Scenario, plan_name: str, plan: Any, *, hosts: int | None
             series.append((float(h) / 3600.0, series[-1][1], down))
     completed = status.state is RolloutState.COMPLETED and status.finished_at is not None
     figures = {
-        "scenario": scenario.name, "policy": plan_name, "hosts": n,
+        "scenario": scenario.name, "plan": plan_name, "hosts": n,
         "exposed_hosts": int(np.count_nonzero(exposed)), "crashed_hosts": int(np.count_nonzero(crashed)),
         "halted": halted_s is not None, "time_to_halt_s": None if halted_s is None else round(halted_s - started_s, 1),
         "exposure_host_hours": round(exposure, 3),
@@ -191,15 +215,16 @@ def simulate(scenario: Scenario, plan_name: str, plan: Any, *, hosts: int | None
         "manual_recovery_hosts": manual, "recovery_hours": round(recovery_hours, 2), "seed": seed,
     }
     return SimResult(figures=figures, series=series, halt=repo.halt, log=repo.log,
-                     wall_s=time.perf_counter() - began, gate_ledger=status.gate_ledger)
+                     wall_s=time.perf_counter() - began, gate_ledger=status.gate_ledger, warm_up_s=warm_up_s,
+                     shadow=watch.told)
 
 
 def summarise(results: Sequence[SimResult]) -> dict[str, Any]:
-    """One object per policy over replications: medians of the figures, majority for the yes/no ones."""
+    """One object per plan over replications: medians of the figures, majority for the yes/no ones."""
     first = results[0].figures
     if len(results) == 1:
         return dict(first)
-    out: dict[str, Any] = {"scenario": first["scenario"], "policy": first["policy"], "hosts": first["hosts"]}
+    out: dict[str, Any] = {"scenario": first["scenario"], "plan": first["plan"], "hosts": first["hosts"]}
     for key in RESULT_KEYS[3:-1]:
         values = [r.figures[key] for r in results]
         if isinstance(values[0], bool):

@@ -10,15 +10,18 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ringfence.adapters.artifacts import ArtifactStore
 from ringfence.adapters.db.engine import Database
+from ringfence.adapters.nats.stream import HealthStream
 from ringfence.appcontext import AppContext
 from ringfence.config import Settings
 from ringfence.domain.access import Role
+from ringfence.errors import AuthenticationError
 from ringfence.services import tokens
 from ringfence.services.context import Actor, Clock
 from ringfence.services.health import HealthIngest
+from ringfence.services.host_tokens import HOST_TOKEN_PREFIX, HostTokens
 from ringfence.services.notify import Notifier
 
-__all__ = ["AppState", "get_state", "notifier_of", "reason_of", "require"]
+__all__ = ["AppState", "get_state", "notifier_of", "reason_of", "reporting_host", "require"]
 
 _bearer = HTTPBearer(auto_error=False, description="An operator token from `ringfence token create`.")
 
@@ -33,6 +36,18 @@ class AppState:
     ingest: HealthIngest
     artifacts: ArtifactStore
     context: AppContext  # the same db, clock and artifacts, and the caches use cases share (ringfence.appcontext)
+    stream: HealthStream | None = None  # health reports go through NATS JetStream (settings.ingest_nats_url)
+    host_tokens: HostTokens | None = None  # signed host tokens (services/host_tokens.py), when a key is configured
+
+
+def reporting_host(state: AppState, token: str) -> str:
+    """The host a host token (rft_…, checked without the database) or a host credential (rfh_…) belongs to."""
+    if token.startswith(HOST_TOKEN_PREFIX):
+        if state.host_tokens is None:
+            raise AuthenticationError("this server issues no host tokens (no host_token_key or audit key); "
+                                      "send the host credential (rfh_…)")
+        return state.host_tokens.verify(token)
+    return state.ingest.authenticate(token)
 
 
 def notifier_of(request: Request) -> Notifier | None:

@@ -141,11 +141,56 @@ _WITH_BODY = {400: "The body cannot be read (malformed multipart or JSON)", 409:
 
 
 _NO_NUL_PATTERN = "^[^\\u0000]*$"
+#: Python's whitespace (what ``str.strip`` removes), spelled out so a JSON Schema regex means the same.
+_SPACE = "\\t-\\r\\u001c-\\u001f \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+#: Text with at least one character that is not whitespace, and no NUL: declares in the OpenAPI document what
+#: the services check with ``if not text.strip()`` (a reason, a name), so a blank one is not "schema-valid".
+NON_BLANK_PATTERN = f"^[^\\u0000]*[^\\u0000{_SPACE}][^\\u0000]*$"
+
+
+def _refuse_nul_in(node: Any, components: dict[str, Any], seen: set[str]) -> None:
+    """Declare in a request schema what :class:`Body` and the form checks enforce: no text holds a NUL.
+
+    Every string (not an enum, a constant or a binary upload) gets the NUL-free ``pattern``, every
+    mapping's keys a ``propertyNames`` with it; ``$ref`` schemas are followed once each.
+    """
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+            continue
+        if not isinstance(item, dict):
+            continue
+        ref = item.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+            name = ref.rsplit("/", 1)[-1]
+            if name not in seen and name in components:
+                seen.add(name)
+                stack.append(components[name])
+        if item.get("type") == "string" and not ({"pattern", "enum", "const"} & set(item)) \
+                and item.get("format") not in ("binary", "date-time", "date"):
+            item["pattern"] = _NO_NUL_PATTERN
+        if item.get("type") == "object" and item.get("additionalProperties") not in (None, False):
+            names = item.setdefault("propertyNames", {})  # pydantic writes one for constrained keys (no pattern)
+            if isinstance(names, dict) and not ({"pattern", "enum", "const"} & set(names)):
+                names["pattern"] = _NO_NUL_PATTERN
+        for key, value in item.items():
+            if key in ("properties", "$defs"):
+                stack.extend(value.values())
+            elif key in ("items", "additionalProperties", "anyOf", "oneOf", "allOf", "prefixItems"):
+                stack.append(value)
 
 
 def _declare_problems(schema: dict[str, Any]) -> dict[str, Any]:
     """Make every operation of an OpenAPI document list the problem responses it can give."""
     schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    components, seen = schema["components"]["schemas"], set[str]()
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            if isinstance(operation, dict) and "requestBody" in operation:
+                for media in operation["requestBody"].get("content", {}).values():
+                    _refuse_nul_in(media.get("schema"), components, seen)
     content = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for path_item in schema.get("paths", {}).values():
         for method, operation in path_item.items():

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import timedelta
 
 from ringfence.adapters.db.engine import Database
 from ringfence.adapters.db.leader import Leadership
@@ -34,6 +35,8 @@ __all__ = ["Reconciler"]
 log = logging.getLogger("ringfence.reconciler")
 
 _STANDBY_SECONDS = 2.0  # how often a standby asks for the lock (and writes its buffered health reports)
+#: How long a report may wait in another server's buffer before it is written (its standby flush, plus a margin).
+SETTLE = timedelta(seconds=_STANDBY_SECONDS + 1.0)
 
 
 class Reconciler:
@@ -41,7 +44,7 @@ class Reconciler:
 
     def __init__(self, db: Database, ingest: HealthIngest, clock: Clock, interval: float,
                  publisher: ChannelPublisher | None = None, notifier: Notifier | None = None,
-                 leadership: Leadership | None = None) -> None:
+                 leadership: Leadership | None = None, inventory: rollouts.InventoryCache | None = None) -> None:
         self.db = db
         self.leadership = leadership or Leadership(db)
         self.ingest = ingest
@@ -53,7 +56,8 @@ class Reconciler:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.ticks = 0
-        self.cache = rollouts.InventoryCache()
+        #: The application context's inventory cache (shared with the channel publisher), or its own.
+        self.cache = inventory if inventory is not None else rollouts.InventoryCache()
 
     def run_once(self) -> dict[str, str]:
         """Flush health, tick every active rollout, publish the channel; return rollout → state."""
@@ -61,8 +65,12 @@ class Reconciler:
             self.ingest.flush()
         except Exception:  # a failing flush must not stop halts and rollbacks: tick anyway
             log.exception("writing buffered health reports failed; ticking rollouts anyway")
+        through = self.ingest.complete_through
         try:
-            result = rollouts.tick_all(self.db, clock=self.clock, cache=self.cache, notifier=self.notifier)
+            # Reports other servers buffered are written within their flush period (a standby flushes every
+            # _STANDBY_SECONDS): the gate counts up to what every server has written (services/rollouts.tick).
+            result = rollouts.tick_all(self.db, clock=self.clock, cache=self.cache, notifier=self.notifier,
+                                       complete_through=None if through is None else through - SETTLE)
         finally:
             # publish even when a tick failed: operator commands already committed must reach agents
             if self.publisher is not None:

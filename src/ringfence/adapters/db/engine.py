@@ -4,6 +4,11 @@ SQLite (the embedded default) is opened with foreign keys on, WAL journaling
 and ``BEGIN IMMEDIATE`` transactions, so concurrent writers queue instead of
 failing half-way.  PostgreSQL is reached through psycopg 3.  Schema changes
 go through Alembic only (:func:`upgrade`).
+
+The database also carries the process's audit key (:attr:`Database.audit_key`, set from the settings by the
+entry point through :func:`ringfence.services.audit.use_audit_key`): every transaction hands it to the audit
+store on its connection (:func:`audit_key_of`), so two databases in one process, or two apps on one
+database file, never see each other's key and no module keeps one.
 """
 
 from __future__ import annotations
@@ -23,9 +28,16 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ringfence.errors import ConflictError, InputError, UnavailableError
 
-__all__ = ["Database", "normalise_url"]
+__all__ = ["Database", "audit_key_of", "normalise_url"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+_AUDIT_KEY = "ringfence_audit_key"  # the execution option that carries Database.audit_key to the audit store
+
+
+def audit_key_of(conn: Connection) -> bytes | None:
+    """The audit key of the :class:`Database` whose transaction ``conn`` is (None: unkeyed, or not opened by one)."""
+    key = conn.get_execution_options().get(_AUDIT_KEY)
+    return key if isinstance(key, bytes) else None
 
 
 def normalise_url(url: str) -> str:
@@ -45,8 +57,10 @@ def _is_transient(exc: DBAPIError) -> bool:
 class Database:
     """A connection pool plus the transaction boundary every store uses."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, audit_key: bytes | None = None) -> None:
         self.url = normalise_url(url)
+        #: The HMAC key audit entries written through this database are keyed with (None: unkeyed).
+        self.audit_key = audit_key
         try:
             parsed = make_url(self.url)
         except Exception as e:  # SQLAlchemy raises ArgumentError subclasses for bad URLs
@@ -67,6 +81,8 @@ class Database:
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.dialect == "sqlite":
             _sqlite_setup(self.engine)
+        #: The same pool in autocommit mode, for :meth:`read` (PostgreSQL only).
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @property
     def is_sqlite(self) -> bool:
@@ -75,9 +91,11 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """One transaction: committed when the block ends, rolled back on error."""
+        """One transaction: committed when the block ends, rolled back on error; it carries the audit key."""
         try:
             with self.engine.begin() as conn:
+                if self.audit_key is not None:
+                    conn.execution_options(**{_AUDIT_KEY: self.audit_key})
                 yield conn
         except OperationalError as e:
             if _is_transient(e):
@@ -87,6 +105,32 @@ class Database:
             if _is_transient(e):
                 raise ConflictError("a concurrent change conflicted with this one; retry") from e
             raise
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for one read that needs no transaction.
+
+        On PostgreSQL it is an autocommit connection (one round trip instead of BEGIN, SELECT, COMMIT: half the
+        cost of a per-request lookup such as a host credential); on SQLite, a transaction like any other.
+        """
+        if self.is_sqlite:
+            with self.transaction() as conn:
+                yield conn
+            return
+        try:
+            with self._autocommit.connect() as conn:
+                yield conn
+        except OperationalError as e:
+            raise UnavailableError(f"database unavailable: {e.orig}") from e
+
+    def same_database(self, other: Database) -> bool:
+        """True when ``other`` reaches the same database as this one (same URL, whichever object)."""
+        return self.url == other.url
+
+    @property
+    def display_url(self) -> str:
+        """The URL without its password, for messages and logs."""
+        return str(self.engine.url)
 
     def ping(self) -> None:
         """Raise :class:`UnavailableError` unless the database answers."""

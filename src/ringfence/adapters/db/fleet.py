@@ -7,15 +7,17 @@ each call reads what it needs, and what ``expose`` needs from ``observe`` travel
 :class:`~ringfence.services.fleet_port.Candidates` it returned.
 
 :class:`DatabaseRepository` saves a rollout's status with its optimistic version, appends the decision
-log and the audit entry; :class:`InventoryCache` keeps the inventory between reconciler passes.
+log and the audit entry; :class:`InventoryCache` keeps the inventory between reconciler passes (one per
+application context, shared by the reconciler and the channel publisher).
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -31,15 +33,16 @@ from ringfence.domain.budgets import BudgetLedger, budgets_from_services
 from ringfence.domain.counting import (
     FloatArray,
     budget_ledger,
-    count_streams,
+    risk_observations,
     silent_now,
     unproven,
     wave_observations,
 )
-from ringfence.domain.gate import Signal, StreamCounts
 from ringfence.domain.model import Host, HostId
 from ringfence.domain.plans import plan_from_mapping
 from ringfence.domain.policies import HOLD_DELAYED, HOLD_HELD, TenantPolicies, policy_hold
+from ringfence.domain.presence import HISTORY_GRACE, LOOKBACK_DAYS, away_limit_s
+from ringfence.domain.risksets import PreHistory
 from ringfence.domain.rollout import (
     TERMINAL,
     Decision,
@@ -64,19 +67,27 @@ class InventoryCache:
 
     Validity is checked with one aggregate query (host count, newest update, sum of row versions), so an
     import, an upsert or a deletion is seen at the next tick; the cache only saves re-reading unchanged hosts.
+    The application context owns one (:class:`ringfence.appcontext.AppContext`), shared by the reconciler's
+    ticks and the channel publisher (the reconciler thread and the publish route), so it is thread-safe; the
+    list it returns is shared and must not be changed by the caller.
     """
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self._key: tuple[Any, ...] | None = None
         self._hosts: list[Host] = []
+        #: How many times the whole inventory was read (for tests and metrics).
+        self.loads = 0
 
     def hosts(self, conn: Connection) -> list[Host]:
         """Every host, from the cache when the inventory has not changed."""
         key = tuple(conn.execute(select(func.count(), func.max(HostRow.updated_at), func.sum(HostRow.version))).one())
-        if key != self._key:
-            self._hosts = inventory_store.all_hosts(conn)
-            self._key = key
-        return self._hosts
+        with self._lock:
+            if key != self._key:
+                self._hosts = inventory_store.all_hosts(conn)
+                self._key = key
+                self.loads += 1
+            return self._hosts
 
 
 def _all_hosts(conn: Connection, cache: InventoryCache | None) -> list[Host]:
@@ -146,9 +157,13 @@ def _seconds(at: datetime | None, origin: datetime) -> float:
 class DatabaseFleet:
     """The server's :class:`~ringfence.services.fleet_port.FleetPort`, inside the caller's transaction."""
 
-    def __init__(self, conn: Connection, cache: InventoryCache | None = None) -> None:
+    def __init__(self, conn: Connection, cache: InventoryCache | None = None, *,
+                 complete_through: datetime | None = None) -> None:
+        """``complete_through``: the time up to which every health report the servers received is in the store
+        (None: all of them are, the caller wrote them); gate v2 counts events only up to it."""
         self._conn = conn
         self._cache = cache
+        self._through = complete_through
 
     def _snapshot(self, view: RolloutView, now: datetime) -> _Snapshot:
         conn = self._conn
@@ -172,7 +187,8 @@ class DatabaseFleet:
     def record_silence(self, view: RolloutView, now: datetime) -> int:
         """Record hosts silent now as silence events, the first time each is seen (see domain.counting).
 
-        A host that comes back later still counts as having failed.
+        A host that comes back later still counts as having failed.  A host away with a going-away notice (sent
+        at or after its last report) is not silent, as gate v2 does not count it.
         """
         conn = self._conn
         spec = view.spec
@@ -186,6 +202,10 @@ class DatabaseFleet:
         control_events = health_store.events_for(conn, [""], started)
         silent_t = {snap.ids[j] for j in np.flatnonzero(s_treated)}
         silent_c = {snap.ids[j] for j in np.flatnonzero(s_control)}
+        found = health_store.presence(conn, silent_t | silent_c)
+        away = {h for h, p in found.items() if p.notice_at is not None and p.last_seen is not None
+                and p.notice_at >= p.last_seen}
+        silent_t, silent_c = silent_t - away, silent_c - away
         new_events: list[tuple[str, str, str, datetime]] = [
             (h, spec.id, "silent", now) for h in sorted(silent_t - treated_events.get("silent", set()))]
         new_events += [(h, "", "silent", now) for h in sorted(silent_c - control_events.get("silent", set()))]
@@ -246,37 +266,66 @@ class DatabaseFleet:
             runs_release=np.array([running.get(h, ("", ""))[0] == spec.release.version for h in ids], dtype=bool),
             now_s=0.0, grace_s=plan.silence_grace.total_seconds(), name_of=lambda j: items[j].host.hostname,
             budget_ok=budget_ok if ledger is not None else None)
-        streams = self._streams(view, snap, now)
         as_of = max(snap.beats.values()) if snap.beats else None
-        observations = Observations(waves=counts.waves, streams=tuple(streams), health_as_of=as_of,
-                                    rolled_back_pending=counts.rolled_back_pending)
+        observations = self._risk(view, snap, Observations(waves=counts.waves, health_as_of=as_of,
+                                                           rolled_back_pending=counts.rolled_back_pending,
+                                                           rolled_back_confirmed=counts.rolled_back_confirmed,
+                                                           rolled_back_silent=counts.rolled_back_silent,
+                                                           rolled_back_unheard=counts.rolled_back_unheard),
+                                  wave, np.array([h == HOLD_HELD for h in holds], dtype=bool), now)
         candidates = Candidates(at=now, eligible=counts.eligible, wave=wave,
                                 bucket=np.array([i.bucket for i in items], dtype=np.int64), hosts=tuple(ids),
                                 budget=ledger)
         return observations, candidates
 
-    def _streams(self, view: RolloutView, snap: _Snapshot, now: datetime) -> list[StreamCounts]:
-        """Gate counts per stratum × signal: exposed hosts against not-yet-exposed hosts of the same stratum."""
-        conn = self._conn
+    def _risk(self, view: RolloutView, snap: _Snapshot, obs: Observations, wave: Any, held: Any,
+              now: datetime) -> Observations:
+        """Gate v2's observations: risk sets since the last committed tick, by the simulator's shared rules
+        (:func:`~ringfence.domain.counting.risk_observations`) over the store's presence of each host."""
         spec, status = view.spec, view.status
-        started = status.started_at or now
-        grace = spec.plan.silence_grace
-        ids = snap.ids
-        treated_first = health_store.first_event_times(conn, [spec.id], started - grace)
-        control_first = health_store.first_event_times(conn, [""], started)
-        treated = ~np.isnan(snap.exposed_s) & ~snap.rolled_back
-
-        def firsts(found: dict[str, dict[str, datetime]]) -> dict[Signal, Any]:
-            return {signal: np.array([_seconds(found.get(signal.value, {}).get(h), now) for h in ids],
-                                     dtype=np.float64) for signal in Signal}
-
+        plan = spec.plan
+        since = status.gate_as_of or status.started_at or now
+        # Count only what the store holds in full: a report that arrived before now but still waits in a
+        # server's buffer is counted by a later tick (its interval starts here), never dropped.
+        horizon = max(since, now if self._through is None else min(now, self._through))
+        k = min(status.wave, len(plan.waves) - 1)
+        found = health_store.presence(self._conn, snap.ids)
+        # The server's arrival time of the last report (hosts last seen before it was kept: their heartbeat).
+        seen = np.array([_seconds(p.last_seen if (p := found.get(h)) is not None and p.last_seen is not None
+                                  else snap.beats.get(h), now) for h in snap.ids], dtype=np.float64)
+        notice = np.array([_seconds(p.notice_at if (p := found.get(h)) is not None else None, now) for h in snap.ids],
+                          dtype=np.float64)
+        crash = np.array([_seconds(p.crash_at if (p := found.get(h)) is not None else None, now) for h in snap.ids],
+                         dtype=np.float64)
+        limit = np.array([away_limit_s(list(p.away) if (p := found.get(h)) is not None else []) for h in snap.ids],
+                         dtype=np.float64)
         strata = sorted({i.stratum for i in snap.items})
         index = {s: j for j, s in enumerate(strata)}
-        return count_streams(strata=strata, stratum=np.array([index[i.stratum] for i in snap.items], dtype=np.int64),
-                             treated=treated, control=snap.control, exposed_s=snap.exposed_s,
-                             treated_first_s=firsts(treated_first), control_first_s=firsts(control_first),
-                             started_s=_seconds(started, now), now_s=0.0,
-                             min_treated=spec.plan.gate.min_treated_hosts)
+        risk = risk_observations(
+            strata=strata, stratum=np.array([index[i.stratum] for i in snap.items], dtype=np.int64),
+            in_scope=np.ones(len(snap.ids), dtype=bool), wave=wave, current_wave=k, held=held,
+            exposed_s=snap.exposed_s, rolled_back=snap.rolled_back, beat_s=seen, notice_s=notice,
+            away_limit_s=limit, crash_s=crash, since_s=min(0.0, _seconds(since, now)), now_s=0.0,
+            horizon_s=min(0.0, _seconds(horizon, now)),
+            grace_s=plan.silence_grace.total_seconds(), min_bake_s=plan.waves[k].min_bake.total_seconds(),
+            required=plan.gate.required_signals, history=self._history(view, snap.ids, now),
+            ledger=status.gate_ledger, self_control_ratio=plan.gate.self_control_ratio)
+        return replace(obs, streams=(), risk=risk.ticks, risk_as_of=horizon, strata=risk.strata,
+                       in_flight=risk.in_flight)
+
+    def _history(self, view: RolloutView, ids: list[HostId], now: datetime) -> PreHistory | None:
+        """Each host's own record over the :data:`~ringfence.domain.presence.LOOKBACK_DAYS` whole UTC days before
+        the rollout started (self-control's pre-update history), or None when the plan's grace is shorter than
+        the one the record was counted with (its silences would then not compare: no self-control)."""
+        if view.spec.plan.silence_grace < HISTORY_GRACE:
+            return None
+        started = view.status.started_at or now
+        totals = health_store.day_totals(self._conn, ids, (started - timedelta(days=LOOKBACK_DAYS)).strftime("%Y-%m-%d"),
+                                         started.strftime("%Y-%m-%d"))
+        none = (0.0, 0, 0)
+        return PreHistory(silent_events=np.array([totals.get(h, none)[1] for h in ids], dtype=np.int64),
+                          crash_events=np.array([totals.get(h, none)[2] for h in ids], dtype=np.int64),
+                          hours=np.array([totals.get(h, none)[0] for h in ids], dtype=np.float64))
 
     def expose(self, view: RolloutView, candidates: Candidates, hosts: int, now: datetime) -> int:
         """Offer the release to up to ``hosts`` candidates, recording what each ran (the way back)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "EnrolmentTokenRow",
     "HostAgentRow",
     "HostCredentialRow",
+    "HostDayRow",
     "HostEventRow",
     "HostHealthRow",
     "HostLabelRow",
@@ -312,6 +313,43 @@ class HostHealthRow(Base):
     last_heartbeat: Mapped[datetime] = mapped_column(TZ, index=True)
     first_heartbeat: Mapped[datetime] = mapped_column(TZ)  # fixes which hosts can be control hosts of a rollout
     reports: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Gate v2 (docs/gate.md, "In the server"): when the server *received* the last report, the last going-away
+    # notice, the latest reported crash (its arrival), and the host's own recent absences after notices.
+    last_seen: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+    notice_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+    notice_reason: Mapped[str] = mapped_column(String(32), default="")
+    crash_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+    away_recent: Mapped[list[Any]] = mapped_column(JSON, default=list)  # seconds away, newest last (bounded)
+
+
+class HostDayRow(Base):
+    """A host's own record per UTC day (self-control's pre-update history), kept for the look-back only."""
+
+    __tablename__ = "host_days"
+    host_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD (UTC)
+    hours: Mapped[float] = mapped_column(Float, default=0.0)  # host-hours at risk of silence (reporting)
+    silences: Mapped[int] = mapped_column(Integer, default=0)  # silences past the grace without a notice
+    crashes: Mapped[int] = mapped_column(Integer, default=0)
+    notices: Mapped[int] = mapped_column(Integer, default=0)
+    __table_args__ = (Index("ix_host_days_day", "day"),)
+
+
+class IngestedReportRow(Base):
+    """A health report a stream consumer has written (its message id): redelivered copies are skipped."""
+
+    __tablename__ = "ingested_reports"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[datetime] = mapped_column(TZ, index=True)  # the report's time: rows past the report age are pruned
+
+
+class HostRevocationRow(Base):
+    """A host's credential was revoked or replaced at ``at``: its host tokens issued before then are refused."""
+
+    __tablename__ = "host_revocations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    host_id: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(TZ, index=True)
 
 
 class HostVersionRow(Base):

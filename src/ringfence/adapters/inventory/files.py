@@ -11,6 +11,12 @@ Which reader applies is decided by the file name and, for JSON, by its shape:
 :func:`parse_files` reads every file before anything is written and raises
 one :class:`~ringfence.errors.InputError` listing every problem with its
 file, row or line and field.
+
+Files may be given as bytes or as binary streams (an upload spooled to disk, an open file). CSV and
+JSON Lines are read from a stream row by row, so the file's text is never held in memory whole, only the
+records it makes; a JSON or YAML document is one value and is read whole (its size is capped by the upload
+limit and, for YAML, by :mod:`ringfence.adapters.yamlfile`). Imports stay all-or-nothing: nothing is
+written until every file has been read.
 """
 
 from __future__ import annotations
@@ -18,9 +24,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -37,7 +43,8 @@ from ringfence.adapters.inventory.records import (
 )
 from ringfence.adapters.yamlfile import load_yaml
 from ringfence.domain.model import Host, Inventory, Service, Tenant
-from ringfence.errors import InputError
+from ringfence.errors import InputError, shown
+from ringfence.runtime import collector_paused
 
 __all__ = ["SUFFIXES", "parse_files", "read_paths", "write_inventory"]
 
@@ -88,8 +95,9 @@ def _csv_error(name: str, line: int, e: csv.Error, batch: _Batch) -> None:
                          expected="comma-separated values, quoted where they contain commas, quotes or line breaks")
 
 
-def _read_csv(name: str, text: str, batch: _Batch) -> None:
-    reader = csv.reader(io.StringIO(text, newline=""))
+def _read_csv(name: str, text: str | Iterable[str], batch: _Batch) -> None:
+    """Rows one at a time from ``text`` (the whole file, or its lines as read from a stream)."""
+    reader = csv.reader(io.StringIO(text, newline="") if isinstance(text, str) else text)
     try:
         header = next(reader, [])
     except csv.Error as e:
@@ -125,8 +133,10 @@ def _read_csv(name: str, text: str, batch: _Batch) -> None:
         batch.add_host(dict(zip(header, values, strict=True)), loc)
 
 
-def _read_jsonl(name: str, text: str, batch: _Batch) -> None:
-    for lineno, line in enumerate(text.splitlines(), start=1):
+def _read_jsonl(name: str, text: str | Iterable[str], batch: _Batch) -> None:
+    """One record per line of ``text`` (the whole file, or its lines as read from a stream)."""
+    lines = text.splitlines() if isinstance(text, str) else (line.rstrip("\r\n") for line in text)
+    for lineno, line in enumerate(lines, start=1):
         if batch.issues.full:
             return
         if not line.strip():
@@ -148,7 +158,7 @@ def _read_jsonl(name: str, text: str, batch: _Batch) -> None:
         elif kind == "tenant":
             batch.add_tenant({k: v for k, v in rec.items() if k != "kind"}, loc)
         else:
-            batch.issues.add(loc, "kind", f"is {kind!r}", expected="host, service or tenant")
+            batch.issues.add(loc, "kind", f"is {shown(kind)}", expected="host, service or tenant")
 
 
 def _read_document(name: str, doc: Any, batch: _Batch) -> None:
@@ -198,6 +208,46 @@ def _read_yaml(name: str, text: str, batch: _Batch) -> None:
     _read_document(name, doc, batch)
 
 
+class _Lines:
+    """The lines of a text stream for the row-by-row readers; a byte that is not UTF-8 ends them.
+
+    :attr:`bad_byte` then says about where it was, so the rows so far are kept (their problems too) and the
+    file is reported as not UTF-8 text, as it is when given whole.
+    """
+
+    def __init__(self, text: io.TextIOWrapper) -> None:
+        self._text = text
+        self.bad_byte: int | None = None
+        self._offset = 0
+
+    def __iter__(self) -> Iterator[str]:
+        try:
+            for line in self._text:
+                self._offset += len(line.encode("utf-8"))
+                yield line
+        except UnicodeDecodeError as e:
+            self.bad_byte = self._offset + e.start
+
+
+def _parse_stream(name: str, stream: IO[bytes], batch: _Batch) -> None:
+    suffix = Path(name).suffix.lower()
+    if suffix not in (".csv", ".jsonl", ".ndjson"):
+        _parse_one(name, stream.read(), batch)
+        return
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    try:
+        lines = _Lines(text)
+        if suffix == ".csv":
+            _read_csv(name, lines, batch)
+        else:
+            _read_jsonl(name, lines, batch)
+    finally:
+        text.detach()  # the caller owns the stream: never close it here
+    if lines.bad_byte is not None:
+        batch.issues.add(name, "file", f"is not UTF-8 text (near byte {lines.bad_byte:,})",
+                         expected="a UTF-8 encoded file")
+
+
 def _parse_one(name: str, data: bytes, batch: _Batch) -> None:
     suffix = Path(name).suffix.lower()
     if suffix not in SUFFIXES:
@@ -223,11 +273,16 @@ def _parse_one(name: str, data: bytes, batch: _Batch) -> None:
         _read_yaml(name, text, batch)
 
 
-def parse_files(files: Iterable[tuple[str, bytes]]) -> Inventory:
-    """Parse every file; raise one InputError listing every problem, or return the whole batch."""
+def parse_files(files: Iterable[tuple[str, bytes | IO[bytes]]]) -> Inventory:
+    """Parse every file (bytes, or a binary stream read from where it is); raise one InputError listing every
+    problem, or return the whole batch."""
     batch = _Batch()
-    for name, data in files:
-        _parse_one(name, data, batch)
+    with collector_paused():  # a large fleet is millions of small acyclic objects (ringfence.runtime)
+        for name, data in files:
+            if isinstance(data, bytes | bytearray):
+                _parse_one(name, bytes(data), batch)
+            else:
+                _parse_stream(name, data, batch)
     batch.issues.raise_if_any("inventory import")
     return Inventory(tenants=tuple(batch.tenants), hosts=tuple(batch.hosts), services=tuple(batch.services))
 
@@ -235,15 +290,17 @@ def parse_files(files: Iterable[tuple[str, bytes]]) -> Inventory:
 def read_paths(paths: Sequence[Path]) -> Inventory:
     """Read files and osquery result directories from disk (all before any is used)."""
     batch = _Batch()
-    for path in paths:
-        if path.is_dir():
-            host = osquery.read_osquery_dir(path, batch.issues)
-            if host is not None:
-                batch.hosts.append(host)
-        elif not path.exists():
-            batch.issues.add(str(path), "file", "does not exist", expected="a path to an inventory file")
-        else:
-            _parse_one(path.name, path.read_bytes(), batch)
+    with collector_paused():  # a large fleet is millions of small acyclic objects (ringfence.runtime)
+        for path in paths:
+            if path.is_dir():
+                host = osquery.read_osquery_dir(path, batch.issues)
+                if host is not None:
+                    batch.hosts.append(host)
+            elif not path.exists():
+                batch.issues.add(str(path), "file", "does not exist", expected="a path to an inventory file")
+            else:
+                with path.open("rb") as stream:
+                    _parse_stream(path.name, stream, batch)
     batch.issues.raise_if_any("inventory import")
     return Inventory(tenants=tuple(batch.tenants), hosts=tuple(batch.hosts), services=tuple(batch.services))
 

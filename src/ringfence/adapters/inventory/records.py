@@ -30,7 +30,7 @@ from ringfence.domain.model import (
     TenantId,
 )
 from ringfence.domain.selector import parse as parse_selector
-from ringfence.errors import FieldIssue, InputError
+from ringfence.errors import FieldIssue, InputError, shown
 
 __all__ = [
     "HOST_FIELDS",
@@ -57,7 +57,9 @@ _REQUIRED = ("id", "hostname", "tenant", "os_family")
 _BOOL_FIELDS = ("recovery_key_escrowed", "recovery_key_verified", "oob_management", "local_admin", "usb_boot")
 _TEXT_FIELDS = ("os_name", "os_version", "os_build", "arch", "hardware_vendor", "hardware_model",
                 "cloud_provider", "cloud_region", "cloud_zone", "site", "subdivision")
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}$")
+#: Ids of tenants, hosts and services (also the JSON Schema pattern of API fields that take one).
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}$"
+_ID = re.compile(ID_PATTERN)
 
 #: The longest text each host field takes, in characters; the same on SQLite and PostgreSQL (these are
 #: the column lengths of ``adapters/db/tables.py``, which a test holds them to). Ids are at most 200.
@@ -165,7 +167,7 @@ def _bool(value: Any, field: str, loc: str, issues: Issues) -> bool:
         return True
     if text in _FALSE:
         return False
-    issues.add(loc, field, f"is {value!r}", expected="true or false")
+    issues.add(loc, field, f"is {shown(value)}", expected="true or false")
     return False
 
 
@@ -175,7 +177,7 @@ def _enum(value: Any, enum: type[OsFamily] | type[Platform] | type[DiskEncryptio
     try:
         return enum(text)
     except ValueError:
-        issues.add(loc, field, f"is {value!r}", expected="one of " + ", ".join(m.value for m in enum))
+        issues.add(loc, field, f"is {shown(value)}", expected="one of " + ", ".join(m.value for m in enum))
         return enum(default)
 
 
@@ -265,7 +267,8 @@ def _agents(value: Any, loc: str, issues: Issues) -> list[InstalledAgent]:
     for i, item in enumerate(value):
         field = f"agents[{i}]"
         if not isinstance(item, Mapping):
-            issues.add(loc, field, f"is {item!r}", expected="an object with vendor, product, version, kernel_mode, boot_start")
+            issues.add(loc, field, f"is {shown(item)}",
+                       expected="an object with vendor, product, version, kernel_mode, boot_start")
             continue
         vendor, product = _text(item.get("vendor")), _text(item.get("product"))
         if not vendor:
@@ -287,7 +290,7 @@ def _datetime(value: Any, field: str, loc: str, issues: Issues) -> datetime | No
     try:
         parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
     except ValueError:
-        issues.add(loc, field, f"is {value!r}", expected="an ISO 8601 time such as 2026-11-24T09:00:00Z")
+        issues.add(loc, field, f"is {shown(value)}", expected="an ISO 8601 time such as 2026-11-24T09:00:00Z")
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
@@ -300,7 +303,8 @@ def _int(value: Any, field: str, loc: str, issues: Issues, *, lo: int, hi: int |
             raise ValueError
         number = int(str(value).strip()) if not isinstance(value, int) else value
     except ValueError:
-        issues.add(loc, field, f"is {value!r}", expected=f"an integer {lo}..{hi}" if hi is not None else f"an integer ≥ {lo}")
+        issues.add(loc, field, f"is {shown(value)}",
+                   expected=f"an integer {lo}..{hi}" if hi is not None else f"an integer ≥ {lo}")
         return default
     if number < lo or (hi is not None and number > hi):
         issues.add(loc, field, f"is {number}", expected=f"an integer {lo}..{hi}" if hi is not None else f"an integer ≥ {lo}")
@@ -313,7 +317,7 @@ def _ident(value: Any, field: str, loc: str, issues: Issues) -> str:
     if not text:
         issues.add(loc, field, "is missing", expected="a non-empty identifier")
     elif not _ID.match(text):
-        issues.add(loc, field, f"is {text!r}",
+        issues.add(loc, field, f"is {shown(text)}",
                    expected="letters, digits and . _ : @ / - (at most 200, starting with a letter or digit)")
     return text
 
@@ -338,13 +342,13 @@ def host_from_record(rec: Mapping[str, Any], loc: str, issues: Issues) -> Host |
     encryption = _enum(rec.get("encryption"), DiskEncryption, "encryption", loc, issues, "none")
     country = _text(rec.get("country")).upper()
     if country and not _COUNTRY.match(country):
-        issues.add(loc, "country", f"is {country!r}", expected="an ISO 3166-1 alpha-2 code such as DE or US")
+        issues.add(loc, "country", f"is {shown(country)}", expected="an ISO 3166-1 alpha-2 code such as DE or US")
     timezone = _text(rec.get("timezone")) or "UTC"
     if timezone not in _timezones():
         try:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            issues.add(loc, "timezone", f"is {timezone!r}", expected="an IANA time zone such as Europe/Berlin")
+            issues.add(loc, "timezone", f"is {shown(timezone)}", expected="an IANA time zone such as Europe/Berlin")
     tier = _int(rec.get("tier"), "tier", loc, issues, lo=0, hi=3, default=3)
     labels = parse_labels(rec.get("labels"), loc, issues)
     services = _list(rec.get("services"))
@@ -406,7 +410,7 @@ def host_to_record(host: Host, *, flat: bool = False) -> dict[str, Any]:
 def tenant_from_record(rec: Any, loc: str, issues: Issues) -> Tenant | None:
     """Convert ``{"id": ..., "name": ...}`` to a :class:`Tenant`."""
     if not isinstance(rec, Mapping):
-        issues.add(loc, "tenant", f"is {rec!r}", expected="an object with id and name")
+        issues.add(loc, "tenant", f"is {shown(rec)}", expected="an object with id and name")
         return None
     before = len(issues.items)
     _check_text(rec, TENANT_TEXT_LIMITS, loc, issues)
@@ -419,7 +423,7 @@ def tenant_from_record(rec: Any, loc: str, issues: Issues) -> Tenant | None:
 def service_from_record(rec: Any, loc: str, issues: Issues) -> Service | None:
     """Convert one service mapping (YAML or JSON) to a :class:`Service`."""
     if not isinstance(rec, Mapping):
-        issues.add(loc, "service", f"is {rec!r}", expected="a mapping with id, name, tenant, tier, redundancy_groups")
+        issues.add(loc, "service", f"is {shown(rec)}", expected="a mapping with id, name, tenant, tier, redundancy_groups")
         return None
     before = len(issues.items)
     known = {"id", "name", "tenant", "tier", "rto_minutes", "mtd_minutes", "redundancy_groups",
@@ -445,7 +449,7 @@ def service_from_record(rec: Any, loc: str, issues: Issues) -> Service | None:
     for i, g in enumerate(raw_groups):
         field = f"redundancy_groups[{i}]"
         if not isinstance(g, Mapping):
-            issues.add(loc, field, f"is {g!r}", expected="a mapping with name, min_healthy and hosts or selector")
+            issues.add(loc, field, f"is {shown(g)}", expected="a mapping with name, min_healthy and hosts or selector")
             continue
         name = _text(g.get("name")) or f"group-{i + 1}"
         _check_lengths(loc, issues, (f"{field}.name", name, 200))

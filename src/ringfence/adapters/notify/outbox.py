@@ -3,7 +3,9 @@
 :meth:`OutboxNotifier.notify` only puts the notification on an in-memory queue and returns: it never
 blocks, never touches the database in the caller's transaction and never raises, so the reconciler and
 the API stay as fast as they were.  The worker thread writes one ``notify_deliveries`` row per matching
-target (the tenant's rules and the rules for every tenant, ``tenant: ""``), then attempts every due row:
+target, then attempts every due row.  The rules that apply: those for every tenant (``tenant: ""``), the
+notification's tenant's, and for each rollout it is about the rules of every tenant owning one of the
+rollout's targeted hosts and the ``notify:`` rules of the rollout's plan (each target once):
 
 * **webhook** targets get a JSON POST signed with HMAC-SHA256 (:func:`sign`): headers
   ``X-Ringfence-Timestamp`` (Unix seconds), ``X-Ringfence-Signature: sha256=<hex>`` over
@@ -38,13 +40,16 @@ from ringfence import __version__
 from ringfence.adapters.db.engine import Database
 from ringfence.adapters.db.stores import notify as store
 from ringfence.adapters.db.stores.base import utc
-from ringfence.adapters.notify.rules import Rules, Target, rules_from_doc
+from ringfence.adapters.notify.rules import PLAN_SCOPE, Rules, Target, plan_rules, rules_from_doc
+from ringfence.errors import InputError
 from ringfence.services.context import Clock, system_clock
 from ringfence.services.notify import Notification
 
 __all__ = ["OutboxNotifier", "sign"]
 
 _log = logging.getLogger("ringfence.notify")
+#: A notification about a vendor-wide rollout names at most this many tenants in its details.
+_MAX_TENANTS_SHOWN = 100
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -130,7 +135,14 @@ class OutboxNotifier:
         return len(due)
 
     def _rules(self, conn: Any) -> dict[str, Rules]:
-        return {r.tenant: rules_from_doc(r.document) for r in store.all_rules(conn)}
+        """Every scope's rules: tenants by id ("" for every tenant), plans as ``plan:<name>``."""
+        rules = {r.tenant: rules_from_doc(r.document) for r in store.all_rules(conn)}
+        for name, (section, _) in store.plan_rules(conn).items():
+            try:
+                rules[f"{PLAN_SCOPE}{name}"] = plan_rules(name, section)
+            except InputError:  # validated when the plan was applied; a hand-edited row must not stop delivery
+                _log.warning("plan %s has notify rules that no longer validate; they are skipped", name)
+        return rules
 
     def _store_queued(self) -> bool:
         pending: list[Notification] = []
@@ -145,13 +157,27 @@ class OutboxNotifier:
         with self._db.transaction() as conn:
             rules = self._rules(conn)
             rows: list[dict[str, Any]] = []
+            once: set[tuple[str, str, str]] = set()
             for n in pending:
-                for scope in dict.fromkeys(("", n.tenant)):
+                if n.once:  # told at most once: drop a repeat of this batch or of any earlier delivery
+                    if n.key in once or store.told(conn, *n.key):
+                        continue
+                    once.add(n.key)
+                tenants, plans = store.rollout_scopes(conn, n.rollouts)
+                tenants = sorted({*tenants, n.tenant} - {""})
+                scopes = ["", *tenants, *(f"{PLAN_SCOPE}{p}" for p in dict.fromkeys(plans.values()) if p)]
+                details: dict[str, Any] = {**n.details, **({"tenants": tenants[:_MAX_TENANTS_SHOWN]} if tenants else {})}
+                seen: set[tuple[str, str]] = set()  # one delivery per target, even when several scopes select it
+                for scope in scopes:
                     if scope not in rules:
                         continue
                     for target in rules[scope].targets_for(n.event.value):
-                        rows.append({"event": n.event.value, "subject": n.subject, "tenant": n.tenant,
-                                     "title": n.title, "text": n.text, "details": dict(n.details),
+                        if (target.kind, target.url) in seen:
+                            continue
+                        seen.add((target.kind, target.url))
+                        rows.append({"event": n.event.value, "subject": n.subject,
+                                     "tenant": (scope if scope in tenants else ",".join(tenants))[:200],
+                                     "title": n.title, "text": n.text, "details": details,
                                      "target": f"{scope or '*'}/{target.name}", "kind": target.kind,
                                      "state": "pending", "attempts": 0, "created_at": n.at, "next_attempt_at": now,
                                      "delivered_at": None, "last_error": "", "version": 1})

@@ -16,20 +16,24 @@
         - events: ["*"]          # every event
           targets: [chat]
 
+A plan may carry the same ``notify:`` section (targets and rules, no ``tenant``): its rules apply to every
+rollout under that plan (:func:`plan_rules`).  Plans are readable by every viewer, so a plan's webhook names
+its secret with ``secret_env`` only.
+
 Parsing checks everything and names the field and the fix; a bad document changes nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from ringfence.errors import FieldIssue, InputError
 from ringfence.services.notify import Event
 
-__all__ = ["Rule", "Rules", "Target", "parse_rules", "rules_from_doc", "rules_to_doc"]
+__all__ = ["Rule", "Rules", "Target", "parse_rules", "plan_rules", "rules_from_doc", "rules_to_doc"]
 
 EVENTS = tuple(e.value for e in Event)
 
@@ -61,8 +65,9 @@ class Rule:
     targets: tuple[str, ...]
 
     def matches(self, event: str) -> bool:
-        """Whether this rule selects ``event``."""
-        return "*" in self.events or event in self.events
+        """Whether this rule selects ``event``; a gate inconclusive past its limit is also a hold."""
+        return ("*" in self.events or event in self.events
+                or (event == Event.GATE_INCONCLUSIVE and Event.ROLLOUT_HOLD.value in self.events))
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +91,29 @@ def _issue(field: str, message: str, expected: str = "") -> FieldIssue:
     return FieldIssue(field=field, message=message, expected=expected, location="notify rules")
 
 
+def plan_rules(plan: str, section: Any) -> Rules:
+    """Validate the ``notify:`` section of plan ``plan``: like a tenant's rules, with secrets only by
+    environment variable (a plan is shown to every viewer); ``Rules.tenant`` is ``plan:<name>``."""
+    issues: list[FieldIssue] = []
+    if isinstance(section, Mapping) and isinstance(section.get("targets"), Mapping):
+        issues += [_issue(f"notify.targets.{name}.secret", "is inline in a plan, which every viewer can read",
+                          "secret_env: the name of the server's environment variable holding the HMAC key")
+                   for name, spec in section["targets"].items() if isinstance(spec, Mapping) and "secret" in spec]
+    try:
+        rules = parse_rules({"notify": section})
+    except InputError as e:
+        issues += e.issues
+        rules = None
+    if issues or rules is None:
+        raise InputError(f"invalid notify rules in plan {plan}",
+                         [replace(i, location=f"plan {plan}") for i in issues])
+    return replace(rules, tenant=f"{PLAN_SCOPE}{plan}")
+
+
+#: ``Rules.tenant`` (and the delivery log's target prefix) of a plan's rules: ``plan:<name>``.
+PLAN_SCOPE = "plan:"
+
+
 def parse_rules(doc: Any) -> Rules:
     """Validate a parsed ``notify:`` YAML document; every problem is listed, nothing is half-applied."""
     issues: list[FieldIssue] = []
@@ -96,6 +124,9 @@ def parse_rules(doc: Any) -> Rules:
     if not isinstance(tenant, str):
         issues.append(_issue("tenant", f"is {tenant!r}", "a tenant id, or omit it for every tenant"))
         tenant = ""
+    if tenant.startswith(PLAN_SCOPE):
+        issues.append(_issue("tenant", f"is {tenant!r}: {PLAN_SCOPE}… names a plan's rules",
+                             "a tenant id; put a plan's rules in the plan's YAML under notify:"))
     unknown = sorted(set(doc) - {"tenant", "notify"}) + sorted(set(doc["notify"]) - {"targets", "rules"})
     issues += [_issue(k, "is not a known key", "tenant, notify.targets, notify.rules") for k in unknown]
     raw_targets = doc["notify"].get("targets") or {}

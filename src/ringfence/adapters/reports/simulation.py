@@ -1,6 +1,6 @@
 """Render a simulation run as one self-contained HTML page (inline CSS and SVG; no script, no CDN).
 
-Per policy: the headline figures (the JSON's keys), a chart of hosts exposed and hosts crashed (down
+Per plan: the headline figures (the JSON's keys), a chart of hosts exposed and hosts crashed (down
 because of the release) over simulated time with a table of the same numbers, the gate's evidence at
 the halt in words and per stream, and the decision log.  Jinja2 autoescapes every value; the SVG is
 built from escaped text.  The same run renders the same bytes.
@@ -93,11 +93,11 @@ def format_value(v: Any) -> str:
 
 
 def render_html(run: SimulationRun, *, title: str = "") -> str:
-    """The report for every policy of the run."""
+    """The report for every plan of the run."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    policies = []
-    for name, summary in zip(run.policies, run.summaries(), strict=True):
+    plans = []
+    for name, summary in zip(run.plans, run.summaries(), strict=True):
         first = run.results[name][0]
         halt = first.halt
         streams = []
@@ -105,7 +105,7 @@ def render_html(run: SimulationRun, *, title: str = "") -> str:
             for s in halt["evidence"].get("streams", []):
                 if s.get("verdict") == "failed":
                     streams.append(s)
-        policies.append({
+        plans.append({
             "name": name,
             "figures": [(k.replace("_", " "), format_value(summary[k])) for k in RESULT_KEYS],
             "chart": series_chart(first.series, f"{name}: hosts exposed and crashed over time"),
@@ -116,4 +116,4 @@ def render_html(run: SimulationRun, *, title: str = "") -> str:
         })
     sc = run.scenario
     return env.get_template("simulation.html.j2").render(
-        title=title or f"Simulation: {sc.name}", scenario=sc, policies=policies)
+        title=title or f"Simulation: {sc.name}", scenario=sc, plans=plans)

@@ -42,7 +42,7 @@ from typing import Any, Final
 
 from ringfence.adapters import bounded_json
 from ringfence.domain.vulns import Component, component_from_purl, parse_purl
-from ringfence.errors import FieldIssue, InputError
+from ringfence.errors import FieldIssue, InputError, shown
 
 __all__ = [
     "COMPONENT_TEXT_LIMITS",
@@ -248,7 +248,7 @@ def _parse_cdx_json(doc: Mapping[str, Any], source: str) -> Sbom:
     issues = _Issues(source)
     spec = doc.get("specVersion")
     if spec not in CYCLONEDX_JSON_VERSIONS:
-        issues.add("specVersion", f"is {spec!r}", expected=f"one of {', '.join(CYCLONEDX_JSON_VERSIONS)}")
+        issues.add("specVersion", f"is {shown(spec)}", expected=f"one of {', '.join(CYCLONEDX_JSON_VERSIONS)}")
         issues.raise_if_any("CycloneDX SBOM")
     name = subject_ref = ""
     meta = doc.get("metadata")
@@ -258,7 +258,7 @@ def _parse_cdx_json(doc: Mapping[str, Any], source: str) -> Sbom:
     serial = _opt_str(doc, "serialNumber", "", issues)
     bom_version = doc.get("version", 1)
     if not isinstance(bom_version, int) or isinstance(bom_version, bool) or bom_version < 1:
-        issues.add("version", f"is {bom_version!r}", expected="a positive integer")
+        issues.add("version", f"is {shown(bom_version)}", expected="a positive integer")
         bom_version = 1
     components = list(_cdx_json_components(doc.get("components"), "components", issues))
     issues.raise_if_any("CycloneDX SBOM")
@@ -318,7 +318,7 @@ def _parse_cdx_xml(data: bytes, source: str) -> Sbom:
     if m is None:
         raise InputError.single(
             "bom",
-            f"root element is {root.tag!r}",
+            f"root element is {shown(root.tag)}",
             expected="<bom> in namespace http://cyclonedx.org/schema/bom/1.x",
             location=source,
         )
@@ -403,7 +403,7 @@ def _parse_spdx(doc: Mapping[str, Any], source: str) -> Sbom:
     issues = _Issues(source)
     spec = doc.get("spdxVersion")
     if spec not in SPDX_VERSIONS:
-        issues.add("spdxVersion", f"is {spec!r}", expected=f"one of {', '.join(SPDX_VERSIONS)}")
+        issues.add("spdxVersion", f"is {shown(spec)}", expected=f"one of {', '.join(SPDX_VERSIONS)}")
         issues.raise_if_any("SPDX document")
     packages = doc.get("packages")
     components: list[SbomComponent] = []
@@ -484,7 +484,7 @@ def _parse_sbom(name: str, data: bytes) -> Sbom:
         return _checked(_parse_spdx(doc, name))
     raise InputError.single(
         "bomFormat",
-        f"is {doc.get('bomFormat')!r} and there is no spdxVersion",
+        f"is {shown(doc.get('bomFormat'))} and there is no spdxVersion",
         expected='"CycloneDX", or an SPDX document with spdxVersion SPDX-2.2/SPDX-2.3',
         location=name,
     )

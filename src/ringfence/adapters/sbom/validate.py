@@ -31,7 +31,7 @@ from spdx_tools.spdx.validation.document_validator import validate_full_spdx_doc
 
 from ringfence.adapters import bounded_json
 from ringfence.adapters.sbom.parse import Sbom
-from ringfence.errors import FieldIssue, InputError
+from ringfence.errors import FieldIssue, InputError, shown
 
 __all__ = ["CycloneDxJsonValidator", "SchemaViolation", "cyclonedx_json_validator", "validate_sbom"]
 
@@ -106,7 +106,7 @@ def _cyclonedx(sbom: Sbom, text: str, source: str) -> None:
     try:
         version = SchemaVersion.from_version(sbom.spec_version)
     except ValueError as e:
-        raise InputError.single("specVersion", f"is {sbom.spec_version!r}", expected="CycloneDX 1.2–1.6",
+        raise InputError.single("specVersion", f"is {shown(sbom.spec_version)}", expected="CycloneDX 1.2–1.6",
                                 location=source) from e
     if text.lstrip().startswith("<"):
         error: Any = XmlValidator(version).validate_str(text)

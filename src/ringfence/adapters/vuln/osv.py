@@ -40,7 +40,7 @@ from ringfence.domain.vulns import (
     VersionOrderError,
     compare_versions,
 )
-from ringfence.errors import FieldIssue, InputError
+from ringfence.errors import FieldIssue, InputError, describe, shown
 
 __all__ = ["ZIP_LIMITS", "VectorAgreement", "ZipLimits", "format_agreement", "load_path", "merge_aliases",
            "parse_record", "version_vector_agreement"]
@@ -70,7 +70,7 @@ def _text(doc: Mapping[str, Any], key: str, where: str, issues: _Issues, *, requ
     if isinstance(value, datetime):
         return value.isoformat()
     if not isinstance(value, str):
-        issues.add(f"{where}{key}", f"is {type(value).__name__} {value!r}", "a string")
+        issues.add(f"{where}{key}", f"is {describe(value)}", "a string")
         return ""
     return value
 
@@ -95,20 +95,20 @@ def _strings(doc: Mapping[str, Any], key: str, where: str, issues: _Issues) -> t
     if value is None or value == "":
         return ()
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        issues.add(f"{where}{key}", f"is {value!r}", "a list of strings")
+        issues.add(f"{where}{key}", f"is {shown(value)}", "a list of strings")
         return ()
     return tuple(value)
 
 
 def _parse_range(doc: Any, where: str, issues: _Issues) -> Range | None:
     if not isinstance(doc, Mapping):
-        issues.add(where, f"is {doc!r}", "an object with type and events")
+        issues.add(where, f"is {shown(doc)}", "an object with type and events")
         return None
     type_text = doc.get("type")
     try:
         rtype = RangeType(str(type_text))
     except ValueError:
-        issues.add(f"{where}.type", f"is {type_text!r}", "SEMVER, ECOSYSTEM or GIT")
+        issues.add(f"{where}.type", f"is {shown(type_text)}", "SEMVER, ECOSYSTEM or GIT")
         return None
     raw_events = doc.get("events")
     if not isinstance(raw_events, list) or not raw_events:
@@ -119,7 +119,7 @@ def _parse_range(doc: Any, where: str, issues: _Issues) -> Range | None:
         here = f"{where}.events[{j}]"
         kinds = [k for k in (evt if isinstance(evt, Mapping) else {}) if k in EventKind.__members__.values()]
         if len(kinds) != 1 or not isinstance(evt[kinds[0]], str) or not evt[kinds[0]]:
-            issues.add(here, f"is {evt!r}", "exactly one of introduced, fixed, last_affected, limit with a version")
+            issues.add(here, f"is {shown(evt)}", "exactly one of introduced, fixed, last_affected, limit with a version")
             continue
         events.append((EventKind(kinds[0]), evt[kinds[0]]))
     if not any(k == EventKind.INTRODUCED for k, _ in events):
@@ -131,7 +131,7 @@ def _parse_range(doc: Any, where: str, issues: _Issues) -> Range | None:
 
 def _parse_affected(doc: Any, where: str, issues: _Issues) -> AffectedPackage | None:
     if not isinstance(doc, Mapping):
-        issues.add(where, f"is {doc!r}", "an object")
+        issues.add(where, f"is {shown(doc)}", "an object")
         return None
     pkg = doc.get("package")
     if not isinstance(pkg, Mapping):
@@ -145,7 +145,7 @@ def _parse_affected(doc: Any, where: str, issues: _Issues) -> AffectedPackage | 
     purl = _text(pkg, "purl", f"{where}.package.", issues) or None
     raw_ranges = doc.get("ranges") or []
     if not isinstance(raw_ranges, list):
-        issues.add(f"{where}.ranges", f"is {raw_ranges!r}", "a list")
+        issues.add(f"{where}.ranges", f"is {shown(raw_ranges)}", "a list")
         raw_ranges = []
     ranges = [_parse_range(r, f"{where}.ranges[{i}]", issues) for i, r in enumerate(raw_ranges)]
     versions = _strings(doc, "versions", f"{where}.", issues)
@@ -167,11 +167,23 @@ def _label_for(score: float) -> SeverityLabel:
 
 
 def _severity(doc: Mapping[str, Any], issues: _Issues) -> Severity:
-    entries: list[Mapping[str, Any]] = [s for s in doc.get("severity") or [] if isinstance(s, Mapping)]
-    for aff in doc.get("affected") or []:
+    def listed(where: str, value: Any) -> list[Mapping[str, Any]]:
+        if value is None or value == "":
+            return []
+        if not isinstance(value, list):
+            issues.add(where, f"is {describe(value)}", "a list of {type, score}")
+            return []
+        return [s for s in value if isinstance(s, Mapping)]
+
+    entries = listed("severity", doc.get("severity"))
+    affected = doc.get("affected")
+    for i, aff in enumerate(affected if isinstance(affected, list) else []):
         if isinstance(aff, Mapping):
-            entries += [s for s in aff.get("severity") or [] if isinstance(s, Mapping)]
-    by_type = {str(s.get("type")): str(s.get("score", "")) for s in reversed(entries)}
+            entries += listed(f"affected[{i}].severity", aff.get("severity"))
+    for s in entries:
+        if not isinstance(s.get("score", ""), str):
+            issues.add("severity", f"score is {shown(s.get('score'))}", "a CVSS vector string or a severity label")
+    by_type = {str(s.get("type")): s["score"] for s in reversed(entries) if isinstance(s.get("score"), str)}
     for kind, cls in zip(_SEVERITY_TYPES, (CVSS4, CVSS3, CVSS2), strict=True):
         vector = by_type.get(kind)
         if not vector:
@@ -202,7 +214,7 @@ def parse_record(doc: Mapping[str, Any], *, source: str) -> Advisory:
     """
     issues = _Issues(source)
     if not isinstance(doc, Mapping):
-        raise InputError.single("record", f"is {type(doc).__name__}", expected="a JSON/YAML object", location=source)
+        raise InputError.single("record", f"is {describe(doc)}", expected="a JSON/YAML object", location=source)
     rid = _text(doc, "id", "", issues, required=True)
     modified = _time(doc, "modified", issues, required=True)
     published = _time(doc, "published", issues)
@@ -210,7 +222,7 @@ def parse_record(doc: Mapping[str, Any], *, source: str) -> Advisory:
     aliases = _strings(doc, "aliases", "", issues)
     raw_affected = doc.get("affected") or []
     if not isinstance(raw_affected, list):
-        issues.add("affected", f"is {raw_affected!r}", "a list")
+        issues.add("affected", f"is {shown(raw_affected)}", "a list")
         raw_affected = []
     affected = [_parse_affected(a, f"affected[{i}]", issues) for i, a in enumerate(raw_affected)]
     severity = _severity(doc, issues)

@@ -25,8 +25,7 @@ from typing import Any, Final
 
 from cyclonedx.schema import SchemaVersion
 
-from ringfence.adapters.sbom.validate import cyclonedx_json_validator
-from ringfence.errors import FieldIssue, InputError
+from ringfence.errors import FieldIssue, InputError, describe, shown
 
 __all__ = ["CDX_STATES", "OPENVEX_STATUSES", "VexStatement", "parse_vex"]
 
@@ -65,10 +64,13 @@ def _str(doc: Mapping[str, Any], key: str) -> str:
 
 
 def _cyclonedx(doc: Mapping[str, Any], text: str, source: str) -> list[VexStatement]:
-    spec = str(doc.get("specVersion", ""))
+    raw_spec = doc.get("specVersion")
+    spec = raw_spec if isinstance(raw_spec, str) else ""
     if spec not in ("1.4", "1.5", "1.6"):
-        raise InputError.single("specVersion", f"is {spec!r}", expected="CycloneDX VEX 1.4, 1.5 or 1.6",
-                                location=source)
+        raise InputError.single("specVersion", "is missing" if raw_spec is None else f"is {shown(raw_spec)}",
+                                expected="CycloneDX VEX 1.4, 1.5 or 1.6", location=source)
+    from ringfence.adapters.sbom.validate import cyclonedx_json_validator  # noqa: PLC0415 - slow import (jsonschema)
+
     error: Any = cyclonedx_json_validator(SchemaVersion.from_version(spec)).validate_str(text)
     if error is not None:
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in getattr(error.data, "absolute_path", ()))
@@ -115,7 +117,7 @@ def _openvex(doc: Mapping[str, Any], source: str) -> list[VexStatement]:
     for i, s in enumerate(statements):
         where = f"statements[{i}]"
         if not isinstance(s, Mapping):
-            issues.append(FieldIssue(where, f"is {type(s).__name__}", source, "an object"))
+            issues.append(FieldIssue(where, f"is {describe(s)}", source, "an object"))
             continue
         raw_vuln = s.get("vulnerability")
         vid = _str(raw_vuln, "name") or _str(raw_vuln, "@id") if isinstance(raw_vuln, Mapping) else (
@@ -124,7 +126,7 @@ def _openvex(doc: Mapping[str, Any], source: str) -> list[VexStatement]:
         if not vid:
             issues.append(FieldIssue(f"{where}.vulnerability", "is missing", source, 'a name such as "CVE-2021-44228"'))
         if status not in OPENVEX_STATUSES:
-            issues.append(FieldIssue(f"{where}.status", f"is {status!r}", source, ", ".join(OPENVEX_STATUSES)))
+            issues.append(FieldIssue(f"{where}.status", f"is {shown(status)}", source, ", ".join(OPENVEX_STATUSES)))
         justification = _str(s, "justification") or _str(s, "impact_statement")
         if status == "not_affected" and not justification:
             issues.append(FieldIssue(f"{where}.justification", "is missing for not_affected", source,
@@ -156,7 +158,7 @@ def parse_vex(name: str, data: bytes) -> list[VexStatement]:
         raise InputError.single("document", f"is not JSON: {e}", expected="CycloneDX VEX or OpenVEX JSON",
                                 location=name) from e
     if not isinstance(doc, dict):
-        raise InputError.single("document", f"is a JSON {type(doc).__name__}", expected="a JSON object", location=name)
+        raise InputError.single("document", f"is {describe(doc)}", expected="a JSON object", location=name)
     if doc.get("bomFormat") == "CycloneDX":
         return _cyclonedx(doc, text, name)
     context = doc.get("@context")

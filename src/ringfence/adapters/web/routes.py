@@ -349,7 +349,8 @@ async def rollout_action(request: Request, rollout_id: str, op: str) -> Response
         if not reason:
             raise InputError.single("reason", "is empty", expected="why (it goes to the audit log)")
         await run_in_threadpool(rollouts.operate, state.db, rollout_id, op, actor=session[0], clock=state.clock,
-                                reason=reason[:2000], notifier=_notifier(request))
+                                reason=reason[:2000], notifier=_notifier(request), artifacts=state.context.artifacts,
+                                advisory_cache=state.context.advisories)
     except RingfenceError as e:
         return _error(request, session, e)
     return RedirectResponse(f"/rollouts/{quote(rollout_id)}", status_code=303)

@@ -17,6 +17,7 @@ from ringfence.adapters.db.stores import inventory as inventory_store
 from ringfence.adapters.db.stores import rollouts as store
 from ringfence.adapters.db.stores.base import utc
 from ringfence.domain.access import Role
+from ringfence.domain.logrank import ledger_rows
 from ringfence.domain.plans import plan_to_mapping
 from ringfence.domain.rollout import TERMINAL, RolloutState
 from ringfence.domain.words import STATE_WORDS
@@ -230,8 +231,10 @@ def rollout_page(state: AppState, rollout_id: str) -> dict[str, Any]:
     # The health gate's evidence (other evidence, such as release gates before the start, has no streams).
     evidence = next((d for d in decisions if isinstance(d.get("evidence"), dict) and "streams" in d["evidence"]
                      and "verdict" in d["evidence"]), None)
-    streams = sorted((evidence or {}).get("evidence", {}).get("streams", []),
-                     key=lambda s: (s["verdict"] != "failed", s["stratum"] != "*", s["signal"]))
+    found = (evidence or {}).get("evidence", {}).get("streams", []) or (  # gate v2 keeps its evidence in the ledger
+        ledger_rows(view.status.gate_ledger, plan.gate) if view.status.gate_ledger else [])
+    streams = sorted(found,
+                     key=lambda s: (s["verdict"] != "failed", s["stratum"] != "*", -(s.get("e_value") or 0.0), s["signal"]))
     halted_at = datetime.fromisoformat(data["halted_at"]) if data.get("halted_at") else None
     ended = view.status.state in TERMINAL or view.status.state is RolloutState.HALTED
     ended_at = utc(datetime.fromisoformat(decisions[0]["at"])) if ended and decisions else None

@@ -1,15 +1,16 @@
-"""The audit log: read it, verify its hash chain."""
+"""The audit log: read it, verify its hash chain, sign and serve checkpoints of its head."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from ringfence.adapters.api.deps import AppState, get_state, require
 from ringfence.adapters.api.problems import MAX_SEQ
 from ringfence.domain.access import Role
 from ringfence.domain.audit import AuditEntry, canonical_time
+from ringfence.errors import NotFoundError
 from ringfence.services import audit
 from ringfence.services.context import Actor
 
@@ -40,3 +41,26 @@ def verify(state: AppState = Depends(get_state), actor: Actor = Depends(require(
     if result.broken is not None:
         broken = {"seq": result.broken.seq, "kind": result.broken.kind, "message": result.broken.message}
     return {"ok": result.ok, "entries": result.entries, "head_seq": result.head_seq, "broken": broken}
+
+
+@router.get("/checkpoint", summary="The latest signed checkpoint of the audit log's head")
+def checkpoint_latest(state: AppState = Depends(get_state),
+                      actor: Actor = Depends(require(Role.VIEWER))) -> dict[str, Any]:
+    """The newest checkpoint `ringfence audit checkpoint` (or ``POST``) signed, as written; every cohort
+    manifest of the signed channel carries the same document.  Keep copies: ``audit verify --against``
+    proves against one that nothing up to its entry was changed, dropped or appended."""
+    doc = audit.latest_checkpoint(audit.checkpoint_folder(state.settings))
+    if doc is None:
+        raise NotFoundError("no audit checkpoint has been signed yet; run `ringfence audit checkpoint`")
+    return doc
+
+
+@router.post("/checkpoint", status_code=201, summary="Verify the chain and sign a checkpoint of its head")
+def checkpoint_create(request: Request, state: AppState = Depends(get_state),
+                      actor: Actor = Depends(require(Role.ADMIN))) -> dict[str, Any]:
+    """Refused (422) when the chain is broken; the channel publishes the new checkpoint at its next tick."""
+    _, doc = audit.write_checkpoint(state.db, state.settings, clock=state.clock)
+    wake = getattr(request.app.state.reconciler, "wake", None)
+    if callable(wake):
+        wake()
+    return doc

@@ -168,7 +168,7 @@ def channel_publish(request: Request, _actor: Actor = Depends(require(Role.OPERA
 
 @router.post("/v1/remediations", status_code=201, summary="Publish a signed remediation script to hosts")
 async def remediation_publish(request: Request, file: Annotated[UploadFile, File(description="The script.")],
-                              remediation_id: Annotated[str, Form(alias="id", max_length=100)],
+                              remediation_id: Annotated[str, Form(alias="id", min_length=1, max_length=100)],
                               selector: Annotated[str, Form(max_length=4000)] = "",
                               product: Annotated[str, Form(max_length=200)] = "",
                               reason: Annotated[str, Form(max_length=2000)] = "",

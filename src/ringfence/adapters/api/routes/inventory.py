@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import tempfile
+from typing import IO, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
@@ -27,6 +29,10 @@ _CONTENT_NAMES = {
     "application/x-yaml": "body.yaml",
     "text/yaml": "body.yaml",
 }
+
+
+#: A body up to this size stays in memory; a larger one is spooled to a temporary file.
+_SPOOL = 1024 * 1024
 
 
 class _TooLarge(RingfenceError):
@@ -59,33 +65,41 @@ async def import_(request: Request, state: AppState = Depends(get_state),
     if length > limit:
         raise _TooLarge(f"upload is {length} bytes; the limit is {limit} (max_upload_mb)")
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    files: list[tuple[str, bytes]] = []
     reason = reason_of(request)
-    if ctype == "multipart/form-data":
-        form = await request.form(max_files=10_000, max_part_size=limit)
-        try:
+    # The files are read where they are (parts spooled to disk by the form parser, a body spooled here),
+    # CSV and JSON Lines row by row (adapters.inventory.files): never copied into memory whole.
+    async with contextlib.AsyncExitStack() as stack:
+        files: list[tuple[str, IO[bytes]]] = []
+        if ctype == "multipart/form-data":
+            form = await request.form(max_files=10_000, max_part_size=limit)
+            stack.push_async_callback(form.close)
             for value in form.getlist("files"):
                 if isinstance(value, UploadFile):
-                    files.append((value.filename or "upload", await value.read()))
+                    await value.seek(0)
+                    files.append((value.filename or "upload", value.file))
             reason = reason or str(form.get("reason") or "")
-        finally:
-            await form.close()
-        if not files:
-            raise InputError.single("files", "no file was sent", expected="one or more multipart parts named 'files'")
-    elif ctype in _CONTENT_NAMES:
-        name = request.query_params.get("name") or _CONTENT_NAMES[ctype]
-        files.append((name, await request.body()))
-    else:
-        raise InputError.single("content-type", f"is {ctype or '(none)'!r}",
-                                expected="multipart/form-data, " + ", ".join(sorted(set(_CONTENT_NAMES))))
+            if not files:
+                raise InputError.single("files", "no file was sent",
+                                        expected="one or more multipart parts named 'files'")
+        elif ctype in _CONTENT_NAMES:
+            name = request.query_params.get("name") or _CONTENT_NAMES[ctype]
+            body = stack.enter_context(  # the stack closes it when the import is done
+                tempfile.SpooledTemporaryFile(max_size=_SPOOL, prefix="ringfence-inventory-"))  # noqa: SIM115
+            async for chunk in request.stream():
+                body.write(chunk)
+            body.seek(0)
+            files.append((name, body))
+        else:
+            raise InputError.single("content-type", f"is {ctype or '(none)'!r}",
+                                    expected="multipart/form-data, " + ", ".join(sorted(set(_CONTENT_NAMES))))
 
-    def work() -> dict[str, Any]:
-        inv = parse_files(files)
-        result = inventory.import_inventory(state.db, inv, actor=actor, clock=state.clock,
-                                            sources=tuple(n for n, _ in files), reason=reason)
-        return result.as_dict()
+        def work() -> dict[str, Any]:
+            inv = parse_files(files)
+            result = inventory.import_inventory(state.db, inv, actor=actor, clock=state.clock,
+                                                sources=tuple(n for n, _ in files), reason=reason)
+            return result.as_dict()
 
-    return await run_in_threadpool(work)
+        return await run_in_threadpool(work)
 
 
 @router.get("/v1/hosts", summary="List hosts, filtered by a selector")

@@ -10,10 +10,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
-from ringfence.adapters.api.deps import AppState, get_state, reason_of, require
+from ringfence.adapters.api.deps import AppState, get_state, notifier_of, reason_of, require
+from ringfence.adapters.api.problems import MAX_REASON, Body
+from ringfence.adapters.graph_keys import key_source
 from ringfence.adapters.reports.recovery import render_report, render_work_order
 from ringfence.domain.access import Role
 from ringfence.errors import InputError
@@ -26,7 +28,7 @@ Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
-class CampaignRequest(BaseModel):
+class CampaignRequest(Body):
     """A new campaign: its name, runbooks (YAML text), optional model and exactly one source of hosts."""
 
     name: str = Field(min_length=1, max_length=200)
@@ -35,25 +37,26 @@ class CampaignRequest(BaseModel):
     from_rollout: str = Field(default="", max_length=64)
     where: str = Field(default="", max_length=4000)
     hosts: list[Id] = Field(default_factory=list, max_length=1_000_000)
-    reason: str = Field(default="", max_length=2000)
+    reason: str = Field(default="", max_length=MAX_REASON)
 
 
-class AssignRequest(BaseModel):
+class AssignRequest(Body):
     """Work orders for a technician."""
 
     hosts: list[Id] = Field(min_length=1, max_length=100_000)
-    technician: str = Field(min_length=1, max_length=200)
-    reason: str = Field(default="", max_length=2000)
+    technician: str = Field(min_length=1, max_length=200, pattern=recovery.TECHNICIAN_PATTERN,
+                            description="The technician's token name.")
+    reason: str = Field(default="", max_length=MAX_REASON)
 
 
-class MarkRequest(BaseModel):
+class MarkRequest(Body):
     """A person's move for one host: start, fixed, failed, escalate or unassign (never verified)."""
 
     state: str = Field(min_length=1, max_length=32)
     message: str = Field(default="", max_length=2000)
 
 
-class StepEvents(BaseModel):
+class StepEvents(Body):
     """An executor's events for one step of one host."""
 
     step: str = Field(min_length=1, max_length=200)
@@ -75,7 +78,8 @@ def create(body: CampaignRequest, request: Request, state: AppState = Depends(ge
     _flush(state)
     return recovery.create_campaign(state.db, actor=actor, clock=state.clock, name=body.name, runbooks=body.runbooks,
                                     model=body.model or None, from_rollout=body.from_rollout, where=body.where,
-                                    hosts=body.hosts or None, reason=reason_of(request, body.reason))
+                                    hosts=body.hosts or None, reason=reason_of(request, body.reason),
+                                    notifier=notifier_of(request))
 
 
 @router.get("/v1/recovery/campaigns", summary="List recovery campaigns")
@@ -85,19 +89,20 @@ def list_all(state: AppState = Depends(get_state), actor: Actor = Depends(requir
 
 
 @router.get("/v1/recovery/campaigns/{campaign_id}", summary="A campaign and its hosts")
-def show(campaign_id: Id, state: AppState = Depends(get_state),
+def show(campaign_id: Id, request: Request, state: AppState = Depends(get_state),
          actor: Actor = Depends(require(Role.TECHNICIAN))) -> dict[str, Any]:
     """A technician sees only the hosts assigned to it."""
     _flush(state)
-    return recovery.show(state.db, campaign_id, actor=actor, clock=state.clock)
+    return recovery.show(state.db, campaign_id, actor=actor, clock=state.clock, notifier=notifier_of(request))
 
 
 @router.get("/v1/recovery/campaigns/{campaign_id}/plan", summary="Re-plan the campaign from now")
-def plan(campaign_id: Id, state: AppState = Depends(get_state),
+def plan(campaign_id: Id, request: Request, state: AppState = Depends(get_state),
          actor: Actor = Depends(require(Role.VIEWER))) -> dict[str, Any]:
-    """ETA per site and service, waves per site and shift, critical path, RTO/MTD breaches."""
+    """ETA per site and service, waves per site and shift, critical path, RTO/MTD breaches, and the burn-down
+    per recovery path, planned from the start against observed."""
     _flush(state)
-    return recovery.plan(state.db, campaign_id, actor=actor, clock=state.clock)
+    return recovery.plan(state.db, campaign_id, actor=actor, clock=state.clock, notifier=notifier_of(request))
 
 
 @router.post("/v1/recovery/campaigns/{campaign_id}/assign", summary="Assign hosts to a technician")
@@ -105,15 +110,15 @@ def assign(campaign_id: Id, body: AssignRequest, request: Request, state: AppSta
            actor: Actor = Depends(require(Role.OPERATOR))) -> dict[str, Any]:
     """One work order per host; all or nothing."""
     return recovery.assign(state.db, campaign_id, body.hosts, body.technician, actor=actor, clock=state.clock,
-                           reason=reason_of(request, body.reason))
+                           reason=reason_of(request, body.reason), notifier=notifier_of(request))
 
 
 @router.post("/v1/recovery/campaigns/{campaign_id}/hosts/{host_id}/mark", summary="Mark a step of one host")
-def mark(campaign_id: Id, host_id: Id, body: MarkRequest, state: AppState = Depends(get_state),
+def mark(campaign_id: Id, host_id: Id, body: MarkRequest, request: Request, state: AppState = Depends(get_state),
          actor: Actor = Depends(require(Role.TECHNICIAN))) -> dict[str, Any]:
     """start, fixed, failed, escalate or unassign; a host is verified only by its own heartbeat."""
     return recovery.mark(state.db, campaign_id, host_id, body.state, actor=actor, clock=state.clock,
-                         message=body.message)
+                         message=body.message, notifier=notifier_of(request))
 
 
 @router.post("/v1/recovery/campaigns/{campaign_id}/hosts/{host_id}/events", summary="Record an executor's events")
@@ -129,7 +134,13 @@ def step_events(campaign_id: Id, host_id: Id, body: StepEvents, state: AppState 
 def reveal_key(campaign_id: Id, host_id: Id, state: AppState = Depends(get_state),
                actor: Actor = Depends(require(Role.TECHNICIAN))) -> JSONResponse:
     """Only to the technician assigned to the host in an open campaign, rate-limited; audited either way."""
-    data = recovery.reveal_key(state.db, campaign_id, host_id, _vault(state), actor=actor, clock=state.clock)
+    source = key_source(state.settings)  # a misconfigured source is a 503 naming the setting
+    try:
+        data = recovery.reveal_key(state.db, campaign_id, host_id, _vault(state), actor=actor, clock=state.clock,
+                                   source=source)
+    finally:
+        if source is not None:
+            source.close()
     return JSONResponse(data, headers=_NO_STORE)
 
 
@@ -138,8 +149,13 @@ def reveal_key(campaign_id: Id, host_id: Id, state: AppState = Depends(get_state
 def work_order(campaign_id: Id, host_id: Id, reveal: bool = False, state: AppState = Depends(get_state),
                actor: Actor = Depends(require(Role.TECHNICIAN))) -> HTMLResponse:
     """The host, its steps and key id; ``reveal=true`` reveals the key (audited, rate-limited) as text and QR."""
-    data = recovery.work_order(state.db, campaign_id, host_id, actor=actor, clock=state.clock,
-                               vault=_vault(state) if reveal else None)
+    source = key_source(state.settings) if reveal else None
+    try:
+        data = recovery.work_order(state.db, campaign_id, host_id, actor=actor, clock=state.clock,
+                                   vault=_vault(state) if reveal else None, source=source)
+    finally:
+        if source is not None:
+            source.close()
     html = render_work_order(data["campaign"], data["host"], data["steps"], key_id=data["key_id"], key=data["key"],
                              generated_at=state.clock())
     return HTMLResponse(html, headers=_NO_STORE)
@@ -147,22 +163,24 @@ def work_order(campaign_id: Id, host_id: Id, reveal: bool = False, state: AppSta
 
 @router.get("/v1/recovery/campaigns/{campaign_id}/export.csv", response_class=PlainTextResponse,
             summary="Work orders as CSV (never the keys)")
-def export(campaign_id: Id, state: AppState = Depends(get_state),
+def export(campaign_id: Id, request: Request, state: AppState = Depends(get_state),
            actor: Actor = Depends(require(Role.TECHNICIAN))) -> PlainTextResponse:
     """host, hostname, site, state, runbook, path, assignee, key id."""
     _flush(state)
-    return PlainTextResponse(recovery.export_csv(state.db, campaign_id, actor=actor, clock=state.clock),
+    return PlainTextResponse(recovery.export_csv(state.db, campaign_id, actor=actor, clock=state.clock,
+                                                 notifier=notifier_of(request)),
                              media_type="text/csv")
 
 
 @router.get("/v1/recovery/campaigns/{campaign_id}/report", response_class=HTMLResponse,
             summary="The campaign report for management (HTML)")
-def report(campaign_id: Id, state: AppState = Depends(get_state),
+def report(campaign_id: Id, request: Request, state: AppState = Depends(get_state),
            actor: Actor = Depends(require(Role.VIEWER))) -> HTMLResponse:
-    """Progress, planned and observed ETA, ETA per site and service, breaches, burn-down chart."""
+    """Progress, planned and observed ETA, ETA per site and service, breaches, burn-down charts per site and per
+    recovery path (planned against observed)."""
     _flush(state)
-    c = recovery.show(state.db, campaign_id, actor=actor, clock=state.clock)
-    p = recovery.plan(state.db, campaign_id, actor=actor, clock=state.clock)
+    c = recovery.show(state.db, campaign_id, actor=actor, clock=state.clock, notifier=notifier_of(request))
+    p = recovery.plan(state.db, campaign_id, actor=actor, clock=state.clock, notifier=notifier_of(request))
     return HTMLResponse(render_report(c, p, generated_at=state.clock()))
 
 
@@ -170,7 +188,8 @@ def report(campaign_id: Id, state: AppState = Depends(get_state),
 def close(campaign_id: Id, request: Request, state: AppState = Depends(get_state),
           actor: Actor = Depends(require(Role.OPERATOR))) -> dict[str, Any]:
     """Nothing changes any more and no key is revealed."""
-    return recovery.close(state.db, campaign_id, actor=actor, clock=state.clock, reason=reason_of(request))
+    return recovery.close(state.db, campaign_id, actor=actor, clock=state.clock, reason=reason_of(request),
+                          notifier=notifier_of(request))
 
 
 @router.post("/v1/recovery/keys", summary="Import recovery keys, encrypted (escrow export CSV)",

@@ -13,6 +13,7 @@ from ringfence.adapters.api.deps import AppState, get_state, notifier_of, reason
 from ringfence.adapters.api.problems import MAX_REASON, Body, check_form_fields
 from ringfence.adapters.db.stores import rollouts as store
 from ringfence.domain.access import Role
+from ringfence.domain.channel import NAME_PATTERN, NAME_RULE
 from ringfence.domain.plans import plan_to_mapping
 from ringfence.domain.rollout import Release
 from ringfence.errors import InputError, NotFoundError
@@ -36,9 +37,13 @@ def release_json(r: Release) -> dict[str, Any]:
 @router.post("/v1/releases", status_code=201, tags=["releases"], summary="Create a release from artifacts",
              openapi_extra={"requestBody": {"content": {"multipart/form-data": {"schema": {
                  "type": "object", "required": ["product", "version", "kind", "platforms", "files"],
-                 "properties": {"product": {"type": "string"}, "version": {"type": "string"},
+                 "properties": {"product": {"type": "string", "maxLength": 200, "pattern": NAME_PATTERN,
+                                            "description": f"Channel name: {NAME_RULE}"},
+                                "version": {"type": "string", "maxLength": 100, "pattern": NAME_PATTERN,
+                                            "description": f"Channel name of at most 100 characters: {NAME_RULE}"},
                                 "kind": {"type": "string", "enum": ["agent", "content", "os-patch", "app"]},
-                                "platforms": {"type": "array", "items": {"type": "string"}},
+                                "platforms": {"type": "array", "minItems": 1, "items": {
+                                    "type": "string", "enum": ["windows", "linux", "macos"]}},
                                 "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
                                 "sbom": {"type": "string", "format": "binary"},
                                 "content_schema": {"type": "string", "format": "binary"},
@@ -148,7 +153,8 @@ class PolicyBody(Body):
     product: str = Field(default="*", min_length=1, max_length=200, description="Product, or * for every product.")
     ring: Literal["early", "general", "pause"] = Field(default="general", description="early, general or pause.")
     delay_hours: float = Field(default=0.0, ge=0, le=2160, allow_inf_nan=False)
-    pin: str = Field(default="latest", max_length=110, description="latest, n-1 or exact:VERSION.")
+    pin: str = Field(default="latest", max_length=110, pattern=r"^(latest|n-1|exact:[^\u0000]+)$",
+                     description="latest, n-1 or exact:VERSION.")
     reason: str = Field(default="", max_length=2000)
 
 
@@ -227,7 +233,8 @@ def create_rollout(body: RolloutCreate, request: Request, state: AppState = Depe
     """Target hosts, place them in waves (stratified, tier-0 last) and start."""
     view = rollouts.create_rollout(state.db, release_id=body.release, plan_name=body.plan, actor=actor,
                                    clock=state.clock, reason=reason_of(request, body.reason), start=body.start,
-                                   notifier=notifier_of(request))
+                                   notifier=notifier_of(request), artifacts=state.context.artifacts,
+                                   advisory_cache=state.context.advisories)
     return rollout_json(state, view.spec.id)
 
 
@@ -266,7 +273,8 @@ def operate(rollout_id: str, op: str, request: Request, body: Reason | None = No
     if op not in ("start", "pause", "resume", "approve", "extend", "halt", "rollback", "abort"):
         raise NotFoundError(f"no operation {op!r}: use start, pause, resume, approve, extend, halt, rollback or abort")
     rollouts.operate(state.db, rollout_id, op, actor=actor, clock=state.clock,
-                     reason=reason_of(request, body.reason if body else ""), notifier=notifier_of(request))
+                     reason=reason_of(request, body.reason if body else ""), notifier=notifier_of(request),
+                     artifacts=state.context.artifacts, advisory_cache=state.context.advisories)
     return rollout_json(state, rollout_id)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import IO, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ringfence.adapters.api.deps import AppState, get_state, reason_of, require
-from ringfence.adapters.api.problems import Body, check_form_fields
+from ringfence.adapters.api.problems import NON_BLANK_PATTERN, Body, check_form_fields
 from ringfence.adapters.db.stores import supply_chain as store
 from ringfence.adapters.db.stores.base import utc
 from ringfence.domain.access import Role
@@ -21,6 +21,8 @@ from ringfence.services.context import Actor
 __all__ = ["read_files", "router"]
 
 router = APIRouter()
+#: Package URLs that packageurl-python always parses: pkg:type/[namespace/]name[@version], unescaped.
+_PURL_PATTERN = r"^pkg:[a-z][a-z0-9._-]{0,30}/([A-Za-z0-9._~-]+/){0,3}[A-Za-z0-9._~-]+(@[A-Za-z0-9._~+-]+)?$"
 
 _MULTIPART = {"multipart/form-data": {"schema": {"type": "object", "properties": {
     "files": {"type": "array", "items": {"type": "string", "format": "binary"}}, "reason": {"type": "string"}}}}}
@@ -48,9 +50,23 @@ async def read_files(request: Request, state: AppState, *, field: str = "files",
 async def import_vulns(request: Request, state: AppState = Depends(get_state),
                        actor: Actor = Depends(require(Role.OPERATOR))) -> dict[str, Any]:
     """All or nothing: every record is parsed before any is written; re-import replaces records by id."""
-    files, fields = await read_files(request, state)
-    return await run_in_threadpool(lambda: supply_chain.import_vulns(
-        state.db, files, actor=actor, clock=state.clock, reason=reason_of(request, fields.get("reason", ""))))
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "multipart/form-data":
+        raise InputError.single("content-type", f"is {ctype or '(none)'!r}", expected="multipart/form-data")
+    # The parts stay where the form parser spooled them (disk past 1 MiB) until the import is done: an
+    # all.zip is copied to the import's work directory a buffer at a time and read entry by entry.
+    form = await request.form(max_files=1000, max_part_size=state.settings.max_upload_mb * 1024 * 1024)
+    try:
+        files: list[tuple[str, bytes | IO[bytes]]] = []
+        for value in form.getlist("files"):
+            if isinstance(value, UploadFile):
+                await value.seek(0)
+                files.append((value.filename or "files", value.file))
+        fields = check_form_fields({k: str(v) for k, v in form.items() if not isinstance(v, UploadFile)})
+        return await run_in_threadpool(lambda: supply_chain.import_vulns(
+            state.db, files, actor=actor, clock=state.clock, reason=reason_of(request, fields.get("reason", ""))))
+    finally:
+        await form.close()
 
 
 @router.get("/v1/vulns/{vuln_id}/where", tags=["supply chain"], summary="Releases and hosts an advisory affects")
@@ -61,7 +77,8 @@ def vulns_where(vuln_id: str, state: AppState = Depends(get_state),
 
 
 @router.get("/v1/components/where", tags=["supply chain"], summary="Which hosts run a component")
-def components_where(purl: str = Query(..., min_length=5, max_length=2000, description="Package URL, version optional"),
+def components_where(purl: str = Query(..., min_length=5, max_length=2000, pattern=_PURL_PATTERN,
+                                     description="Package URL, version optional"),
                      state: AppState = Depends(get_state),
                      actor: Actor = Depends(require(Role.VIEWER))) -> dict[str, Any]:
     """Releases whose SBOM contains the purl, and the hosts running those releases."""
@@ -72,7 +89,7 @@ def components_where(purl: str = Query(..., min_length=5, max_length=2000, descr
 
 @router.post("/v1/releases/{release_id}/sbom", tags=["supply chain"], summary="Attach an SBOM to a release",
              openapi_extra={"requestBody": {"content": {"multipart/form-data": {"schema": {
-                 "type": "object", "properties": {"file": {"type": "string", "format": "binary"},
+                 "type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"},
                                                   "reason": {"type": "string"}}}}}}})
 async def import_sbom(release_id: str, request: Request, state: AppState = Depends(get_state),
                       actor: Actor = Depends(require(Role.OPERATOR))) -> dict[str, Any]:
@@ -167,7 +184,7 @@ def list_signers(state: AppState = Depends(get_state), actor: Actor = Depends(re
 
 @router.post("/v1/vex", tags=["supply chain"], summary="Import a CycloneDX VEX or OpenVEX document",
              openapi_extra={"requestBody": {"content": {"multipart/form-data": {"schema": {
-                 "type": "object", "properties": {"file": {"type": "string", "format": "binary"},
+                 "type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"},
                                                   "reason": {"type": "string"}}}}}}})
 async def import_vex(request: Request, state: AppState = Depends(get_state),
                      actor: Actor = Depends(require(Role.OPERATOR))) -> dict[str, Any]:
@@ -210,7 +227,8 @@ def get_gate_policy(state: AppState = Depends(get_state),
 class OverrideIn(Body):
     """Why the failed gates may be overridden."""
 
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: str = Field(min_length=1, max_length=2000, json_schema_extra={"pattern": NON_BLANK_PATTERN},
+                        description="Why (goes to the audit log); not blank.")
 
 
 @router.post("/v1/rollouts/{rollout_id}/gate-override", tags=["supply chain"],

@@ -20,7 +20,8 @@ router = APIRouter(prefix="/v1/tokens", tags=["tokens"])
 class TokenCreate(Body):
     """A new token's name and role."""
 
-    name: str = Field(min_length=1, max_length=100, description="Who or what will use the token.")
+    name: str = Field(min_length=1, max_length=100, pattern=tokens.NAME_PATTERN,
+                      description="Who or what will use the token: letters, digits and . _ @ -.")
     role: Literal["viewer", "operator", "approver", "admin"] = Field(description="viewer, operator, approver or admin.")
     reason: str = Field(default="", max_length=MAX_REASON, description="Why (goes to the audit log).")
 

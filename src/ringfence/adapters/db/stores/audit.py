@@ -6,8 +6,9 @@ audit entry commit together or not at all.  It locks the single
 transactions are already serialised by ``BEGIN IMMEDIATE``), so concurrent
 writers get consecutive sequence numbers and a straight chain.
 
-With an audit key configured for the database's engine (:func:`configure_key`,
-done by the server and the local CLI from their settings), entries are keyed
+With an audit key on the :class:`~ringfence.adapters.db.engine.Database` whose
+transaction is appended to (``Database.audit_key``, set by the server and the
+local CLI from their settings; read here with :func:`key_for`), entries are keyed
 (HMAC-SHA256): the first append under a key writes the switch-over entry
 (:data:`~ringfence.domain.audit.KEYED_ACTION`) and records where the keyed chain
 starts and the key's fingerprint in the head row.  From then on an append
@@ -17,33 +18,23 @@ the chain.  The key itself is never stored.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
+from ringfence.adapters.db.engine import audit_key_of
 from ringfence.adapters.db.tables import AuditHeadRow, AuditRow
 from ringfence.domain.audit import KEYED_ACTION, AuditEntry, entry_digest, key_id
 from ringfence.errors import UnavailableError
 
-__all__ = ["append", "configure_key", "find_hash", "head", "iter_entries", "key_for", "keyed_from", "list_entries"]
-
-_KEYS: weakref.WeakKeyDictionary[Engine, bytes] = weakref.WeakKeyDictionary()
+__all__ = ["append", "find_hash", "head", "iter_entries", "key_for", "keyed_from", "list_entries"]
 
 
-def configure_key(engine: Engine, key: bytes | None) -> None:
-    """Use ``key`` for every audit entry written through ``engine`` (None: unkeyed, as before keys existed)."""
-    if key is None:
-        _KEYS.pop(engine, None)
-    else:
-        _KEYS[engine] = key
-
-
-def key_for(engine: Engine) -> bytes | None:
-    """The audit key configured for ``engine``."""
-    return _KEYS.get(engine)
+def key_for(conn: Connection) -> bytes | None:
+    """The audit key entries appended in this transaction are keyed with (its database's ``audit_key``)."""
+    return audit_key_of(conn)
 
 
 def _utc(at: datetime) -> datetime:
@@ -54,7 +45,7 @@ def append(conn: Connection, *, at: datetime, actor: str, action: str, target: s
            reason: str = "", details: Mapping[str, Any] | None = None) -> AuditEntry:
     """Append one entry linked to the current head (keyed when a key is configured); return it."""
     current = conn.execute(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()).one()
-    key = _KEYS.get(conn.engine)
+    key = key_for(conn)
     seq, prev = int(current.seq), str(current.hash)
     if current.keyed_from is not None:
         if key is None:

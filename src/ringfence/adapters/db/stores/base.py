@@ -6,11 +6,11 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, update
+from sqlalchemy import BigInteger, Boolean, Connection, DateTime, Integer, String, Table, update
 
 from ringfence.errors import ConflictError, NotFoundError
 
-__all__ = ["bulk_insert", "chunks", "stage_rows", "update_versioned", "utc"]
+__all__ = ["bulk_insert", "chunks", "copy_rows", "stage_rows", "update_versioned", "utc"]
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
@@ -69,6 +69,33 @@ def stage_rows(cur: Any, stage: str, table: str, columns: Sequence[str], rows: I
         for row in rows:
             copy.write_row(row)
     cur.execute(f"ANALYZE {stage}")  # so the planner joins the staged rows by hash, not by nested loop
+
+
+def _binary_type(table: Table, column: str) -> str:
+    kind = table.c[column].type
+    if isinstance(kind, Boolean):
+        return "bool"
+    if isinstance(kind, BigInteger):
+        return "int8"
+    if isinstance(kind, Integer):
+        return "int4"
+    if isinstance(kind, DateTime):
+        return "timestamptz" if kind.timezone else "timestamp"
+    if isinstance(kind, String):
+        return "text"
+    raise TypeError(f"copy_rows: column {table.name}.{column} has type {kind!r}, which has no binary COPY mapping")
+
+
+def copy_rows(cur: Any, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """COPY rows straight into ``table`` in PostgreSQL's binary format (types from the table's columns).
+
+    Binary COPY with declared types skips formatting and parsing every value as text: about 1.6× faster than
+    text COPY for the host rows (bench/README.md).
+    """
+    with cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types([_binary_type(table, c) for c in columns])
+        for row in rows:
+            copy.write_row(row)
 
 
 def utc(value: datetime | None) -> datetime | None:

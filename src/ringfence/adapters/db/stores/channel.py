@@ -78,6 +78,12 @@ def enrolment_token_by_hash(conn: Connection, token_hash: str) -> EnrolmentToken
     return _token(row) if row is not None else None
 
 
+def lock_enrolment_token(conn: Connection, token_id: int) -> None:
+    """Hold the token's row until the transaction ends (PostgreSQL; SQLite has one writer at a time), so two
+    enrolments with one token are decided one after the other, each seeing what the other committed."""
+    conn.execute(select(EnrolmentTokenRow.id).where(EnrolmentTokenRow.id == token_id).with_for_update())
+
+
 def consume_enrolment_token(conn: Connection, token_id: int, now: datetime) -> bool:
     """Use the token once if it still has uses, is not revoked and has not expired.
 

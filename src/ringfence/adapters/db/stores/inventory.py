@@ -18,12 +18,12 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, text
+from sqlalchemy import Connection, Table, delete, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ringfence.adapters.db.selector_sql import to_sql
-from ringfence.adapters.db.stores.base import bulk_insert, chunks, stage_rows, utc
+from ringfence.adapters.db.stores.base import bulk_insert, chunks, copy_rows, stage_rows, utc
 from ringfence.adapters.db.tables import (
     HostAgentRow,
     HostLabelRow,
@@ -162,7 +162,7 @@ _CHILD_COLS = (("host_id", "idx", "vendor", "product", "version", "kernel_mode",
 _CHILD_KEYS = (("host_id", "idx"), ("host_id", "key"), ("host_id", "service_id"))
 
 
-def _upsert_hosts_pg(conn: Connection, hosts: Sequence[Host], now: datetime) -> int:
+def _merge_staged(cur: Any, hosts: Sequence[Host], now: datetime) -> int:
     """COPY hosts and their children into temporary staging tables, then change only what differs, set-based.
 
     A host row is rewritten (and its ``version`` bumped) only when a column other than ``updated_at``
@@ -170,47 +170,125 @@ def _upsert_hosts_pg(conn: Connection, hosts: Sequence[Host], now: datetime) -> 
     deleted and new or changed ones inserted, each with one statement over the staging table.
     Re-importing an unchanged fleet writes (almost) nothing.  (SQLite rewrites every imported host.)
     """
-    raw = conn.connection.driver_connection
-    assert raw is not None
     cols = ", ".join(_HOST_COLS)
     compared = [c for c in _HOST_COLS if c not in ("id", "updated_at")]
     sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in _HOST_COLS if c != "id")
     differs = (f"({', '.join(f'hosts.{c}' for c in compared)}) IS DISTINCT FROM "
                f"({', '.join(f'EXCLUDED.{c}' for c in compared)})")
     child_rows = _child_rows(hosts)
-    with raw.cursor() as cur:
-        stage_rows(cur, "_stage_hosts", "hosts", _HOST_COLS, (_host_row(h, now) for h in hosts))
-        for name, ccols, rows in zip(_CHILD_TABLES, _CHILD_COLS, child_rows, strict=True):
-            stage_rows(cur, f"_stage_{name}", name, ccols, rows)
-        cur.execute("SELECT count(*) FROM _stage_hosts s JOIN hosts h ON h.id = s.id")
-        row = cur.fetchone()
-        updated = int(row[0]) if row else 0
-        # Every statement below joins whole staging tables with whole tables: hash joins.  A nested loop,
-        # which the planner picks when a table's statistics predate this transaction, is quadratic here.
-        cur.execute("SET LOCAL enable_nestloop = off")
-        changed = ""
-        if updated:  # existing hosts: note those whose children change, delete children no longer listed as they are
-            cur.execute("CREATE TEMP TABLE IF NOT EXISTS _stage_changed (host_id text) ON COMMIT DROP")
-            cur.execute("TRUNCATE _stage_changed")
-            for name, ccols, keys in zip(_CHILD_TABLES, _CHILD_COLS, _CHILD_KEYS, strict=True):
-                # keys with = (NOT NULL primary key columns: a hash join), the other columns null-safe
-                same = " AND ".join(f"x.{c} = c.{c}" if c in keys else f"x.{c} IS NOT DISTINCT FROM c.{c}"
-                                    for c in ccols)
-                cur.execute(f"INSERT INTO _stage_changed SELECT DISTINCT x.host_id FROM _stage_{name} x "  # noqa: S608
-                            f"JOIN hosts h ON h.id = x.host_id WHERE NOT EXISTS (SELECT 1 FROM {name} c WHERE {same})")
-                cur.execute(f"WITH gone AS (DELETE FROM {name} c USING _stage_hosts s WHERE c.host_id = s.id "  # noqa: S608
-                            f"AND NOT EXISTS (SELECT 1 FROM _stage_{name} x WHERE {same}) RETURNING c.host_id) "
-                            "INSERT INTO _stage_changed SELECT DISTINCT host_id FROM gone")
-            changed = " OR hosts.id IN (SELECT host_id FROM _stage_changed)"
-        # ORDER BY id: rows are locked in id order, so concurrent imports of the same hosts queue, never deadlock
-        cur.execute(f"INSERT INTO hosts ({cols}, version) SELECT {cols}, 1 FROM _stage_hosts ORDER BY id "  # noqa: S608
-                    f"ON CONFLICT (id) DO UPDATE SET {sets}, version = hosts.version + 1 WHERE {differs}{changed}")
+    stage_rows(cur, "_stage_hosts", "hosts", _HOST_COLS, (_host_row(h, now) for h in hosts))
+    for name, ccols, rows in zip(_CHILD_TABLES, _CHILD_COLS, child_rows, strict=True):
+        stage_rows(cur, f"_stage_{name}", name, ccols, rows)
+    cur.execute("SELECT count(*) FROM _stage_hosts s JOIN hosts h ON h.id = s.id")
+    row = cur.fetchone()
+    updated = int(row[0]) if row else 0
+    # Every statement below joins whole staging tables with whole tables: hash joins.  A nested loop,
+    # which the planner picks when a table's statistics predate this transaction, is quadratic here.
+    cur.execute("SET LOCAL enable_nestloop = off")
+    changed = ""
+    if updated:  # existing hosts: note those whose children change, delete children no longer listed as they are
+        cur.execute("CREATE TEMP TABLE IF NOT EXISTS _stage_changed (host_id text) ON COMMIT DROP")
+        cur.execute("TRUNCATE _stage_changed")
         for name, ccols, keys in zip(_CHILD_TABLES, _CHILD_COLS, _CHILD_KEYS, strict=True):
-            key = " AND ".join(f"c.{k} = x.{k}" for k in keys)
-            cur.execute(f"INSERT INTO {name} ({', '.join(ccols)}) SELECT {', '.join(f'x.{c}' for c in ccols)} "  # noqa: S608
-                        f"FROM _stage_{name} x WHERE NOT EXISTS (SELECT 1 FROM {name} c WHERE {key})")
-        cur.execute("RESET enable_nestloop")
+            # keys with = (NOT NULL primary key columns: a hash join), the other columns null-safe
+            same = " AND ".join(f"x.{c} = c.{c}" if c in keys else f"x.{c} IS NOT DISTINCT FROM c.{c}"
+                                for c in ccols)
+            cur.execute(f"INSERT INTO _stage_changed SELECT DISTINCT x.host_id FROM _stage_{name} x "  # noqa: S608
+                        f"JOIN hosts h ON h.id = x.host_id WHERE NOT EXISTS (SELECT 1 FROM {name} c WHERE {same})")
+            cur.execute(f"WITH gone AS (DELETE FROM {name} c USING _stage_hosts s WHERE c.host_id = s.id "  # noqa: S608
+                        f"AND NOT EXISTS (SELECT 1 FROM _stage_{name} x WHERE {same}) RETURNING c.host_id) "
+                        "INSERT INTO _stage_changed SELECT DISTINCT host_id FROM gone")
+        changed = " OR hosts.id IN (SELECT host_id FROM _stage_changed)"
+    # ORDER BY id: rows are locked in id order, so concurrent imports of the same hosts queue, never deadlock
+    cur.execute(f"INSERT INTO hosts ({cols}, version) SELECT {cols}, 1 FROM _stage_hosts ORDER BY id "  # noqa: S608
+                f"ON CONFLICT (id) DO UPDATE SET {sets}, version = hosts.version + 1 WHERE {differs}{changed}")
+    for name, ccols, keys in zip(_CHILD_TABLES, _CHILD_COLS, _CHILD_KEYS, strict=True):
+        key = " AND ".join(f"c.{k} = x.{k}" for k in keys)
+        cur.execute(f"INSERT INTO {name} ({', '.join(ccols)}) SELECT {', '.join(f'x.{c}' for c in ccols)} "  # noqa: S608
+                    f"FROM _stage_{name} x WHERE NOT EXISTS (SELECT 1 FROM {name} c WHERE {key})")
+    cur.execute("RESET enable_nestloop")
     return updated
+
+
+#: A PostgreSQL import of at least this many hosts into a fleet at most half its size writes with the
+#: secondary indexes and foreign keys of the host tables dropped, and builds them once at the end.
+BULK_MIN_HOSTS = 20_000
+_HOST_TABLES = ("hosts", *_CHILD_TABLES)
+_BULK_LOCK = 0x7266696E76  # pg_advisory_xact_lock key: bulk imports run one at a time
+
+
+def _upsert_hosts_pg(conn: Connection, hosts: Sequence[Host], now: datetime) -> int:
+    """Write hosts and their children; return how many existed already.
+
+    An import that at least doubles the fleet (the first import, a new site) takes the bulk path: the host
+    tables are locked, their secondary indexes and foreign keys dropped, the new hosts and their children
+    COPYed straight into the tables, the hosts that existed merged through the staging tables, and the
+    indexes and keys built back, all in the caller's transaction.  Inserting a row updates every index of
+    its table (a B-tree descent each) and checks each foreign key with a lookup; building an index sorts
+    once and adding a foreign key back checks every row with one join (bench/README.md).  Any other
+    import merges everything through the staging tables (:func:`_merge_staged`).
+    """
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur:
+        restore: list[str] = []
+        old: Sequence[Host] = hosts
+        new: Sequence[Host] = ()
+        if len(hosts) >= BULK_MIN_HOSTS:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", [_BULK_LOCK])  # no lock upgrade race between two
+            cur.execute("SELECT count(*) FROM hosts")
+            row = cur.fetchone()
+            if 2 * (int(row[0]) if row else 0) <= len(hosts):
+                restore = _suspend_indexes(cur)
+                cur.execute("SELECT id FROM hosts")  # read under the exclusive lock: nobody adds hosts meanwhile
+                existing = {r[0] for r in cur}
+                old = [h for h in hosts if h.id in existing]
+                new = [h for h in hosts if h.id not in existing]
+        updated = _merge_staged(cur, old, now) if old else 0
+        if new:
+            _copy_new(cur, new, now)
+        for statement in restore:
+            cur.execute(statement)
+    return updated
+
+
+def _suspend_indexes(cur: Any) -> list[str]:
+    """Drop the secondary indexes and the foreign keys of the host tables; return the statements that restore them.
+
+    PostgreSQL's DDL is transactional, so a failed import (including a foreign key that does not hold when
+    it is added back) rolls the indexes back with everything else.  The tables are locked first, in one
+    statement, so readers wait for the import instead of scanning a table without its indexes.
+    """
+    tables = list(_HOST_TABLES)
+    cur.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
+    cur.execute("SELECT c.conrelid::regclass::text, quote_ident(c.conname), pg_get_constraintdef(c.oid) "
+                "FROM pg_constraint c WHERE c.contype = 'f' AND c.conrelid = ANY(%s::regclass[]) "
+                "ORDER BY 2", [tables])
+    fkeys = cur.fetchall()
+    cur.execute("SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+                "WHERE i.indrelid = ANY(%s::regclass[]) AND NOT i.indisunique AND NOT i.indisprimary "
+                "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid) "
+                "ORDER BY 1", [tables])
+    indexes = cur.fetchall()
+    for table, name, _definition in fkeys:
+        cur.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+    for name, _definition in indexes:
+        cur.execute(f"DROP INDEX {name}")
+    cur.execute("SET LOCAL maintenance_work_mem = '256MB'")  # each index build sorts in memory
+    return ([definition for _name, definition in indexes]
+            + [f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}" for table, name, definition in fkeys])
+
+
+def _copy_new(cur: Any, hosts: Sequence[Host], now: datetime) -> None:
+    """COPY hosts that do not exist yet, and their children, straight into the tables (binary COPY)."""
+    copy_rows(cur, _table(HostRow), (*_HOST_COLS, "version"), ((*_host_row(h, now), 1) for h in hosts))
+    for name, ccols, rows in zip(_CHILD_TABLES, _CHILD_COLS, _child_rows(hosts), strict=True):
+        copy_rows(cur, _table(_CHILD_ROWS[name]), ccols, rows)
+
+
+def _table(row: Any) -> Table:
+    table: Table = row.__table__
+    return table
 
 
 def _upsert_hosts_sqlite(conn: Connection, hosts: Sequence[Host], now: datetime) -> int:
@@ -309,19 +387,19 @@ def upsert_services(conn: Connection, services: Sequence[Service], now: datetime
         return 0, 0
     services = sorted(services, key=lambda s: s.id)
     before = existing_service_ids(conn, (s.id for s in services))
-    ins = _insert(conn)
+    stmt = _insert(conn)(ServiceRow)
+    # one statement executed for many rows (compiled once), not a VALUES list compiled per chunk
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["id"],
+        set_={**{c: stmt.excluded[c] for c in ("name", "tenant", "tier", "rto_minutes", "mtd_minutes",
+                                               "regulatory_function", "depends_on", "updated_at")},
+              "version": ServiceRow.version + 1},
+    )
     for part in chunks(services, 500):
-        stmt = ins(ServiceRow).values([
+        conn.execute(stmt, [
             {"id": s.id, "name": s.name, "tenant": s.tenant, "tier": s.tier, "rto_minutes": s.rto_minutes,
              "mtd_minutes": s.mtd_minutes, "regulatory_function": s.regulatory_function,
              "depends_on": list(s.depends_on), "updated_at": now, "version": 1} for s in part])
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["id"],
-            set_={**{c: stmt.excluded[c] for c in ("name", "tenant", "tier", "rto_minutes", "mtd_minutes",
-                                                   "regulatory_function", "depends_on", "updated_at")},
-                  "version": ServiceRow.version + 1},
-        )
-        conn.execute(stmt)
         conn.execute(delete(RedundancyGroupRow).where(RedundancyGroupRow.service_id.in_([s.id for s in part])))
         groups = [{"service_id": s.id, "idx": i, "name": g.name, "min_healthy": g.min_healthy,
                    "selector": g.selector, "hosts": list(g.hosts)}

@@ -9,9 +9,10 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 
 from ringfence.adapters.db.stores.base import utc
-from ringfence.adapters.db.tables import NotifyDeliveryRow, NotifyRulesRow
+from ringfence.adapters.db.tables import HostRow, NotifyDeliveryRow, NotifyRulesRow, PlanRow, RolloutHostRow, RolloutRow
 
-__all__ = ["add_deliveries", "all_rules", "due_deliveries", "list_deliveries", "next_due", "put_rules", "record_attempt"]
+__all__ = ["add_deliveries", "all_rules", "due_deliveries", "list_deliveries", "next_due", "plan_rules", "put_rules",
+           "record_attempt", "rollout_scopes", "told"]
 
 
 def put_rules(conn: Connection, tenant: str, document: Mapping[str, Any], *, now: datetime, actor: str) -> int:
@@ -65,3 +66,34 @@ def next_due(conn: Connection) -> datetime | None:
     """When the earliest pending delivery is due (None when nothing is pending)."""
     return utc(conn.scalar(select(func.min(NotifyDeliveryRow.next_attempt_at))
                            .where(NotifyDeliveryRow.state == "pending")))
+
+
+def plan_rules(conn: Connection) -> dict[str, tuple[Any, int]]:
+    """The ``notify:`` section and version of every stored plan that has one, by plan name."""
+    out: dict[str, tuple[Any, int]] = {}
+    for name, document, version in conn.execute(select(PlanRow.name, PlanRow.document, PlanRow.version)
+                                                 .order_by(PlanRow.name)):
+        if isinstance(document, Mapping) and document.get("notify"):
+            out[str(name)] = (document["notify"], int(version))
+    return out
+
+
+def rollout_scopes(conn: Connection, rollout_ids: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """Who a notification about these rollouts concerns: the tenants owning their targeted hosts (sorted),
+    and each rollout's plan name."""
+    if not rollout_ids:
+        return [], {}
+    ids = list(dict.fromkeys(rollout_ids))
+    tenants = conn.scalars(select(HostRow.tenant).distinct()
+                           .join(RolloutHostRow, RolloutHostRow.host_id == HostRow.id)
+                           .where(RolloutHostRow.rollout_id.in_(ids)).order_by(HostRow.tenant))
+    plans = {str(rid): str((plan or {}).get("name", "")) for rid, plan in
+             conn.execute(select(RolloutRow.id, RolloutRow.plan).where(RolloutRow.id.in_(ids)))}
+    return [str(t) for t in tenants], plans
+
+
+def told(conn: Connection, event: str, subject: str, title: str) -> bool:
+    """Whether a delivery of this event, subject and title was ever queued (for notifications told once)."""
+    return conn.execute(select(NotifyDeliveryRow.id).where(
+        NotifyDeliveryRow.event == event, NotifyDeliveryRow.subject == subject,
+        NotifyDeliveryRow.title == title).limit(1)).first() is not None
