@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from ringfence.errors import ConflictError, InputError, UnavailableError
+from ringfence.errors import ConflictError, InputError, UnavailableError, shown
 
 __all__ = ["Database", "audit_key_of", "normalise_url"]
 
@@ -68,7 +68,7 @@ class Database:
                                     expected="sqlite:///path.db or postgresql+psycopg://user@host/db") from e
         self.dialect = parsed.get_backend_name()
         if self.dialect not in ("sqlite", "postgresql"):
-            raise InputError.single("database_url", f"uses {self.dialect!r}", expected="sqlite or postgresql")
+            raise InputError.single("database_url", f"uses {shown(self.dialect)}", expected="sqlite or postgresql")
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if self.dialect == "sqlite":
             db_path = parsed.database

@@ -18,7 +18,7 @@ from ringfence.adapters.api.problems import MAX_REASON, Body
 from ringfence.adapters.graph_keys import key_source
 from ringfence.adapters.reports.recovery import render_report, render_work_order
 from ringfence.domain.access import Role
-from ringfence.errors import InputError
+from ringfence.errors import InputError, shown
 from ringfence.services import recovery
 from ringfence.services.context import Actor
 
@@ -199,7 +199,7 @@ async def import_keys(request: Request, state: AppState = Depends(get_state),
     """``Hostname, KeyID, RecoveryKey`` as the vendors' export scripts write it; all or nothing."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "text/csv":
-        raise InputError.single("content-type", f"is {ctype or '(none)'!r}", expected="text/csv")
+        raise InputError.single("content-type", f"is {shown(ctype or '(none)')}", expected="text/csv")
     body = await request.body()
     try:
         text = body.decode("utf-8")

@@ -16,7 +16,7 @@ from ringfence.domain.access import Role
 from ringfence.domain.channel import NAME_PATTERN, NAME_RULE
 from ringfence.domain.plans import plan_to_mapping
 from ringfence.domain.rollout import Release
-from ringfence.errors import InputError, NotFoundError
+from ringfence.errors import InputError, NotFoundError, shown
 from ringfence.services import release_gates, rollouts, supply_chain
 from ringfence.services.context import Actor
 from ringfence.services.health import issue_credential
@@ -54,7 +54,7 @@ async def create_release(request: Request, state: AppState = Depends(get_state),
     """Store artifacts content-addressed (SHA-256) and record the release (immutable)."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "multipart/form-data":
-        raise InputError.single("content-type", f"is {ctype or '(none)'!r}", expected="multipart/form-data")
+        raise InputError.single("content-type", f"is {shown(ctype or '(none)')}", expected="multipart/form-data")
     form = await request.form(max_files=100, max_part_size=state.settings.max_upload_mb * 1024 * 1024)
     try:
         files = [(v.filename or "artifact", await v.read()) for v in form.getlist("files") if isinstance(v, UploadFile)]
@@ -102,7 +102,7 @@ def get_release(release_id: str, state: AppState = Depends(get_state),
     with state.db.transaction() as conn:
         release = store.get_release(conn, release_id)
     if release is None:
-        raise NotFoundError(f"release {release_id!r} not found")
+        raise NotFoundError(f"release {shown(release_id)} not found")
     return release_json(release)
 
 
@@ -271,7 +271,7 @@ def operate(rollout_id: str, op: str, request: Request, body: Reason | None = No
             state: AppState = Depends(get_state), actor: Actor = Depends(require(Role.OPERATOR))) -> dict[str, Any]:
     """Apply a command; approve needs the approver role and a different person than who started it."""
     if op not in ("start", "pause", "resume", "approve", "extend", "halt", "rollback", "abort"):
-        raise NotFoundError(f"no operation {op!r}: use start, pause, resume, approve, extend, halt, rollback or abort")
+        raise NotFoundError(f"no operation {shown(op)}: use start, pause, resume, approve, extend, halt, rollback or abort")
     rollouts.operate(state.db, rollout_id, op, actor=actor, clock=state.clock,
                      reason=reason_of(request, body.reason if body else ""), notifier=notifier_of(request),
                      artifacts=state.context.artifacts, advisory_cache=state.context.advisories)
