@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib.resources import files
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 import numpy as np
 from cryptography.fernet import Fernet, InvalidToken
@@ -647,21 +647,41 @@ class KeyVault:
                                    "(was the key changed?)") from e
 
 
-def import_keys(db: Database, data: str, vault: KeyVault, *, actor: Actor, clock: Clock, where: str = "keys.csv",
-                reason: str = "") -> int:
-    """Import an escrow export ``Hostname, KeyID, RecoveryKey`` encrypted; all-or-nothing; returns how many."""
-    actor.require(Role.ADMIN, "importing recovery keys")
-    reader = csv.reader(io.StringIO(data.lstrip("\ufeff"), newline=""))  # newline="": a lone CR ends a line
+def _key_rows(data: str | IO[bytes], where: str) -> list[tuple[int, list[str]]]:
+    """The non-blank rows of a recovery-key CSV after its header, with their line numbers.
+
+    A binary stream (the upload where it is spooled) is decoded a buffer at a time: the file is never held
+    whole in memory as bytes and again as text.
+    """
+    text: io.TextIOBase = (io.StringIO(data.lstrip("\ufeff"), newline="") if isinstance(data, str)
+                           else io.TextIOWrapper(data, encoding="utf-8-sig", newline=""))  # a lone CR ends a line
+    reader = csv.reader(text)
     try:
         header = next(reader, None)
         if header is None or tuple(c.strip().lower().replace(" ", "") for c in header) != _CSV_COLUMNS:
             found = f"is {shown(', '.join(header), 200)}" if header else "is missing (the file is empty)"
             raise InputError.single("header", found,
                                     expected="Hostname, KeyID, RecoveryKey", location=where)
-        rows = [(i + 2, r) for i, r in enumerate(reader) if any(c.strip() for c in r)]
+        return [(i + 2, r) for i, r in enumerate(reader) if any(c.strip() for c in r)]
     except csv.Error as e:  # e.g. a field over the csv module's 131,072 characters
         raise InputError.single("row", f"cannot be read as CSV: {e}", expected="Hostname, KeyID, RecoveryKey rows",
                                 location=f"{where} line {reader.line_num}") from e
+    except UnicodeDecodeError:
+        raise InputError.single("body", "is not UTF-8", expected="a UTF-8 CSV file",
+                                location=f"{where} line {reader.line_num + 1}") from None
+    finally:
+        if isinstance(text, io.TextIOWrapper):
+            text.detach()  # the caller owns the stream
+
+
+def import_keys(db: Database, data: str | IO[bytes], vault: KeyVault, *, actor: Actor, clock: Clock,
+                where: str = "keys.csv", reason: str = "") -> int:
+    """Import an escrow export ``Hostname, KeyID, RecoveryKey`` encrypted; all-or-nothing; returns how many.
+
+    ``data`` is the file's text or a binary stream of it (read a buffer at a time, never whole).
+    """
+    actor.require(Role.ADMIN, "importing recovery keys")
+    rows = _key_rows(data, where)
     now = clock()
     with db.transaction() as conn:
         by_name: dict[str, str] = {}

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import math
 import secrets
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ringfence.adapters.artifacts import ArtifactStore
 from ringfence.adapters.db.engine import Database
@@ -86,9 +87,13 @@ ENGINE_ACTOR = "ringfence-engine"
 # --- releases -----------------------------------------------------------------------------
 
 def create_release(db: Database, artifacts: ArtifactStore, *, product: str, version: str, kind: str,
-                   platforms: list[str], files: list[tuple[str, bytes]], actor: Actor, clock: Clock,
+                   platforms: list[str], files: Sequence[tuple[str, bytes | IO[bytes]]], actor: Actor, clock: Clock,
                    reason: str = "") -> Release:
-    """Store a release and its artifacts (content-addressed); releases are immutable."""
+    """Store a release and its artifacts (content-addressed); releases are immutable.
+
+    An artifact is given as bytes or as a binary stream (an upload where it is spooled), which is copied into
+    the store a buffer at a time, never read whole.
+    """
     actor.require(Role.OPERATOR, "creating releases")
     problems = []
     if not product or "@" in product or "/" in product or len(product) > 200:
@@ -110,9 +115,12 @@ def create_release(db: Database, artifacts: ArtifactStore, *, product: str, vers
 
         raise InputError("release rejected", [FieldIssue(f, m, "release", e) for f, m, e in problems])
     require_names([("product", product), ("version", version), *(("file", n) for n, _ in files)], "release")
-    stored = tuple(Artifact(name=name, sha256=artifacts.put(data), size=len(data)) for name, data in files)
+    stored = []
+    for name, data in files:
+        sha256, size = (artifacts.put(data), len(data)) if isinstance(data, bytes) else artifacts.put_stream(data)
+        stored.append(Artifact(name=name, sha256=sha256, size=size))
     release = Release(id=ReleaseId(f"{product}@{version}"), product=product, version=version, kind=kind_v,
-                      platforms=tuple(sorted(set(platforms))), artifacts=stored, created_by=actor.name)
+                      platforms=tuple(sorted(set(platforms))), artifacts=tuple(stored), created_by=actor.name)
     now = clock()
     with db.transaction() as conn:
         created = store.create_release(conn, release, now)
