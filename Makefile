@@ -34,7 +34,7 @@ test: lint
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m extended
 
-## test-deep: long fuzzing (schemathesis for 5 minutes per database); its open findings are in the issues
+## test-deep: long random fuzzing (schemathesis for 5 minutes per database); make test has the bounded, deterministic pass
 test-deep: $(STAMP)
 	$(BIN)/python -m pytest -m deep
 

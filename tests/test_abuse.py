@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from ringfence.adapters.db.engine import Database
@@ -43,6 +44,50 @@ def test_one_credential_id_is_throttled_after_ten_failures(api: Api, clock: Fake
     assert _report(api, "rfh_other-credential").status_code == 401  # other ids from the same source: not yet
     clock.advance(minutes=1, seconds=1)
     assert _report(api, "rfh_stolen-or-revoked").status_code == 401
+
+
+def _enrol(client: TestClient, token: str, host: str, credential: str = "") -> Any:
+    facts = {"id": host, "hostname": host, "os_family": "windows", "os_build": "22631"}
+    return client.post("/v1/enrol", json={"host": facts, **({"credential": credential} if credential else {})},
+                       headers={"Authorization": f"Bearer {token}"})
+
+
+def test_a_fleet_behind_one_address_sharing_a_spent_token_is_told_why_and_not_locked_out(api: Api) -> None:
+    """Issue 14: a shared multi-use enrolment token that ran out used to count each further try as a failed
+    credential check against the token and the address, so one agent's retries locked every agent behind the
+    same NAT out for a minute.  The secret is right, so the answer is 403 naming the fix, and it is not counted."""
+    made = api.call("POST", "/v1/enrolment-tokens", role="operator", json={"tenant": "acme", "uses": 3})
+    shared = made.json()["token"]
+    fleet = {f"ws-{i:03d}": "rfh_" + chr(ord("A") + i) * 43 for i in range(3)}
+    for host, credential in fleet.items():  # three agents of the fleet enrol; the token is used up
+        assert _enrol(api.client, shared, host, credential).status_code == 201
+    # the fourth agent retries far beyond both limits (10 per credential id, 50 per address)
+    late = [_enrol(api.client, shared, "ws-late") for _ in range(60)]
+    assert {r.status_code for r in late} == {403}, [r.status_code for r in late][:15]
+    detail = _problem(late[-1], 403)["detail"]
+    assert "used up (3 use(s))" in detail and "ringfence enrol token create" in detail, detail
+    # the agents whose enrolment succeeded go on from the same address: a retry after a lost answer, reports,
+    # and a new agent with a token of its own
+    assert _enrol(api.client, shared, "ws-000", fleet["ws-000"]).status_code == 201
+    for host, credential in fleet.items():
+        assert _report(api, credential, host=host).status_code == 202
+    fresh = api.call("POST", "/v1/enrolment-tokens", role="operator", json={"tenant": "acme"}).json()["token"]
+    assert _enrol(api.client, fresh, "ws-late").status_code == 201
+    assert api.call("GET", "/v1/hosts", role="viewer").status_code == 200
+
+
+def test_wrong_secrets_with_a_known_token_prefix_lock_out_only_their_sender(api: Api) -> None:
+    """A token's first 12 characters are shown in listings: wrong secrets sent with them from one address are
+    throttled for that address, and the agents elsewhere that hold the real token still enrol with it."""
+    shared = api.call("POST", "/v1/enrolment-tokens", role="operator",
+                      json={"tenant": "acme", "uses": 5}).json()["token"]
+    forged = shared[:12] + "x" * (len(shared) - 12)
+    attacker = TestClient(api.client.app, client=("127.0.0.66", 4000))
+    statuses = [_enrol(attacker, forged, "ws-evil").status_code for _ in range(12)]
+    assert statuses == [401] * 10 + [429] * 2
+    assert "this credential" in _problem(_enrol(attacker, forged, "ws-evil"), 429)["detail"]
+    assert _enrol(api.client, shared, "ws-100").status_code == 201  # another address, the same token id
+    assert _enrol(api.client, forged, "ws-101").status_code == 401  # and its own wrong secrets are its own count
 
 
 def test_successful_requests_do_not_count(api: Api) -> None:

@@ -78,7 +78,7 @@ def test_enrol_keeps_a_private_credential_and_the_host_appears_with_its_facts(
     assert agent.report()
     agent.close()
     other = _agent(api, clock, tmp_path, "ws-0008", token)  # the one-time token is used up
-    with pytest.raises(EnrolmentRefused, match="401"):
+    with pytest.raises(EnrolmentRefused, match="403"):
         other.enrol()
     other.close()
     assert api.call("GET", "/v1/hosts/ws-0008", role="viewer").status_code == 404

@@ -49,7 +49,7 @@ def test_enrolment_token_is_single_use_and_makes_a_host_with_its_facts(api: Api)
     assert host["tenant"] == "acme" and host["os_build"] == "22631" and host["agents"][0]["kernel_mode"] is True
     assert _report(api.client, body["credential"]).status_code == 202
     again = _enrol(api, created["token"], {**HOST, "id": "another-host"})
-    assert "used up" in _problem(again, 401)["detail"]
+    assert "used up" in _problem(again, 403)["detail"]
     assert api.call("GET", "/v1/hosts/another-host", role="viewer").status_code == 404
     listed = api.call("GET", "/v1/enrolment-tokens", role="operator").json()["tokens"]
     assert listed[0]["uses_left"] == 0 and "token" not in listed[0] and "token_hash" not in listed[0]
@@ -61,10 +61,10 @@ def test_enrolment_token_is_single_use_and_makes_a_host_with_its_facts(api: Api)
 def test_expired_revoked_and_unknown_tokens_are_refused(api: Api, clock: FakeClock) -> None:
     short = _token(api, expires="30m")
     clock.advance(minutes=31)
-    assert "expired" in _problem(_enrol(api, short["token"]), 401)["detail"]
+    assert "expired" in _problem(_enrol(api, short["token"]), 403)["detail"]
     revoked = _token(api, uses=5)
     assert api.call("POST", f"/v1/enrolment-tokens/{revoked['id']}/revoke", role="operator").status_code == 200
-    assert "revoked" in _problem(_enrol(api, revoked["token"]), 401)["detail"]
+    assert "revoked" in _problem(_enrol(api, revoked["token"]), 403)["detail"]
     assert "unknown" in _problem(_enrol(api, "rfe_" + "x" * 43), 401)["detail"]
     assert _problem(_enrol(api, "rf_operator-token"), 401)["detail"].startswith("enrolment needs")
     assert _problem(api.client.post("/v1/enrol", json={"host": HOST}), 401)
@@ -158,7 +158,7 @@ def test_an_operator_issued_re_enrolment_token_re_enrols_only_its_host(api: Api)
     assert fresh.status_code == 201, fresh.text
     assert _report(api.client, real).status_code == 401
     assert _report(api.client, fresh.json()["credential"]).status_code == 202
-    assert "used up" in _problem(_enrol(api, bound["token"]), 401)["detail"]
+    assert "used up" in _problem(_enrol(api, bound["token"]), 403)["detail"]
 
 
 def test_a_host_whose_credential_was_revoked_enrols_again_with_a_tenant_token(api: Api) -> None:
@@ -190,7 +190,7 @@ def test_an_agent_whose_enrolment_answer_was_lost_asks_again_and_gets_the_same_e
     other = _token(api, uses=5)["token"]
     assert _enrol_proposing(api, other, "rfh_" + "B" * 43).status_code == 409  # still no takeover
     assert _enrol(api, other).status_code == 409
-    assert _problem(_enrol_proposing(api, token, "rfh_" + "C" * 43), 401)  # a spent token for anyone else
+    assert _problem(_enrol_proposing(api, token, "rfh_" + "C" * 43), 403)  # a spent token for anyone else
     assert _report(api.client, mine).status_code == 202
     tokens = api.call("GET", "/v1/enrolment-tokens", role="operator").json()["tokens"]
     assert [t["uses_left"] for t in tokens if token.startswith(t["prefix"])] == [0]

@@ -18,17 +18,20 @@ from typing import Any
 import pytest
 import yaml
 
+from ringfence.adapters.notify.rules import parse_rules
 from ringfence.adapters.vuln.osv import parse_record
 from ringfence.adapters.vuln.vex import parse_vex
 from ringfence.domain.plans import plan_from_mapping
+from ringfence.domain.recovery import model_from_mapping, runbooks_from_mapping
+from ringfence.domain.windows import parse_window
 from ringfence.errors import InputError, describe, shown
 from ringfence.services.release_gates import parse_gate_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON_WORDS = re.compile(r"NoneType|\bdict\b|\bstr\b|\bint\b|\bfloat\b|\bbool\b|\btuple\b|\blist object|"
                           r"object has no attribute|not subscriptable|not iterable|Traceback")
-#: Python's spelling of values a file wrote as null, true, false or a JSON list/mapping: the importers and the gate
-#: policy quote values as the file does (``ringfence.errors.shown``). Plans still quote a few values Python's way.
+#: Python's spelling of values a file wrote as null, true, false or a JSON list/mapping: every parser quotes values
+#: as the file does (``ringfence.errors.shown``).
 PYTHON_LITERALS = re.compile(r"\bNone\b|\bTrue\b|\bFalse\b|\{'|\['|, '")
 WRONG: list[Any] = [None, [], ["x"], {}, {"k": "v"}, "", "banana", 0, -1, 2.5, True]
 
@@ -98,8 +101,32 @@ def _vex(doc: Any) -> object:
     return parse_vex("vex.json", json.dumps(doc).encode())
 
 
+def _plan_with_gate_lists() -> Any:
+    """The default plan with the gate's list settings written out (required signals, alternatives)."""
+    doc = yaml.safe_load((ROOT / "examples/plans/default.yaml").read_text())
+    doc["gate"] = {**doc["gate"], "required_signals": ["crashed", "silent"], "alternatives": [[2.0, 0.5], [4.0, 0.5]]}
+    return doc
+
+
+RUNBOOKS = {"runbooks": [
+    {"name": "server-redfish", "match": "oob_management=true", "path": "redfish", "minutes": 30,
+     "automated": {"concurrency": 10, "cap_minutes": 60, "executor": "redfish"}, "needs_key": False,
+     "steps": [{"name": "insert", "executor": "redfish", "action": "insert_media", "image": "https://example.com/r.iso"},
+               {"name": "fix", "executor": "ansible", "playbook": "fix.yml"},
+               {"name": "rescue", "executor": "cloud", "provider": "azure"},
+               {"name": "run", "executor": "command", "command": ["true"]}]}]}
+RECOVERY_MODEL = {"pc_minutes": 5, "technicians_per_site": 3, "technicians": {"fra-1": 4},
+                  "shifts": {"fra-1": [{"start": "08:00", "hours": 8, "technicians": 3, "days": [0, 1, 2]}]},
+                  "default_shifts": [{"start": "09:00", "hours": 8, "technicians": 2}]}
+
+
 CASES = {
     "plan": (_plan, yaml.safe_load((ROOT / "examples/plans/default.yaml").read_text())),
+    "plan with gate lists": (_plan, _plan_with_gate_lists()),
+    "change window": (parse_window, {"days": "mon-thu", "start": "09:00", "end": "16:00"}),
+    "runbooks": (runbooks_from_mapping, RUNBOOKS),
+    "recovery model": (model_from_mapping, RECOVERY_MODEL),
+    "notification rules": (parse_rules, yaml.safe_load((ROOT / "examples/notify.yaml").read_text())),
     "gate policy": (_policy, yaml.safe_load((ROOT / "examples/release-gates/default.yaml").read_text())),
     "osv record": (_osv, OSV),
     "cyclonedx vex": (_vex, CDX_VEX),
@@ -115,9 +142,26 @@ def test_no_message_names_a_python_type(case: str) -> None:
     assert len(texts) > 20, texts  # wrong values were refused, so there were messages to read
     bad = sorted({t for t in texts if PYTHON_WORDS.search(t)})
     assert not bad, "\n".join(bad[:20])
-    if case != "plan":
-        literal = sorted({t for t in texts if PYTHON_LITERALS.search(t)})
-        assert not literal, "\n".join(literal[:20])
+    literal = sorted({t for t in texts if PYTHON_LITERALS.search(t)})
+    assert not literal, "\n".join(literal[:20])
+
+
+@pytest.mark.parametrize(("wrong", "words"), [(True, "is true"), (False, "is false"), ([0.5], "is [0.5]"),
+                                              ({"a": None}, '{"a": null}'), ("half", "is 'half'")])
+def test_a_plan_quotes_a_wrong_fraction_as_the_file_wrote_it(wrong: Any, words: str) -> None:
+    doc = yaml.safe_load((ROOT / "examples/plans/default.yaml").read_text())
+    doc["waves"][0]["fraction"] = wrong
+    with pytest.raises(InputError) as caught:
+        plan_from_mapping(doc)
+    issue = next(i for i in caught.value.issues if i.field == "waves[0].fraction")
+    assert words in issue.message, issue
+    assert f"plan: waves[0].fraction: {issue.message}" in str(caught.value), caught.value
+
+
+def test_an_empty_plan_names_the_plan_once() -> None:
+    with pytest.raises(InputError) as caught:
+        plan_from_mapping(None)
+    assert str(caught.value) == "plan rejected: plan: is empty (expected a mapping with name and waves)"
 
 
 @pytest.mark.parametrize(("parse", "doc"), [(_plan, None), (_policy, None), (_osv, None), (_vex, None)])

@@ -156,7 +156,7 @@ def test_worker_thread_delivers_without_blocking_the_caller(db: Database, clock:
     ("notify: {targets: {a: {webhook: 'ftp://x'}}, rules: []}", "notify.targets.a.webhook: is 'ftp://x'"),
     ("notify: {targets: {a: {webhook: 'http://127.0.0.1/h'}}, rules: []}", "needs exactly one of secret or secret_env"),
     ("notify: {targets: {}, rules: [{events: [rollout.exploded], targets: [x]}]}", "names unknown events"),
-    ("notify: {targets: {}, rules: [{events: ['*'], targets: [x]}]}", "names undefined targets ['x']"),
+    ("notify: {targets: {}, rules: [{events: ['*'], targets: [x]}]}", 'names undefined targets ["x"]'),
     ("tenant: acme", "notify: is missing"),
     ("{tenant: 'plan:fast', notify: {targets: {}, rules: []}}", "names a plan's rules"),
 ])

@@ -161,3 +161,67 @@ def test_escrow_csv_from_a_stream_is_read_row_by_row_and_equals_the_whole_file()
     assert streamed == parse_escrow_csv("escrow.csv", data) and len(streamed) == 20_000
     with pytest.raises(InputError, match="not UTF-8"):
         parse_escrow_csv("escrow.csv", io.BufferedReader(ChunkedOnly(data + b"h-x,\xff,entra-id,true\n"), 8192))
+
+
+def test_recovery_keys_from_a_stream_are_read_in_buffers_and_equal_the_whole_file(db: Database,
+                                                                                  clock: FakeClock) -> None:
+    from cryptography.fernet import Fernet
+
+    from ringfence.adapters.db.stores import recovery as recovery_store
+    from ringfence.domain.access import Role
+    from ringfence.domain.model import Host, HostId, Inventory, OsFamily, TenantId
+    from ringfence.services import inventory, recovery
+
+    admin = Actor(name="admin", role=Role.ADMIN)
+    hosts = tuple(Host(id=HostId(f"pc{i:04d}"), hostname=f"PC{i:04d}", tenant=TenantId("acme"),
+                       os_family=OsFamily.WINDOWS) for i in range(2_000))
+    inventory.import_inventory(db, Inventory(hosts=hosts), actor=Actor(name="op", role=Role.OPERATOR), clock=clock)
+    vault = recovery.KeyVault(Fernet.generate_key().decode())
+    key = "123456-" * 7 + "654321"
+    data = ("\ufeffHostname,KeyID,RecoveryKey\r\n" + "".join(f"PC{i:04d},{{k-{i}}},{key}\r\n" for i in range(2_000))
+            ).encode()
+    stream = ChunkedOnly(data)
+    assert recovery.import_keys(db, io.BufferedReader(stream, buffer_size=8192), vault, actor=admin,
+                                clock=clock) == 2_000
+    assert stream.largest_read <= 8192 < len(data)
+    with db.transaction() as conn:
+        streamed = [recovery_store.key_of(conn, f"pc{i:04d}") for i in (0, 1_999)]
+    assert [k for k, _ in streamed] == ["{k-0}", "{k-1999}"] and all(key not in c for _, c in streamed)
+    assert recovery.import_keys(db, data.decode("utf-8-sig"), vault, actor=admin, clock=clock) == 2_000  # same file
+    bad = data + b"PC0001,{k-x},\xff\n"
+    with pytest.raises(InputError, match="not UTF-8") as caught:
+        recovery.import_keys(db, io.BufferedReader(ChunkedOnly(bad), 8192), vault, actor=admin, clock=clock)
+    assert caught.value.issues[0].field == "body"
+
+
+def test_the_api_reads_a_recovery_key_csv_that_is_not_utf8_as_422(api: Api) -> None:
+    response = api.call("POST", "/v1/recovery/keys", content=b"Hostname,KeyID,RecoveryKey\nPC01,k,\xff\n",
+                        headers={"content-type": "text/csv"})
+    assert [e["field"] for e in _problem(response, 422)["errors"]] == ["body"]
+
+
+def test_an_artifact_from_a_stream_is_copied_in_buffers_under_its_digest(tmp_path: Any) -> None:
+    import hashlib
+
+    from ringfence.adapters.artifacts import ArtifactStore
+
+    data = bytes(range(256)) * (12 * 1024)  # 3 MiB
+    store = ArtifactStore(tmp_path / "artifacts")
+    stream = ChunkedOnly(data)
+    digest, size = store.put_stream(io.BufferedReader(stream, buffer_size=64 * 1024))
+    assert (digest, size) == (hashlib.sha256(data).hexdigest(), len(data)) and store.get(digest) == data
+    assert stream.largest_read <= 1024 * 1024 < len(data)
+    assert store.put_stream(io.BytesIO(data)) == (digest, size) and store.put(data) == digest  # stored once
+    assert [p.name for p in (tmp_path / "artifacts" / "sha256").rglob("*") if p.is_file()] == [digest]
+
+
+def test_the_api_stores_a_spooled_artifact_whole_and_under_its_digest(api: Api) -> None:
+    import hashlib
+
+    data = b"\x00channel file 291\xff" * 200_000  # 3.8 MB: spooled to disk by the form parser
+    created = api.call("POST", "/v1/releases", role="operator", files=[("files", ("C-00000291.sys", data))],
+                       data={"product": "falcon-content", "version": "291", "kind": "content",
+                             "platforms": "windows"})
+    assert created.status_code == 201, created.text
+    assert created.json()["artifacts"] == [{"name": "C-00000291.sys", "sha256": hashlib.sha256(data).hexdigest(),
+                                            "size": len(data)}]

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
-from ringfence.errors import FieldIssue, InputError
+from ringfence.errors import FieldIssue, InputError, shown
 
 __all__ = ["Settings", "load_settings"]
 
@@ -66,7 +66,7 @@ class Settings(BaseSettings):
         default=50, ge=1, description="Failed credential checks (401) one source address may have a minute before 429.")
     auth_failures_per_minute_per_credential: int = Field(
         default=10, ge=1, description="Failed credential checks one credential id (its first 12 characters) may have "
-                                      "a minute before 429.")
+                                      "from one source address a minute before 429.")
     role: str = Field(default="all", description=(
         "What this server does: all (API, agent traffic and the reconciler), api (operator API, dashboard and "
         "agent traffic, no reconciler), reconciler (the elected loop; HTTP only /healthz, /readyz, /metrics) or "
@@ -92,14 +92,14 @@ class Settings(BaseSettings):
     @classmethod
     def _role(cls, value: str) -> str:
         if value.lower() not in {"all", "api", "reconciler", "ingest"}:
-            raise ValueError(f"role {value!r} is not one of all, api, reconciler, ingest")
+            raise ValueError(f"role {shown(value)} is not one of all, api, reconciler, ingest")
         return value.lower()
 
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
         if value.lower() not in {"debug", "info", "warning", "error"}:
-            raise ValueError(f"log_level {value!r} is not one of debug, info, warning, error")
+            raise ValueError(f"log_level {shown(value)} is not one of debug, info, warning, error")
         return value.lower()
 
     @classmethod
@@ -129,14 +129,14 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     cls: type[Settings] = Settings
     if path is not None:
         if not path.is_file():
-            raise InputError.single("config", f"file {str(path)!r} does not exist", expected="a TOML file")
+            raise InputError.single("config", f"file {shown(str(path))} does not exist", expected="a TOML file")
         cls = type("FileSettings", (Settings,), {"model_config": SettingsConfigDict(
             env_prefix="RINGFENCE_", extra="forbid", toml_file=path)})
     try:
         return cls(**clean)
     except ValidationError as e:
         issues = [FieldIssue(field=".".join(str(p) for p in err["loc"]) or "settings", message=err["msg"],
-                             expected=f"a valid value, not {err.get('input')!r}") for err in e.errors()]
+                             expected=f"a valid value, not {shown(err.get('input'))}") for err in e.errors()]
         raise InputError("invalid settings", issues) from e
     except (OSError, ValueError) as e:  # unreadable or malformed TOML
         raise InputError.single("config", f"cannot be read: {e}", expected="a valid TOML file") from e

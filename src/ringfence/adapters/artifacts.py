@@ -2,6 +2,8 @@
 
 Writes are atomic (temporary file, fsync, rename), so a crash never leaves a
 half-written artifact under its digest; storing the same bytes twice is a no-op.
+:meth:`ArtifactStore.put_stream` copies an upload from where it is spooled a buffer at a time, hashing
+as it goes, so an artifact is never held whole in memory.
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
+from typing import IO
 
 from ringfence.errors import NotFoundError
 
 __all__ = ["ArtifactStore"]
+
+_CHUNK = 1024 * 1024
 
 
 class ArtifactStore:
@@ -44,6 +49,31 @@ class ArtifactStore:
             Path(tmp).unlink(missing_ok=True)
             raise
         return digest
+
+    def put_stream(self, stream: IO[bytes]) -> tuple[str, int]:
+        """Store what ``stream`` holds from where it is, a buffer at a time; return its SHA-256 and size."""
+        incoming = self.root / "sha256"
+        incoming.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=incoming, prefix=".incoming-")
+        try:
+            digest, size = hashlib.sha256(), 0
+            with os.fdopen(fd, "wb") as out:
+                while chunk := stream.read(_CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            target = self.path(digest.hexdigest())
+            if target.exists():
+                Path(tmp).unlink()
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, target)  # the same file system: an atomic rename
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return digest.hexdigest(), size
 
     def get(self, sha256: str) -> bytes:
         """The bytes of an artifact."""

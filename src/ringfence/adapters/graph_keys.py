@@ -27,7 +27,7 @@ import httpx
 
 from ringfence import __version__
 from ringfence.config import Settings
-from ringfence.errors import UnavailableError
+from ringfence.errors import UnavailableError, shown
 
 __all__ = ["GraphKeySource", "key_source"]
 
@@ -42,7 +42,7 @@ class GraphKeySource:
     def __init__(self, base_url: str, token: str, *, timeout_seconds: float = 10.0,
                  transport: httpx.BaseTransport | None = None) -> None:
         if not base_url.startswith(("https://", "http://")):
-            raise UnavailableError(f"RINGFENCE_GRAPH_URL is {base_url!r}: expected https://graph.microsoft.com/v1.0 "
+            raise UnavailableError(f"RINGFENCE_GRAPH_URL is {shown(base_url)}: expected https://graph.microsoft.com/v1.0 "
                                    "(or a national cloud's Graph endpoint)")
         if not token:
             raise UnavailableError("RINGFENCE_GRAPH_TOKEN is empty: give a Graph access token with BitlockerKey.Read.All "

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ringfence.domain.recovery import RunbookStep
-from ringfence.errors import InputError, UnavailableError
+from ringfence.errors import InputError, UnavailableError, shown
 
 __all__ = ["Bmc", "StepResult", "cloud_commands", "run_ansible", "run_redfish"]
 
@@ -56,7 +56,7 @@ def run_ansible(step: RunbookStep, playbooks: Path, host: str, on_event: Callabl
 
     book = (playbooks / step.playbook).resolve()
     if not book.is_file() or playbooks.resolve() not in book.parents:
-        raise InputError.single("playbook", f"{step.playbook!r} is not a file in {playbooks}",
+        raise InputError.single("playbook", f"{shown(step.playbook)} is not a file in {playbooks}",
                                 expected="a playbook in the playbook directory")
     count = 0
 
@@ -116,7 +116,7 @@ def run_redfish(step: RunbookStep, bmc: Bmc) -> StepResult:
             return StepResult(True, "reset", "ForceRestart")
     except sushy_errors.SushyError as e:
         raise UnavailableError(f"Redfish at {bmc.url}: {e}") from e
-    raise InputError.single("action", f"is {step.action!r}", expected="insert_media, boot_once or reset")
+    raise InputError.single("action", f"is {shown(step.action)}", expected="insert_media, boot_once or reset")
 
 
 #: The offline fix AWS's rescue workflow runs on the helper instance, with the VM's root volume mounted at
@@ -157,4 +157,4 @@ def cloud_commands(step: RunbookStep, host: Mapping[str, str]) -> list[list[str]
     if step.provider == "gcp":
         where = [f"--zone={host.get('zone', '')}", f"--project={host.get('project', '')}", "--quiet"]
         return [["gce-rescue", "rescue", name, *where], ["gce-rescue", "restore", name, *where]]
-    raise InputError.single("provider", f"is {step.provider!r}", expected="azure, aws or gcp")
+    raise InputError.single("provider", f"is {shown(step.provider)}", expected="azure, aws or gcp")

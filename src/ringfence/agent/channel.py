@@ -38,6 +38,7 @@ from tuf.ngclient.urllib3_fetcher import Urllib3Fetcher
 
 from ringfence import __version__
 from ringfence.domain.channel import COHORTS_TARGET, MAX_BINS, cohort_of, cohort_role, manifest_path
+from ringfence.errors import shown
 
 if TYPE_CHECKING:  # public as tuf.api.metadata.TargetFile, which mypy's strict mode does not see as exported
     from tuf.api._payload import TargetFile
@@ -166,12 +167,12 @@ class ChannelSession:
         cohorts = self._json(COHORTS_TARGET)
         bins = cohorts.get("bins") if isinstance(cohorts, dict) else None
         if not isinstance(bins, int) or not 1 <= bins <= MAX_BINS:
-            raise Refused("malformed signed file", f"{COHORTS_TARGET} has bins {bins!r}, not 1..{MAX_BINS}")
+            raise Refused("malformed signed file", f"{COHORTS_TARGET} has bins {shown(bins)}, not 1..{MAX_BINS}")
         self.role = cohort_role(cohort_of(host_id, bins), bins)
         manifest = self._json(manifest_path(self.role))
         if not isinstance(manifest, dict) or manifest.get("cohort") != self.role:
             cohort = manifest.get("cohort") if isinstance(manifest, dict) else None
-            raise Refused("malformed signed file", f"{manifest_path(self.role)} is for cohort {cohort!r}")
+            raise Refused("malformed signed file", f"{manifest_path(self.role)} is for cohort {shown(cohort)}")
         hosts = manifest.get("hosts") or {}
         entry = hosts.get(host_id) if isinstance(hosts, dict) else None
         products = {p: e for p, e in (entry or {}).items() if isinstance(e, dict)} if isinstance(entry, dict) else {}

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ringfence.domain.host_record import HOST_FIELDS
-from ringfence.errors import FieldIssue, InputError
+from ringfence.errors import FieldIssue, InputError, shown
 
 __all__ = ["AgentConfig", "InstallerConfig", "ProbeConfig", "load_config"]
 
@@ -85,7 +85,7 @@ class AgentConfig(_Strict):
     @classmethod
     def _url(cls, value: str) -> str:
         if value and not value.startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+            raise ValueError(f"{shown(value)} is not an http:// or https:// URL")
         return value
 
     @field_validator("facts")
@@ -131,7 +131,7 @@ def load_config(path: Path, **overrides: Any) -> AgentConfig:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
-        raise InputError.single("config", f"file {str(path)!r} does not exist",
+        raise InputError.single("config", f"file {shown(str(path))} does not exist",
                                 expected="an agent.toml (see examples/agent.toml)") from e
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise InputError.single("config", f"{path} cannot be read: {e}", expected="a valid TOML file") from e

@@ -48,7 +48,7 @@ from ringfence.agent.state import AgentState, Pending, ProductState, StateDir, v
 from ringfence.agent.timing import Pacer
 from ringfence.clock import Clock, system_clock
 from ringfence.domain.channel import artifact_path, remediation_path
-from ringfence.errors import InputError
+from ringfence.errors import InputError, shown
 
 __all__ = ["Agent", "EnrolmentRefused"]
 
@@ -84,9 +84,9 @@ def _when(path: str, value: object) -> datetime:
     try:
         when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError as e:
-        raise Refused("malformed signed file", f"{path} has not_before {value!r}, not an ISO 8601 time") from e
+        raise Refused("malformed signed file", f"{path} has not_before {shown(value)}, not an ISO 8601 time") from e
     if when.tzinfo is None:
-        raise Refused("malformed signed file", f"{path} has not_before {value!r} without a time zone")
+        raise Refused("malformed signed file", f"{path} has not_before {shown(value)} without a time zone")
     return when
 
 

@@ -23,7 +23,7 @@ from ringfence.agent.core import Agent
 from ringfence.agent.reporter import EnrolmentRefused
 from ringfence.agent.state import StateDir, StateLocked
 from ringfence.domain.presence import NOTICE_REASONS
-from ringfence.errors import InputError, RingfenceError
+from ringfence.errors import InputError, RingfenceError, shown
 
 __all__ = ["app", "main"]
 
@@ -86,7 +86,7 @@ def notify_away(config: ConfigOpt,
     did not take the notice.
     """
     if reason not in NOTICE_REASONS:
-        raise InputError.single("--reason", f"is {reason!r}", expected="one of " + ", ".join(NOTICE_REASONS))
+        raise InputError.single("--reason", f"is {shown(reason)}", expected="one of " + ", ".join(NOTICE_REASONS))
     cfg = load_config(config)
     _logging(cfg, False)
     agent = Agent(cfg)

@@ -18,7 +18,7 @@ from rich.table import Table
 from ringfence.cli.client import ApiClient, client_from_options
 from ringfence.cli.options import ConfigOpt, JsonOpt, ReasonOpt, ServerOpt, TokenOpt, err, out
 from ringfence.domain.words import state_word
-from ringfence.errors import InputError
+from ringfence.errors import InputError, shown
 
 __all__ = ["install"]
 
@@ -262,11 +262,11 @@ def run(campaign: Annotated[str, typer.Argument(help="Campaign id.")],
     with _client(config, server, token) as api:
         mine = next((h for h in api.get(f"/v1/recovery/campaigns/{campaign}")["hosts"] if h["host_id"] == host), None)
         if mine is None:
-            raise InputError.single("host", f"{host!r} is not in campaign {campaign}", expected="a host of the campaign")
+            raise InputError.single("host", f"{shown(host)} is not in campaign {campaign}", expected="a host of the campaign")
         book = next((b for b in books if b.name == mine["runbook"]), None)
         if book is None or not 1 <= step <= len(book.steps):
             raise InputError.single("step", f"is {step}", expected=f"1..{len(book.steps) if book else 0} of runbook "
-                                                                  f"{mine['runbook']!r}")
+                                                                  f"{shown(mine['runbook'])}")
         st = book.steps[step - 1]
         events: list[dict[str, Any]] = []
         if st.executor == "ansible":
@@ -288,7 +288,7 @@ def run(campaign: Annotated[str, typer.Argument(help="Campaign id.")],
             err.print("cloud steps are printed, not run: run them, then `ringfence recovery mark … fixed`")
             return
         else:
-            raise InputError.single("step", f"{st.name!r} is a {st.executor} step", expected="an automated step")
+            raise InputError.single("step", f"{shown(st.name)} is a {st.executor} step", expected="an automated step")
         api.post(f"/v1/recovery/campaigns/{campaign}/hosts/{host}/events",
                  {"step": st.name, "events": [*events, {"event": "result", "status": result.status,
                                                         "ok": result.ok, "detail": result.detail}]})

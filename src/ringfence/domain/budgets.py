@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ringfence.domain.model import RedundancyGroup, Service
-from ringfence.errors import ConflictError, InputError
+from ringfence.errors import ConflictError, InputError, shown
 
 __all__ = [
     "BudgetLedger",
@@ -54,7 +54,7 @@ class GroupBudget:
 
     def __post_init__(self) -> None:
         if isinstance(self.min_healthy, bool) or not isinstance(self.min_healthy, int) or self.min_healthy < 0:
-            raise InputError.single("min_healthy", f"is {self.min_healthy!r} for {self.service}/{self.group}",
+            raise InputError.single("min_healthy", f"is {shown(self.min_healthy)} for {self.service}/{self.group}",
                                     expected="a whole number, 0 or more")
         object.__setattr__(self, "members", frozenset(self.members))
 
@@ -86,7 +86,7 @@ def budgets_from_services(
         for group in service.redundancy_groups:
             key = (str(service.id), group.name)
             if key in seen:
-                raise InputError.single("redundancy_groups", f"has group {group.name!r} twice in service {service.id}",
+                raise InputError.single("redundancy_groups", f"has group {shown(group.name)} twice in service {service.id}",
                                         expected="distinct group names within a service")
             seen.add(key)
             out.append(GroupBudget(service=str(service.id), group=group.name,
@@ -176,7 +176,7 @@ class BudgetLedger:
         skipped.  The chosen hosts are recorded as exposed.
         """
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise InputError.single("limit", f"is {limit!r}", expected="a whole number, 0 or more")
+            raise InputError.single("limit", f"is {shown(limit)}", expected="a whole number, 0 or more")
         chosen: list[str] = []
         if limit == 0:
             return chosen

@@ -19,7 +19,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 
-from ringfence.errors import FieldIssue, InputError
+from ringfence.errors import FieldIssue, InputError, shown
 
 __all__ = [
     "COHORTS_TARGET",
@@ -60,8 +60,7 @@ def check_name(field: str, value: str, location: str = "") -> list[FieldIssue]:
     """The problems with ``value`` as a channel name (empty when it is fine); pure, never raises."""
     if isinstance(value, str) and _SEGMENT.match(value) and ".." not in value:
         return []
-    shown = value if not isinstance(value, str) or len(value) <= 60 else value[:60] + "…"
-    return [FieldIssue(field=field, message=f"is {shown!r}, which the channel cannot publish", location=location,
+    return [FieldIssue(field=field, message=f"is {shown(value)}, which the channel cannot publish", location=location,
                        expected=NAME_RULE)]
 
 
@@ -98,7 +97,7 @@ def cohort_patterns(role: str) -> list[str]:
 
 def _segment(value: str, field: str) -> str:
     if not _SEGMENT.match(value):
-        raise ValueError(f"{field} {value!r} cannot be a path segment: use letters, digits, '.', '_', '+' or '-'")
+        raise ValueError(f"{field} {shown(value)} cannot be a path segment: use letters, digits, '.', '_', '+' or '-'")
     return value
 
 

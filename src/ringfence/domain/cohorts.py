@@ -39,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ringfence.domain.model import Host
-from ringfence.errors import InputError
+from ringfence.errors import InputError, shown
 
 __all__ = [
     "BUCKETS",
@@ -63,7 +63,7 @@ BucketList: TypeAlias = Sequence[int] | npt.NDArray[np.integer[Any]]
 def bucket(salt: str, host_id: str) -> int:
     """The host's bucket in ``[0, BUCKETS)`` for the rollout salted ``salt``."""
     if not salt or "\0" in salt:
-        raise InputError.single("salt", f"is {salt!r}", expected="a non-empty string without NUL, such as the rollout id")
+        raise InputError.single("salt", f"is {shown(salt)}", expected="a non-empty string without NUL, such as the rollout id")
     digest = hashlib.blake2b(f"{salt}\0{host_id}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") % BUCKETS
 
@@ -102,7 +102,7 @@ class WaveCut:
             raise InputError.single("global_threshold", f"is {self.global_threshold}", expected=f"0 … {BUCKETS}")
         for stratum, value in self.stratum_thresholds.items():
             if not self.global_threshold <= value <= BUCKETS:
-                raise InputError.single(f"stratum_thresholds[{stratum!r}]", f"is {value}",
+                raise InputError.single(f"stratum_thresholds[{shown(stratum)}]", f"is {value}",
                                         expected=f"{self.global_threshold} (the global threshold) … {BUCKETS}")
         object.__setattr__(self, "stratum_thresholds", MappingProxyType(dict(self.stratum_thresholds)))
 
@@ -125,9 +125,9 @@ class WaveCut:
 def _sorted_buckets(stratum: str, values: BucketList) -> npt.NDArray[np.int64]:
     arr = np.asarray(values, dtype=np.int64)
     if arr.ndim != 1:
-        raise InputError.single(f"stratum_buckets[{stratum!r}]", f"has shape {arr.shape}", expected="a flat list of buckets")
+        raise InputError.single(f"stratum_buckets[{shown(stratum)}]", f"has shape {arr.shape}", expected="a flat list of buckets")
     if arr.size and (arr.min() < 0 or arr.max() >= BUCKETS):
-        raise InputError.single(f"stratum_buckets[{stratum!r}]", f"has buckets from {arr.min()} to {arr.max()}",
+        raise InputError.single(f"stratum_buckets[{shown(stratum)}]", f"has buckets from {arr.min()} to {arr.max()}",
                                 expected=f"buckets in 0 … {BUCKETS - 1}")
     if arr.size > 1 and bool(np.any(arr[1:] < arr[:-1])):
         arr = np.sort(arr)
@@ -167,7 +167,7 @@ def cut_for_fraction(
     per-stratum minimum.
     """
     if not (isinstance(fraction, int | float) and math.isfinite(fraction) and 0 <= fraction <= 1):
-        raise InputError.single("fraction", f"is {fraction!r}", expected="a number from 0 to 1")
+        raise InputError.single("fraction", f"is {shown(fraction)}", expected="a number from 0 to 1")
     _check_min(min_per_stratum)
     global_threshold = min(BUCKETS, math.ceil(fraction * BUCKETS - 1e-9))
     strata = {s: _sorted_buckets(s, v) for s, v in (stratum_buckets or {}).items()}
@@ -184,7 +184,7 @@ def cut_for_count(count: int, stratum_buckets: Mapping[str, BucketList], *, min_
     (``global_threshold == BUCKETS``), hosts that enrol later included.
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise InputError.single("count", f"is {count!r}", expected="a whole number, 0 or more")
+        raise InputError.single("count", f"is {shown(count)}", expected="a whole number, 0 or more")
     _check_min(min_per_stratum)
     strata = {s: _sorted_buckets(s, v) for s, v in stratum_buckets.items()}
     coverage = _coverage_thresholds(strata, min_per_stratum)

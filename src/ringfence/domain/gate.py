@@ -109,7 +109,7 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
-from ringfence.errors import InputError, describe
+from ringfence.errors import InputError, describe, shown
 
 __all__ = [
     "DEFAULT_ALTERNATIVES",
@@ -235,7 +235,7 @@ class GateConfig:
 
     def __post_init__(self) -> None:
         def bad(name: str, value: object, expected: str) -> InputError:
-            return InputError.single(f"gate.{name}", f"is {value!r}", expected=expected)
+            return InputError.single(f"gate.{name}", f"is {shown(value)}", expected=expected)
 
         for name in ("alpha", "beta"):
             value = getattr(self, name)
@@ -548,13 +548,13 @@ def whole_problem(where: str, name: str, value: object, *, ints_only: bool = Fal
     kinds = int if ints_only else int | float
     ok = (not isinstance(value, bool) and isinstance(value, kinds) and math.isfinite(value) and value >= 0
           and value == int(value))
-    return None if ok else f"{where}: {name} is {value!r}, expected a whole number ≥ 0"
+    return None if ok else f"{where}: {name} is {shown(value)}, expected a whole number ≥ 0"
 
 
 def amount_problem(where: str, name: str, value: object, what: str = "a finite number") -> str | None:
     """Why ``value`` is not a finite number ≥ 0, naming the field; None when it is."""
     ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value) and value >= 0
-    return None if ok else f"{where}: {name} is {value!r}, expected {what} ≥ 0"
+    return None if ok else f"{where}: {name} is {shown(value)}, expected {what} ≥ 0"
 
 
 def _name(counts: object) -> str:
@@ -572,10 +572,10 @@ def _invalid(counts: object) -> str | None:
     try:
         Signal(counts.signal)
     except ValueError:
-        return f"{where}: signal is {counts.signal!r}, expected one of {', '.join(Signal)}"
+        return f"{where}: signal is {shown(counts.signal)}, expected one of {', '.join(Signal)}"
     stratum: object = counts.stratum
     if not isinstance(stratum, str):
-        return f"{where}: stratum is {counts.stratum!r}, expected a string"
+        return f"{where}: stratum is {shown(counts.stratum)}, expected a string"
     for name in _COUNT_FIELDS:
         problem = whole_problem(where, name, getattr(counts, name))
         if problem:
@@ -589,7 +589,7 @@ def _invalid(counts: object) -> str | None:
         if failed > hosts:
             return f"{where}: {arm}_failed is {failed}, more than {arm}_hosts {hosts}"
         if hours > 0 and hosts == 0:
-            return f"{where}: {arm}_host_hours is {hours!r} but {arm}_hosts is 0"
+            return f"{where}: {arm}_host_hours is {shown(hours)} but {arm}_hosts is 0"
         if failed > 0 and hours == 0:
             return f"{where}: {arm}_failed is {failed} but {arm}_host_hours is 0"
     return None

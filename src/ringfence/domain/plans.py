@@ -20,7 +20,7 @@ from ringfence.domain.gate import GateConfig, Signal
 from ringfence.domain.rollout import Plan, WaveSpec
 from ringfence.domain.selector import parse as parse_selector
 from ringfence.domain.windows import DEFAULT_WINDOWS, END_OF_DAY, FreezeCalendar, parse_window
-from ringfence.errors import FieldIssue, InputError, describe
+from ringfence.errors import FieldIssue, InputError, describe, shown
 
 __all__ = ["default_plan", "plan_from_mapping", "plan_to_mapping"]
 
@@ -69,7 +69,7 @@ def _num(raw: Mapping[str, Any], key: str, field: str, issues: _Issues, *, lo: f
     if not ok or value < lo or (hi is not None and value > hi):
         kind = "an integer" if integer else "a number"
         rng = f" between {lo} and {hi}" if hi is not None else f" ≥ {lo}"
-        issues.add(field, f"is {value!r}", expected=kind + rng)
+        issues.add(field, f"is {shown(value)}", expected=kind + rng)
         return None
     return value
 
@@ -77,7 +77,7 @@ def _num(raw: Mapping[str, Any], key: str, field: str, issues: _Issues, *, lo: f
 def _bool(raw: Mapping[str, Any], key: str, field: str, issues: _Issues, default: bool) -> bool:
     value = raw.get(key, default)
     if not isinstance(value, bool):
-        issues.add(field, f"is {value!r}", expected="true or false")
+        issues.add(field, f"is {shown(value)}", expected="true or false")
         return default
     return value
 
@@ -86,7 +86,7 @@ def _selector(value: Any, field: str, issues: _Issues) -> str:
     if value in (None, ""):
         return ""
     if not isinstance(value, str):
-        issues.add(field, f"is {value!r}", expected="a selector string such as label=canary")
+        issues.add(field, f"is {shown(value)}", expected="a selector string such as label=canary")
         return ""
     try:
         parse_selector(value)
@@ -114,7 +114,7 @@ def _wave(raw: Any, i: int, issues: _Issues) -> WaveSpec | None:
     rate = _num(raw, "max_rate_per_minute", f"{field}.max_rate_per_minute", issues, lo=0.001)
     max_bake = _num(raw, "max_bake_minutes", f"{field}.max_bake_minutes", issues, lo=1)
     if max_bake is not None and max_bake < (bake if bake is not None else 60):
-        issues.add(f"{field}.max_bake_minutes", f"is {max_bake!r}, shorter than min_bake_minutes",
+        issues.add(f"{field}.max_bake_minutes", f"is {shown(max_bake)}, shorter than min_bake_minutes",
                    expected="at least min_bake_minutes (a wave must bake before it can be put on hold)")
     in_flight = _num(raw, "max_in_flight", f"{field}.max_in_flight", issues, lo=0, integer=True)
     return WaveSpec(name=str(name), fraction=float(fraction) if fraction is not None else None, count=count,
@@ -130,14 +130,14 @@ def plan_from_mapping(raw: Any) -> Plan:
     """Build a plan from a parsed YAML/JSON mapping; one InputError lists every problem."""
     issues = _Issues()
     if not isinstance(raw, Mapping):
-        raise InputError("plan rejected", [FieldIssue("plan", f"is {describe(raw)}", "plan",
-                                                      "a mapping with name and waves")])
+        raise InputError("plan rejected", [FieldIssue("plan", f"is {describe(raw)}",
+                                                      expected="a mapping with name and waves")])
     for key in sorted(set(raw) - _PLAN_KEYS):
         issues.add(key, "is not a plan setting", expected="one of " + ", ".join(sorted(_PLAN_KEYS)))
     if "notify" in raw and not isinstance(raw["notify"], Mapping):
         # Who hears about this plan's rollouts; the server validates the section in full when the plan is
         # applied (ringfence.adapters.notify.rules.plan_rules); the engine and the simulator ignore it.
-        issues.add("notify", f"is {raw['notify']!r}", expected="a mapping with targets and rules (docs/notifications.md)")
+        issues.add("notify", f"is {shown(raw['notify'])}", expected="a mapping with targets and rules (docs/notifications.md)")
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
         issues.add("name", "is missing", expected="a name such as default or content-fast")
@@ -191,7 +191,7 @@ def plan_from_mapping(raw: Any) -> Plan:
                     try:
                         dates.add(date.fromisoformat(str(d)))
                     except ValueError:
-                        issues.add(f"freeze.dates[{i}]", f"is {d!r}", expected="a date such as 2026-12-24")
+                        issues.add(f"freeze.dates[{i}]", f"is {shown(d)}", expected="a date such as 2026-12-24")
             freeze = FreezeCalendar(public_holidays=_bool(raw_freeze, "public_holidays", "freeze.public_holidays",
                                                           issues, True), dates=frozenset(dates))
     gate = GateConfig()
@@ -207,8 +207,11 @@ def plan_from_mapping(raw: Any) -> Plan:
             if not bad:
                 try:
                     gate = GateConfig(**_gate_kwargs(raw_gate))
-                except (TypeError, ValueError, InputError) as e:
-                    issues.add("gate", str(e), expected="valid gate settings (see docs/gate.md)")
+                except InputError as e:  # GateConfig names the setting and what it expects
+                    for issue in e.issues:
+                        issues.add(issue.field, issue.message, issue.expected)
+                except (TypeError, ValueError):  # _gate_kwargs could not read the signals or the alternatives
+                    issues.add(*_gate_shape_issue(raw_gate))
     grace = _num(raw, "silence_grace_minutes", "silence_grace_minutes", issues, lo=1)
     age = _num(raw, "max_data_age_minutes", "max_data_age_minutes", issues, lo=1)
     per_stratum = _num(raw, "min_per_stratum", "min_per_stratum", issues, lo=0, integer=True)
@@ -242,6 +245,16 @@ def _gate_to_mapping(gate: GateConfig) -> dict[str, Any]:
     if gate.alternatives != GateConfig().alternatives:
         out["alternatives"] = [["inf" if math.isinf(r) else r, w] for r, w in gate.alternatives]
     return out
+
+
+def _gate_shape_issue(raw: Mapping[str, Any]) -> tuple[str, str, str]:
+    """Which of the gate's list settings a plan wrote in a shape :func:`_gate_kwargs` cannot read, in words."""
+    signals = raw.get("required_signals")
+    known = {s.value for s in Signal}
+    if "required_signals" in raw and not (isinstance(signals, list) and all(isinstance(s, str) and s in known for s in signals)):
+        return ("gate.required_signals", f"is {shown(signals)}", "a list of: " + ", ".join(sorted(known)))
+    return ("gate.alternatives", f"is {shown(raw.get('alternatives'))}",
+            "a list of [rate ratio, weight] pairs such as [[2.0, 0.5], [4.0, 0.5]]")
 
 
 def _gate_kwargs(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -51,7 +51,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ringfence.domain.selector import parse as parse_selector
-from ringfence.errors import FieldIssue, InputError
+from ringfence.errors import FieldIssue, InputError, shown
 
 __all__ = [
     "CLASSES",
@@ -549,23 +549,23 @@ def _number(raw: Mapping[str, Any], key: str, fld: str, issues: _Issues, *, lo: 
         return None
     ok = isinstance(v, int if integer else (int, float)) and not isinstance(v, bool) and lo <= v <= hi
     if not ok:
-        issues.add(fld, f"is {v!r}", f"{'an integer' if integer else 'a number'} from {lo:g} to {hi:g}")
+        issues.add(fld, f"is {shown(v)}", f"{'an integer' if integer else 'a number'} from {lo:g} to {hi:g}")
         return None
     return v
 
 
 def _step(raw: Any, fld: str, issues: _Issues) -> RunbookStep | None:
     if not isinstance(raw, Mapping):
-        issues.add(fld, f"is {raw!r}", "a mapping with name and executor")
+        issues.add(fld, f"is {shown(raw)}", "a mapping with name and executor")
         return None
     for k in sorted(set(raw) - _STEP_KEYS):
         issues.add(f"{fld}.{k}", "is not a step setting", "one of " + ", ".join(sorted(_STEP_KEYS)))
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
-        issues.add(f"{fld}.name", f"is {name!r}", "a non-empty string")
+        issues.add(f"{fld}.name", f"is {shown(name)}", "a non-empty string")
     ex = raw.get("executor")
     if ex not in _EXECUTORS:
-        issues.add(f"{fld}.executor", f"is {ex!r}", "one of " + ", ".join(_EXECUTORS))
+        issues.add(f"{fld}.executor", f"is {shown(ex)}", "one of " + ", ".join(_EXECUTORS))
         return None
     playbook = raw.get("playbook", "")
     action = raw.get("action", "")
@@ -573,17 +573,17 @@ def _step(raw: Any, fld: str, issues: _Issues) -> RunbookStep | None:
     provider = raw.get("provider", "")
     command = raw.get("command", ())
     if ex == "ansible" and (not isinstance(playbook, str) or not playbook.endswith((".yml", ".yaml"))):
-        issues.add(f"{fld}.playbook", f"is {playbook!r}", "a playbook file name ending in .yml or .yaml")
+        issues.add(f"{fld}.playbook", f"is {shown(playbook)}", "a playbook file name ending in .yml or .yaml")
     if ex == "redfish":
         if action not in _REDFISH_ACTIONS:
-            issues.add(f"{fld}.action", f"is {action!r}", "one of " + ", ".join(_REDFISH_ACTIONS))
+            issues.add(f"{fld}.action", f"is {shown(action)}", "one of " + ", ".join(_REDFISH_ACTIONS))
         if action == "insert_media" and (not isinstance(image, str) or not image.startswith(("http://", "https://"))):
-            issues.add(f"{fld}.image", f"is {image!r}", "the http(s) URL of the rescue image")
+            issues.add(f"{fld}.image", f"is {shown(image)}", "the http(s) URL of the rescue image")
     if ex == "cloud" and provider not in _PROVIDERS:
-        issues.add(f"{fld}.provider", f"is {provider!r}", "one of " + ", ".join(_PROVIDERS))
+        issues.add(f"{fld}.provider", f"is {shown(provider)}", "one of " + ", ".join(_PROVIDERS))
     if ex == "command" and (not isinstance(command, list) or not command
                             or not all(isinstance(c, str) for c in command)):
-        issues.add(f"{fld}.command", f"is {command!r}", "a list of strings (program and arguments)")
+        issues.add(f"{fld}.command", f"is {shown(command)}", "a list of strings (program and arguments)")
         command = ()
     return RunbookStep(name=str(name or ""), executor=str(ex), playbook=str(playbook or ""), action=str(action or ""),
                        image=str(image or ""), command=tuple(command or ()), provider=str(provider or ""))
@@ -592,16 +592,16 @@ def _step(raw: Any, fld: str, issues: _Issues) -> RunbookStep | None:
 def _runbook(raw: Any, i: int, issues: _Issues) -> Runbook | None:
     fld = f"runbooks[{i}]"
     if not isinstance(raw, Mapping):
-        issues.add(fld, f"is {raw!r}", "a mapping with name, match, path and steps")
+        issues.add(fld, f"is {shown(raw)}", "a mapping with name, match, path and steps")
         return None
     for k in sorted(set(raw) - _RUNBOOK_KEYS):
         issues.add(f"{fld}.{k}", "is not a runbook setting", "one of " + ", ".join(sorted(_RUNBOOK_KEYS)))
     name = raw.get("name")
     if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,62}", name):
-        issues.add(f"{fld}.name", f"is {name!r}", "a lower-case name of letters, digits, '-', '_' or '.'")
+        issues.add(f"{fld}.name", f"is {shown(name)}", "a lower-case name of letters, digits and - _ . (at most 63)")
     match = raw.get("match", "")
     if not isinstance(match, str):
-        issues.add(f"{fld}.match", f"is {match!r}", "a selector string such as platform=cloud (empty: every host)")
+        issues.add(f"{fld}.match", f"is {shown(match)}", "a selector string such as platform=cloud (empty: every host)")
         match = ""
     elif match.strip():
         try:
@@ -613,14 +613,14 @@ def _runbook(raw: Any, i: int, issues: _Issues) -> Runbook | None:
     try:
         rpath = RecoveryPath(str(path))
     except ValueError:
-        issues.add(f"{fld}.path", f"is {path!r}", "one of " + ", ".join(p.value for p in RecoveryPath))
+        issues.add(f"{fld}.path", f"is {shown(path)}", "one of " + ", ".join(p.value for p in RecoveryPath))
         rpath = RecoveryPath.SITE_VISIT
     minutes = _number(raw, "minutes", f"{fld}.minutes", issues, lo=0.0, hi=1e5)
     auto: Automation | None = None
     araw = raw.get("automated")
     if araw is not None:
         if not isinstance(araw, Mapping):
-            issues.add(f"{fld}.automated", f"is {araw!r}", "a mapping with concurrency and cap_minutes")
+            issues.add(f"{fld}.automated", f"is {shown(araw)}", "a mapping with concurrency and cap_minutes")
         else:
             for k in sorted(set(araw) - _AUTOMATED_KEYS):
                 issues.add(f"{fld}.automated.{k}", "is not an automation setting",
@@ -629,12 +629,12 @@ def _runbook(raw: Any, i: int, issues: _Issues) -> Runbook | None:
             cap = _number(araw, "cap_minutes", f"{fld}.automated.cap_minutes", issues, lo=1.0, hi=1e5)
             ex = araw.get("executor", "ansible")
             if ex not in _EXECUTORS[:4]:
-                issues.add(f"{fld}.automated.executor", f"is {ex!r}", "one of " + ", ".join(_EXECUTORS[:4]))
+                issues.add(f"{fld}.automated.executor", f"is {shown(ex)}", "one of " + ", ".join(_EXECUTORS[:4]))
             auto = Automation(concurrency=int(conc or 1), cap_minutes=float(cap or 90.0), executor=str(ex))
     steps_raw = raw.get("steps")
     steps: list[RunbookStep] = []
     if not isinstance(steps_raw, list) or not steps_raw:
-        issues.add(f"{fld}.steps", f"is {steps_raw!r}", "a non-empty list of steps")
+        issues.add(f"{fld}.steps", f"is {shown(steps_raw)}", "a non-empty list of steps")
     else:
         for j, s in enumerate(steps_raw):
             st = _step(s, f"{fld}.steps[{j}]", issues)
@@ -642,7 +642,7 @@ def _runbook(raw: Any, i: int, issues: _Issues) -> Runbook | None:
                 steps.append(st)
     needs_key = raw.get("needs_key", rpath is RecoveryPath.KEY_UNLOCK)
     if not isinstance(needs_key, bool):
-        issues.add(f"{fld}.needs_key", f"is {needs_key!r}", "true or false")
+        issues.add(f"{fld}.needs_key", f"is {shown(needs_key)}", "true or false")
         needs_key = False
     desc = raw.get("description", "")
     return Runbook(name=str(name), match=match.strip(), path=rpath, steps=tuple(steps),
@@ -654,7 +654,7 @@ def runbooks_from_mapping(raw: Any, *, where: str = "runbooks") -> tuple[Runbook
     """Runbooks from the YAML document ``{runbooks: [...]}``; every problem at once, naming the field."""
     issues = _Issues(where)
     if not isinstance(raw, Mapping) or not isinstance(raw.get("runbooks"), list):
-        issues.add("runbooks", f"is {raw.get('runbooks') if isinstance(raw, Mapping) else raw!r}",
+        issues.add("runbooks", f"is {shown(raw.get('runbooks') if isinstance(raw, Mapping) else raw)}",
                    "a top-level 'runbooks:' list (see examples/recovery/default.yaml)")
         raise InputError("invalid runbooks", issues.items)
     for k in sorted(set(raw) - {"runbooks"}):
@@ -666,7 +666,7 @@ def runbooks_from_mapping(raw: Any, *, where: str = "runbooks") -> tuple[Runbook
             out.append(rb)
     names = [r.name for r in out]
     for n in sorted({n for n in names if names.count(n) > 1}):
-        issues.add("runbooks", f"name {n!r} is used twice", "unique runbook names")
+        issues.add("runbooks", f"name {shown(n)} is used twice", "unique runbook names")
     if issues.items:
         raise InputError("invalid runbooks", issues.items)
     return tuple(out)
@@ -678,13 +678,13 @@ _MODEL_KEYS = {"pc_minutes", "server_minutes", "cloud_vm_minutes", "reimage_minu
 
 def _shifts(raw: Any, fld: str, issues: _Issues) -> tuple[Shift, ...]:
     if not isinstance(raw, list):
-        issues.add(fld, f"is {raw!r}", "a list of {start: 'HH:MM', hours, technicians, days}")
+        issues.add(fld, f"is {shown(raw)}", "a list of {start: 'HH:MM', hours, technicians, days}")
         return ()
     out: list[Shift] = []
     for i, s in enumerate(raw):
         f = f"{fld}[{i}]"
         if not isinstance(s, Mapping):
-            issues.add(f, f"is {s!r}", "a mapping with start, hours and technicians")
+            issues.add(f, f"is {shown(s)}", "a mapping with start, hours and technicians")
             continue
         start = s.get("start")
         try:
@@ -692,7 +692,7 @@ def _shifts(raw: Any, fld: str, issues: _Issues) -> tuple[Shift, ...]:
         except ValueError:
             t = None
         if t is None:
-            issues.add(f"{f}.start", f"is {start!r}", "a local time 'HH:MM'")
+            issues.add(f"{f}.start", f"is {shown(start)}", "a local time 'HH:MM'")
         hours = _number(s, "hours", f"{f}.hours", issues, lo=0.5, hi=24.0)
         techs = _number(s, "technicians", f"{f}.technicians", issues, lo=0, hi=1e5, integer=True)
         if hours is None:
@@ -701,7 +701,7 @@ def _shifts(raw: Any, fld: str, issues: _Issues) -> tuple[Shift, ...]:
             issues.add(f"{f}.technicians", "is missing", "an integer")
         days_raw = s.get("days", list(range(7)))
         if not isinstance(days_raw, list) or not all(isinstance(d, int) and 0 <= d <= 6 for d in days_raw):
-            issues.add(f"{f}.days", f"is {days_raw!r}", "a list of week days 0 (Monday) to 6 (Sunday)")
+            issues.add(f"{f}.days", f"is {shown(days_raw)}", "a list of week days 0 (Monday) to 6 (Sunday)")
             days_raw = []
         if t is not None and hours is not None and techs is not None:
             out.append(Shift(t, float(hours), int(techs), frozenset(days_raw)))
@@ -715,7 +715,7 @@ def model_from_mapping(raw: Any, *, where: str = "recovery model", base: Recover
     if raw is None:
         return model
     if not isinstance(raw, Mapping):
-        raise InputError.single("recovery", f"is {raw!r}", expected="a mapping of recovery settings", location=where)
+        raise InputError.single("recovery", f"is {shown(raw)}", expected="a mapping of recovery settings", location=where)
     for k in sorted(set(raw) - _MODEL_KEYS):
         issues.add(k, "is not a recovery model setting", "one of " + ", ".join(sorted(_MODEL_KEYS)))
     vals: dict[str, Any] = {}
@@ -730,7 +730,7 @@ def model_from_mapping(raw: Any, *, where: str = "recovery model", base: Recover
     if techs is not None:
         if not isinstance(techs, Mapping) or not all(
                 isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in techs.values()):
-            issues.add("technicians", f"is {techs!r}", "a mapping of site to a number of technicians (≥ 0)")
+            issues.add("technicians", f"is {shown(techs)}", "a mapping of site to a number of technicians (≥ 0)")
         else:
             vals["technicians"] = {str(k): int(c) for k, c in techs.items()}
     if raw.get("default_shifts") is not None:
@@ -738,7 +738,7 @@ def model_from_mapping(raw: Any, *, where: str = "recovery model", base: Recover
     shifts = raw.get("shifts")
     if shifts is not None:
         if not isinstance(shifts, Mapping):
-            issues.add("shifts", f"is {shifts!r}", "a mapping of site to a list of shifts")
+            issues.add("shifts", f"is {shown(shifts)}", "a mapping of site to a list of shifts")
         else:
             vals["shifts"] = {str(k): _shifts(v, f"shifts.{k}", issues) for k, v in shifts.items()}
     if issues.items:

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from ringfence.errors import ConflictError, InputError
+from ringfence.errors import ConflictError, InputError, shown
 
 __all__ = ["MILESTONES", "MOVES", "HostState", "milestones_crossed", "next_state", "reveal_refusal", "verified_by_heartbeat"]
 
@@ -77,12 +77,12 @@ def next_state(current: HostState, move: str, *, campaign_open: bool, host: str)
         raise InputError.single("state", "cannot be set by hand",
                                 expected="the host's own heartbeat (it verifies the host by itself)")
     if move not in MOVES:
-        raise InputError.single("state", f"is {move!r}", expected="one of " + ", ".join(MOVES))
+        raise InputError.single("state", f"is {shown(move)}", expected="one of " + ", ".join(MOVES))
     if not campaign_open:
         raise ConflictError("the campaign is closed; nothing changes any more")
     allowed, target = MOVES[move]
     if current not in allowed:
-        raise ConflictError(f"host {host} is {current.value}; {move!r} applies only to "
+        raise ConflictError(f"host {host} is {current.value}; {shown(move)} applies only to "
                             + ", ".join(sorted(s.value for s in allowed)))
     return target
 

@@ -42,7 +42,7 @@ from enum import StrEnum
 from typing import Any
 
 from ringfence.domain.model import Host, InstalledAgent
-from ringfence.errors import InputError
+from ringfence.errors import InputError, shown
 
 __all__ = [
     "AGENT_FIELDS",
@@ -163,7 +163,7 @@ Node = Compare | And | Or | Not
 
 
 def _error(expr: str, message: str, expected: str = "") -> InputError:
-    return InputError.single("selector", f"{message} in {expr!r}", expected=expected)
+    return InputError.single("selector", f"{message} in {shown(expr)}", expected=expected)
 
 
 def _tokenize(expr: str) -> list[tuple[str, str]]:
@@ -174,7 +174,7 @@ def _tokenize(expr: str) -> list[tuple[str, str]]:
             break
         m = _TOKEN.match(expr, pos)
         if m is None or m.end() == pos:
-            raise _error(expr, f"unexpected character {expr[pos:].lstrip()[:1]!r} at position {pos}")
+            raise _error(expr, f"unexpected character {shown(expr[pos:].lstrip()[:1])} at position {pos}")
         kind = m.lastgroup or ""
         text = m.group(kind)
         if kind == "quoted":
@@ -189,18 +189,18 @@ def _coerce(expr: str, field: str, kind: FieldKind, raw: str, op: str) -> str | 
         try:
             return int(raw)
         except ValueError:
-            raise _error(expr, f"{field} compares numbers, got {raw!r}", expected="an integer such as 0 or 3") from None
+            raise _error(expr, f"{field} compares numbers, got {shown(raw)}", expected="an integer such as 0 or 3") from None
     if kind is FieldKind.BOOL:
         if op in _ORDERING or op == "~":
-            raise _error(expr, f"{field} is true or false; operator {op!r} does not apply", expected="= or !=")
+            raise _error(expr, f"{field} is true or false; operator {shown(op)} does not apply", expected="= or !=")
         low = raw.lower()
         if low in _TRUE:
             return True
         if low in _FALSE:
             return False
-        raise _error(expr, f"{field} is true or false, got {raw!r}", expected="true or false")
+        raise _error(expr, f"{field} is true or false, got {shown(raw)}", expected="true or false")
     if op in _ORDERING:
-        raise _error(expr, f"{field} is text; ordering operator {op!r} applies to numeric fields only",
+        raise _error(expr, f"{field} is text; ordering operator {shown(op)} applies to numeric fields only",
                      expected="=, !=, ~ or in")
     return raw
 
@@ -236,7 +236,7 @@ class _Parser:
     def parse(self) -> Node:
         node = self.or_expr()
         if self.peek() is not None:
-            raise _error(self.expr, f"unexpected {self.peek()[1]!r}",  # type: ignore[index]
+            raise _error(self.expr, f"unexpected {shown(self.peek()[1])}",  # type: ignore[index]
                          expected="'and', 'or' or the end")
         return node
 
@@ -274,7 +274,7 @@ class _Parser:
             self.pos += 1
             return node
         if kind != "word":
-            raise _error(self.expr, f"expected a field name, got {text!r}")
+            raise _error(self.expr, f"expected a field name, got {shown(text)}")
         field = text.lower()
         if field.startswith("labels."):
             fkind = FieldKind.TEXT
@@ -285,16 +285,16 @@ class _Parser:
             fkind = AGENT_FIELDS[field]
         else:
             known = ", ".join([*HOST_FIELDS, *AGENT_FIELDS, "labels.KEY"])
-            raise _error(self.expr, f"unknown field {text!r}", expected=f"one of {known}")
+            raise _error(self.expr, f"unknown field {shown(text)}", expected=f"one of {known}")
         op_kind, op = self.take()
         if op_kind == "word" and op.lower() == "in":
             return self._in_list(field, fkind)
         if op_kind != "op":
-            raise _error(self.expr, f"expected an operator after {text!r}, got {op!r}",
+            raise _error(self.expr, f"expected an operator after {shown(text)}, got {shown(op)}",
                          expected="=, !=, ~, <, <=, >, >= or in")
         vkind, raw = self.take()
         if vkind not in ("word", "quoted"):
-            raise _error(self.expr, f"expected a value after {text}{op}, got {raw!r}")
+            raise _error(self.expr, f"expected a value after {text}{op}, got {shown(raw)}")
         return Compare(field, op, (_coerce(self.expr, field, fkind, raw, op),))
 
     def _in_list(self, field: str, fkind: FieldKind) -> Node:
@@ -304,7 +304,7 @@ class _Parser:
         while True:
             vkind, raw = self.take()
             if vkind not in ("word", "quoted"):
-                raise _error(self.expr, f"expected a value in the list for {field}, got {raw!r}")
+                raise _error(self.expr, f"expected a value in the list for {field}, got {shown(raw)}")
             values.append(_coerce(self.expr, field, fkind, raw, "="))
             sep = self.take()[0]
             if sep == "rparen":

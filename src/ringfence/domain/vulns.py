@@ -70,6 +70,8 @@ from univers import maven as _univers_maven
 from univers import rpm as _univers_rpm
 from univers import versions as _uv
 
+from ringfence.errors import shown
+
 __all__ = [
     "ECOSYSTEM_ORDERING",
     "PURL_TYPE_TO_ECOSYSTEM",
@@ -244,7 +246,7 @@ def _univers_key(cls: type[_uv.Version], what: str) -> KeyFunc:
         try:
             return cls(version)
         except Exception as e:  # univers raises InvalidVersion, ValueError, TypeError, ...
-            raise VersionOrderError(f"{version!r} is not {what}") from e
+            raise VersionOrderError(f"{shown(version)} is not {what}") from e
 
     return key
 
@@ -273,8 +275,8 @@ def _semver_key(version: str) -> Any:
         try:
             return _uv.SemverVersion(candidate)
         except Exception as e:
-            raise VersionOrderError(f"{version!r} is not a SemVer version") from e
-    raise VersionOrderError(f"{version!r} is not a SemVer version")
+            raise VersionOrderError(f"{shown(version)} is not a SemVer version") from e
+    raise VersionOrderError(f"{shown(version)} is not a SemVer version")
 
 
 # -- Pub: SemVer precedence, then build metadata, which Dart's pub_semver orders
@@ -351,7 +353,7 @@ def _maven_key(version: str) -> Any:
     try:
         return _MavenVersion(_MAVEN_NULL_QUALIFIER.sub("", version))  # type: ignore[no-untyped-call]
     except Exception as e:
-        raise VersionOrderError(f"{version!r} is not a Maven version") from e
+        raise VersionOrderError(f"{shown(version)} is not a Maven version") from e
 
 
 # -- RubyGems: Gem::Version splits "1beta" into [1, "beta"] like "1.beta"; univers rejects it
@@ -366,7 +368,7 @@ def _rubygems_key(version: str) -> Any:
     try:
         return _uv.RubygemsVersion(_GEM_DIGIT_LETTER.sub(".", version))
     except Exception as e:
-        raise VersionOrderError(f"{version!r} is not a RubyGems version") from e
+        raise VersionOrderError(f"{shown(version)} is not a RubyGems version") from e
 
 
 # -- Packagist: univers' ComposerVersion is SemVer-based and drops a fourth component
@@ -617,7 +619,8 @@ def _match_range(rng: Range, ecosystem: str, version: str) -> VersionMatch:
     ordering = ordering_for(rng.type, ecosystem)
     if ordering is None:
         why = (
-            "a GIT range names commits" if rng.type == RangeType.GIT else f"ecosystem {ecosystem!r} has no known version ordering"
+            "a GIT range names commits" if rng.type == RangeType.GIT
+            else f"ecosystem {shown(ecosystem)} has no known version ordering"
         )
         return VersionMatch(MatchResult.NOT_EVALUATED, why)
     try:

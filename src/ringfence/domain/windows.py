@@ -53,7 +53,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 
-from ringfence.errors import FieldIssue, InputError, describe
+from ringfence.errors import FieldIssue, InputError, describe, shown
 
 __all__ = [
     "DEFAULT_WINDOWS",
@@ -109,7 +109,7 @@ class ChangeWindow:
 
     def __post_init__(self) -> None:
         if not self.days or any(not isinstance(d, int) or isinstance(d, bool) or not 0 <= d <= 6 for d in self.days):
-            raise InputError.single("days", f"is {sorted(self.days, key=str)!r}",
+            raise InputError.single("days", f"is {shown(sorted(self.days, key=str))}",
                                     expected="a non-empty set of 0 (Monday) … 6 (Sunday)")
         for name, value in (("start", self.start), ("end", self.end)):
             if value.tzinfo is not None:
@@ -201,12 +201,12 @@ def _parse_days(value: Any, location: str) -> frozenset[int]:
     elif isinstance(value, list | tuple):
         items = list(value)
     else:
-        raise InputError.single("days", f"is {value!r}", expected=_DAYS_EXPECTED, location=location)
+        raise InputError.single("days", f"is {shown(value)}", expected=_DAYS_EXPECTED, location=location)
     out: set[int] = set()
     for item in items:
         if not isinstance(item, str) or not item.strip():
             hint = " (numbers are ambiguous: cron counts Sunday as 0)" if isinstance(item, int) else ""
-            raise InputError.single("days", f"has {item!r}{hint}", expected=_DAYS_EXPECTED, location=location)
+            raise InputError.single("days", f"has {shown(item)}{hint}", expected=_DAYS_EXPECTED, location=location)
         text = item.strip().lower()
         if text in _DAY_GROUPS:
             out |= _DAY_GROUPS[text]
@@ -226,7 +226,7 @@ def _day(text: str, location: str) -> int:
     try:
         return _DAY_ALIASES[text]
     except KeyError:
-        raise InputError.single("days", f"has unknown day {text!r}", expected=_DAYS_EXPECTED, location=location) from None
+        raise InputError.single("days", f"has unknown day {shown(text)}", expected=_DAYS_EXPECTED, location=location) from None
 
 
 def _parse_time(value: Any, field: str, location: str, *, allow_end_of_day: bool) -> time:
@@ -237,12 +237,12 @@ def _parse_time(value: Any, field: str, location: str, *, allow_end_of_day: bool
         raise InputError.single(field, f"is the number {value}{hint}", expected=_TIME_EXPECTED, location=location)
     match = _TIME.match(value.strip()) if isinstance(value, str) else None
     if match is None:
-        raise InputError.single(field, f"is {value!r}", expected=_TIME_EXPECTED, location=location)
+        raise InputError.single(field, f"is {shown(value)}", expected=_TIME_EXPECTED, location=location)
     hour, minute, second = int(match[1]), int(match[2]), int(match[3] or 0)
     if allow_end_of_day and (hour, minute, second) == (24, 0, 0):
         return END_OF_DAY
     if hour > 23 or minute > 59 or second > 59:
-        raise InputError.single(field, f"is {value!r}, not a time of day", expected=_TIME_EXPECTED, location=location)
+        raise InputError.single(field, f"is {shown(value)}, not a time of day", expected=_TIME_EXPECTED, location=location)
     return time(hour, minute, second)
 
 
@@ -268,7 +268,7 @@ def _resolve_region(country: str, subdivision: str) -> tuple[str, str | None]:
     try:
         probe = holidays.country_holidays(code)
     except NotImplementedError:
-        raise InputError.single("country", f"is {country!r}, which has no public-holiday calendar",
+        raise InputError.single("country", f"is {shown(country)}, which has no public-holiday calendar",
                                 expected="an ISO 3166-1 alpha-2 code known to the holidays package, such as DE or US") from None
     sub = subdivision.strip()
     known: tuple[str, ...] = tuple(probe.subdivisions)
@@ -282,7 +282,7 @@ def _resolve_region(country: str, subdivision: str) -> tuple[str, str | None]:
     try:
         return code, by_fold[sub.casefold()]
     except KeyError:
-        raise InputError.single("subdivision", f"is {subdivision!r}, unknown in {code}",
+        raise InputError.single("subdivision", f"is {shown(subdivision)}, unknown in {code}",
                                 expected=f"one of {', '.join(known)}, or empty") from None
 
 
@@ -301,7 +301,8 @@ def _zone(name: str) -> tzinfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InputError.single("timezone", f"is {name!r}", expected="an IANA time-zone name such as Europe/Berlin") from None
+        raise InputError.single("timezone", f"is {shown(name)}",
+                                expected="an IANA time-zone name such as Europe/Berlin") from None
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -314,7 +315,7 @@ def _schedule(windows: Iterable[ChangeWindow]) -> tuple[tuple[_Interval, ...], .
     per_day: list[list[_Interval]] = [[] for _ in range(7)]
     for w in windows:
         if not isinstance(w, ChangeWindow):
-            raise InputError.single("windows", f"has {w!r}", expected="ChangeWindow values")
+            raise InputError.single("windows", f"has {shown(w)}", expected="ChangeWindow values")
         for d in w.days:
             per_day[d].append((w.start, w.end))
     out: list[tuple[_Interval, ...]] = []
@@ -457,7 +458,7 @@ class _Evaluator:
 
 def _check_now(now: datetime) -> datetime:
     if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
-        raise InputError.single("now", f"is {now!r}", expected="an aware datetime (UTC)")
+        raise InputError.single("now", f"is {shown(now)}", expected="an aware datetime (UTC)")
     return now.astimezone(UTC)
 
 

@@ -16,7 +16,7 @@ from ringfence.domain.access import Role
 from ringfence.domain.assessment import Fleet, assess, top
 from ringfence.domain.assessment_model import Assessment, KeyEscrow, RecoveryModel, TopEntry
 from ringfence.domain.selector import parse as parse_selector
-from ringfence.errors import FieldIssue, InputError
+from ringfence.errors import FieldIssue, InputError, shown
 from ringfence.runtime import collector_paused
 from ringfence.services.context import Actor, Clock
 
@@ -90,7 +90,7 @@ def _parse_escrow_rows(name: str, reader: csv.DictReader[str]) -> list[KeyEscrow
         if not where:
             issues.append(FieldIssue("location", "is missing", loc, "e.g. entra-id, active-directory, intune, vault"))
         if flag not in _TRUE | _FALSE:
-            issues.append(FieldIssue("verified", f"is {flag!r}", loc, "true or false"))
+            issues.append(FieldIssue("verified", f"is {shown(flag)}", loc, "true or false"))
         records.append(KeyEscrow(host_id=host, key_id=key, location=where, verified=flag in _TRUE))
         if len(issues) >= 100:
             break
@@ -112,7 +112,7 @@ def import_escrow(db: Database, files: Sequence[tuple[str, bytes | IO[bytes]]], 
         unknown = sorted({r.host_id for r in records} - known)
         if unknown:
             raise InputError("key escrow import rejected, nothing was changed",
-                             [FieldIssue("host_id", f"host {h!r} is not in the inventory", "escrow",
+                             [FieldIssue("host_id", f"host {shown(h)} is not in the inventory", "escrow",
                                          "hosts imported before their escrow records") for h in unknown[:100]])
         written = escrow_store.replace_records(conn, records, now)
         audit_store.append(conn, at=now, actor=actor.name, action="escrow.import", target="key_escrow",

@@ -43,7 +43,7 @@ from ringfence.domain.channel import (
 )
 from ringfence.domain.model import Host
 from ringfence.domain.selector import compile_predicate
-from ringfence.errors import FieldIssue, InputError
+from ringfence.errors import FieldIssue, InputError, shown
 from ringfence.services.audit import latest_checkpoint
 from ringfence.services.context import Actor, Clock
 from ringfence.services.desired import desired_many, releases_by_version
@@ -80,10 +80,10 @@ def parse_duration(value: str, field: str) -> int:
     """``90s``, ``10m``, ``1h``, ``7d`` → seconds; InputError naming the field otherwise."""
     m = _DURATION.match(value.strip())
     if not m:
-        raise InputError.single(field, f"is {value!r}", expected="a duration such as 30m, 1h or 7d")
+        raise InputError.single(field, f"is {shown(value)}", expected="a duration such as 30m, 1h or 7d")
     seconds = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
     if seconds > MAX_DURATION_SECONDS:  # a date that far ahead overflows Python's datetime
-        raise InputError.single(field, f"is {value!r}", expected="a duration of at most 36500d (100 years)")
+        raise InputError.single(field, f"is {shown(value)}", expected="a duration of at most 36500d (100 years)")
     return seconds
 
 
@@ -145,7 +145,7 @@ def rotate_key(data_dir: Path, role: str, *, root_key_files: list[Path], clock: 
     repo = ChannelRepository(channel_dir(data_dir))
     repo.require()
     if role not in ("root", *keyfiles.ONLINE_ROLES):
-        raise InputError.single("role", f"is {role!r}", expected="root, targets, snapshot, timestamp or cohorts")
+        raise InputError.single("role", f"is {shown(role)}", expected="root, targets, snapshot, timestamp or cohorts")
     needs_root = role != "cohorts"
     root_dir = key_dir or channel_dir(data_dir) / "root-keys"
     files = root_key_files or (sorted(root_dir.glob("root-*.key")) if needs_root else [])
@@ -317,9 +317,9 @@ def publish_remediation(db: Database, artifacts: ArtifactStore, *, remediation_i
     actor.require(Role.OPERATOR, "publishing remediation scripts")
     issues = []
     if not _ID.match(remediation_id):
-        issues.append(FieldIssue("id", f"is {remediation_id!r}", expected="1-100 letters, digits, '.', '_', '+', '-'"))
+        issues.append(FieldIssue("id", f"is {shown(remediation_id)}", expected="1-100 letters, digits, '.', '_', '+', '-'"))
     if not _ID.match(file_name):
-        issues.append(FieldIssue("file", f"name is {file_name!r}", expected="a plain file name such as fix.sh"))
+        issues.append(FieldIssue("file", f"name is {shown(file_name)}", expected="a plain file name such as fix.sh"))
     if not script:
         issues.append(FieldIssue("file", "is empty", expected="the script to run"))
     if len(script) > 10 * 1024 * 1024:
@@ -336,11 +336,11 @@ def publish_remediation(db: Database, artifacts: ArtifactStore, *, remediation_i
     now = clock()
     with db.transaction() as conn:
         if channel_store.get_remediation(conn, remediation_id) is not None:
-            raise InputError.single("id", f"{remediation_id!r} exists already",
+            raise InputError.single("id", f"{shown(remediation_id)} exists already",
                                     expected="a new id (remediations are immutable; agents run each id once)")
         hosts = sorted(h.id for h in inventory_store.all_hosts(conn) if predicate(h))
         if not hosts:
-            raise InputError.single("selector", f"{expr!r} matches no host", expected="a selector that names hosts")
+            raise InputError.single("selector", f"{shown(expr)} matches no host", expected="a selector that names hosts")
         sha = artifacts.put(script)
         channel_store.add_remediation(conn, remediation_id=remediation_id, selector=expr, file_name=file_name,
                                       sha256=sha, size=len(script), hosts=hosts, reason=reason, actor=actor.name,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ringfence.clock import Clock, system_clock
 from ringfence.domain.access import Role
-from ringfence.errors import PermissionDeniedError
+from ringfence.errors import PermissionDeniedError, shown
 
 __all__ = ["Actor", "Clock", "system_clock"]
 
@@ -22,4 +22,4 @@ class Actor:
         """Raise :class:`PermissionDeniedError` unless this actor's role includes ``role``."""
         if not self.role.allows(role):
             raise PermissionDeniedError(f"{action} needs role {role.value} or higher; "
-                                        f"{self.name!r} has {self.role.value}")
+                                        f"{shown(self.name)} has {self.role.value}")

@@ -35,7 +35,7 @@ from ringfence.adapters.db.stores.channel import EnrolmentToken
 from ringfence.adapters.inventory.records import Issues, host_from_record
 from ringfence.domain.access import Role
 from ringfence.domain.model import Host, Tenant, TenantId
-from ringfence.errors import AuthenticationError, ConflictError, InputError, NotFoundError, PermissionDeniedError
+from ringfence.errors import AuthenticationError, ConflictError, InputError, NotFoundError, PermissionDeniedError, shown
 from ringfence.services.context import Actor, Clock
 from ringfence.services.health import HOST_TOKEN_PREFIX
 from ringfence.services.host_tokens import record_revocation
@@ -108,7 +108,7 @@ def create_reenrolment_token(db: Database, host_id: str, *, expires_in: timedelt
     with db.transaction() as conn:
         host = inventory_store.get_host(conn, host_id)
         if host is None:
-            raise NotFoundError(f"host {host_id!r} is not in the inventory; a new host enrols with an ordinary "
+            raise NotFoundError(f"host {shown(host_id)} is not in the inventory; a new host enrols with an ordinary "
                                 "enrolment token (`ringfence enrol token create`)")
         record = channel_store.create_enrolment_token(conn, tenant=host.tenant, token_hash=_hash(plaintext),
                                                       prefix=plaintext[:8], uses=1, expires_at=now + expires_in,
@@ -156,21 +156,34 @@ def _merge(existing: Host | None, reported: Host) -> Host:
                    labels={**reported.labels, **existing.labels})
 
 
+_ASK_FOR_A_NEW_ONE = "ask an operator for a new one (`ringfence enrol token create --tenant TENANT --uses N`)"
+
+
 def _why_unusable(token: EnrolmentToken | None, now: datetime) -> str | None:
     if token is None:
         return "unknown enrolment token"
     if token.revoked_at is not None:
-        return f"enrolment token {token.prefix}… was revoked"
+        return f"enrolment token {token.prefix}… was revoked; {_ASK_FOR_A_NEW_ONE}"
     if token.expires_at <= now:
-        return f"enrolment token {token.prefix}… expired at {token.expires_at.isoformat()}"
+        return f"enrolment token {token.prefix}… expired at {token.expires_at.isoformat()}; {_ASK_FOR_A_NEW_ONE}"
     if token.uses_left <= 0:
-        return f"enrolment token {token.prefix}… has been used up ({token.uses} use(s)); ask for a new one"
+        return f"enrolment token {token.prefix}… has been used up ({token.uses} use(s)); {_ASK_FOR_A_NEW_ONE}"
     return None
+
+
+def _unusable(why: str) -> PermissionDeniedError:
+    """A token whose secret is right but which may not enrol any more: 403, not 401.
+
+    The caller holds the real secret, so this is no guess: it is not counted by the API's throttle of failed
+    credential checks (which counts 401s), and a fleet enrolling behind one address with a shared token that
+    ran out is told why, again and again if need be, without locking out the agents whose enrolment succeeds.
+    """
+    return PermissionDeniedError(why)
 
 
 def _takeover_refused(host_id: str) -> ConflictError:
     return ConflictError(
-        f"host {host_id!r} is enrolled and holds an active credential; re-enrol it with its current credential "
+        f"host {shown(host_id)} is enrolled and holds an active credential; re-enrol it with its current credential "
         f"(Authorization: Bearer rfh_…) or with a re-enrolment token for this host "
         f"(`ringfence enrol reenrol-token {host_id}`, POST /v1/hosts/{{id}}/reenrolment-token), or revoke its "
         f"credential first (`ringfence hosts revoke-credential {host_id}`)")
@@ -207,29 +220,31 @@ def enrol(db: Database, token: str, record: Any, *, clock: Clock, source: str = 
     with db.transaction() as conn:
         found = channel_store.enrolment_token_by_hash(conn, digest)
         why = _why_unusable(found, now)
-        if found is None or (why is not None and not proposed):
-            raise AuthenticationError(why or "unknown enrolment token")
+        if found is None:
+            raise AuthenticationError("unknown enrolment token")
+        if why is not None and not proposed:
+            raise _unusable(why)
     host = _parse_host(record, found.tenant)  # bad facts: rejected before the token is used
     if found.host_id is not None and found.host_id != host.id:
         raise PermissionDeniedError(f"enrolment token {found.prefix}… is a re-enrolment token for host "
-                                    f"{found.host_id!r} only, not for {host.id!r}")
+                                    f"{shown(found.host_id)} only, not for {shown(host.id)}")
     credential = proposed or HOST_TOKEN_PREFIX + secrets.token_urlsafe(32)
     with db.transaction() as conn:
         channel_store.lock_enrolment_token(conn, found.id)  # a retry racing its lost first try waits for it
         existing = inventory_store.get_host(conn, host.id)
         if existing is not None and existing.tenant != found.tenant:
-            raise PermissionDeniedError(f"host {host.id!r} belongs to another tenant; an enrolment token of "
-                                        f"tenant {found.tenant!r} cannot enrol it")
+            raise PermissionDeniedError(f"host {shown(host.id)} belongs to another tenant; an enrolment token of "
+                                        f"tenant {shown(found.tenant)} cannot enrol it")
         if proposed and existing is not None and health_store.credential_host(conn, _hash(proposed)) == host.id:
             # The same agent asking again (its first answer was lost): the same enrolment, the token not used again.
             return {"host_id": host.id, "credential": credential, "server_time": now.isoformat(),
                     "tenant": found.tenant}
         if why is not None:  # spent, revoked or expired, and not this host's own retry
-            raise AuthenticationError(why)
+            raise _unusable(why)
         if found.host_id is None and channel_store.has_active_credential(conn, host.id):
             raise _takeover_refused(host.id)
         if not channel_store.consume_enrolment_token(conn, found.id, now):
-            raise AuthenticationError(f"enrolment token {found.prefix}… was used up, revoked or expired just now")
+            raise _unusable(f"enrolment token {found.prefix}… was used up, revoked or expired just now; {_ASK_FOR_A_NEW_ONE}")
         inventory_store.upsert_hosts(conn, [_merge(existing, host)], now)
         health_store.set_credential(conn, host.id, _hash(credential), now)
         if existing is not None:  # a re-enrolled host's old tokens stop working too
@@ -252,10 +267,10 @@ def _re_enrol_with_credential(db: Database, current: str, record: Any, *, clock:
             raise AuthenticationError("unknown or revoked host credential; enrol with an enrolment token (rfe_…)")
         existing = inventory_store.get_host(conn, host_id)
         if existing is None:
-            raise NotFoundError(f"host {host_id!r} is no longer in the inventory; enrol it with an enrolment token")
+            raise NotFoundError(f"host {shown(host_id)} is no longer in the inventory; enrol it with an enrolment token")
         host = _parse_host(record, existing.tenant)
         if host.id != host_id:
-            raise PermissionDeniedError(f"the credential of host {host_id!r} cannot enrol host {host.id!r}")
+            raise PermissionDeniedError(f"the credential of host {shown(host_id)} cannot enrol host {shown(host.id)}")
         inventory_store.upsert_hosts(conn, [_merge(existing, host)], now)
         health_store.set_credential(conn, host_id, _hash(credential), now)
         record_revocation(conn, host_id, now)  # the rotated credential's tokens stop working
@@ -271,10 +286,10 @@ def refresh_facts(db: Database, host_id: str, record: Any, *, clock: Clock) -> d
     with db.transaction() as conn:
         existing = inventory_store.get_host(conn, host_id)
         if existing is None:
-            raise NotFoundError(f"host {host_id!r} is no longer in the inventory; enrol it again")
+            raise NotFoundError(f"host {shown(host_id)} is no longer in the inventory; enrol it again")
         host = _parse_host(record, existing.tenant)
         if host.id != host_id:
-            raise PermissionDeniedError(f"host {host_id!r} cannot report facts for {host.id!r}")
+            raise PermissionDeniedError(f"host {shown(host_id)} cannot report facts for {shown(host.id)}")
         inventory_store.upsert_hosts(conn, [_merge(existing, host)], now)
     return {"host_id": host_id, "updated_at": now.isoformat()}
 
@@ -285,7 +300,7 @@ def revoke_credential(db: Database, host_id: str, *, actor: Actor, clock: Clock,
     now = clock()
     with db.transaction() as conn:
         if not channel_store.revoke_host_credential(conn, host_id, now):
-            raise NotFoundError(f"host {host_id!r} has no active credential")
+            raise NotFoundError(f"host {shown(host_id)} has no active credential")
         record_revocation(conn, host_id, now)  # every server refuses its host tokens within a poll (~1 s)
         audit_store.append(conn, at=now, actor=actor.name, action="host.credential.revoke", target=f"host/{host_id}",
                            source=actor.source, reason=reason, details={})

@@ -42,7 +42,7 @@ from ringfence.adapters.db.stores import inventory as inventory_store
 from ringfence.adapters.db.stores.host_tokens import record_revocation as store_revocation
 from ringfence.domain.access import Role
 from ringfence.domain.presence import AWAY_KEEP, LOOKBACK_DAYS, NOTICE_REASONS, Arrival, DayCounts, Presence, fold
-from ringfence.errors import AuthenticationError, InputError, NotFoundError, PermissionDeniedError, RingfenceError
+from ringfence.errors import AuthenticationError, InputError, NotFoundError, PermissionDeniedError, RingfenceError, shown
 from ringfence.services.context import Actor, Clock
 
 __all__ = ["CLOCK_SKEW", "EVENT_KINDS", "HOST_TOKEN_PREFIX", "LOOKBACK_DAYS", "MAX_REPORT_AGE", "HealthIngest",
@@ -99,7 +99,7 @@ def issue_credential(db: Database, host_id: str, *, actor: Actor, clock: Clock, 
     now = clock()
     with db.transaction() as conn:
         if inventory_store.get_host(conn, host_id) is None:
-            raise NotFoundError(f"host {host_id!r} not found")
+            raise NotFoundError(f"host {shown(host_id)} not found")
         health_store.set_credential(conn, host_id, _hash(token), now)
         store_revocation(conn, host_id, now)  # a replaced credential's host tokens stop working (services/host_tokens)
         audit_store.append(conn, at=now, actor=actor.name, action="host.credential", target=f"host/{host_id}",
@@ -154,7 +154,7 @@ class HealthIngest:
     def submit(self, credential_host: str, report: HealthReport) -> int:
         """Accept one report; return how many reports are waiting to be written."""
         if report.host_id != credential_host:
-            raise PermissionDeniedError(f"host {credential_host!r} cannot report for {report.host_id!r}")
+            raise PermissionDeniedError(f"host {shown(credential_host)} cannot report for {shown(report.host_id)}")
         if len(report.host_id) > 200 or any(len(p) > 200 or len(v) > 100 for p, v in report.versions.items()):
             raise InputError.single("versions", "has a product longer than 200 or a version longer than 100 characters",
                                     expected="product names ≤ 200 and versions ≤ 100 characters")
@@ -164,9 +164,9 @@ class HealthIngest:
             if len(rollout) > 64:
                 raise InputError.single("events.rollout", "is longer than 64 characters", expected="a rollout id")
             if kind not in EVENT_KINDS:
-                raise InputError.single("events.kind", f"is {kind!r}", expected="one of " + ", ".join(EVENT_KINDS))
+                raise InputError.single("events.kind", f"is {shown(kind)}", expected="one of " + ", ".join(EVENT_KINDS))
         if report.away and report.away not in NOTICE_REASONS:
-            raise InputError.single("away", f"is {report.away!r}", expected="one of " + ", ".join(NOTICE_REASONS))
+            raise InputError.single("away", f"is {shown(report.away)}", expected="one of " + ", ".join(NOTICE_REASONS))
         now = self.clock()
         if report.at > now + CLOCK_SKEW:
             raise InputError.single("at", f"is {report.at.isoformat()}, in the future",
@@ -212,16 +212,16 @@ class HealthIngest:
         for i, (kind, rollout, at) in enumerate(report.events):
             if not rollout:  # not tied to a rollout (a crash of a host not yet updated): the control arm's evidence
                 if at.tzinfo is None or not now - UNTIED_EVENT_AGE <= at <= now + CLOCK_SKEW:
-                    raise InputError.single(f"events[{i}].at", f"is {at.isoformat()} for a {kind!r} event",
+                    raise InputError.single(f"events[{i}].at", f"is {at.isoformat()} for a {shown(kind)} event",
                                             expected=f"within the last {UNTIED_EVENT_AGE.days} days, give or take "
                                                      f"{CLOCK_SKEW} of clock skew")
                 continue
             if rollout not in started:
-                raise InputError.single(f"events[{i}].rollout", f"is {rollout!r}, which does not target host "
-                                        f"{report.host_id!r}", expected="a rollout this host is part of (its "
+                raise InputError.single(f"events[{i}].rollout", f"is {shown(rollout)}, which does not target host "
+                                        f"{shown(report.host_id)}", expected="a rollout this host is part of (its "
                                         "desired state names them: GET /v1/agent/desired)")
             if at.tzinfo is None or not started[rollout] - CLOCK_SKEW <= at <= now + CLOCK_SKEW:
-                raise InputError.single(f"events[{i}].at", f"is {at.isoformat()} for a {kind!r} event",
+                raise InputError.single(f"events[{i}].at", f"is {at.isoformat()} for a {shown(kind)} event",
                                         expected=f"between the rollout's start ({started[rollout].isoformat()}) and "
                                                  f"now, give or take {CLOCK_SKEW} of clock skew")
 

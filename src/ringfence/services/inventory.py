@@ -12,7 +12,7 @@ from ringfence.domain.access import Role
 from ringfence.domain.model import Host, Inventory, Service, Tenant, TenantId
 from ringfence.domain.selector import Compare, Or
 from ringfence.domain.selector import parse as parse_selector
-from ringfence.errors import FieldIssue, InputError, NotFoundError
+from ringfence.errors import FieldIssue, InputError, NotFoundError, shown
 from ringfence.runtime import collector_paused
 from ringfence.services.context import Actor, Clock
 
@@ -57,7 +57,7 @@ def _check_batch(inv: Inventory) -> list[FieldIssue]:
         for dup, n in Counter(ids).items():
             if n > 1 and len(issues) < 100:
                 issues.append(FieldIssue(field="id", location=f"{kind} {dup}",
-                                         message=f"{kind} id {dup!r} appears {n} times in this import",
+                                         message=f"{kind} id {shown(dup)} appears {n} times in this import",
                                          expected=f"each {kind} once per import"))
     return issues
 
@@ -85,13 +85,13 @@ def import_inventory(db: Database, inv: Inventory, *, actor: Actor, clock: Clock
             for sid in h.services:
                 if sid not in known_services and len(issues) < 100:
                     issues.append(FieldIssue(field="services", location=f"host {h.id}",
-                                             message=f"names service {sid!r}, which does not exist",
+                                             message=f"names service {shown(sid)}, which does not exist",
                                              expected="a service defined in this import or imported before"))
         for s in inv.services:
             for dep in s.depends_on:
                 if dep not in known_services and len(issues) < 100:
                     issues.append(FieldIssue(field="depends_on", location=f"service {s.id}",
-                                             message=f"names service {dep!r}, which does not exist",
+                                             message=f"names service {shown(dep)}, which does not exist",
                                              expected="a service defined in this import or imported before"))
         group_hosts = {hid for s in inv.services for g in s.redundancy_groups for hid in g.hosts}
         known_hosts = batch_hosts | store.existing_host_ids(conn, group_hosts - batch_hosts)
@@ -100,7 +100,7 @@ def import_inventory(db: Database, inv: Inventory, *, actor: Actor, clock: Clock
                 missing = [hid for hid in g.hosts if hid not in known_hosts]
                 if missing and len(issues) < 100:
                     issues.append(FieldIssue(field=f"redundancy_groups.{g.name}.hosts", location=f"service {s.id}",
-                                             message=f"{len(missing)} host(s) do not exist, e.g. {missing[0]!r}",
+                                             message=f"{len(missing)} host(s) do not exist, e.g. {shown(missing[0])}",
                                              expected="hosts in this import or imported before"))
         if issues:
             raise InputError("inventory import rejected, nothing was changed", issues)
@@ -153,10 +153,10 @@ def get_host(db: Database, host_id: str, *, actor: Actor) -> Host:
     if len(matches) == 1:
         return matches[0]
     if matches:
-        shown = ", ".join(f"{h.id} ({h.hostname})" for h in matches[:5])
-        raise InputError(f"host {host_id!r} matches several hosts: {shown}{' …' if len(matches) > 5 else ''}; "
+        some = ", ".join(f"{h.id} ({h.hostname})" for h in matches[:5])
+        raise InputError(f"host {shown(host_id)} matches several hosts: {some}{' …' if len(matches) > 5 else ''}; "
                          "give more of the id")
-    raise NotFoundError(f"host {host_id!r} not found (give its id, a unique start of it, or its hostname)")
+    raise NotFoundError(f"host {shown(host_id)} not found (give its id, a unique start of it, or its hostname)")
 
 
 def list_services(db: Database, *, actor: Actor, tenant: str = "") -> list[Service]:
@@ -172,7 +172,7 @@ def get_service(db: Database, service_id: str, *, actor: Actor) -> Service:
     with db.transaction() as conn:
         svc = store.get_service(conn, service_id)
     if svc is None:
-        raise NotFoundError(f"service {service_id!r} not found")
+        raise NotFoundError(f"service {shown(service_id)} not found")
     return svc
 
 

@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib.resources import files
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 import numpy as np
 from cryptography.fernet import Fernet, InvalidToken
@@ -56,7 +56,7 @@ from ringfence.domain.recovery_campaign import (
     verified_by_heartbeat,
 )
 from ringfence.domain.selector import parse as parse_selector
-from ringfence.errors import FieldIssue, InputError, NotFoundError, PermissionDeniedError, UnavailableError
+from ringfence.errors import FieldIssue, InputError, NotFoundError, PermissionDeniedError, UnavailableError, shown
 from ringfence.services.context import Actor, Clock
 from ringfence.services.notify import Event, LogNotifier, Notification, Notifier
 
@@ -189,7 +189,7 @@ def _last_announced_eta(conn: Any, campaign_id: str) -> float | None:
 def _from_rollout(conn: Any, rollout_id: str, now: datetime) -> list[str]:
     row = rollout_store.get_rollout_row(conn, rollout_id)
     if row is None:
-        raise NotFoundError(f"rollout {rollout_id!r} not found")
+        raise NotFoundError(f"rollout {shown(rollout_id)} not found")
     exposed = {r.host_id: r.exposed_at for r in rollout_store.rollout_host_rows(conn, rollout_id)
                if r.exposed_at is not None}
     if not exposed:
@@ -232,7 +232,7 @@ def _from_list(conn: Any, hosts: Sequence[str]) -> list[str]:
     known = inventory_store.existing_host_ids(conn, wanted)
     missing = [h for h in wanted if h not in known]
     if missing:
-        raise InputError("unknown hosts", [FieldIssue("hosts", f"{h!r} is not in the inventory", location=f"line {i + 1}",
+        raise InputError("unknown hosts", [FieldIssue("hosts", f"{shown(h)} is not in the inventory", location=f"line {i + 1}",
                                                       expected="host ids from the inventory, one a line")
                                            for i, h in enumerate(wanted) if h in set(missing)][:50])
     return sorted(set(wanted))
@@ -256,7 +256,7 @@ def create_campaign(db: Database, *, actor: Actor, clock: Clock, name: str, runb
         raise InputError.single("source", f"got {', '.join(sources) or 'none'}",
                                 expected="exactly one of --from-rollout, --where, --hosts")
     if not _NAME.match(name):
-        raise InputError.single("name", f"is {name!r}", expected="1-200 letters, digits, spaces and . : @ / -")
+        raise InputError.single("name", f"is {shown(name)}", expected="1-200 letters, digits, spaces and . : @ / -")
     doc, books = load_runbooks(runbooks)
     recovery_model = _model(model)
     now = clock()
@@ -465,7 +465,7 @@ def assign(db: Database, campaign_id: str, host_ids: Sequence[str], technician: 
     """Assign hosts to a technician (a work order per host); all or nothing; told as one ``recovery.hosts``."""
     actor.require(Role.OPERATOR, "assigning recovery work")
     if not _NAME.match(technician):
-        raise InputError.single("technician", f"is {technician!r}", expected="a technician's token name")
+        raise InputError.single("technician", f"is {shown(technician)}", expected="a technician's token name")
     if not host_ids:
         raise InputError.single("hosts", "is empty", expected="one or more host ids of the campaign")
     now = clock()
@@ -647,21 +647,41 @@ class KeyVault:
                                    "(was the key changed?)") from e
 
 
-def import_keys(db: Database, data: str, vault: KeyVault, *, actor: Actor, clock: Clock, where: str = "keys.csv",
-                reason: str = "") -> int:
-    """Import an escrow export ``Hostname, KeyID, RecoveryKey`` encrypted; all-or-nothing; returns how many."""
-    actor.require(Role.ADMIN, "importing recovery keys")
-    reader = csv.reader(io.StringIO(data.lstrip("\ufeff"), newline=""))  # newline="": a lone CR ends a line
+def _key_rows(data: str | IO[bytes], where: str) -> list[tuple[int, list[str]]]:
+    """The non-blank rows of a recovery-key CSV after its header, with their line numbers.
+
+    A binary stream (the upload where it is spooled) is decoded a buffer at a time: the file is never held
+    whole in memory as bytes and again as text.
+    """
+    text: io.TextIOBase = (io.StringIO(data.lstrip("\ufeff"), newline="") if isinstance(data, str)
+                           else io.TextIOWrapper(data, encoding="utf-8-sig", newline=""))  # a lone CR ends a line
+    reader = csv.reader(text)
     try:
         header = next(reader, None)
         if header is None or tuple(c.strip().lower().replace(" ", "") for c in header) != _CSV_COLUMNS:
-            shown = "empty" if header is None else ", ".join(header)[:200]
-            raise InputError.single("header", f"is {shown!r}" if header else "is missing (the file is empty)",
+            found = f"is {shown(', '.join(header), 200)}" if header else "is missing (the file is empty)"
+            raise InputError.single("header", found,
                                     expected="Hostname, KeyID, RecoveryKey", location=where)
-        rows = [(i + 2, r) for i, r in enumerate(reader) if any(c.strip() for c in r)]
+        return [(i + 2, r) for i, r in enumerate(reader) if any(c.strip() for c in r)]
     except csv.Error as e:  # e.g. a field over the csv module's 131,072 characters
         raise InputError.single("row", f"cannot be read as CSV: {e}", expected="Hostname, KeyID, RecoveryKey rows",
                                 location=f"{where} line {reader.line_num}") from e
+    except UnicodeDecodeError:
+        raise InputError.single("body", "is not UTF-8", expected="a UTF-8 CSV file",
+                                location=f"{where} line {reader.line_num + 1}") from None
+    finally:
+        if isinstance(text, io.TextIOWrapper):
+            text.detach()  # the caller owns the stream
+
+
+def import_keys(db: Database, data: str | IO[bytes], vault: KeyVault, *, actor: Actor, clock: Clock,
+                where: str = "keys.csv", reason: str = "") -> int:
+    """Import an escrow export ``Hostname, KeyID, RecoveryKey`` encrypted; all-or-nothing; returns how many.
+
+    ``data`` is the file's text or a binary stream of it (read a buffer at a time, never whole).
+    """
+    actor.require(Role.ADMIN, "importing recovery keys")
+    rows = _key_rows(data, where)
     now = clock()
     with db.transaction() as conn:
         by_name: dict[str, str] = {}
@@ -677,7 +697,7 @@ def import_keys(db: Database, data: str, vault: KeyVault, *, actor: Actor, clock
             name, kid, key = (c.strip() for c in r)
             hid = by_name.get(name.lower())
             if hid is None:
-                issues.append(FieldIssue("Hostname", f"{name!r} is not in the inventory", loc, "a known hostname"))
+                issues.append(FieldIssue("Hostname", f"{shown(name)} is not in the inventory", loc, "a known hostname"))
             if not kid:
                 issues.append(FieldIssue("KeyID", "is empty", loc, "the key protector id"))
             if not _KEY.match(key):

@@ -408,7 +408,7 @@ def check_before_start(db: Database, rollout_id: str, *, actor: Actor, clock: Cl
     with db.transaction() as conn:
         row = release_store.get_rollout_row(conn, rollout_id)
         if row is None:
-            raise NotFoundError(f"rollout {rollout_id!r} not found")
+            raise NotFoundError(f"rollout {shown(rollout_id)} not found")
         if status_from_doc(row.status).state is not RolloutState.PENDING:
             return  # the engine answers for starting a rollout that is not pending
         results, policy = _evaluate_rollout(conn, row, index=index, artifacts=artifacts, today=now.date())
@@ -459,7 +459,7 @@ def override_gates(db: Database, rollout_id: str, *, actor: Actor, clock: Clock,
     with db.transaction() as conn:
         row = release_store.get_rollout_row(conn, rollout_id)
         if row is None:
-            raise NotFoundError(f"rollout {rollout_id!r} not found")
+            raise NotFoundError(f"rollout {shown(rollout_id)} not found")
         if row.created_by == actor.name:
             raise ConflictError(f"four eyes: {actor.name} created rollout {rollout_id} and cannot override its gates; "
                                 "another approver must")

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import math
 import secrets
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ringfence.adapters.artifacts import ArtifactStore
 from ringfence.adapters.db.engine import Database
@@ -48,7 +49,7 @@ from ringfence.domain.rollout import (
 from ringfence.domain.selector import compile_predicate
 from ringfence.domain.targeting import placements, targets
 from ringfence.domain.waves import WaveCheck, assign_waves, check_plan
-from ringfence.errors import ConflictError, InputError, NotFoundError
+from ringfence.errors import ConflictError, InputError, NotFoundError, shown
 from ringfence.services.codec import status_to_doc
 from ringfence.services.context import Actor, Clock
 from ringfence.services.fleet_port import POOLED, RolloutView, apply_intents, carry_out, reconcile_step
@@ -86,23 +87,27 @@ ENGINE_ACTOR = "ringfence-engine"
 # --- releases -----------------------------------------------------------------------------
 
 def create_release(db: Database, artifacts: ArtifactStore, *, product: str, version: str, kind: str,
-                   platforms: list[str], files: list[tuple[str, bytes]], actor: Actor, clock: Clock,
+                   platforms: list[str], files: Sequence[tuple[str, bytes | IO[bytes]]], actor: Actor, clock: Clock,
                    reason: str = "") -> Release:
-    """Store a release and its artifacts (content-addressed); releases are immutable."""
+    """Store a release and its artifacts (content-addressed); releases are immutable.
+
+    An artifact is given as bytes or as a binary stream (an upload where it is spooled), which is copied into
+    the store a buffer at a time, never read whole.
+    """
     actor.require(Role.OPERATOR, "creating releases")
     problems = []
     if not product or "@" in product or "/" in product or len(product) > 200:
-        problems.append(("product", f"is {product!r}", "a product name without @ or /"))
+        problems.append(("product", f"is {shown(product)}", "a product name without @ or /"))
     if not version or "@" in version or "/" in version or len(version) > 100:
-        problems.append(("version", f"is {version!r}", "a version such as 7.16.18605 or 291"))
+        problems.append(("version", f"is {shown(version)}", "a version such as 7.16.18605 or 291"))
     try:
         kind_v = ReleaseKind(kind)
     except ValueError:
-        problems.append(("kind", f"is {kind!r}", "one of " + ", ".join(k.value for k in ReleaseKind)))
+        problems.append(("kind", f"is {shown(kind)}", "one of " + ", ".join(k.value for k in ReleaseKind)))
         kind_v = ReleaseKind.APP
     valid_platforms = {"windows", "linux", "macos"}
     if not platforms or any(p not in valid_platforms for p in platforms):
-        problems.append(("platform", f"is {platforms!r}", "one or more of windows, linux, macos"))
+        problems.append(("platform", f"is {shown(platforms)}", "one or more of windows, linux, macos"))
     if not files:
         problems.append(("file", "no artifact given", "at least one --file"))
     if problems:
@@ -110,9 +115,12 @@ def create_release(db: Database, artifacts: ArtifactStore, *, product: str, vers
 
         raise InputError("release rejected", [FieldIssue(f, m, "release", e) for f, m, e in problems])
     require_names([("product", product), ("version", version), *(("file", n) for n, _ in files)], "release")
-    stored = tuple(Artifact(name=name, sha256=artifacts.put(data), size=len(data)) for name, data in files)
+    stored = []
+    for name, data in files:
+        sha256, size = (artifacts.put(data), len(data)) if isinstance(data, bytes) else artifacts.put_stream(data)
+        stored.append(Artifact(name=name, sha256=sha256, size=size))
     release = Release(id=ReleaseId(f"{product}@{version}"), product=product, version=version, kind=kind_v,
-                      platforms=tuple(sorted(set(platforms))), artifacts=stored, created_by=actor.name)
+                      platforms=tuple(sorted(set(platforms))), artifacts=tuple(stored), created_by=actor.name)
     now = clock()
     with db.transaction() as conn:
         created = store.create_release(conn, release, now)
@@ -148,7 +156,7 @@ def get_plan(db: Database, name: str) -> Plan:
     if found is None:
         if name == "default":
             return default_plan()
-        raise NotFoundError(f"plan {name!r} not found; apply it with `ringfence plan apply -f FILE`")
+        raise NotFoundError(f"plan {shown(name)} not found; apply it with `ringfence plan apply -f FILE`")
     return plan_from_mapping(found[0])
 
 
@@ -157,9 +165,9 @@ def set_policy(db: Database, *, tenant: str, host_group: str = "", product: str 
     """Set a tenant's (or one host group's) ring, delay and pin for a product (``*`` = all)."""
     actor.require(Role.OPERATOR, "setting tenant policies")
     if ring not in RINGS:
-        raise InputError.single("ring", f"is {ring!r}", expected="early, general or pause")
+        raise InputError.single("ring", f"is {shown(ring)}", expected="early, general or pause")
     if not (pin in ("latest", "n-1") or (pin.startswith("exact:") and len(pin) > len("exact:"))):
-        raise InputError.single("pin", f"is {pin!r}", expected="latest, n-1 or exact:VERSION")
+        raise InputError.single("pin", f"is {shown(pin)}", expected="latest, n-1 or exact:VERSION")
     if not math.isfinite(delay_hours) or delay_hours < 0 or delay_hours > 24 * 90:
         raise InputError.single("delay_hours", f"is {delay_hours}", expected="0 … 2160 hours")
     if host_group:
@@ -167,7 +175,7 @@ def set_policy(db: Database, *, tenant: str, host_group: str = "", product: str 
     now = clock()
     with db.transaction() as conn:
         if not inventory_store.existing_tenant_ids(conn, [tenant]):
-            raise NotFoundError(f"tenant {tenant!r} not found")
+            raise NotFoundError(f"tenant {shown(tenant)} not found")
         store.set_policy(conn, tenant=tenant, host_group=host_group, product=product, ring=ring,
                          delay_hours=delay_hours, pin=pin, now=now)
         audit_store.append(conn, at=now, actor=actor.name, action="policy.set", target=f"tenant/{tenant}",
@@ -185,7 +193,7 @@ def plan_check(db: Database, plan_name: str, release_id: str, *, actor: Actor) -
     with db.transaction() as conn:
         release = store.get_release(conn, release_id)
         if release is None:
-            raise NotFoundError(f"release {release_id!r} not found")
+            raise NotFoundError(f"release {shown(release_id)} not found")
         hosts = targets(plan, release.platforms, inventory_store.all_hosts(conn))
         policies = TenantPolicies(store.list_policies(conn), release.product)
     return check_plan(plan, placements(plan, "check", hosts, policies))
@@ -208,12 +216,12 @@ def create_rollout(db: Database, *, release_id: str, plan_name: str = "default",
     with db.transaction() as conn:
         release = store.get_release(conn, release_id)
         if release is None:
-            raise NotFoundError(f"release {release_id!r} not found; create it with `ringfence release create`")
+            raise NotFoundError(f"release {shown(release_id)} not found; create it with `ringfence release create`")
         hosts = targets(plan, release.platforms, inventory_store.all_hosts(conn))
         if not hosts:
             raise InputError.single("release", f"{release_id} targets no host in the inventory",
                                     expected=f"hosts with os_family in {list(release.platforms)}"
-                                    + (f" matching {plan.selector!r}" if plan.selector else ""))
+                                    + (f" matching {shown(plan.selector)}" if plan.selector else ""))
         policies = TenantPolicies(store.list_policies(conn), release.product)
         placed = placements(plan, salt, hosts, policies)
         waves = assign_waves(plan, placed)
@@ -342,7 +350,7 @@ def desired_state(db: Database, host_id: str, *, actor: Actor | None = None) -> 
     with db.transaction() as conn:
         host = inventory_store.get_host(conn, host_id)
         if host is None:
-            raise NotFoundError(f"host {host_id!r} not found")
+            raise NotFoundError(f"host {shown(host_id)} not found")
         return {product: d.as_dict() for product, d in desired_one(conn, host).items()}
 
 
@@ -355,7 +363,7 @@ def kill_switch(db: Database, product: str, *, engage: bool = True, actor: Actor
     halted: list[str] = []
     with db.transaction() as conn:
         if not store.list_releases(conn, product):
-            raise NotFoundError(f"product {product!r} has no releases")
+            raise NotFoundError(f"product {shown(product)} has no releases")
         store.set_kill_switch(conn, product, active=engage, actor=actor.name, reason=reason, now=now)
         audit_store.append(conn, at=now, actor=actor.name, action="killswitch." + ("engage" if engage else "release"),
                            target=f"product/{product}", source=actor.source, reason=reason, details={})

@@ -51,7 +51,7 @@ from ringfence.domain.vulns import (
     package_key,
     unorderable_events,
 )
-from ringfence.errors import ConflictError, FieldIssue, InputError, NotFoundError
+from ringfence.errors import ConflictError, FieldIssue, InputError, NotFoundError, shown
 from ringfence.services.context import Actor, Clock
 
 __all__ = [
@@ -156,7 +156,7 @@ def import_vulns(db: Database, files: Sequence[tuple[str, bytes | IO[bytes]]], *
     with tempfile.TemporaryDirectory(prefix="ringfence-osv-") as tmp:
         for k, (name, data) in enumerate(files):
             if not name.lower().endswith((".json", ".yaml", ".yml", ".zip")):
-                raise InputError.single("files", f"{name!r} is not .json, .yaml, .yml or .zip",
+                raise InputError.single("files", f"{shown(name)} is not .json, .yaml, .yml or .zip",
                                         expected="OSV records as JSON/YAML, or an OSV all.zip", location=name)
             target = Path(tmp) / _safe_name(name, k)
             if isinstance(data, bytes | bytearray):
@@ -275,7 +275,7 @@ def _attach_sbom(db: Database, release_id: str, prepared: PreparedSbom, *, actor
     meta["subject_ref"] = sbom.subject_ref[:400]
     with db.transaction() as conn:
         if release_store.get_release(conn, release_id) is None:
-            raise NotFoundError(f"release {release_id!r} not found; create it with `ringfence release create`")
+            raise NotFoundError(f"release {shown(release_id)} not found; create it with `ringfence release create`")
         replaced = store.replace_sbom(conn, release_id, meta, rows)
         audit_store.append(conn, at=now, actor=actor.name, action="sbom.import", target=f"release/{release_id}",
                            source=actor.source, reason=reason,
@@ -294,7 +294,7 @@ def sbom_view(db: Database, release_id: str, *, actor: Actor) -> dict[str, Any]:
         meta = store.get_sbom(conn, release_id)
         if meta is None:
             if release_store.get_release(conn, release_id) is None:
-                raise NotFoundError(f"release {release_id!r} not found")
+                raise NotFoundError(f"release {shown(release_id)} not found")
             raise NotFoundError(f"release {release_id} has no SBOM; import one with `ringfence sbom import "
                                 f"{release_id} FILE`")
         rows = store.sbom_components(conn, release_id)
@@ -313,7 +313,7 @@ def sbom_export(db: Database, release_id: str, *, actor: Actor) -> str:
     with db.transaction() as conn:
         release = release_store.get_release(conn, release_id)
         if release is None:
-            raise NotFoundError(f"release {release_id!r} not found")
+            raise NotFoundError(f"release {shown(release_id)} not found")
         if store.get_sbom(conn, release_id) is None:
             raise NotFoundError(f"release {release_id} has no SBOM")
         rows = store.sbom_components(conn, release_id)
@@ -442,7 +442,7 @@ def _all_findings(db: Database, release_id: str, *, actor: Actor,
     with db.transaction() as conn:
         release = release_store.get_release(conn, release_id)
         if release is None:
-            raise NotFoundError(f"release {release_id!r} not found")
+            raise NotFoundError(f"release {shown(release_id)} not found")
         result = release_findings(conn, release, index)
     if not result["sbom"]:
         raise NotFoundError(f"release {release_id} has no SBOM; import one with `ringfence sbom import {release_id} FILE`")
@@ -486,7 +486,7 @@ def add_signer(db: Database, name: str, public_key: bytes, *, actor: Actor, cloc
     """Trust a release-signing public key under a name (admin)."""
     actor.require(Role.ADMIN, "adding release signers")
     if not name or len(name) > 200 or "/" in name:
-        raise InputError.single("name", f"is {name!r}", expected="a signer name without /, at most 200 characters")
+        raise InputError.single("name", f"is {shown(name)}", expected="a signer name without /, at most 200 characters")
     key = load_public_key(public_key, f"public key of {name}")
     if key.keytype != "ed25519":
         raise InputError.single("public_key", f"is a {key.keytype} key", expected="an ed25519 key")
@@ -494,9 +494,10 @@ def add_signer(db: Database, name: str, public_key: bytes, *, actor: Actor, cloc
     with db.transaction() as conn:
         known = store.list_signers(conn)
         if any(s["name"] == name for s in known):
-            raise ConflictError(f"signer {name!r} already exists")
+            raise ConflictError(f"signer {shown(name)} already exists")
         if any(s["keyid"] == key.keyid for s in known):
-            raise ConflictError(f"that key is already trusted as {next(s['name'] for s in known if s['keyid'] == key.keyid)!r}")
+            trusted_as = next(s["name"] for s in known if s["keyid"] == key.keyid)
+            raise ConflictError(f"that key is already trusted as {shown(trusted_as)}")
         store.add_signer(conn, name, key.keyid, {"keyid": key.keyid, **key.to_dict()}, now, actor.name)
         audit_store.append(conn, at=now, actor=actor.name, action="signer.add", target=f"signer/{name}",
                            source=actor.source, reason=reason, details={"keyid": key.keyid})
@@ -537,7 +538,7 @@ def upload_signatures(db: Database, release_id: str, signatures: Sequence[Mappin
     with db.transaction() as conn:
         release = release_store.get_release(conn, release_id)
         if release is None:
-            raise NotFoundError(f"release {release_id!r} not found")
+            raise NotFoundError(f"release {shown(release_id)} not found")
         keys = _trusted_keys(conn)
         shas = {a.sha256 for a in release.artifacts}
         issues: list[FieldIssue] = []
@@ -611,7 +612,7 @@ def prepare_contract(kind: str, content_schema: bytes | None, for_agent: str,
                                     expected="a valid JSON Schema") from e
         schema = doc
     if for_agent and (len(for_agent) > 200 or "@" in for_agent):
-        raise InputError.single("for_agent", f"is {for_agent!r}", expected="an agent product name (no version)")
+        raise InputError.single("for_agent", f"is {shown(for_agent)}", expected="an agent product name (no version)")
     return PreparedContract(content_schema=schema, for_agent=for_agent)
 
 
@@ -648,7 +649,7 @@ def vulns_where(db: Database, vuln_id: str, *, actor: Actor,
     with db.transaction() as conn:
         ids = store.advisory_ids_for(conn, vuln_id.strip())
         if not ids:
-            raise NotFoundError(f"no advisory has the id or alias {vuln_id!r}; import OSV records with "
+            raise NotFoundError(f"no advisory has the id or alias {shown(vuln_id)}; import OSV records with "
                                 "`ringfence vulns import PATH`")
         advisories = [index.advisories[i] for i in ids if i in index.advisories]
         keys = {(eco, normalize_name(eco, a.name)) for adv in advisories for a in adv.affected
@@ -683,7 +684,7 @@ def components_where(db: Database, purl: str, *, actor: Actor) -> dict[str, Any]
     try:
         parsed = PackageURL.from_string(purl.strip())
     except ValueError as e:
-        raise InputError.single("purl", f"{purl!r} is not a package URL: {e}",
+        raise InputError.single("purl", f"{shown(purl)} is not a package URL: {e}",
                                 expected="pkg:TYPE/NAMESPACE/NAME@VERSION, e.g. "
                                          "pkg:maven/org.apache.logging.log4j/log4j-core") from e
     key = package_key(Component(name=parsed.name, version="", purl=purl.strip()))

@@ -11,7 +11,7 @@ from ringfence.adapters.db.stores import audit as audit_store
 from ringfence.adapters.db.stores import tokens as token_store
 from ringfence.adapters.db.stores.tokens import TokenRecord
 from ringfence.domain.access import Role
-from ringfence.errors import AuthenticationError, InputError
+from ringfence.errors import AuthenticationError, InputError, shown
 from ringfence.services.context import Actor, Clock
 
 __all__ = ["TOKEN_PREFIX", "authenticate", "create_token", "ensure_admin_token", "hash_token", "list_tokens",
@@ -32,7 +32,7 @@ def _parse_role(role: str) -> Role:
     try:
         return Role(role)
     except ValueError:
-        raise InputError.single("role", f"is {role!r}", expected="one of viewer, operator, approver, admin") from None
+        raise InputError.single("role", f"is {shown(role)}", expected="one of viewer, operator, approver, admin") from None
 
 
 def create_token(db: Database, *, name: str, role: str, actor: Actor, clock: Clock,
@@ -40,7 +40,7 @@ def create_token(db: Database, *, name: str, role: str, actor: Actor, clock: Clo
     """Create a token; return the plaintext (shown once, never stored) and its record."""
     actor.require(Role.ADMIN, "creating tokens")
     if not _NAME.match(name):
-        raise InputError.single("name", f"is {name!r}", expected="1-100 letters, digits and . _ @ -")
+        raise InputError.single("name", f"is {shown(name)}", expected="1-100 letters, digits and . _ @ -")
     parsed = _parse_role(role)
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = clock()
@@ -61,7 +61,7 @@ def authenticate(db: Database, token: str, *, source: str, clock: Clock) -> Acto
         if record is None:
             raise AuthenticationError("unknown token")
         if not record.active:
-            raise AuthenticationError(f"token {record.name!r} was revoked")
+            raise AuthenticationError(f"token {shown(record.name)} was revoked")
         now = clock()
         if record.last_used_at is None or (now - record.last_used_at).total_seconds() > 60:
             token_store.touch(conn, record.id, now)  # at most once a minute: a stamp, not a write per request

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 
 from ringfence.adapters.db.engine import Database
 from ringfence.config import Settings, load_settings
-from ringfence.errors import InputError
+from ringfence.errors import InputError, shown
 
 __all__ = ["SETTINGS_ENV", "app_from_env", "check", "serve"]
 
@@ -53,7 +53,7 @@ def _die_with_parent() -> None:
 def check(settings: Settings, *, demo: bool) -> None:
     """Refuse combinations that cannot work, before anything starts (errors name the option and the fix)."""
     if settings.workers > 1 and not settings.database_url.startswith("postgresql"):
-        raise InputError.single("workers", f"is {settings.workers} with database {settings.database_url!r}",
+        raise InputError.single("workers", f"is {settings.workers} with database {shown(settings.database_url)}",
                                 expected="1 with SQLite (one process), or a postgresql+psycopg:// database_url")
     if settings.workers > 1 and demo:
         raise InputError.single("workers", f"is {settings.workers} with --demo",

@@ -2,13 +2,22 @@
 
 Every credential the API accepts (operator tokens ``rf_…``, host credentials ``rfh_…``, enrolment
 tokens ``rfe_…``) arrives as ``Authorization: Bearer …``.  :class:`AuthThrottle`, an ASGI
-middleware, watches what each request is answered: a 401 counts one failure against the
-request's source address and against the credential's id (its first 12 characters, the prefix
-operators see in listings; never the whole secret).  A source or credential id with ``limit``
-failures in the last ``window`` is refused with 429 and ``Retry-After`` (seconds until its oldest
-failure leaves the window) before its credential is even looked up.  Successful requests do not
-count.  The counts live in the server process (each process of a multi-instance deployment
-throttles on its own), bounded in the number of keys they track.
+middleware, watches what each request is answered: a 401 (no valid credential: a wrong or unknown
+secret) counts one failure against the request's source address and against the credential's id
+(its first 12 characters, the prefix operators see in listings; never the whole secret) *from that
+source*.  A source, or a credential id from a source, with ``limit`` failures in the last ``window``
+is refused with 429 and ``Retry-After`` (seconds until its oldest failure leaves the window) before
+its credential is even looked up.  Successful requests do not count.
+
+The keys are what the sender controls.  A credential id is counted per source so that someone who
+knows a token's prefix (it is shown in listings) cannot lock everyone else out of that token by
+sending wrong secrets with it; a 256-bit secret is not guessed by spreading attempts over many
+addresses.  A credential whose secret is right but which may not be used (an enrolment token used up,
+expired or revoked) is answered 403 by its route and not counted at all: a fleet enrolling behind one
+address with a shared token that ran out is told why, and the agents whose enrolment succeeds, or whose
+reports carry their own credentials, go on from that address.  The counts live in the server process
+(each process of a multi-instance deployment throttles on its own), bounded in the number of keys they
+track.
 """
 
 from __future__ import annotations
@@ -95,10 +104,11 @@ class AuthThrottle:
             return
         client = scope.get("client")
         headers = dict(scope.get("headers") or [])
-        keys = [("source", str(client[0]) if client else "")]
+        source = str(client[0]) if client else ""
+        keys = [("source", source)]
         cid = credential_id(headers.get(b"authorization", b"").decode("latin-1"))
         if cid:
-            keys.append(("credential", cid))
+            keys.append(("credential", f"{source} {cid}"))  # per source: a known prefix locks out only its sender
         blocked = self.throttle.retry_after(keys)
         if blocked is not None:
             seconds, which = blocked

@@ -54,7 +54,7 @@ from tuf.api.serialization.json import JSONSerializer
 
 from ringfence.adapters.channel import keys as keyfiles
 from ringfence.domain.channel import COHORTS_TARGET, cohort_patterns, cohort_role, manifest_path
-from ringfence.errors import ConflictError, InputError, NotFoundError
+from ringfence.errors import ConflictError, InputError, NotFoundError, shown
 
 __all__ = [
     "DEFAULT_EXPIRY",
@@ -569,7 +569,7 @@ class ChannelRepository:
                 new = new_signers[0]
                 keyfiles.write(self.keys_dir / "cohorts.key", new, replace=True)  # type: ignore[arg-type]
             else:
-                raise InputError.single("role", f"is {role!r}", expected="root, targets, snapshot, timestamp or cohorts")
+                raise InputError.single("role", f"is {shown(role)}", expected="root, targets, snapshot, timestamp or cohorts")
             # Re-sign what the new key covers, as new versions; snapshot and timestamp follow.
             self._resign_after_rotation(role, versions, now, config)
         return self.versions()

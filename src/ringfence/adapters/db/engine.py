@@ -24,9 +24,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from ringfence.errors import ConflictError, InputError, UnavailableError
+from ringfence.errors import ConflictError, InputError, UnavailableError, shown
 
 __all__ = ["Database", "audit_key_of", "normalise_url"]
 
@@ -54,6 +54,13 @@ def _is_transient(exc: DBAPIError) -> bool:
     return code in {"40001", "40P01"}  # serialization failure, deadlock
 
 
+def _is_duplicate(exc: IntegrityError) -> bool:
+    """A unique or primary-key violation: another transaction inserted the same key first (not a bug in the input)."""
+    if getattr(exc.orig, "sqlstate", None) == "23505":  # PostgreSQL unique_violation
+        return True
+    return getattr(exc.orig, "sqlite_errorname", "") in {"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"}
+
+
 class Database:
     """A connection pool plus the transaction boundary every store uses."""
 
@@ -68,7 +75,7 @@ class Database:
                                     expected="sqlite:///path.db or postgresql+psycopg://user@host/db") from e
         self.dialect = parsed.get_backend_name()
         if self.dialect not in ("sqlite", "postgresql"):
-            raise InputError.single("database_url", f"uses {self.dialect!r}", expected="sqlite or postgresql")
+            raise InputError.single("database_url", f"uses {shown(self.dialect)}", expected="sqlite or postgresql")
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if self.dialect == "sqlite":
             db_path = parsed.database
@@ -101,6 +108,12 @@ class Database:
             if _is_transient(e):
                 raise ConflictError("a concurrent change conflicted with this one; retry") from e
             raise UnavailableError(f"database unavailable: {e.orig}") from e
+        except IntegrityError as e:
+            # Check-then-insert under READ COMMITTED: two requests that create the same key at once both find it
+            # absent and the second insert fails. That is a conflict the caller can retry, never a server error.
+            if _is_duplicate(e):
+                raise ConflictError("a concurrent change created the same thing first; reload and retry") from e
+            raise
         except DBAPIError as e:
             if _is_transient(e):
                 raise ConflictError("a concurrent change conflicted with this one; retry") from e

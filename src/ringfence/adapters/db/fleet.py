@@ -55,7 +55,7 @@ from ringfence.domain.rollout import (
 )
 from ringfence.domain.targeting import group_members
 from ringfence.domain.windows import window_status_many
-from ringfence.errors import NotFoundError
+from ringfence.errors import NotFoundError, shown
 from ringfence.services.codec import gate_to_doc, reason_to_doc, status_from_doc, status_to_doc
 from ringfence.services.fleet_port import Candidates, RolloutView
 
@@ -106,7 +106,7 @@ def load_view(conn: Connection, rollout_id: str) -> RolloutView:
     """One rollout's spec, status and version; NotFoundError when there is none."""
     row = store.get_rollout_row(conn, rollout_id)
     if row is None:
-        raise NotFoundError(f"rollout {rollout_id!r} not found")
+        raise NotFoundError(f"rollout {shown(rollout_id)} not found")
     release = store.get_release(conn, row.release_id)
     assert release is not None
     return _view(row, release)

@@ -251,7 +251,7 @@ def _parse_stream(name: str, stream: IO[bytes], batch: _Batch) -> None:
 def _parse_one(name: str, data: bytes, batch: _Batch) -> None:
     suffix = Path(name).suffix.lower()
     if suffix not in SUFFIXES:
-        batch.issues.add(name, "file", f"has an unknown type {suffix or '(none)'!r}",
+        batch.issues.add(name, "file", f"has an unknown type {shown(suffix or '(none)')}",
                          expected="one of " + ", ".join(SUFFIXES) + " or an osquery results directory")
         return
     text = _decode(name, data, batch.issues)
@@ -339,4 +339,4 @@ def write_inventory(inv: Inventory, path: Path) -> list[Path]:
                                                  "services": [service_to_record(s) for s in inv.services]},
                                                 sort_keys=False), encoding="utf-8")
         return [path, services_path]
-    raise InputError.single("out", f"has suffix {suffix or '(none)'!r}", expected=".json, .jsonl or .csv")
+    raise InputError.single("out", f"has suffix {shown(suffix or '(none)')}", expected=".json, .jsonl or .csv")

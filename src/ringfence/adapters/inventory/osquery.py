@@ -62,6 +62,7 @@ from ringfence.adapters import bounded_json
 from ringfence.adapters.inventory import catalog
 from ringfence.adapters.inventory.records import HOST_FIELDS, Issues, host_from_record, parse_agents_text
 from ringfence.domain.model import Host, OsFamily
+from ringfence.errors import shown
 
 __all__ = [
     "BOOT_START_TYPES",
@@ -489,7 +490,7 @@ def host_from_osquery(doc: Mapping[str, Any], *, source: str, issues: Issues) ->
                                     "object")
                 suppress.add("id")
             elif info["uuid"].lower() in _PLACEHOLDER_UUIDS:
-                issues.add(sys_loc, "uuid", f"is {info['uuid']!r}, a firmware placeholder many machines share",
+                issues.add(sys_loc, "uuid", f"is {shown(info['uuid'])}, a firmware placeholder many machines share",
                            expected="a unique id: set id in the ringfence object")
                 suppress.add("id")
     else:

@@ -207,7 +207,7 @@ def parse_labels(value: Any, loc: str, issues: Issues) -> dict[str, str]:
             continue
         key, _, val = part.partition("=")
         if not key.strip():
-            issues.add(loc, "labels", f"label {part!r} has no key", expected="key=value or key")
+            issues.add(loc, "labels", f"label {shown(part)} has no key", expected="key=value or key")
             continue
         out[key.strip()] = val.strip()
     return out
@@ -230,12 +230,13 @@ def parse_agents_text(text: str, loc: str, issues: Issues) -> list[InstalledAgen
             continue
         m = _AGENT_TEXT.match(part)
         if m is None:
-            issues.add(loc, "agents", f"cannot read {part!r}", expected="Vendor/Product@version with optional +kernel +boot")
+            issues.add(loc, "agents", f"cannot read {shown(part)}", expected="Vendor/Product@version with optional +kernel +boot")
             continue
         flags = {f for f in m.group("flags").split("+") if f}
         unknown = flags - {"kernel", "boot"}
         if unknown:
-            issues.add(loc, "agents", f"unknown flag(s) {', '.join(sorted(unknown))} in {part!r}", expected="+kernel or +boot")
+            issues.add(loc, "agents", f"unknown flag(s) {', '.join(sorted(unknown))} in {shown(part)}",
+                       expected="+kernel or +boot")
         agents.append(InstalledAgent(vendor=m.group("vendor").strip(), product=m.group("product").strip(),
                                      version=(m.group("version") or "").strip(),
                                      kernel_mode="kernel" in flags or "boot" in flags,
@@ -354,7 +355,7 @@ def host_from_record(rec: Mapping[str, Any], loc: str, issues: Issues) -> Host |
     services = _list(rec.get("services"))
     for svc in services:
         if not _ID.match(svc):
-            issues.add(loc, "services", f"service id {svc!r} is not valid", expected="letters, digits and . _ : @ / -")
+            issues.add(loc, "services", f"service id {shown(svc)} is not valid", expected="letters, digits and . _ : @ / -")
     agents = _agents(rec.get("agents"), loc, issues)
     _check_lengths(loc, issues, *((f"labels.{k}", k, LABEL_KEY_LIMIT) for k in labels),
                    *((f"labels.{k}", v, LABEL_VALUE_LIMIT) for k, v in labels.items()),
@@ -440,7 +441,7 @@ def service_from_record(rec: Any, loc: str, issues: Issues) -> Service | None:
         issues.add(loc, "mtd_minutes", f"is {mtd}, less than rto_minutes {rto}", expected="mtd_minutes ≥ rto_minutes")
     deps = _list(rec.get("depends_on"))
     if sid and sid in deps:
-        issues.add(loc, "depends_on", f"service {sid!r} depends on itself", expected="other services' ids")
+        issues.add(loc, "depends_on", f"service {shown(sid)} depends on itself", expected="other services' ids")
     groups: list[RedundancyGroup] = []
     raw_groups = rec.get("redundancy_groups") or []
     if not isinstance(raw_groups, list):

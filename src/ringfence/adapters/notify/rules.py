@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from ringfence.errors import FieldIssue, InputError
+from ringfence.errors import FieldIssue, InputError, shown
 from ringfence.services.notify import Event
 
 __all__ = ["Rule", "Rules", "Target", "parse_rules", "plan_rules", "rules_from_doc", "rules_to_doc"]
@@ -122,10 +122,10 @@ def parse_rules(doc: Any) -> Rules:
                                                                "a mapping with `targets` and `rules`")])
     tenant = doc.get("tenant") or ""
     if not isinstance(tenant, str):
-        issues.append(_issue("tenant", f"is {tenant!r}", "a tenant id, or omit it for every tenant"))
+        issues.append(_issue("tenant", f"is {shown(tenant)}", "a tenant id, or omit it for every tenant"))
         tenant = ""
     if tenant.startswith(PLAN_SCOPE):
-        issues.append(_issue("tenant", f"is {tenant!r}: {PLAN_SCOPE}… names a plan's rules",
+        issues.append(_issue("tenant", f"is {shown(tenant)}: {PLAN_SCOPE}… names a plan's rules",
                              "a tenant id; put a plan's rules in the plan's YAML under notify:"))
     unknown = sorted(set(doc) - {"tenant", "notify"}) + sorted(set(doc["notify"]) - {"targets", "rules"})
     issues += [_issue(k, "is not a known key", "tenant, notify.targets, notify.rules") for k in unknown]
@@ -151,18 +151,18 @@ def parse_rules(doc: Any) -> Rules:
             continue
         events, names = raw.get("events"), raw.get("targets")
         if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
-            issues.append(_issue(f"{field}.events", f"is {events!r}", f"a list of: *, {', '.join(EVENTS)}"))
+            issues.append(_issue(f"{field}.events", f"is {shown(events)}", f"a list of: *, {', '.join(EVENTS)}"))
             continue
         bad = [e for e in events if e != "*" and e not in EVENTS]
         if bad:
-            issues.append(_issue(f"{field}.events", f"names unknown events {bad}", f"*, {', '.join(EVENTS)}"))
+            issues.append(_issue(f"{field}.events", f"names unknown events {shown(bad)}", f"*, {', '.join(EVENTS)}"))
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-            issues.append(_issue(f"{field}.targets", f"is {names!r}", "a list of target names"))
+            issues.append(_issue(f"{field}.targets", f"is {shown(names)}", "a list of target names"))
             continue
         missing = [n for n in names if n not in raw_targets]
         if missing:
-            issues.append(_issue(f"{field}.targets", f"names undefined targets {missing}",
-                                 f"one of {sorted(map(str, raw_targets)) or 'the targets defined under notify.targets'}"))
+            defined = ", ".join(sorted(map(str, raw_targets))) or "the targets defined under notify.targets"
+            issues.append(_issue(f"{field}.targets", f"names undefined targets {shown(missing)}", f"one of {defined}"))
         rules.append(Rule(events=tuple(events), targets=tuple(names)))
     if issues:
         raise InputError("invalid notification rules", issues)
@@ -175,11 +175,11 @@ def _target(name: str, spec: Any, field: str, issues: list[FieldIssue]) -> Targe
         return None
     extra = sorted(set(spec) - {"webhook", "apprise", "secret", "secret_env"})
     if extra:
-        issues.append(_issue(field, f"has unknown keys {extra}", "webhook, apprise, secret, secret_env"))
+        issues.append(_issue(field, f"has unknown keys {', '.join(map(str, extra))}", "webhook, apprise, secret, secret_env"))
     if "webhook" in spec:
         url = str(spec["webhook"])
         if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
-            issues.append(_issue(f"{field}.webhook", f"is {url!r}", "an http:// or https:// URL"))
+            issues.append(_issue(f"{field}.webhook", f"is {shown(spec['webhook'])}", "an http:// or https:// URL"))
         secret, secret_env = str(spec.get("secret") or ""), str(spec.get("secret_env") or "")
         if bool(secret) == bool(secret_env):
             issues.append(_issue(field, "needs exactly one of secret or secret_env",
@@ -187,7 +187,7 @@ def _target(name: str, spec: Any, field: str, issues: list[FieldIssue]) -> Targe
         return Target(name=name, kind="webhook", url=url, secret=secret, secret_env=secret_env)
     url = str(spec["apprise"])
     if "://" not in url:
-        issues.append(_issue(f"{field}.apprise", f"is {url!r}", "an Apprise URL such as slack://… or json://host/path"))
+        issues.append(_issue(f"{field}.apprise", f"is {shown(spec['apprise'])}", "an Apprise URL such as slack://… or json://host/path"))
     if "secret" in spec or "secret_env" in spec:
         issues.append(_issue(field, "secret applies to webhooks only", "put an Apprise target's credentials in its URL"))
     return Target(name=name, kind="apprise", url=url)

@@ -162,7 +162,7 @@ def _build(
                 version = parsed.version
             elif version and parsed.version and parsed.version != version:
                 # Not incomplete; the matcher uses the purl's version (purl first).
-                problems.append(f"version {version!r} differs from purl version {parsed.version!r}")
+                problems.append(f"version {shown(version)} differs from purl version {shown(parsed.version)}")
     if not version:
         problems.append(NO_VERSION)
     return SbomComponent(

@@ -85,7 +85,7 @@ def _time(doc: Mapping[str, Any], key: str, issues: _Issues, *, required: bool =
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        issues.add(key, f"{text!r} is not a timestamp", "RFC 3339, e.g. 2021-12-10T00:40:56Z")
+        issues.add(key, f"{shown(text)} is not a timestamp", "RFC 3339, e.g. 2021-12-10T00:40:56Z")
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
@@ -191,7 +191,7 @@ def _severity(doc: Mapping[str, Any], issues: _Issues) -> Severity:
         try:
             score = float(cls(vector).base_score)
         except Exception as e:
-            issues.add("severity", f"{kind} vector {vector!r} is invalid ({e})", "a CVSS vector string")
+            issues.add("severity", f"{kind} vector {shown(vector)} is invalid ({e})", "a CVSS vector string")
             continue
         return Severity(label=_label_for(score), score=score, vector=vector, source=kind)
     if "Ubuntu" in by_type:

@@ -22,7 +22,7 @@ from ringfence.adapters.reports.recovery import path_chart, planned_left, qr_svg
 from ringfence.adapters.web.routes import _error, _form, _login_redirect, _notifier, _render, _session
 from ringfence.domain.access import Role
 from ringfence.domain.recovery_campaign import MOVES
-from ringfence.errors import InputError, RingfenceError
+from ringfence.errors import InputError, RingfenceError, shown
 from ringfence.services import recovery
 
 __all__ = ["router"]
@@ -102,7 +102,7 @@ async def assign_hosts(request: Request, campaign_id: str) -> Response:
         fields = await _form(request, session)
         raw = fields.get("count", "")
         if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
-            raise InputError.single("count", f"is {raw!r}", expected="a number of hosts from 1 to 100,000")
+            raise InputError.single("count", f"is {shown(raw)}", expected="a number of hosts from 1 to 100,000")
         queued = [h["host_id"] for h in recovery.show(state.db, campaign_id, actor=session[0], clock=state.clock)["hosts"]
                   if h["state"] == "queued"]
         if not queued:

@@ -30,7 +30,7 @@ from ringfence.adapters.db.stores import rollouts as store
 from ringfence.adapters.web import views
 from ringfence.domain.access import Role
 from ringfence.domain.words import state_label
-from ringfence.errors import AuthenticationError, InputError, NotFoundError, PermissionDeniedError, RingfenceError
+from ringfence.errors import AuthenticationError, InputError, NotFoundError, PermissionDeniedError, RingfenceError, shown
 from ringfence.services import inventory, notifications, rollouts, tokens
 from ringfence.services.context import Actor
 from ringfence.services.notify import Notifier
@@ -344,7 +344,7 @@ async def rollout_action(request: Request, rollout_id: str, op: str) -> Response
     try:
         fields = await _form(request, session)
         if op not in OPS:
-            raise NotFoundError(f"no operation {op!r}: use one of {', '.join(OPS)}")
+            raise NotFoundError(f"no operation {shown(op)}: use one of {', '.join(OPS)}")
         reason = fields.get("reason", "").strip()
         if not reason:
             raise InputError.single("reason", "is empty", expected="why (it goes to the audit log)")
@@ -371,7 +371,7 @@ async def killswitch_action(request: Request, product: str) -> Response:
             raise InputError.single("reason", "is empty", expected="why (it goes to the audit log)")
         if fields.get("confirm") != product:
             raise InputError.single("confirm", "does not name the product",
-                                    expected=f"type {product!r} to confirm the kill switch")
+                                    expected=f"type {shown(product)} to confirm the kill switch")
         await run_in_threadpool(rollouts.kill_switch, state.db, product, engage=engage, actor=session[0],
                                 clock=state.clock, reason=reason[:2000], notifier=_notifier(request))
     except RingfenceError as e:

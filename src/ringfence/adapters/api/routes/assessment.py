@@ -17,7 +17,7 @@ from ringfence.adapters.api.problems import Body
 from ringfence.adapters.reports.assessment import render_html, render_json, render_markdown
 from ringfence.domain.access import Role
 from ringfence.domain.assessment_model import RecoveryModel
-from ringfence.errors import InputError
+from ringfence.errors import InputError, shown
 from ringfence.services import assessment
 from ringfence.services.context import Actor
 
@@ -95,7 +95,7 @@ async def escrow(request: Request, state: AppState = Depends(get_state),
             body.seek(0)
             files.append(("escrow.csv", body))
         else:
-            raise InputError.single("content-type", f"is {ctype or '(none)'!r}",
+            raise InputError.single("content-type", f"is {shown(ctype or '(none)')}",
                                     expected="text/csv or multipart/form-data")
         return await run_in_threadpool(assessment.import_escrow, state.db, files, actor=actor, clock=state.clock,
                                        reason=reason)

@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, Field, StringConstraints
 
 from ringfence.adapters.api.deps import AppState, get_state, reporting_host
 from ringfence.adapters.api.problems import Body
-from ringfence.errors import AuthenticationError, PermissionDeniedError, UnavailableError
+from ringfence.errors import AuthenticationError, PermissionDeniedError, UnavailableError, shown
 from ringfence.services import rollouts
 from ringfence.services.health import HOST_TOKEN_PREFIX as HOST_TOKEN_PREFIX_CREDENTIAL
 from ringfence.services.health import HealthReport
@@ -79,7 +79,7 @@ def _report(state: AppState, token: str, report_: HealthReport) -> dict[str, Any
     host = reporting_host(state, token)
     if state.stream is not None:  # stored in the JetStream stream; ingest servers write it (services/ingest_stream)
         if report_.host_id != host:
-            raise PermissionDeniedError(f"host {host!r} cannot report for {report_.host_id!r}")
+            raise PermissionDeniedError(f"host {shown(host)} cannot report for {shown(report_.host_id)}")
         return {"accepted": True, "buffered": 0, "stream_seq": state.stream.publish(host, report_)}
     waiting = state.ingest.submit(host, report_)
     return {"accepted": True, "buffered": waiting}

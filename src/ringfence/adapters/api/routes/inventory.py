@@ -14,7 +14,7 @@ from ringfence.adapters.api.deps import AppState, get_state, reason_of, require
 from ringfence.adapters.inventory.files import parse_files
 from ringfence.adapters.inventory.records import host_to_record, service_to_record
 from ringfence.domain.access import Role
-from ringfence.errors import InputError, RingfenceError
+from ringfence.errors import InputError, RingfenceError, shown
 from ringfence.services import inventory
 from ringfence.services.context import Actor
 
@@ -90,7 +90,7 @@ async def import_(request: Request, state: AppState = Depends(get_state),
             body.seek(0)
             files.append((name, body))
         else:
-            raise InputError.single("content-type", f"is {ctype or '(none)'!r}",
+            raise InputError.single("content-type", f"is {shown(ctype or '(none)')}",
                                     expected="multipart/form-data, " + ", ".join(sorted(set(_CONTENT_NAMES))))
 
         def work() -> dict[str, Any]:

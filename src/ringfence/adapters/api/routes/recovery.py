@@ -6,6 +6,7 @@ export) and see only their own work orders there; every other route needs viewer
 
 from __future__ import annotations
 
+import tempfile
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -18,7 +19,7 @@ from ringfence.adapters.api.problems import MAX_REASON, Body
 from ringfence.adapters.graph_keys import key_source
 from ringfence.adapters.reports.recovery import render_report, render_work_order
 from ringfence.domain.access import Role
-from ringfence.errors import InputError
+from ringfence.errors import InputError, shown
 from ringfence.services import recovery
 from ringfence.services.context import Actor
 
@@ -199,12 +200,12 @@ async def import_keys(request: Request, state: AppState = Depends(get_state),
     """``Hostname, KeyID, RecoveryKey`` as the vendors' export scripts write it; all or nothing."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "text/csv":
-        raise InputError.single("content-type", f"is {ctype or '(none)'!r}", expected="text/csv")
-    body = await request.body()
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise InputError.single("body", "is not UTF-8", expected="a UTF-8 CSV file") from e
-    n = await run_in_threadpool(recovery.import_keys, state.db, text, _vault(state), actor=actor, clock=state.clock,
-                                reason=reason_of(request))
+        raise InputError.single("content-type", f"is {shown(ctype or '(none)')}", expected="text/csv")
+    # Spooled (to disk past 1 MiB) and read from there a buffer at a time, as the escrow import is.
+    with tempfile.SpooledTemporaryFile(max_size=1024 * 1024, prefix="ringfence-keys-") as body:
+        async for chunk in request.stream():
+            body.write(chunk)
+        body.seek(0)
+        n = await run_in_threadpool(recovery.import_keys, state.db, body, _vault(state), actor=actor,
+                                    clock=state.clock, reason=reason_of(request))
     return {"keys": n}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field
@@ -16,7 +16,7 @@ from ringfence.domain.access import Role
 from ringfence.domain.channel import NAME_PATTERN, NAME_RULE
 from ringfence.domain.plans import plan_to_mapping
 from ringfence.domain.rollout import Release
-from ringfence.errors import InputError, NotFoundError
+from ringfence.errors import InputError, NotFoundError, shown
 from ringfence.services import release_gates, rollouts, supply_chain
 from ringfence.services.context import Actor
 from ringfence.services.health import issue_credential
@@ -54,37 +54,45 @@ async def create_release(request: Request, state: AppState = Depends(get_state),
     """Store artifacts content-addressed (SHA-256) and record the release (immutable)."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "multipart/form-data":
-        raise InputError.single("content-type", f"is {ctype or '(none)'!r}", expected="multipart/form-data")
+        raise InputError.single("content-type", f"is {shown(ctype or '(none)')}", expected="multipart/form-data")
     form = await request.form(max_files=100, max_part_size=state.settings.max_upload_mb * 1024 * 1024)
     try:
-        files = [(v.filename or "artifact", await v.read()) for v in form.getlist("files") if isinstance(v, UploadFile)]
+        # The artifacts stay where the form parser spooled them (disk past 1 MiB) and are copied into the
+        # store a buffer at a time; the SBOM and content schema are JSON documents, parsed whole.
+        files: list[tuple[str, bytes | IO[bytes]]] = []
+        for v in form.getlist("files"):
+            if isinstance(v, UploadFile):
+                await v.seek(0)
+                files.append((v.filename or "artifact", v.file))
         fields = check_form_fields({k: str(form.get(k) or "") for k in ("product", "version", "kind", "reason", "for_agent")})
         platforms = [str(p) for p in form.getlist("platforms") if str(p)]
         # Supply chain (optional): an SBOM, an agent's content schema, or the agent product content is for.
-        extra = {k: (v.filename or k, await v.read()) for k in ("sbom", "content_schema")
-                 if isinstance(v := form.get(k), UploadFile)}
+        extra = {k: (part.filename or k, await part.read()) for k in ("sbom", "content_schema")
+                 if isinstance(part := form.get(k), UploadFile)}
+        return await run_in_threadpool(_create_release, request, state, actor, files, fields, platforms, extra)
     finally:
         await form.close()
 
-    def work() -> dict[str, Any]:
-        sbom = supply_chain.prepare_sbom(*extra["sbom"]) if "sbom" in extra else None
-        contract = supply_chain.prepare_contract(fields["kind"], extra["content_schema"][1] if "content_schema" in extra
-                                                 else None, fields["for_agent"].strip())
-        release = rollouts.create_release(state.db, state.artifacts, product=fields["product"],
-                                          version=fields["version"], kind=fields["kind"], platforms=platforms,
-                                          files=files, actor=actor, clock=state.clock,
-                                          reason=reason_of(request, fields["reason"]))
-        out = release_json(release)
-        if contract is not None:
-            supply_chain.store_contract(state.db, release.id, contract)
-            out["contract"] = {"for_agent": contract.for_agent or None,
-                               "content_schema": contract.content_schema is not None}
-        if sbom is not None:
-            out["sbom"] = supply_chain.attach_sbom(state.db, release.id, sbom, actor=actor, clock=state.clock,
-                                                   reason=reason_of(request, fields["reason"]))
-        return out
 
-    return await run_in_threadpool(work)
+def _create_release(request: Request, state: AppState, actor: Actor, files: list[tuple[str, bytes | IO[bytes]]],
+                    fields: dict[str, str], platforms: list[str], extra: dict[str, tuple[str, bytes]]) -> dict[str, Any]:
+    """The work of POST /v1/releases, in a worker thread while the form's spooled parts are still open."""
+    sbom = supply_chain.prepare_sbom(*extra["sbom"]) if "sbom" in extra else None
+    contract = supply_chain.prepare_contract(fields["kind"], extra["content_schema"][1] if "content_schema" in extra
+                                             else None, fields["for_agent"].strip())
+    release = rollouts.create_release(state.db, state.artifacts, product=fields["product"],
+                                      version=fields["version"], kind=fields["kind"], platforms=platforms,
+                                      files=files, actor=actor, clock=state.clock,
+                                      reason=reason_of(request, fields["reason"]))
+    out = release_json(release)
+    if contract is not None:
+        supply_chain.store_contract(state.db, release.id, contract)
+        out["contract"] = {"for_agent": contract.for_agent or None,
+                           "content_schema": contract.content_schema is not None}
+    if sbom is not None:
+        out["sbom"] = supply_chain.attach_sbom(state.db, release.id, sbom, actor=actor, clock=state.clock,
+                                               reason=reason_of(request, fields["reason"]))
+    return out
 
 
 @router.get("/v1/releases", tags=["releases"], summary="List releases")
@@ -102,7 +110,7 @@ def get_release(release_id: str, state: AppState = Depends(get_state),
     with state.db.transaction() as conn:
         release = store.get_release(conn, release_id)
     if release is None:
-        raise NotFoundError(f"release {release_id!r} not found")
+        raise NotFoundError(f"release {shown(release_id)} not found")
     return release_json(release)
 
 
@@ -271,7 +279,7 @@ def operate(rollout_id: str, op: str, request: Request, body: Reason | None = No
             state: AppState = Depends(get_state), actor: Actor = Depends(require(Role.OPERATOR))) -> dict[str, Any]:
     """Apply a command; approve needs the approver role and a different person than who started it."""
     if op not in ("start", "pause", "resume", "approve", "extend", "halt", "rollback", "abort"):
-        raise NotFoundError(f"no operation {op!r}: use start, pause, resume, approve, extend, halt, rollback or abort")
+        raise NotFoundError(f"no operation {shown(op)}: use start, pause, resume, approve, extend, halt, rollback or abort")
     rollouts.operate(state.db, rollout_id, op, actor=actor, clock=state.clock,
                      reason=reason_of(request, body.reason if body else ""), notifier=notifier_of(request),
                      artifacts=state.context.artifacts, advisory_cache=state.context.advisories)

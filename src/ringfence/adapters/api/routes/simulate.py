@@ -12,7 +12,7 @@ from ringfence.adapters.api.deps import require
 from ringfence.adapters.api.problems import Body
 from ringfence.adapters.reports.simulation import render_html
 from ringfence.domain.access import Role
-from ringfence.errors import InputError
+from ringfence.errors import InputError, shown
 from ringfence.services.context import Actor
 from ringfence.sim.scenario import plan_names, scenario_names
 from ringfence.sim.service import run_simulations
@@ -52,7 +52,7 @@ class SimulationRequest(Body):
 def _names_only(value: str, known: list[str], field: str) -> None:
     # Names only: the API never reads a file path a caller names.
     if value not in known:
-        raise InputError.single(field, f"is {value!r}", expected="one of " + ", ".join(known) + " or an inline mapping")
+        raise InputError.single(field, f"is {shown(value)}", expected="one of " + ", ".join(known) + " or an inline mapping")
 
 
 @router.post("/v1/simulations", summary="Simulate a release under rollout plans (small, bounded)")

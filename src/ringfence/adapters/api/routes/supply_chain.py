@@ -14,7 +14,7 @@ from ringfence.adapters.api.problems import NON_BLANK_PATTERN, Body, check_form_
 from ringfence.adapters.db.stores import supply_chain as store
 from ringfence.adapters.db.stores.base import utc
 from ringfence.domain.access import Role
-from ringfence.errors import InputError
+from ringfence.errors import InputError, shown
 from ringfence.services import release_gates, supply_chain
 from ringfence.services.context import Actor
 
@@ -33,7 +33,7 @@ async def read_files(request: Request, state: AppState, *, field: str = "files",
     """The uploaded files of one multipart field and the form's text fields."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "multipart/form-data":
-        raise InputError.single("content-type", f"is {ctype or '(none)'!r}", expected="multipart/form-data")
+        raise InputError.single("content-type", f"is {shown(ctype or '(none)')}", expected="multipart/form-data")
     form = await request.form(max_files=max_files, max_part_size=state.settings.max_upload_mb * 1024 * 1024)
     try:
         files = [(v.filename or field, await v.read()) for v in form.getlist(field) if isinstance(v, UploadFile)]
@@ -52,7 +52,7 @@ async def import_vulns(request: Request, state: AppState = Depends(get_state),
     """All or nothing: every record is parsed before any is written; re-import replaces records by id."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "multipart/form-data":
-        raise InputError.single("content-type", f"is {ctype or '(none)'!r}", expected="multipart/form-data")
+        raise InputError.single("content-type", f"is {shown(ctype or '(none)')}", expected="multipart/form-data")
     # The parts stay where the form parser spooled them (disk past 1 MiB) until the import is done: an
     # all.zip is copied to the import's work directory a buffer at a time and read entry by entry.
     form = await request.form(max_files=1000, max_part_size=state.settings.max_upload_mb * 1024 * 1024)

@@ -17,7 +17,7 @@ from ringfence.adapters.db.tables import (
     RecoveryKeyRow,
     RecoveryRevealRow,
 )
-from ringfence.errors import NotFoundError
+from ringfence.errors import NotFoundError, shown
 
 __all__ = [
     "Campaign",
@@ -102,7 +102,7 @@ def get_campaign(conn: Connection, campaign_id: str) -> Campaign:
     """One campaign, or NotFoundError."""
     row = conn.execute(select(RecoveryCampaignRow).where(RecoveryCampaignRow.id == campaign_id)).first()
     if row is None:
-        raise NotFoundError(f"recovery campaign {campaign_id!r} not found")
+        raise NotFoundError(f"recovery campaign {shown(campaign_id)} not found")
     return _campaign(row)
 
 
@@ -135,7 +135,7 @@ def get_host(conn: Connection, campaign_id: str, host_id: str) -> CampaignHost:
     row = conn.execute(select(RecoveryHostRow).where(RecoveryHostRow.campaign_id == campaign_id,
                                                      RecoveryHostRow.host_id == host_id)).first()
     if row is None:
-        raise NotFoundError(f"host {host_id!r} is not in campaign {campaign_id!r}")
+        raise NotFoundError(f"host {shown(host_id)} is not in campaign {shown(campaign_id)}")
     return _host(row)
 
 

@@ -15,7 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Json
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ringfence.adapters.db.stores.base import chunks, stage_rows, utc
 from ringfence.adapters.db.tables import (
@@ -189,11 +191,15 @@ def bump_generation(conn: Connection, now: datetime) -> int:
     When the row is missing (a database emptied by hand) the counter restarts at a random value, so a
     process that cached the index of the old contents cannot mistake the new ones for them.
     """
-    result = conn.execute(update(VulnGenerationRow).where(VulnGenerationRow.id == 1)
-                          .values(generation=VulnGenerationRow.generation + 1, updated_at=now))
-    if result.rowcount == 0:
-        conn.execute(insert(VulnGenerationRow).values(id=1, generation=secrets.randbelow(2**40) + 1, updated_at=now))
+    # One statement, so two imports that find the row missing at once cannot both insert it (a 500 once).
+    stmt = _ins(conn)(VulnGenerationRow).values(id=1, generation=secrets.randbelow(2**40) + 1, updated_at=now)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={
+        "generation": VulnGenerationRow.generation + 1, "updated_at": stmt.excluded.updated_at}))
     return generation(conn)
+
+
+def _ins(conn: Connection) -> Any:
+    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
 # --- SBOMs -----------------------------------------------------------------------------------------
@@ -310,12 +316,13 @@ def get_contract(conn: Connection, release_id: str) -> dict[str, Any] | None:
 
 def put_gate_policy(conn: Connection, document: Mapping[str, Any], source: str, now: datetime, actor: str) -> int:
     """Store the gate policy; return its new version."""
-    row = conn.execute(select(GatePolicyRow.version).where(GatePolicyRow.id == 1)).first()
-    version = (int(row.version) + 1) if row is not None else 1
-    conn.execute(delete(GatePolicyRow).where(GatePolicyRow.id == 1))
-    conn.execute(insert(GatePolicyRow).values(id=1, document=dict(document), source=source, updated_at=now,
-                                              updated_by=actor, version=version))
-    return version
+    # An upsert, not select-delete-insert: two PUTs at once on PostgreSQL both inserted id 1 and one got a 500.
+    stmt = _ins(conn)(GatePolicyRow).values(id=1, document=dict(document), source=source, updated_at=now,
+                                            updated_by=actor, version=1)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={
+        "document": stmt.excluded.document, "source": stmt.excluded.source, "updated_at": stmt.excluded.updated_at,
+        "updated_by": stmt.excluded.updated_by, "version": GatePolicyRow.version + 1}))
+    return int(conn.execute(select(GatePolicyRow.version).where(GatePolicyRow.id == 1)).scalar_one())
 
 
 def gate_policy(conn: Connection) -> dict[str, Any] | None:
