@@ -34,6 +34,7 @@ import argparse
 import math
 import sys
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -95,10 +96,47 @@ def _per_tick(times: np.ndarray, ticks: int, tick_min: float) -> tuple[np.ndarra
 
 
 def _v2_fired(x1: np.ndarray, x0: np.ndarray, n1: np.ndarray, control: int, cfg: GateConfig) -> np.ndarray:
-    """Gate v2 (domain.logrank) on the same events: each tick's events bet against the share of hosts at risk
-    then, ``T / (T + C)`` with ``T`` = exposed hosts not yet failed and ``C`` = control hosts not yet failed
-    (both counted before this tick's events), the products accumulated over ticks; halts at ``2G / alpha``
-    (one stream: the pooled and the stratum statistic coincide)."""
+    """Gate v2's pooled test (domain.logrank) on the same events: each tick's events bet against the share of
+    hosts at risk then, ``T / (T + C)`` with ``T`` = exposed hosts not yet failed and ``C`` = control hosts not
+    yet failed (both counted before this tick's events), the products accumulated over ticks; the e-value is
+    ``PLUG_IN_WEIGHT`` × the predictable plug-in bet's product (``logrank.plug_in_log_theta`` of the ticks
+    before) + the rest × the configured mixture's; halts at the pooled threshold ``G / (0.9 alpha)`` (one
+    stream: the pooled and the stratum statistic coincide, and the pooled test halts first)."""
+    dx1 = np.diff(x1, axis=1, prepend=0).astype(float)
+    dx0 = np.diff(x0, axis=1, prepend=0).astype(float)
+    t = np.broadcast_to(n1, x1.shape) - (x1 - dx1)
+    c = control - (x0 - dx0)
+    share = t / np.maximum(t + c, 1.0)
+    dx = dx1 + dx0
+    terms = []
+    w_fixed = 1.0 - logrank.PLUG_IN_WEIGHT
+    for (theta, _), w in zip(cfg.alternatives, logrank.pooled_fixed_weights(cfg), strict=True):
+        if w <= 0:
+            continue
+        if math.isinf(theta):
+            lost = np.cumsum(dx0, axis=1) > 0
+            with np.errstate(divide="ignore"):
+                inc = np.where(dx1 > 0, -dx1 * np.log(np.maximum(share, 1e-300)), 0.0)
+            terms.append(np.where(lost, -np.inf, np.cumsum(inc, axis=1)) + math.log(w * w_fixed))
+        else:
+            inc = dx1 * math.log(theta) - dx * np.log1p((theta - 1.0) * share)
+            terms.append(np.cumsum(inc, axis=1) + math.log(w * w_fixed))
+    # The plug-in: the bet of tick k from the Mantel–Haenszel sums of the ticks before it.
+    num = np.cumsum(dx1 * (1.0 - share), axis=1) - dx1 * (1.0 - share)
+    den = np.cumsum(dx0 * share, axis=1) - dx0 * share
+    log_theta = logrank.plug_in_log_theta(num, den, cfg.tolerance)
+    inc = dx1 * log_theta - dx * np.log1p(np.expm1(log_theta) * share)
+    terms.append(np.cumsum(inc, axis=1) + math.log(logrank.PLUG_IN_WEIGHT))
+    stack = np.stack(terms, axis=-1)
+    top = np.max(stack, axis=-1)
+    with np.errstate(invalid="ignore"):
+        log_e = top + np.log(np.sum(np.exp(stack - top[..., None]), axis=-1))
+    return np.asarray(log_e >= math.log(logrank.halt_thresholds(cfg)[0]))
+
+
+def _v2_mixture_only_fired(x1: np.ndarray, x0: np.ndarray, n1: np.ndarray, control: int, cfg: GateConfig
+                           ) -> np.ndarray:
+    """The gate v2 of before the plug-in (the nine-point mixture alone at ``2G / alpha``), for the side-by-side."""
     dx1 = np.diff(x1, axis=1, prepend=0).astype(float)
     dx0 = np.diff(x0, axis=1, prepend=0).astype(float)
     t = np.broadcast_to(n1, x1.shape) - (x1 - dx1)
@@ -146,6 +184,7 @@ def _chunk(*, reps: int, base: float, p1: float, ratio: float, rate: float, late
     fired = {
         "ringfence": log_e >= log_threshold,
         "ringfence-v2": _v2_fired(x1, x0, n1, control, cfg),
+        "v2-mixture-only": _v2_mixture_only_fired(x1, x0, n1, control, cfg),
         "naive": (x1 >= 3) & (x1 / np.maximum(e1, 1e-9) > 2 * np.maximum(x0, 0.5) / np.maximum(e0, 1e-9)),
     }
     step = round(window_min / tick_min)
@@ -457,12 +496,15 @@ def cap_main(reps: int, seed: int) -> None:
                       f"{np.median(y[ok]) if ok.any() else math.nan:,.0f} | {limit} |", flush=True)
 
 
-def fleet_main(reps: int, false_reps: int, seed: int) -> None:
+def fleet_main(reps: int, false_reps: int, seed: int, harms: Sequence[str] = ("bootloop", "silent-bootloop", "hang")
+               ) -> None:
     """The host-level tables: harms (median over ``reps``) and false halts over ``false_reps`` harmless releases."""
     print("| fleet case | gate | halted | median hours to halt | median updated hosts of the model at halt | "
           "median harmed hosts failed at halt |")
     print("|---|---|---|---|---|---|")
     for harm, hours, laptops in (("bootloop", 12.0, 0.6), ("silent-bootloop", 12.0, 0.6), ("hang", 48.0, 1.0)):
+        if harm not in harms:
+            continue
         runs = [fleet_run(seed=seed + i, hours=hours, harm=harm, laptops=laptops) for i in range(reps)]
         for gate in ("v2", "v1"):
             t = np.array([r[gate] for r in runs])
@@ -475,6 +517,8 @@ def fleet_main(reps: int, false_reps: int, seed: int) -> None:
             label = "gate v2" if gate == "v2" else "today's gate"
             what = "40 % of updated hosts, all laptops" if harm == "hang" else "every updated host of a 1 % model"
             print(f"| {harm} ({what}) | {label} | {halted:.0%} | {med_t:.1f} | {med_x:.0f} | {med_f:.0f} |", flush=True)
+    if not false_reps:
+        return
     print()
     print("| harmless release, 36 h, 2,000 hosts: laptops sleeping with notices (60 %), flapping 5 %, a region offline "
           "2 h | gate | replications | false halts | α |")
@@ -499,8 +543,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--fleet-replications", type=int, default=20, help="host-level runs per harm (0: skip)")
     ap.add_argument("--fleet-false-halt-replications", type=int, default=1_000)
+    ap.add_argument("--fleet-harms", default="bootloop,silent-bootloop,hang",
+                    help="comma-separated host-level harms to run (bootloop, silent-bootloop, hang)")
     ap.add_argument("--only-fleet", action="store_true", help="run only the host-level fleet tables")
     ap.add_argument("--only-cap", action="store_true", help="run only the in-flight cap table (the engine itself)")
+    ap.add_argument("--only-stream", action="store_true", help="run only the one-stream tables (regressions, false halts)")
     ap.add_argument("--cap-replications", type=int, default=20)
     args = ap.parse_args(argv)
     if not (1 <= args.replications <= 100_000 and 1 <= args.false_halt_replications <= 100_000):
@@ -512,7 +559,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nwall {time.perf_counter() - began:.0f} s")
         return 0
     if args.only_fleet:
-        fleet_main(args.fleet_replications, args.fleet_false_halt_replications, args.seed)
+        fleet_main(args.fleet_replications, args.fleet_false_halt_replications, args.seed,
+                   tuple(args.fleet_harms.split(',')))
         print(f"\nwall {time.perf_counter() - began:.0f} s")
         return 0
     print("| case | baseline λ0 /host-h | gate | halted | median exposure at halt | limit | ratio |")
@@ -525,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
             res = simulate(reps=args.replications, base=base, p1=p1, ratio=ratio, rate=args.rate,
                            latency_min=args.latency, control=args.control, wave=args.wave, tick_min=tick,
                            hours=hours, window_min=args.window, seed=args.seed)
-            for gate in ("ringfence", "ringfence-v2", "naive", "kayenta"):
+            for gate in ("ringfence", "v2-mixture-only", "ringfence-v2", "naive", "kayenta"):
                 halted = float(np.mean(np.isfinite(res[gate])))
                 if ratio > 1:
                     value = float(np.nanmedian(res[gate + "_host_hours"])) if halted else math.nan
@@ -544,15 +592,19 @@ def main(argv: list[str] | None = None) -> int:
         res = simulate(reps=args.false_halt_replications, base=base, p1=0.0, ratio=1.0, rate=args.rate,
                        latency_min=args.latency, control=args.control, wave=args.wave, tick_min=10.0,
                        hours=72.0, window_min=args.window, seed=args.seed + 7)
-        for gate in ("ringfence", "ringfence-v2", "naive", "kayenta"):
+        for gate in ("ringfence", "v2-mixture-only", "ringfence-v2", "naive", "kayenta"):
             rate = float(np.mean(np.isfinite(res[gate])))
             print(f"| 72 h | {base:g} | {gate} | {args.false_halt_replications:,} | {rate:.4f} | 0.01 |", flush=True)
+    if args.only_stream:
+        print(f"\nwall {time.perf_counter() - began:.0f} s")
+        return 0
     if args.cap_replications:
         print()
         cap_main(args.cap_replications, args.seed)
     if args.fleet_replications:
         print()
-        fleet_main(args.fleet_replications, args.fleet_false_halt_replications, args.seed)
+        fleet_main(args.fleet_replications, args.fleet_false_halt_replications, args.seed,
+                   tuple(args.fleet_harms.split(',')))
     print(f"\nwall {time.perf_counter() - began:.0f} s")
     return 0
 

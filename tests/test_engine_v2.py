@@ -39,10 +39,10 @@ GATE = GateConfig(required_signals=frozenset({V1Signal.SILENT}))
 
 
 def spec(*, mode: str = "enforce", max_bake: timedelta | None = timedelta(hours=2), cap: int | None = 5,
-         rate: float | None = 1000.0) -> RolloutSpec:
+         rate: float | None = 1000.0, slow_start: bool = False) -> RolloutSpec:
     plan = Plan(name="t", waves=(
         WaveSpec("canary", count=10, min_bake=timedelta(minutes=30), min_observed_hosts=3, max_rate_per_minute=rate,
-                 max_bake=max_bake, max_in_flight=cap),
+                 max_bake=max_bake, max_in_flight=cap, in_flight_slow_start=slow_start),
         WaveSpec("rest", fraction=1.0, min_bake=timedelta(minutes=30), min_observed_hosts=3),
     ), gate=replace(GATE, mode=mode))
     return RolloutSpec(RolloutId("ro-1"), RELEASE, plan, salt="s", created_by="olga", created_at=T0)
@@ -82,7 +82,7 @@ def test_silent_updated_hosts_halt_after_at_most_three_with_the_evidence_in_word
     assert (i + 1, d.status.state) == (2, RolloutState.ROLLING_BACK)  # the second silent host halts
     assert d.status.halt_reason.startswith(
         "halted wave 0 (canary): 2 of 2 updated SurfaceLaptop5 hosts stopped reporting without notice, "
-        "0 of 170 comparable hosts reporting then did; e-value 1e4 ≥ 1,000")
+        "0 of 170 comparable hosts reporting then did; e-value 8,746 ≥ 556")
     by_hand = sum(w * (171.0 if math.isinf(th) else th / (1 + (th - 1) / 171)) ** 2 for th, w in DEFAULT_ALTERNATIVES)
     assert 9_500 < by_hand < 10_500  # shown as 1e4; threshold 2 × 5 signals / alpha 0.01
     assert [i.kind for i in d.intents] == [IntentKind.NOTIFY, IntentKind.ROLLBACK]
@@ -115,6 +115,38 @@ def test_the_in_flight_cap_bounds_a_release_that_crashes_every_host() -> None:
     wave = WaveObservation(in_reach=1000, exposed=exposed, eligible_now=1000 - exposed)
     d = reconcile(big, status, obs(wave, (), now, in_flight=2), now + timedelta(minutes=1))
     assert [i.hosts for i in d.intents] == [4]
+
+
+
+def test_the_in_flight_cap_opens_up_as_hosts_prove_healthy() -> None:
+    """A healthy release: each crash window the hosts in flight prove healthy and the room doubles (slow start),
+    so a canary wave of thousands finishes; hosts that crash never prove healthy and never widen it."""
+    big = spec(cap=5, slow_start=True)
+    status = started(big)
+    exposed = proven = 0
+    in_flight: list[int] = []  # exposures still inside their 15 min crash window, one entry per host
+    per_window: list[int] = []
+    for minute in range(60):
+        now = T0 + timedelta(minutes=minute)
+        if minute % 15 == 0:  # everything in flight reports healthy at the end of its window
+            proven += len(in_flight)
+            per_window.append(len(in_flight))
+            in_flight = []
+        wave = WaveObservation(in_reach=10_000, exposed=exposed, eligible_now=10_000 - exposed)
+        o = replace(obs(wave, (), now, in_flight=len(in_flight)), proven=proven)
+        d = reconcile(big, status, o, now)
+        n = sum(i.hosts for i in d.intents if i.kind is IntentKind.EXPOSE)
+        assert n <= max(0, 5 + proven + 1 - len(in_flight))
+        exposed += n
+        in_flight += [minute] * n
+        status = d.status
+    assert per_window[1:] == [6, 12, 24]  # doubling each crash window
+    assert "at most 5 + 42 proven healthy + 1" in d.summary and exposed == 90
+    # Without in_flight_slow_start the cap stays fixed whatever is proven.
+    fixed = spec(cap=5)
+    wave = WaveObservation(in_reach=10_000, exposed=90, eligible_now=9_910)
+    o = replace(obs(wave, (), now, in_flight=6), proven=84)
+    assert not [i for i in reconcile(fixed, started(fixed), o, now).intents if i.kind is IntentKind.EXPOSE]
 
 
 QUIET = (silent(0, 0, 10, 100, hours=10.0),)

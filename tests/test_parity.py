@@ -128,9 +128,11 @@ class _Recording:
     def __init__(self, inner: FleetPort) -> None:
         self.inner = inner
         self.observations: Observations | None = None
+        self.silenced: int | None = None
 
     def record_silence(self, view: RolloutView, now: datetime) -> int:
-        return self.inner.record_silence(view, now)
+        self.silenced = self.inner.record_silence(view, now)
+        return self.silenced
 
     def observe(self, view: RolloutView, now: datetime) -> tuple[Observations, Candidates]:
         obs, candidates = self.inner.observe(view, now)
@@ -166,6 +168,7 @@ class _Server:
         self.db, self.clock, self.hosts = db, clock, hosts
         self.ingest = HealthIngest(db, clock, max_per_minute=10_000)
         self.notifier = LogNotifier()
+        self.silenced: int | None = None
         inventory.import_inventory(db, Inventory(hosts=tuple(hosts), services=tuple(script.services)), actor=OPERATOR,
                                    clock=clock)
         for p in script.policies:
@@ -204,6 +207,7 @@ class _Server:
             decision = reconcile_step(load_view(conn, self.rid), fleet,
                                       DatabaseRepository(conn, actor="ringfence-engine", source="reconciler"), now,
                                       notifier=self.notifier)
+        self.silenced = fleet.silenced
         return decision, fleet.observations
 
 
@@ -222,6 +226,7 @@ class _Sim:
         self.start = start
         self.repo: MemoryRepository | None = None
         self.notifier = LogNotifier()
+        self.silenced: int | None = None
 
     def begin(self, view: RolloutView) -> None:
         """Start from the server's started status (the same spec, salt and start time)."""
@@ -247,6 +252,7 @@ class _Sim:
         assert self.repo is not None
         fleet = _Recording(self.fleet)
         decision = reconcile_step(self.repo.view, fleet, self.repo, now, notifier=self.notifier)
+        self.silenced = fleet.silenced
         return decision, fleet.observations
 
 
@@ -307,6 +313,8 @@ def test_server_and_simulator_see_and_decide_the_same_at_every_tick(db: Database
         s_decision, s_obs = server.tick()
         m_decision, m_obs = sim.tick(now)
         assert _obs_key(s_obs) == _obs_key(m_obs), f"minute {minute}: observations differ"
+        # record_silence: the same silence events on both sides; a host away with a notice is never one.
+        assert server.silenced == sim.silenced, f"minute {minute}: silence events differ"
         if s_obs is not None:
             silences += sum(t.treated_events + t.control_events for t in s_obs.risk if str(t.signal) == "silent")
             crash_events += sum(t.treated_events + t.control_events for t in s_obs.risk

@@ -24,7 +24,7 @@ from ringfence.domain.logrank import (
     ledger_from_doc,
     stratum_e_value,
 )
-from ringfence.domain.risksets import PreHistory, spread_revealed
+from ringfence.domain.risksets import PreHistory, self_control_schedule, spread_revealed
 from ringfence.domain.rollout import (
     Observations,
     Plan,
@@ -93,27 +93,33 @@ def test_spread_revealed_by_hand() -> None:
 
 
 def test_a_fully_updated_stratum_is_judged_against_its_own_history_by_hand() -> None:
-    """Four updated hosts, no waiting host: 8 silent and 1 crash event over 400 pre host-hours, ratio 20."""
+    """Four updated hosts, no waiting host: 8 silent and 1 crash event over 400 pre host-hours, ratio 20.
+
+    The schedule reveals R(b) = min(20 b, 200) + min(200 b / (4 · 72), 200) pre host-hours after b updated ones."""
     fleet = _fleet(4)
     fleet["beat_s"] = np.array([100.0, 3500.0, 3500.0, 3500.0])  # host 0 falls silent at 1000
     fleet["crash_s"] = np.array([NAN, 2000.0, NAN, NAN])
     out = risk_observations(**fleet, since_s=0.0, now_s=3600.0, history=HISTORY4)  # type: ignore[arg-type]
     by = {str(t.signal): t for t in out.ticks}
     sil = by["silent"]
-    # 4 updated host-hours at risk reveal 80 pre host-hours: events at 25 and 75 of 8 spread over 400.
+    # 4 updated host-hours at risk reveal 80 + 200 · 4 / 288 = 82.8 pre host-hours: events at 25 and 75 of 8
+    # spread over 400; the control weight is 82.8 / 4 = 20 + 200 / 288 per updated host-hour.
+    weight = 20.0 + 200.0 / 288.0
     assert sil.reference is RiskRef.SELF
-    assert (sil.treated_events, sil.control_events, sil.treated_at_risk, sil.control_at_risk) == (1, 2, 1.0, 20.0)
+    assert (sil.treated_events, sil.control_events, sil.treated_at_risk) == (1, 2, 1.0)
+    assert sil.control_at_risk == pytest.approx(weight)
     assert sil.treated_hours == pytest.approx(4.0) and sil.treated_hosts == 4
-    crashed = by["crashed"]  # one crash over 400 h sits at 200: not yet revealed by 80
+    crashed = by["crashed"]  # one crash over 400 h sits at 200: not yet revealed by 82.8
     assert (crashed.reference, crashed.treated_events, crashed.control_events) == (RiskRef.SELF, 1, 0)
     ledger, problems = accumulate((), out.ticks, GATE)
     assert not problems
     row = {r.signal: r for r in ledger}["silent"]
     assert row.self_hours == pytest.approx(4.0) and row.wave_hours == pytest.approx(4.0)
-    # factor of the bet θ = 2 at share 1/21: 2 / (1 + 1/21)^3
+    # factor of the bet θ = 2 at share s = 1/(1 + weight): 2 / (1 + s)^3
     j = [th for th, _ in GATE.alternatives].index(2.0)
-    assert row.log_e[j] == pytest.approx(math.log(2.0) - 3 * math.log(22 / 21))
-    # next hour: 3 hosts at risk (host 0 silent) on the self clock from 4 h: 140 h reveal 3 of 8, one new
+    assert row.log_e[j] == pytest.approx(math.log(2.0) - 3 * math.log1p(1 / (1 + weight)))
+    # next hour: 3 hosts at risk (host 0 silent) on the self clock from 4 h: 140 + 200 · 7 / 288 = 144.9 h
+    # reveal 3 of 8 (the third sits at 125), one new
     fleet["beat_s"] = np.array([100.0, 7100.0, 7100.0, 7100.0])
     nxt = risk_observations(**fleet, since_s=3600.0, now_s=7200.0, history=HISTORY4, ledger=ledger)  # type: ignore[arg-type]
     sil2 = {str(t.signal): t for t in nxt.ticks}["silent"]
@@ -121,16 +127,37 @@ def test_a_fully_updated_stratum_is_judged_against_its_own_history_by_hand() -> 
 
 
 def test_the_history_runs_out_and_then_bets_nothing() -> None:
-    """400 pre host-hours at ratio 20 cover 20 updated host-hours: the tick that passes them carries no bet."""
+    """400 pre host-hours of 4 hosts: the first half at ratio 20 covers 10 updated host-hours, the second half at
+    200 / 288 per updated host-hour lasts to 288 (72 h of each host at risk); past it a tick carries no bet."""
     fleet = _fleet(4)
-    ledger = (LedgerRow("silent", "a", (0.0,) * 9, (0.0,) * 9, 0, 0, 0.0, 18.0, 4, 20.0, "self", 0, 18.0, 18.0),)
+
+    def row(self_hours: float) -> LedgerRow:
+        return LedgerRow("silent", "a", (0.0,) * 9, (0.0,) * 9, 0, 0, 0.0, self_hours, 4, 20.0, "self", 0,
+                         self_hours, self_hours)
+
+    out = risk_observations(**fleet, since_s=0.0, now_s=3600.0, history=HISTORY4, ledger=(row(18.0),))  # type: ignore[arg-type]
+    sil = {str(t.signal): t for t in out.ticks}["silent"]
+    assert sil.control_at_risk == pytest.approx(200.0 / 288.0)  # where ratio 20 alone had run out: the second half
+    ledger = (row(288.0),)
     out = risk_observations(**fleet, since_s=0.0, now_s=3600.0, history=HISTORY4, ledger=ledger)  # type: ignore[arg-type]
     sil = {str(t.signal): t for t in out.ticks}["silent"]
     assert (sil.reference, sil.control_at_risk, sil.control_events) == (RiskRef.SELF, 0.0, 0)
     folded, _ = accumulate(ledger, out.ticks, GATE)
-    row = {r.signal: r for r in folded}["silent"]
-    assert row.log_e == ledger[0].log_e and row.wave_hours == 22.0  # no bet; the host-hours still bound the rate
-    assert row.self_hours == pytest.approx(22.0)
+    after = {r.signal: r for r in folded}["silent"]
+    assert after.log_e == ledger[0].log_e and after.wave_hours == 292.0  # no bet; the host-hours still bound the rate
+    assert after.self_hours == pytest.approx(292.0)
+
+
+def test_the_schedule_reveals_each_stretch_of_history_once() -> None:
+    """R(b) by hand, never above the history, and the sum of the ticks' revealed hours is R of their sum."""
+    hours, hosts = np.array([400.0]), np.array([4])
+    assert self_control_schedule(hours, hosts, 20.0, np.array([4.0]))[0] == pytest.approx(80 + 200 * 4 / 288)
+    assert self_control_schedule(hours, hosts, 20.0, np.array([100.0]))[0] == pytest.approx(200 + 200 * 100 / 288)
+    assert self_control_schedule(hours, hosts, 20.0, np.array([1e6]))[0] == pytest.approx(400.0)
+    cuts = np.cumsum(np.r_[0.0, np.full(30, 11.0)])
+    steps = np.diff(self_control_schedule(np.full(31, 400.0), np.full(31, 4), 20.0, cuts))
+    assert np.all(steps >= 0) and math.fsum(steps) == pytest.approx(self_control_schedule(hours, hosts, 20.0,
+                                                                                            cuts[-1:])[0])
 
 
 def test_a_stratum_with_waiting_hosts_keeps_its_concurrent_control_and_switches_when_they_are_gone() -> None:
@@ -146,8 +173,10 @@ def test_a_stratum_with_waiting_hosts_keeps_its_concurrent_control_and_switches_
     fleet["beat_s"] = np.full(5, 7100.0)
     second = risk_observations(**fleet, since_s=3600.0, now_s=7200.0, history=history, ledger=ledger)  # type: ignore[arg-type]
     tick = {str(t.signal): t for t in second.ticks}["silent"]
-    # 5 updated host-hours on a clock at 0 reveal 100 of 500 pre host-hours: 10 events at 25, 75, 125, … → 2
-    assert (tick.reference, tick.control_events, tick.control_at_risk) == (RiskRef.SELF, 2, 20.0)
+    # 5 updated host-hours on a clock at 0 reveal 100 + 250 · 5 / 360 = 103.5 of 500 pre host-hours: 10 events at
+    # 25, 75, 125, … → 2; the weight is 103.5 / 5
+    assert (tick.reference, tick.control_events) == (RiskRef.SELF, 2)
+    assert tick.control_at_risk == pytest.approx(20.0 + 250.0 / 360.0)
     folded, _ = accumulate(ledger, second.ticks, GATE)
     rows = [r for r in folded if r.signal == "silent"]
     assert len(rows) == 1 and rows[0].self_hours == pytest.approx(5.0) and rows[0].treated_hours == pytest.approx(9.0)

@@ -5,6 +5,8 @@
   tenant policy, eligible now (window open, tenant delay over, online, budget
   allows) with the reason the first blocked host is blocked, and observed
   (installed and still reporting);
+* :func:`first_whole_window_end` — when each window key has had one whole change window since a wave opened
+  (a host offline through all of it no longer holds the wave back);
 * :func:`pick_eligible` — which eligible hosts go first (wave, then bucket);
 * :func:`unproven` and :func:`budget_ledger` — what counts against a disruption budget now;
 * :func:`choose_exposures` — which of them a wave exposes now, within the disruption budgets;
@@ -28,9 +30,9 @@ from ringfence.domain.budgets import BudgetLedger, GroupBudget
 from ringfence.domain.gate import GateConfig, StreamCounts
 from ringfence.domain.gate import Signal as V1Signal
 from ringfence.domain.logrank import Ledger, RiskRef, RiskTick, Signal, self_control_tick
-from ringfence.domain.risksets import ArmCounts, PreHistory, count_tick, spread_revealed
+from ringfence.domain.risksets import ArmCounts, PreHistory, count_tick, self_control_schedule, spread_revealed
 from ringfence.domain.rollout import StratumObservation, WaveObservation
-from ringfence.domain.windows import WindowStatus
+from ringfence.domain.windows import ChangeWindow, FreezeCalendar, WindowKey, WindowStatus, window_status_many
 from ringfence.errors import InputError
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "budget_ledger",
     "choose_exposures",
     "count_streams",
+    "first_whole_window_end",
     "pick_eligible",
     "risk_observations",
     "silent_now",
@@ -87,6 +90,9 @@ class WaveCounts:
     rolled_back_silent: int = 0
     #: Rolled-back hosts whose last report (within the grace) predates their exposure: not yet known either way.
     rolled_back_unheard: int = 0
+    #: Unexposed hosts that had one whole change window since the current wave opened and are blocked now by their
+    #: window or by being offline (stragglers: they do not hold the wave back); None: not counted.
+    missed: BoolArray | None = None
 
 
 class _Reach:
@@ -129,12 +135,46 @@ class _Reach:
         return restricted
 
 
+def first_whole_window_end(windows: Iterable[ChangeWindow], freeze: FreezeCalendar, keys: Sequence[WindowKey],
+                           since: datetime) -> list[datetime | None]:
+    """Per window key: the end of its first whole change window that opens at or after ``since`` (None: the
+    plan has no windows that open and close, e.g. always open).
+
+    A wave that opened at ``since`` has given a host of that key one whole window of its own once ``now``
+    reaches this time; a host that was offline (or not reporting) through all of it is a *straggler*: it no
+    longer holds the wave's bake back (:func:`wave_observations`, ``missed_window``), and is exposed when it
+    next reports in a window, under whichever wave is current then.  Computed afresh on each call: a
+    process-wide memo would be hidden module state in the domain (tests/test_import_contract_state.py).
+    """
+    plan = tuple(windows)
+    return [_whole_window_end(plan, freeze, k, since) for k in keys]
+
+
+def _whole_window_end(windows: tuple[ChangeWindow, ...], freeze: FreezeCalendar, key: WindowKey,
+                      since: datetime) -> datetime | None:
+    status = window_status_many(windows, freeze, [key], since)[key]
+    if not status.open:
+        start = status.next_open
+    elif status.closes_at is not None:  # open when the wave opened: its first whole window is the next one
+        start = window_status_many(windows, freeze, [key], status.closes_at)[key].next_open
+    else:
+        return None
+    if start is None:
+        return None
+    return window_status_many(windows, freeze, [key], start)[key].closes_at
+
+
 def wave_observations(*, waves: int, wave: IntArray, exposed_s: FloatArray, rolled_back: BoolArray,
                       held: BoolArray, delayed: BoolArray, key: IntArray, windows: Sequence[WindowStatus],
                       beat_s: FloatArray, runs_release: BoolArray, now_s: float, grace_s: float,
                       name_of: Callable[[int], str],
-                      budget_ok: Callable[[IntArray], BoolArray] | None = None) -> WaveCounts:
+                      budget_ok: Callable[[IntArray], BoolArray] | None = None,
+                      missed_key: BoolArray | None = None) -> WaveCounts:
     """Per wave, in the rules of :class:`~ringfence.domain.rollout.WaveObservation`.
+
+    ``missed_key`` (per window key): the key has had one whole change window since the current wave opened
+    (:func:`first_whole_window_end`); an unexposed host of such a key that is blocked now by its window or by
+    being offline counts in ``missed_window`` (and in :attr:`WaveCounts.missed`) instead of holding the wave.
 
     Wave ``k`` reaches the hosts placed in waves ``0 … k``.  ``key`` indexes ``windows`` (the change-window
     status of each host's (timezone, country, subdivision)); ``name_of(i)`` names host ``i`` in a reason;
@@ -151,6 +191,8 @@ def wave_observations(*, waves: int, wave: IntArray, exposed_s: FloatArray, roll
     waiting = ~exposed & ~held
     blocked = waiting & (closed | delayed | ~fresh)
     candidate = waiting & ~blocked
+    missed = (blocked & ~delayed & missed_key[key] if missed_key is not None and n_keys
+              else np.zeros(len(key), dtype=bool))
     allowed = candidate.copy()
     if budget_ok is not None:
         cand_idx = np.flatnonzero(candidate)
@@ -163,6 +205,7 @@ def wave_observations(*, waves: int, wave: IntArray, exposed_s: FloatArray, roll
     n_ok = reach.count(allowed)
     n_budget = reach.count(candidate & ~allowed)
     n_observed = reach.count(observed_host)
+    n_missed = reach.count(missed)
     grace_min = grace_s / 60
     out: list[WaveObservation] = []
     closed_waiting = blocked & closed
@@ -184,11 +227,11 @@ def wave_observations(*, waves: int, wave: IntArray, exposed_s: FloatArray, roll
         out.append(WaveObservation(
             in_reach=int(n_exposed[k] + n_waiting[k]), exposed=int(n_exposed[k]), eligible_now=int(n_ok[k]),
             observed=int(n_observed[k]), held=int(n_held[k]), next_window=next_open,
-            window_reason=reason, budget_blocked=int(n_budget[k])))
+            window_reason=reason, budget_blocked=int(n_budget[k]), missed_window=int(n_missed[k])))
     pending = int(np.count_nonzero(rolled_back & runs_release & fresh))
     back = rolled_back & ~runs_release & fresh
     heard = beat_s > exposed_s  # reported since its exposure (nan: never)
-    return WaveCounts(waves=tuple(out), eligible=allowed, rolled_back_pending=pending,
+    return WaveCounts(waves=tuple(out), eligible=allowed, missed=missed, rolled_back_pending=pending,
                       rolled_back_confirmed=int(np.count_nonzero(back & heard)),
                       rolled_back_silent=int(np.count_nonzero(rolled_back & ~fresh)),
                       rolled_back_unheard=int(np.count_nonzero(back & ~heard)))
@@ -325,6 +368,7 @@ class RiskCounts:
     ticks: tuple[RiskTick, ...]
     strata: tuple[StratumObservation, ...]
     in_flight: int
+    proven: int = 0
 
 
 def risk_observations(*, strata: Sequence[str], stratum: IntArray, in_scope: BoolArray, wave: IntArray,
@@ -332,7 +376,8 @@ def risk_observations(*, strata: Sequence[str], stratum: IntArray, in_scope: Boo
                       beat_s: FloatArray, notice_s: FloatArray, away_limit_s: FloatArray, crash_s: FloatArray,
                       since_s: float, now_s: float, grace_s: float, min_bake_s: float,
                       required: Iterable[str], history: PreHistory | None = None, ledger: Ledger = (),
-                      self_control_ratio: float | None = None, horizon_s: float | None = None) -> RiskCounts:
+                      self_control_ratio: float | None = None, horizon_s: float | None = None,
+                      missed: BoolArray | None = None) -> RiskCounts:
     """Gate v2's observations over ``(since_s, now_s]``, the same for the server's store and the simulator.
 
     Rules, in order (the risk sets themselves are :func:`ringfence.domain.risksets.count_tick`'s):
@@ -346,9 +391,11 @@ def risk_observations(*, strata: Sequence[str], stratum: IntArray, in_scope: Boo
        offline) is judged against its own ``history`` instead
        (:func:`~ringfence.domain.logrank.self_control_tick`): its hosts' pre-update events and host-hours are
        summed, and the events spread evenly over the hours
-       (:func:`~ringfence.domain.risksets.spread_revealed`) are revealed at ``self_control_ratio`` pre-update
-       host-hours per updated host-hour at risk, on the stratum's own clock (``LedgerRow.self_hours``: the
-       updated host-hours of its earlier self-controlled ticks).  Without a history (None), or with no
+       (:func:`~ringfence.domain.risksets.spread_revealed`) are revealed by
+       :func:`~ringfence.domain.risksets.self_control_schedule` (half at ``self_control_ratio`` pre-update
+       host-hours per updated host-hour at risk, half spread over 72 h of every updated host at risk), on the
+       stratum's own clock (``LedgerRow.self_hours``: the updated host-hours of its earlier self-controlled
+       ticks).  Without a history (None), or with no
        pre-update host-hours, or once the history is used up, the tick carries no bet (share 1) and the
        engine cannot promote on it (:func:`~ringfence.domain.logrank.accumulate` counts no host-hours of a
        tick without a reference towards the rate route).
@@ -356,11 +403,14 @@ def risk_observations(*, strata: Sequence[str], stratum: IntArray, in_scope: Boo
        asks for: a ``baseline`` tick with the updated host-hours at risk and the events this port records
        (none: neither fleet records them as events yet).
     4. A tick is emitted for a stratum × signal only when it has updated hosts at risk or events.
-    5. ``strata``: per stratum of ``current_wave``, the hosts in reach (not held by policy) and the updated
-       ones that reported at least ``min_bake_s`` after their exposure.
+    5. ``strata``: per stratum of ``current_wave``, the hosts in reach (not held by policy, not stragglers
+       ``missed`` by :func:`wave_observations`) and the updated ones that reported at least ``min_bake_s``
+       after their exposure.
     6. ``in_flight``: exposed hosts (not rolled back) whose outcome is still unknown: not yet reported
        ``grace_s`` after exposure, no crash reported since exposure, not silent past the grace, not away
-       with a notice (silence and the notice are the gate's to judge from then on).
+       with a notice (silence and the notice are the gate's to judge from then on).  ``proven``: exposed
+       hosts (not rolled back) that reported ``grace_s`` after exposure with no crash since (the slow start
+       of ``max_in_flight``).
 
     ``horizon_s`` (default ``now_s``) ends the counted interval: events and risk sets (rules 1–4) are counted
     over ``(since_s, horizon_s]``, the wave's strata and the hosts in flight (rules 5–6) at ``now_s``.  A port
@@ -399,6 +449,7 @@ def risk_observations(*, strata: Sequence[str], stratum: IntArray, in_scope: Boo
         for signal, ev in ((Signal.SILENT, history.silent_events), (Signal.CRASHED, history.crash_events)):
             pre[signal] = np.bincount(st_in, weights=np.asarray(ev, np.float64)[in_scope], minlength=k).round().astype(np.int64)
     self_hours = {(r.signal, r.stratum): r.self_hours for r in ledger}
+    scope_hosts = np.bincount(stratum[in_scope], minlength=k) if n else np.zeros(k, np.int64)
 
     def emit(signal: Signal, arm: ArmCounts) -> None:
         live = (arm.treated_at_risk > 0) | (arm.treated_events > 0) | ((arm.control_events > 0) & (treated_hosts > 0))
@@ -411,13 +462,20 @@ def risk_observations(*, strata: Sequence[str], stratum: IntArray, in_scope: Boo
         if not len(idx):
             return
         before = np.array([self_hours.get((str(signal), strata[j]), 0.0) for j in idx.tolist()])
-        events, hours = pre[signal][idx], pre_hours[idx]
-        new = (spread_revealed(events, hours, ratio * (before + arm.treated_hours[idx]))
-               - spread_revealed(events, hours, ratio * before)).tolist()
+        events, hours, tick_h = pre[signal][idx], pre_hours[idx], arm.treated_hours[idx]
+        r0 = self_control_schedule(hours, scope_hosts[idx], ratio, before)
+        r1 = self_control_schedule(hours, scope_hosts[idx], ratio, before + tick_h)
+        # The tick's control weight: pre host-hours revealed per post host-hour over it (at its start if it has
+        # no post host-hours); 0 once both halves are used up (no bet: self_control_tick).
+        now_rate = (self_control_schedule(hours, scope_hosts[idx], ratio, before + 1e-9) - r0) / 1e-9
+        weight = np.where(tick_h > 0, (r1 - r0) / np.where(tick_h > 0, tick_h, 1.0), now_rate).tolist()
+        new = (spread_revealed(events, hours, r1) - spread_revealed(events, hours, r0)).tolist()
         for i, j in enumerate(idx.tolist()):
-            ticks.append(self_control_tick(signal, strata[j], post_events=x1[j], pre_events_revealed=new[i],
-                                           post_hours=h[j], pre_hours_total=float(hours[i]), ratio=ratio,
-                                           treated_hosts=hosts_of[j], hours_before=float(before[i])))
+            w = float(weight[i])
+            ticks.append(self_control_tick(signal, strata[j], post_events=x1[j],
+                                           pre_events_revealed=new[i] if w > 0 else 0, post_hours=h[j],
+                                           pre_hours_total=float(hours[i]) if w > 0 else -1.0, ratio=w if w > 0 else 1.0,
+                                           treated_hosts=hosts_of[j]))
 
     emit(Signal.SILENT, counts.silent)
     emit(Signal.NOT_BACK, counts.not_back)
@@ -445,7 +503,8 @@ def risk_observations(*, strata: Sequence[str], stratum: IntArray, in_scope: Boo
     # Strata of the current wave (rule 5), at now_s.
     exposed_now = ~np.isnan(exposed_s) & (exposed_s <= now_s)
     mine = in_scope & (wave == current_wave)
-    reach = per(mine & ~(held & ~exposed_now))
+    skipped = held if missed is None else held | missed
+    reach = per(mine & ~(skipped & ~exposed_now))
     with np.errstate(invalid="ignore"):
         baked = mine & exposed_now & (beat_s >= exposed_s + min_bake_s)
     seen = per(baked)
@@ -458,4 +517,5 @@ def risk_observations(*, strata: Sequence[str], stratum: IntArray, in_scope: Boo
         silent = now_s - beat_s > grace_s
         away = (notice_s >= beat_s) & (notice_s >= exposed_s)
     flight = in_scope & exposed_now & ~rolled_back & ~healthy & ~crashed_since & ~silent & ~away
-    return RiskCounts(tuple(ticks), strata_obs, int(np.count_nonzero(flight)))
+    proven = in_scope & exposed_now & ~rolled_back & healthy & ~crashed_since
+    return RiskCounts(tuple(ticks), strata_obs, int(np.count_nonzero(flight)), int(np.count_nonzero(proven)))

@@ -33,7 +33,11 @@ Transition rules of :func:`reconcile`, applied in this order:
    ``auto_rollback`` — and a NOTIFY intent carries the evidence.
 4. Health data older than the plan's ``max_data_age`` (or none) freezes the
    rollout where it is: no new exposure and no promotion (fail closed).
-5. While the current wave still has unexposed hosts in reach:
+5. While the current wave still has unexposed hosts in reach that it waits for (every one, in the
+   last wave; before it, not the *stragglers*, ``WaveObservation.missed_window``: hosts that had one
+   whole change window of their own since the wave opened and are still offline or outside their
+   window, so a laptop asleep all day never holds a wave back; they are exposed when they next
+   report in a window, by whichever wave is current then), or eligible ones:
    a wave that needs approval and has none → ``waiting_approval``;
    no host eligible now (change window closed, holiday, freeze, budget) →
    ``waiting_window``; otherwise ``progressing`` with an EXPOSE intent for at
@@ -42,7 +46,12 @@ Transition rules of :func:`reconcile`, applied in this order:
    whenever exposure was stopped (window, approval, late data, or more than
    ``MAX_TICK_GAP`` between ticks), so a stop never turns into a burst.  With
    ``max_in_flight`` (and the port counting ``in_flight``) at most
-   ``max_in_flight + 1 - in_flight`` hosts go in one tick.
+   ``max_in_flight + 1 - in_flight`` hosts go in one tick; with the wave's ``in_flight_slow_start``
+   (the default plan's canary) at most ``max_in_flight + proven + 1 - in_flight``, ``proven`` being the
+   exposed hosts already reported healthy for the crash window (0 when the port does not count them): a release that
+   crashes every host proves none, so at most ``max_in_flight + 1`` crash; a healthy one doubles its
+   room each crash window (a fixed cap of 5 with a 15 min window exposes at most 24 hosts an hour,
+   which cannot finish a canary wave of thousands of hosts).
 6. Once every host in reach is exposed the wave ``baking``: it is promoted
    only when it has baked ``min_bake``, at least ``min_observed_hosts``
    updated hosts (or all of a smaller wave) are observed, and the gate says
@@ -264,10 +273,12 @@ def reconcile(spec: RolloutSpec, status: RolloutStatus, obs: Observations, now: 
                         reasons=(Reason("data_late", msg),), gate=gate)
 
     remaining = wo.in_reach - wo.exposed
+    # Stragglers do not hold a wave back, except the last one: completing means every host in reach has it.
+    stragglers = wo.missed_window if k + 1 < len(plan.waves) else 0
     if wo.held:
         reasons.append(Reason("held_by_policy", f"{_fmt(wo.held)} hosts of wave {k} held back by tenant policy "
                                                 "(paused, pinned or delayed)", (("held", wo.held),)))
-    if remaining > 0:
+    if remaining > stragglers or (remaining > 0 and wo.eligible_now > 0):
         if wave_spec.needs_approval and not wave.approved_by:
             msg = f"wave {k} ({wave_spec.name}) needs approval before {_fmt(remaining)} more hosts are exposed"
             first = status.state is not RolloutState.WAITING_APPROVAL
@@ -291,13 +302,16 @@ def reconcile(spec: RolloutSpec, status: RolloutStatus, obs: Observations, now: 
         allowance, rate_note = _rate_allowance(spec, status, wo, now)
         cap = wave_spec.max_in_flight
         if cap is not None and obs.in_flight is not None:
-            # A host goes only while at most `cap` exposed hosts have not yet reported healthy for the crash
-            # window, so a release that crashes every host crashes at most cap + 1 (rule 5).
-            room = max(0, cap + 1 - obs.in_flight)
+            # A host goes only while at most `cap` exposed hosts (plus those already proven healthy) have not yet
+            # reported healthy for the crash window, so a release that crashes every host crashes at most cap + 1
+            # and a healthy one opens up like a slow start (rule 5).
+            proven = (obs.proven or 0) if wave_spec.in_flight_slow_start else 0
+            room = max(0, cap + proven + 1 - obs.in_flight)
             if room < allowance:
                 allowance = room
+                grown = f" + {_fmt(proven)} proven healthy" if proven else ""
                 rate_note = (f"in-flight cap: {_fmt(obs.in_flight)} exposed hosts not yet healthy for the crash window, "
-                             f"at most {cap} + 1")
+                             f"at most {cap}{grown} + 1")
         hosts = min(remaining, wo.eligible_now, allowance)
         wave_state = replace(wave, state=WaveState.EXPOSING, opened_at=wave.opened_at or now)
         if hosts <= 0:
@@ -315,7 +329,12 @@ def reconcile(spec: RolloutSpec, status: RolloutStatus, obs: Observations, now: 
         return Decision(new, (Intent(IntentKind.EXPOSE, wave=k, hosts=hosts, message=msg),),
                         (*reasons, Reason("exposing", msg, numbers)), gate)
 
-    # Every host in reach is exposed: bake, then promote on a successful gate.
+    # Every host in reach is exposed (or a straggler): bake, then promote on a successful gate.
+    if remaining > 0:
+        reasons.append(Reason("stragglers", f"{_fmt(remaining)} hosts of wave {k} were offline or outside their "
+                                            "window through a whole change window of their own; they do not hold "
+                                            "the wave back and are exposed when they next report in a window",
+                              (("stragglers", remaining),)))
     bake_started = wave.bake_started_at or now
     wave_state = replace(wave, state=WaveState.BAKING, opened_at=wave.opened_at or now, bake_started_at=bake_started)
     baked = now - bake_started

@@ -27,18 +27,34 @@ Rules, in the order :func:`decide` applies them
 1. **ERROR** for a tick whose numbers are invalid (negative, not finite, events above the hosts at risk,
    events without host-hours against the baseline, an unknown signal or reference); it is not
    folded in and names the field.  ERROR never promotes.
-2. **FAILED** when, for a signal, the pooled e-value ``E_g = Σ_j w_j Π_all-strata factors`` reaches
-   ``2G / alpha`` (``G`` = ``len(Signal)``, so alpha is split over signals, not over strata, and
-   halved between this and the next test), or when the *localisation* e-value of one stratum,
-   ``E_s = Σ_j w_j Π_its-factors``, reaches ``S · 2G / alpha`` (``S = max(max_strata, strata seen)``;
-   the average of ``max_strata`` strata's e-processes is itself one, so this test spends at most
-   ``alpha / 2`` over the signals while the rollout has at most ``max_strata`` strata; with ``N`` more
-   than that, the ``k``-th stratum's threshold is at least ``k · 2G / alpha`` and the bound becomes
-   ``alpha/2 · (1 + ln(N / max_strata))``: set ``max_strata`` at or above the strata of the fleet).
-   It is the "every updated host of one stratum fails" test: with ``w_∞ = 0.25``, 170 comparable
-   hosts reporting and the updated hosts failing one at a time, 3 failing hosts give
-   ``E_s ≈ 0.25 · 171³ ≈ 1.3e6 ≥ 40,000`` (the pooled test usually halts at the second).  Strata of one to nine hosts count in
-   both: their factors multiply into the pooled product like everyone else's.
+2. **FAILED** when, for a signal, the pooled e-value reaches ``G / (0.9 alpha)`` (≈ 556 at alpha = 0.01;
+   ``G`` = ``len(Signal)``, so alpha is split over signals, not over strata, and 0.9 of a signal's share
+   goes to this test, :data:`POOLED_ALPHA_SHARE`), or when the *localisation* e-value of one stratum,
+   ``E_s = Σ_j w_j Π_its-factors``, reaches ``S · G / (0.1 alpha)`` (``S = max(max_strata, strata seen)``,
+   2e5 by default; the average of ``max_strata`` strata's e-processes is itself one, so this test spends
+   at most ``alpha / 10`` over the signals while the rollout has at most ``max_strata`` strata; with ``N``
+   more than that, the ``k``-th stratum's threshold is at least ``k · G / (0.1 alpha)`` and the bound
+   becomes ``alpha/10 · (1 + ln(N / max_strata))``: set ``max_strata`` at or above the strata of the fleet).
+   The pooled e-value is ``E_g = 0.65 · Π_all-strata plug-in factors + 0.35 · Σ_j v_j Π_all-strata factors
+   of θ_j``, ``v_j`` the configured weights of the bets θ_j ≥ 100 renormalised (:func:`pooled_fixed_weights`:
+   0.625 on "only updated hosts fail", 0.125 on each of 100, 1,000 and 10,000; with 0.35 of the pooled
+   e-value, two events that both fall on updated hosts at a share of 0.1 give ≥ 34, over the threshold
+   of 28 at alpha = 0.2, the end-to-end test's plan): the plug-in bet ``θ_t``
+   (:func:`plug_in_log_theta`) is the signal's pooled estimate of the
+   rate ratio from the ticks already folded, shrunk towards ``tolerance``, so the test bets on the harm
+   it is seeing instead of paying the mixture's prior weight for it (a 2× regression halts after about
+   0.75 of the mixture's host-hours); the fixed bets keep "only updated hosts fail" fast.
+   The localisation test is the "every updated host of one stratum fails" test: with ``w_∞ = 0.25``, 170
+   comparable hosts reporting and the updated hosts failing one at a time, 3 failing hosts give
+   ``E_s ≈ 0.25 · 171³ ≈ 1.3e6 ≥ 2e5`` (the pooled test usually halts at the second).  Strata of one to
+   nine hosts count in both: their factors multiply into the pooled product like everyone else's.
+   **At most one updated event per updated host**: the bets of a stratum count its updated events only
+   while they are fewer than its updated hosts (``LedgerRow.counted_treated``); the rest get factor 1.
+   A host's repeated failures are not independent evidence: one host that flaps all day in a stratum
+   of few hosts would otherwise give an event every hour on one arm at a small share and halt a good
+   release; a crash loop is seen by its first crash.  A factor replaced by 1 keeps the product a test
+   supermartingale (for an updated event the factor 1 is below the mean the bet allows, and the
+   control events' factors are unchanged), so the cap only spends less alpha.
 3. **INCONCLUSIVE** when: no ticks yet; a required signal has no row; a stratum's ``E_s`` reaches
    ``suspect_e_value`` (evidence of harm somewhere, not yet enough to halt: a person should look);
    or a signal's pooled bound on harm is not yet within tolerance (rule 4).
@@ -48,8 +64,10 @@ Rules, in the order :func:`decide` applies them
    or the anytime-valid Poisson upper bound on the pooled updated rate (events per host-hour at risk)
    is within ``tolerance × baseline_rate`` (harm negligible in absolute terms; the only route when
    events are rare).  Small strata are judged in the pool, never by their own host-hours.  A signal that
-   is not in ``required_signals`` (``not_back``) and that no updated host was at risk of since the wave
-   opened (no host went away) has nothing to bound in this wave and does not hold it back.
+   is not in ``required_signals`` (``not_back``, the slow "did not come back" signal) halts like any
+   other (rule 2, in this wave and every later one: the e-process runs for the whole rollout) but never
+   holds a promotion back: bounding it means waiting for every host that went away to come back, and a
+   region that is offline for hours, or a laptop away for a week, would hold a good release for as long.
 
 References
 ----------
@@ -98,6 +116,7 @@ __all__ = [
     "ledger_from_doc",
     "ledger_rows",
     "next_wave",
+    "pooled_fixed_weights",
     "self_control_tick",
     "signal_e_value",
     "stratum_e_value",
@@ -162,6 +181,10 @@ class LedgerRow(NamedTuple):
     wave_events: int  # updated events since the current wave opened (the promotion's rate route)
     wave_hours: float  # updated host-hours at risk since the current wave opened
     self_hours: float = 0.0  # updated host-hours judged against the stratum's own history (its self-control clock)
+    log_plug: float = 0.0  # Σ this row's log factors under its signal's predictable plug-in bet θ_t (pooled test)
+    ratio_num: float = 0.0  # Σ x1 (1 - s) (baseline rows: Σ x1): the Mantel–Haenszel rate ratio's numerator …
+    ratio_den: float = 0.0  # … and denominator Σ x0 s (baseline rows: Σ μ), from which the plug-in bet learns
+    counted_treated: int = 0  # updated events the bets have counted: at most one per updated host (see accumulate)
 
 
 Ledger = tuple[LedgerRow, ...]
@@ -172,11 +195,14 @@ def ledger_from_doc(doc: Any) -> Ledger:
     rows: list[LedgerRow] = []
     for i, raw in enumerate(doc or ()):
         try:
-            s, st, le, lb, te, ce, ex, th, tn, car, ref, we, wh, *more = raw  # rows stored before self_hours: 13
-            (sh,) = more or (0.0,)
+            s, st, le, lb, te, ce, ex, th, tn, car, ref, we, wh, *more = raw  # before self_hours 13, plug-in 14
+            if len(more) > 5:
+                raise ValueError(f"{13 + len(more)} fields, at most 18")
+            sh, lp, rn, rd = (*(float(v) for v in more[:4]), 0.0, 0.0, 0.0, 0.0)[:4]
+            counted = int(more[4]) if len(more) == 5 else int(te)  # a row from before the cap counted every event
             rows.append(LedgerRow(str(s), str(st), tuple(float(v) for v in le), tuple(float(v) for v in lb),
                                   int(te), int(ce), float(ex), float(th), int(tn), float(car), str(ref), int(we),
-                                  float(wh), float(sh)))
+                                  float(wh), sh, lp, rn, rd, counted))
         except (TypeError, ValueError) as e:
             raise InputError.single(f"gate_ledger[{i}]", f"is {raw!r} ({e})", expected="a ledger row") from e
     return tuple(rows)
@@ -227,6 +253,53 @@ def _poisson_log(x1: int, mu: float, theta: float) -> float:
     if math.isinf(theta):
         return _FLOOR if mu > 0 else 0.0
     return x1 * math.log(theta) - (theta - 1.0) * mu
+
+
+# --- the predictable plug-in bet (the pooled test's main bet) ---------------------------------------------
+
+PLUG_IN_WEIGHT = 0.65  # of the pooled mixture; the configured alternatives share the rest
+PLUG_IN_PRIOR_EVENTS = 40.0  # the prior's weight in ``ratio_den`` units (≈ updated events a harmless release gives)
+PLUG_IN_MAX_RATIO = 100.0  # the largest ratio the plug-in bets (the mixture's large θ_j cover the rest)
+POOLED_ALPHA_SHARE = 0.9  # of each signal's alpha to the pooled test; the localisation test gets the rest
+
+
+def plug_in_log_theta(num: Any, den: Any, tolerance: float) -> Any:
+    """log θ_t of the plug-in bet from the evidence before the tick (floats or numpy arrays alike).
+
+    The Mantel–Haenszel estimate of the rate ratio over the ticks so far, ``Σ x1 (1 - s) / Σ x0 s`` (for
+    baseline ticks ``Σ x1 / Σ μ``), with :data:`PLUG_IN_PRIOR_EVENTS` pseudo-events at ``tolerance`` (the
+    smallest harm the plan asks the gate to see, the SPRT's design alternative):
+    ``θ_t = (num + k · tol) / (den + k)``, clipped to ``[1, 100]``.  It depends only on ticks already
+    folded, so each factor ``θ_t^x1 / (1 + (θ_t - 1) s)^x`` has conditional mean ≤ 1 under no harm exactly
+    as a fixed bet's does, and the product stays a test supermartingale.
+    """
+    k = PLUG_IN_PRIOR_EVENTS
+    if isinstance(num, float | int) and isinstance(den, float | int):
+        raw = math.log((num + k * tolerance) / (den + k))
+        return min(max(raw, 0.0), math.log(PLUG_IN_MAX_RATIO))
+    import numpy as np  # noqa: PLC0415 (only the bench passes arrays)
+
+    return np.clip(np.log((num + k * tolerance) / (den + k)), 0.0, math.log(PLUG_IN_MAX_RATIO))
+
+
+def halt_thresholds(config: GateConfig, strata: int = 0) -> tuple[float, float]:
+    """(pooled, localisation) e-value thresholds: alpha split over the ``G`` signals, then
+    :data:`POOLED_ALPHA_SHARE` of a signal's share to its pooled test and the rest to its strata's
+    localisation test (``S = max(max_strata, strata)`` strata: their average is one e-process)."""
+    g = len(Signal)
+    s_count = max(config.max_strata, strata)
+    return g / (POOLED_ALPHA_SHARE * config.alpha), s_count * g / ((1.0 - POOLED_ALPHA_SHARE) * config.alpha)
+
+
+def _plug_bets(ledger: Ledger, config: GateConfig) -> dict[str, float]:
+    """log θ_t per signal from the pooled evidence of the ledger before this tick."""
+    sums: dict[str, list[float]] = {}
+    for r in ledger:
+        acc = sums.setdefault(r.signal, [0.0, 0.0])
+        acc[0] += r.ratio_num
+        acc[1] += r.ratio_den
+    prior = plug_in_log_theta(0.0, 0.0, config.tolerance)
+    return {k: plug_in_log_theta(n, d, config.tolerance) for k, (n, d) in sums.items()} | {"": prior}
 
 
 def _floor(value: float) -> float:
@@ -289,6 +362,7 @@ def accumulate(ledger: Ledger, ticks: Iterable[RiskTick], config: GateConfig) ->
     """
     rows = {(r.signal, r.stratum): r for r in ledger}
     thetas = [theta for theta, _ in config.alternatives]
+    bets = _plug_bets(ledger, config)  # predictable: from the committed ledger, before this call's ticks
     problems: list[str] = []
     for tick in ticks:
         problem = None if _plainly_valid(tick) else _invalid(tick)
@@ -298,33 +372,44 @@ def accumulate(ledger: Ledger, ticks: Iterable[RiskTick], config: GateConfig) ->
         key = (str(tick.signal), tick.stratum)
         old = rows.get(key) or LedgerRow(key[0], key[1], tuple(0.0 for _ in thetas), tuple(0.0 for _ in thetas),
                                          0, 0, 0.0, 0.0, 0, 0.0, str(tick.reference), 0, 0.0)
-        x1, x0 = tick.treated_events, tick.control_events
+        # One updated host's repeated failures are not independent evidence (a host that flaps all day, a crash
+        # loop): the bets count at most as many updated events as the stratum has updated hosts.  An updated event
+        # left out has factor 1, which keeps each factor's mean at most 1 under no harm (module docstring).
+        # Counts, words and the promotion evidence (which only gets harder to reach) keep every event.
+        all1 = tick.treated_events
+        x1 = min(all1, max(0, tick.treated_hosts - old.counted_treated)) if tick.treated_hosts > 0 else all1
+        x0 = tick.control_events
         x = x1 + x0
         # A tick without a reference (no comparable host at risk, no history left) bets nothing; its host-hours
         # still count towards the rate route, whose upper bound on the updated hosts' own failure rate must be
         # within tolerance before a wave promotes (so a last wave on a server without history can finish).
-        log_e, log_bound = old.log_e, old.log_bound
+        log_e, log_bound, log_plug = old.log_e, old.log_bound, old.log_plug
+        log_theta = bets.get(key[0], bets[""])
         if tick.reference is RiskRef.BASELINE:
             mu = config.baseline_rate * tick.treated_hours
-            expected = mu
+            expected, num, den = mu, float(x1), mu
             if mu > 0 or x1 > 0:
                 log_e = tuple(max(_FLOOR, a + _poisson_log(x1, mu, th)) for a, th in zip(log_e, thetas, strict=True))
+                log_plug = max(_FLOOR, log_plug + _poisson_log(x1, mu, math.exp(log_theta)))
         else:
             total = tick.treated_at_risk + tick.control_at_risk
             share = tick.treated_at_risk / total if total > 0 else 0.0
-            expected = x * share
-            if x > 0:  # a tick without events changes no factor (each is 1)
+            expected = (all1 + x0) * share
+            num, den = x1 * (1.0 - share), x0 * share
+            if x > 0 or all1 > 0:  # a tick without events changes no factor (each is 1)
+                log_plug = max(_FLOOR, log_plug + x1 * log_theta - x * math.log1p(math.expm1(log_theta) * share))
                 log_e = tuple(max(_FLOOR, a + _logrank_log(x1, x, share, th))
                               for a, th in zip(log_e, thetas, strict=True))
-                log_bound = tuple(max(_FLOOR, a + _bound_log(x1, x0, share, config.tolerance, th))
+                log_bound = tuple(max(_FLOOR, a + _bound_log(all1, x0, share, config.tolerance, th))
                                   for a, th in zip(log_bound, thetas, strict=True))
-        c_risk = tick.control_at_risk if (x > 0 or old.treated_events + old.control_events == 0) else old.control_at_risk
+        c_risk = tick.control_at_risk if (x + all1 > 0 or old.treated_events + old.control_events == 0) else old.control_at_risk
         rows[key] = LedgerRow(
             key[0], key[1], log_e, log_bound,
-            old.treated_events + x1, old.control_events + x0, old.expected_treated + expected,
+            old.treated_events + all1, old.control_events + x0, old.expected_treated + expected,
             old.treated_hours + tick.treated_hours, max(old.treated_hosts, tick.treated_hosts), c_risk,
-            str(tick.reference), old.wave_events + x1, old.wave_hours + tick.treated_hours,
+            str(tick.reference), old.wave_events + all1, old.wave_hours + tick.treated_hours,
             old.self_hours + (tick.treated_hours if tick.reference is RiskRef.SELF else 0.0),
+            log_plug, old.ratio_num + num, old.ratio_den + den, old.counted_treated + x1,
         )
     return tuple(rows.values()), tuple(problems)
 
@@ -366,9 +451,29 @@ def stratum_e_value(row: LedgerRow, config: GateConfig) -> float:
     return _mix(row.log_e, config)
 
 
+def pooled_fixed_weights(config: GateConfig) -> tuple[float, ...]:
+    """The weights of the configured fixed bets in the pooled test: the plug-in bets ratios up to
+    :data:`PLUG_IN_MAX_RATIO`, so the fixed bets there are the configured ones above it (by default 100,
+    1,000, 10,000 and "only updated hosts fail"), their weights renormalised to sum to one (all of them
+    if none is above it)."""
+    big = [w if theta >= PLUG_IN_MAX_RATIO else 0.0 for theta, w in config.alternatives]
+    total = math.fsum(big)
+    if total <= 0:
+        return tuple(w for _, w in config.alternatives)
+    return tuple(w / total for w in big)
+
+
 def signal_e_value(rows: Sequence[LedgerRow], config: GateConfig) -> float:
-    """log E_g: the pooled mixture over all strata of one signal (each bet's products multiplied)."""
-    return _mix([math.fsum(r.log_e[j] for r in rows) for j in range(len(config.alternatives))], config)
+    """log E_g: the pooled e-value of one signal over all strata (each bet's products multiplied):
+    ``PLUG_IN_WEIGHT · Π plug-in factors + (1 - PLUG_IN_WEIGHT) · Σ_j v_j Π factors of θ_j`` with the
+    weights ``v_j`` of :func:`pooled_fixed_weights`."""
+    plug = math.log(PLUG_IN_WEIGHT) + math.fsum(r.log_plug for r in rows)
+    terms = [math.log(v) + math.fsum(r.log_e[j] for r in rows)
+             for j, v in enumerate(pooled_fixed_weights(config)) if v > 0]
+    top_fixed = max(terms)
+    fixed = math.log1p(-PLUG_IN_WEIGHT) + top_fixed + math.log(math.fsum(math.exp(t - top_fixed) for t in terms))
+    top = max(plug, fixed)
+    return top + math.log(math.exp(plug - top) + math.exp(fixed - top))
 
 
 _PHRASE = {
@@ -389,6 +494,9 @@ def _words(row: LedgerRow) -> str:
     phrase = _PHRASE.get(row.signal, row.signal)
     hosts = f" of {row.treated_hosts:,}" if row.treated_hosts else ""
     head = f"{row.treated_events:,}{hosts} updated {row.stratum} hosts {phrase}"
+    if 0 < row.treated_hosts < row.treated_events:  # repeated failures of the same hosts: one each counts
+        head = (f"{row.treated_hosts:,} updated {row.stratum} {'host' if row.treated_hosts == 1 else 'hosts'} "
+                f"{phrase} {row.treated_events:,} times ({row.counted_treated:,} counted: one per host)")
     if row.reference == RiskRef.CONTROL:
         return f"{head}, {row.control_events:,} of {row.control_at_risk:,.0f} comparable hosts reporting then did"
     if row.reference == RiskRef.SELF:
@@ -399,8 +507,7 @@ def _words(row: LedgerRow) -> str:
 def ledger_rows(ledger: Ledger, config: GateConfig) -> list[dict[str, Any]]:
     """Each signal × stratum of the ledger as the dashboard's evidence table shows it: counts, e-value, the
     stratum's own (localisation) threshold, ``failed`` when the stratum alone is past it, and the row in words."""
-    g = len(Signal)
-    threshold = max(config.max_strata, len({r.stratum for r in ledger})) * 2 * g / config.alpha
+    threshold = halt_thresholds(config, len({r.stratum for r in ledger}))[1]
     out: list[dict[str, Any]] = []
     for r in ledger:
         e_value = _exp(stratum_e_value(r, config)) if max(r.log_e) > 0 else 1.0
@@ -419,10 +526,8 @@ def decide(ledger: Ledger, config: GateConfig, problems: Sequence[str] = (), *, 
     gate Inconclusive (a data source that lost a stratum must not let it promote).
     """
     g = len(Signal)
-    halt_threshold = 2 * g / config.alpha
     strata = {r.stratum for r in ledger}
-    s_count = max(config.max_strata, len(strata))
-    local_threshold = s_count * halt_threshold
+    halt_threshold, local_threshold = halt_thresholds(config, len(strata))
     bound_target = math.log(2 * g / config.beta)
     where = f"halted wave {wave}: " if wave is not None else ""
 
@@ -484,9 +589,8 @@ def decide(ledger: Ledger, config: GateConfig, problems: Sequence[str] = (), *, 
     passed: list[str] = []
     required = {str(s) for s in config.required_signals}
     for signal, rows in sorted(by_signal.items()):
-        if signal not in required and not any(r.wave_hours > 0 or r.wave_events for r in rows):
-            # An optional signal (``not_back``) no updated host of this wave was at risk of (none went away):
-            # nothing to bound, as in a wave where it never had a row; its evidence still halts (rule 2).
+        if signal not in required:
+            # An optional signal (``not_back``) halts (rule 2) but does not hold a promotion back (rule 4).
             continue
         bound = _mix([math.fsum(r.log_bound[j] for r in rows) for j in range(len(config.alternatives))], config)
         x1 = sum(r.wave_events for r in rows)

@@ -27,7 +27,8 @@ __all__ = ["default_plan", "plan_from_mapping", "plan_to_mapping"]
 _PLAN_KEYS = {"name", "selector", "windows", "freeze", "disruption_budgets", "tier0_last", "auto_rollback",
               "silence_grace_minutes", "max_data_age_minutes", "min_per_stratum", "gate", "waves", "description", "notify"}
 _WAVE_KEYS = {"name", "fraction", "count", "selector", "min_bake_minutes", "min_observed_hosts",
-              "max_rate_per_minute", "needs_approval", "max_bake_minutes", "max_in_flight"}
+              "max_rate_per_minute", "needs_approval", "max_bake_minutes", "max_in_flight",
+              "in_flight_slow_start"}
 
 
 #: The default plan's limit on an inconclusive bake: past it the wave goes to HOLD and a person decides.
@@ -40,7 +41,8 @@ def default_plan() -> Plan:
         name="default",
         waves=(
             WaveSpec("canary", fraction=0.01, selector="label=canary", min_bake=timedelta(hours=1),
-                     min_observed_hosts=10, max_rate_per_minute=5, max_in_flight=5, max_bake=_MAX_BAKE),
+                     min_observed_hosts=10, max_rate_per_minute=5, max_in_flight=5, max_bake=_MAX_BAKE,
+                     in_flight_slow_start=True),
             WaveSpec("early", fraction=0.10, min_bake=timedelta(hours=4), min_observed_hosts=50,
                      max_rate_per_minute=50, max_bake=_MAX_BAKE),
             WaveSpec("broad", fraction=0.50, min_bake=timedelta(hours=8), min_observed_hosts=200,
@@ -123,7 +125,9 @@ def _wave(raw: Any, i: int, issues: _Issues) -> WaveSpec | None:
                     max_rate_per_minute=float(rate) if rate is not None else None,
                     needs_approval=_bool(raw, "needs_approval", f"{field}.needs_approval", issues, False),
                     max_bake=timedelta(minutes=max_bake) if max_bake is not None else None,
-                    max_in_flight=in_flight)
+                    max_in_flight=in_flight,
+                    in_flight_slow_start=_bool(raw, "in_flight_slow_start", f"{field}.in_flight_slow_start", issues,
+                                               False))
 
 
 def plan_from_mapping(raw: Any) -> Plan:
@@ -288,7 +292,7 @@ def plan_to_mapping(plan: Plan) -> dict[str, Any]:
                 "min_bake_minutes": w.min_bake.total_seconds() / 60, "min_observed_hosts": w.min_observed_hosts,
                 "max_rate_per_minute": w.max_rate_per_minute, "needs_approval": w.needs_approval,
                 "max_bake_minutes": w.max_bake.total_seconds() / 60 if w.max_bake is not None else None,
-                "max_in_flight": w.max_in_flight,
+                "max_in_flight": w.max_in_flight, "in_flight_slow_start": w.in_flight_slow_start or None,
             }.items() if v is not None}
             for w in plan.waves
         ],

@@ -47,7 +47,8 @@ import numpy.typing as npt
 
 from ringfence.errors import InputError
 
-__all__ = ["ArmCounts", "PreHistory", "TickCounts", "count_history", "count_tick", "self_control_revealed", "spread_revealed"]
+__all__ = ["ArmCounts", "PreHistory", "TickCounts", "count_history", "count_tick", "self_control_revealed",
+           "self_control_schedule", "spread_revealed"]
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -203,6 +204,32 @@ def self_control_revealed(pre_event_hours: FloatArray, post_hours: float, ratio:
         raise InputError.single("self_control.ratio", f"is {ratio!r} (post_hours {post_hours!r})",
                                 expected="ratio > 0 and post_hours ≥ 0")
     return int(np.count_nonzero(pre_event_hours <= ratio * post_hours))
+
+
+SELF_CONTROL_HORIZON_HOURS = 72.0  # the second half of a stratum's history lasts this long per updated host
+
+
+def self_control_schedule(hours: FloatArray, hosts: IntArray, ratio: float, post_hours: FloatArray) -> FloatArray:
+    """Per stratum, the pre-update host-hours revealed once its updated hosts have been at risk for
+    ``post_hours`` host-hours on its self-control clock (``hours``: its pre-update host-hours; ``hosts``: its
+    hosts in scope).
+
+    The history is revealed in two halves at once: the first at ``ratio`` pre host-hours per post host-hour
+    (strong evidence per event for a harm that shows at once: a crash or a boot loop on every host), the
+    second at ``hours / (2 · hosts · 72)`` per post host-hour, so that it lasts
+    :data:`SELF_CONTROL_HORIZON_HOURS` of every updated host being at risk (a hang or a failure that starts
+    hours or days after the install still meets a reference: a 24 h history at ratio 20 alone is used up
+    after 1.2 h per host).  ``R(b) = min(ratio · b, H/2) + min(H · b / (2 · n · 72), H/2)``.  The schedule
+    depends only on the post-update host-hours at risk, never on events, so a tick's share
+    ``h / (h + R(b + h) - R(b))`` is the chance that an event is the updated hosts' under no harm (in the
+    merged clock of docs/gate.md), and every stretch of the history is revealed once.
+    """
+    h = np.asarray(hours, dtype=np.float64)
+    n = np.maximum(np.asarray(hosts, dtype=np.float64), 1.0)
+    b = np.maximum(np.asarray(post_hours, dtype=np.float64), 0.0)
+    half = h / 2.0
+    out: FloatArray = np.minimum(ratio * b, half) + np.minimum(half * b / (n * SELF_CONTROL_HORIZON_HOURS), half)
+    return out
 
 
 def spread_revealed(events: IntArray, hours: FloatArray, revealed_hours: FloatArray) -> IntArray:

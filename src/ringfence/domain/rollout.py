@@ -88,7 +88,10 @@ class WaveSpec:
     it a wave the gate cannot yet promote goes to HOLD and asks a person (None: no limit).
     ``max_in_flight``: another host is exposed only while at most this many exposed hosts have not
     yet reported healthy for the crash window (None: no cap), so a release that crashes every host
-    crashes at most ``max_in_flight + 1``.
+    crashes at most ``max_in_flight + 1``.  With ``in_flight_slow_start`` the exposed hosts already
+    proven healthy are added to the cap: a release that crashes every host proves none, so the bound
+    holds, and a healthy one opens up like TCP's slow start (the room doubles each crash window)
+    instead of staying at ``max_in_flight + 1`` hosts per crash window.
     """
 
     name: str
@@ -101,6 +104,7 @@ class WaveSpec:
     needs_approval: bool = False
     max_bake: timedelta | None = None
     max_in_flight: int | None = None
+    in_flight_slow_start: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +217,9 @@ class WaveObservation:
     it; ``eligible_now`` of the unexposed could be offered it at this instant
     (change window open, no holiday, budget allows); ``held`` counts hosts
     held back by policy (paused tenant, pin, delay) for the status.
+    ``missed_window`` of the unexposed had one whole change window of their own since the wave
+    opened and are still blocked (offline or outside their window): stragglers, who no longer hold
+    the wave's bake back (they are exposed when they next report in a window).
     """
 
     in_reach: int
@@ -223,6 +230,7 @@ class WaveObservation:
     next_window: datetime | None = None
     window_reason: str = ""
     budget_blocked: int = 0
+    missed_window: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +258,8 @@ class Observations:
     Gate v2 (a port that counts risk sets sets ``risk_as_of``): ``risk`` holds the events per
     signal × stratum from ``RolloutStatus.gate_as_of`` (or the start) up to ``risk_as_of``;
     ``strata`` the current wave's strata; ``in_flight`` the exposed hosts not yet reported healthy
-    for the crash window (the cap of ``WaveSpec.max_in_flight`` applies only when it is counted).
+    for the crash window (the cap of ``WaveSpec.max_in_flight`` applies only when it is counted);
+    ``proven`` the exposed hosts that did report healthy for it (None: not counted, the cap stays fixed).
     """
 
     waves: tuple[WaveObservation, ...]
@@ -261,6 +270,7 @@ class Observations:
     risk_as_of: datetime | None = None
     strata: tuple[StratumObservation, ...] = ()
     in_flight: int | None = None
+    proven: int | None = None
     rolled_back_confirmed: int | None = None
     rolled_back_silent: int | None = None
     rolled_back_unheard: int | None = None

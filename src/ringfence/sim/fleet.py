@@ -49,6 +49,7 @@ from ringfence.domain.cohorts import BUCKETS, bucket, stratum_of
 from ringfence.domain.counting import (
     budget_ledger,
     count_streams,
+    first_whole_window_end,
     risk_observations,
     silent_now,
     unproven,
@@ -284,6 +285,8 @@ class SimFleet:
         self._window_cache: list[WindowStatus] = [WindowStatus(open=False, reason="")] * len(keys)
         self._window_until: list[datetime | None] = [None] * len(keys)
         self._shocks_done: set[int] = set()
+        self._window_ends: tuple[datetime | None, list[datetime | None]] = (None, [])
+        self._missed: B | None = None
         # Disruption budgets: the services' redundancy groups resolved over the template hosts, then to the
         # simulated hosts drawn from them (named as in :class:`_Names`).
         self.names = _Names(self)
@@ -457,10 +460,17 @@ class SimFleet:
                           beat_s=self.beat_s, now_s=t, grace_s=view.spec.plan.silence_grace.total_seconds())
 
     def record_silence(self, view: RolloutView, now: datetime) -> int:
-        """Record hosts silent now as silence events, the first time each is seen (as the server does)."""
+        """Record hosts silent now as silence events, the first time each is seen (as the server does).
+
+        A host away with a going-away notice sent at or after its last report (arrival) is censored, not silent:
+        it is skipped, as the server's store skips it and as gate v2 counts it (docs/gate.md).
+        """
         t = (now - self.start).total_seconds()
         self.started_s = ((view.status.started_at or now) - self.start).total_seconds()
         s_treated, s_control = self._silent(view, now)
+        with np.errstate(invalid="ignore"):
+            away = self.notice_s >= self.seen_s  # nan (no notice) compares False
+        s_treated, s_control = s_treated & ~away, s_control & ~away
         new_t = s_treated & np.isnan(self.silent_t)
         new_c = s_control & np.isnan(self.silent_c)
         self.silent_t[new_t] = t
@@ -488,7 +498,9 @@ class SimFleet:
             waves=len(spec.plan.waves), wave=self.wave, exposed_s=self.exposed_s, rolled_back=self.rolled_back,
             held=held, delayed=delayed, key=self.key, windows=self.windows, beat_s=self.beat_s, runs_release=runs,
             now_s=t, grace_s=grace, name_of=self._hostname, budget_ok=None if ledger is None else (
-                lambda idx: np.array([ledger.can_expose(self.names[int(j)])[0] for j in idx], dtype=bool)))
+                lambda idx: np.array([ledger.can_expose(self.names[int(j)])[0] for j in idx], dtype=bool)),
+            missed_key=self._missed_keys(view, now))
+        self._missed = counts.missed
         control = np.isnan(self.exposed_s)  # every simulated host reported before the rollout started
         treated = ~control & ~self.rolled_back
         streams: list[StreamCounts] = [] if self.scenario.risk_sets else count_streams(
@@ -517,9 +529,22 @@ class SimFleet:
             notice_s=self.notice_s, away_limit_s=self.away_limit_s, crash_s=self.last_crash_s,
             since_s=min(t, (since - self.start).total_seconds()), now_s=t, grace_s=grace,
             min_bake_s=spec.plan.waves[k].min_bake.total_seconds(), required=spec.plan.gate.required_signals,
-            history=self.history, ledger=status.gate_ledger, self_control_ratio=spec.plan.gate.self_control_ratio)
+            history=self.history, ledger=status.gate_ledger, self_control_ratio=spec.plan.gate.self_control_ratio,
+            missed=self._missed)
         return replace(obs, streams=(), risk=risk.ticks, risk_as_of=self.at(t), strata=risk.strata,
-                       in_flight=risk.in_flight)
+                       in_flight=risk.in_flight, proven=risk.proven)
+
+    def _missed_keys(self, view: RolloutView, now: datetime) -> B:
+        """Per window key: whether it had one whole change window since the current wave opened (the ends are
+        computed once per wave opening)."""
+        status, plan = view.status, view.spec.plan
+        k = min(status.wave, len(plan.waves) - 1)
+        opened = status.waves[k].opened_at if status.waves else None
+        if opened is None:
+            return np.zeros(len(self.keys), dtype=bool)
+        if self._window_ends[0] != opened:
+            self._window_ends = (opened, first_whole_window_end(plan.windows, plan.freeze, self.keys, opened))
+        return np.array([e is not None and now >= e for e in self._window_ends[1]], dtype=bool)
 
     def _hostname(self, j: int) -> str:
         return self.template[int(self.tmpl[j])].hostname if self.exact else f"sim-{j}"

@@ -33,6 +33,7 @@ from ringfence.domain.budgets import BudgetLedger, budgets_from_services
 from ringfence.domain.counting import (
     FloatArray,
     budget_ledger,
+    first_whole_window_end,
     risk_observations,
     silent_now,
     unproven,
@@ -247,6 +248,10 @@ class DatabaseFleet:
         key_of = {k: j for j, k in enumerate(sorted({(i.host.timezone, i.host.country, i.host.subdivision)
                                                      for i in items}))}
         windows = window_status_many(plan.windows, plan.freeze, key_of, now)
+        k = min(status.wave, len(plan.waves) - 1)
+        opened = status.waves[k].opened_at if status.waves else None
+        ends = first_whole_window_end(plan.windows, plan.freeze, list(key_of), opened) if opened else []
+        missed_key = np.array([e is not None and now >= e for e in ends], dtype=bool) if opened else None
         ledger = self._ledger(view, snap, now)
         running = health_store.versions_of(conn, [i.host.id for i in items if i.exposed_at is not None],
                                            spec.release.product)
@@ -265,21 +270,21 @@ class DatabaseFleet:
             windows=[windows[k] for k in key_of], beat_s=snap.beat_s,
             runs_release=np.array([running.get(h, ("", ""))[0] == spec.release.version for h in ids], dtype=bool),
             now_s=0.0, grace_s=plan.silence_grace.total_seconds(), name_of=lambda j: items[j].host.hostname,
-            budget_ok=budget_ok if ledger is not None else None)
+            budget_ok=budget_ok if ledger is not None else None, missed_key=missed_key)
         as_of = max(snap.beats.values()) if snap.beats else None
         observations = self._risk(view, snap, Observations(waves=counts.waves, health_as_of=as_of,
                                                            rolled_back_pending=counts.rolled_back_pending,
                                                            rolled_back_confirmed=counts.rolled_back_confirmed,
                                                            rolled_back_silent=counts.rolled_back_silent,
                                                            rolled_back_unheard=counts.rolled_back_unheard),
-                                  wave, np.array([h == HOLD_HELD for h in holds], dtype=bool), now)
+                                  wave, np.array([h == HOLD_HELD for h in holds], dtype=bool), now, counts.missed)
         candidates = Candidates(at=now, eligible=counts.eligible, wave=wave,
                                 bucket=np.array([i.bucket for i in items], dtype=np.int64), hosts=tuple(ids),
                                 budget=ledger)
         return observations, candidates
 
     def _risk(self, view: RolloutView, snap: _Snapshot, obs: Observations, wave: Any, held: Any,
-              now: datetime) -> Observations:
+              now: datetime, missed: Any = None) -> Observations:
         """Gate v2's observations: risk sets since the last committed tick, by the simulator's shared rules
         (:func:`~ringfence.domain.counting.risk_observations`) over the store's presence of each host."""
         spec, status = view.spec, view.status
@@ -309,9 +314,9 @@ class DatabaseFleet:
             horizon_s=min(0.0, _seconds(horizon, now)),
             grace_s=plan.silence_grace.total_seconds(), min_bake_s=plan.waves[k].min_bake.total_seconds(),
             required=plan.gate.required_signals, history=self._history(view, snap.ids, now),
-            ledger=status.gate_ledger, self_control_ratio=plan.gate.self_control_ratio)
+            ledger=status.gate_ledger, self_control_ratio=plan.gate.self_control_ratio, missed=missed)
         return replace(obs, streams=(), risk=risk.ticks, risk_as_of=horizon, strata=risk.strata,
-                       in_flight=risk.in_flight)
+                       in_flight=risk.in_flight, proven=risk.proven)
 
     def _history(self, view: RolloutView, ids: list[HostId], now: datetime) -> PreHistory | None:
         """Each host's own record over the :data:`~ringfence.domain.presence.LOOKBACK_DAYS` whole UTC days before
