@@ -33,7 +33,7 @@ from ringfence.domain.logrank import Ledger, RiskRef, RiskTick, Signal, self_con
 from ringfence.domain.risksets import ArmCounts, PreHistory, count_tick, self_control_schedule, spread_revealed
 from ringfence.domain.rollout import StratumObservation, WaveObservation
 from ringfence.domain.windows import ChangeWindow, FreezeCalendar, WindowKey, WindowStatus, window_status_many
-from ringfence.errors import InputError
+from ringfence.errors import InputError, shown
 
 __all__ = [
     "POOLED",
@@ -430,8 +430,8 @@ def risk_observations(*, strata: Sequence[str], stratum: IntArray, in_scope: Boo
         history.check(n)
     upto = now_s if horizon_s is None else horizon_s
     if not since_s <= upto <= now_s:
-        raise InputError.single("risk_observations.horizon_s", f"is {upto!r} with since_s {since_s!r} and now_s "
-                                f"{now_s!r}", expected="since_s ≤ horizon_s ≤ now_s")
+        raise InputError.single("risk_observations.horizon_s", f"is {shown(upto)} with since_s {shown(since_s)} and now_s "
+                                f"{shown(now_s)}", expected="since_s ≤ horizon_s ≤ now_s")
     counts = count_tick(stratum=stratum, strata=k, in_scope=in_scope, exposed_s=exposed_s, beat_s=beat_s,
                         notice_s=notice_s, away_limit_s=away_limit_s, since_s=since_s, now_s=upto, grace_s=grace_s)
     counted = ~np.isnan(exposed_s) & (exposed_s <= upto)

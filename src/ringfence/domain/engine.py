@@ -93,7 +93,7 @@ from ringfence.domain.rollout import (
     WaveState,
     WaveStatus,
 )
-from ringfence.errors import ConflictError, InputError, PermissionDeniedError
+from ringfence.errors import ConflictError, InputError, PermissionDeniedError, shown
 
 __all__ = ["COMMANDS", "command", "initial_status", "reconcile"]
 
@@ -395,7 +395,7 @@ def command(spec: RolloutSpec, status: RolloutStatus, op: str, *, actor: str, no
     state = status.state
     why = f" ({reason})" if reason else ""
     if op not in COMMANDS:
-        raise InputError.single("command", f"is {op!r}", expected="one of " + ", ".join(COMMANDS))
+        raise InputError.single("command", f"is {shown(op)}", expected="one of " + ", ".join(COMMANDS))
     if state in TERMINAL:
         raise ConflictError(f"cannot {op}: the rollout is {state.value}")
     if op == "start":
@@ -421,7 +421,7 @@ def command(spec: RolloutSpec, status: RolloutStatus, op: str, *, actor: str, no
             raise ConflictError(f"cannot resume: the rollout is {state.value}, not paused or halted")
     elif op == "approve" and state is RolloutState.HOLD:
         if actor == status.started_by:
-            raise PermissionDeniedError(f"four-eyes rule: {actor!r} started this rollout and cannot also approve it")
+            raise PermissionDeniedError(f"four-eyes rule: {shown(actor)} started this rollout and cannot also approve it")
         return _promote(spec, status, now, f"approved on hold by {actor}{why}")
     elif op == "extend":
         k = status.wave
@@ -435,7 +435,7 @@ def command(spec: RolloutSpec, status: RolloutStatus, op: str, *, actor: str, no
         if not spec.plan.waves[k].needs_approval or status.waves[k].approved_by:
             raise ConflictError(f"nothing to approve: wave {k} ({spec.plan.waves[k].name}) does not wait for approval")
         if actor == status.started_by:
-            raise PermissionDeniedError(f"four-eyes rule: {actor!r} started this rollout and cannot also approve it")
+            raise PermissionDeniedError(f"four-eyes rule: {shown(actor)} started this rollout and cannot also approve it")
         wave = replace(status.waves[k], approved_by=actor)
         back = RolloutState.PROGRESSING if state is RolloutState.WAITING_APPROVAL else state
         new = replace(status, state=back, waves=_set_wave(status, k, wave),

@@ -103,7 +103,7 @@ from ringfence.domain.gate import (
     rate_upper_bound,
     whole_problem,
 )
-from ringfence.errors import InputError, describe
+from ringfence.errors import InputError, describe, shown
 
 __all__ = [
     "Ledger",
@@ -204,7 +204,7 @@ def ledger_from_doc(doc: Any) -> Ledger:
                                   int(te), int(ce), float(ex), float(th), int(tn), float(car), str(ref), int(we),
                                   float(wh), sh, lp, rn, rd, counted))
         except (TypeError, ValueError) as e:
-            raise InputError.single(f"gate_ledger[{i}]", f"is {raw!r} ({e})", expected="a ledger row") from e
+            raise InputError.single(f"gate_ledger[{i}]", f"is {shown(raw)} ({e})", expected="a ledger row") from e
     return tuple(rows)
 
 
@@ -315,7 +315,7 @@ def _invalid(tick: object) -> str | None:
         Signal(tick.signal)
         RiskRef(tick.reference)
     except ValueError:
-        return f"{where}: signal {tick.signal!r} or reference {tick.reference!r} is unknown"
+        return f"{where}: signal {shown(str(tick.signal))} or reference {shown(str(tick.reference))} is unknown"
     for name in ("treated_events", "control_events", "treated_hosts"):
         problem = whole_problem(where, name, getattr(tick, name), ints_only=True)
         if problem:

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from ringfence.errors import InputError
+from ringfence.errors import InputError, shown
 
 __all__ = ["ArmCounts", "PreHistory", "TickCounts", "count_history", "count_tick", "self_control_revealed",
            "self_control_schedule", "spread_revealed"]
@@ -145,7 +145,7 @@ def count_history(history: PreHistory, *, beat_s: FloatArray, notice_s: FloatArr
     n = len(beat_s)
     history.check(n)
     if not (now_s >= since_s and grace_s > 0):
-        raise InputError.single("history.now_s", f"is {now_s!r} with since_s {since_s!r} and grace_s {grace_s!r}",
+        raise InputError.single("history.now_s", f"is {shown(now_s)} with since_s {shown(since_s)} and grace_s {shown(grace_s)}",
                                 expected="now_s ≥ since_s and grace_s > 0")
     _, event, risk = _silence(np.ones(n, dtype=bool), beat_s, notice_s, since_s, now_s, grace_s)
     with np.errstate(invalid="ignore"):
@@ -170,7 +170,7 @@ def count_tick(*, stratum: IntArray, strata: int, in_scope: BoolArray, exposed_s
             raise InputError.single(f"risksets.{name}", f"has {len(arr)} entries for {n} hosts",
                                     expected="one entry per host")
     if not (now_s >= since_s and grace_s > 0):
-        raise InputError.single("risksets.now_s", f"is {now_s!r} with since_s {since_s!r} and grace_s {grace_s!r}",
+        raise InputError.single("risksets.now_s", f"is {shown(now_s)} with since_s {shown(since_s)} and grace_s {shown(grace_s)}",
                                 expected="now_s ≥ since_s and grace_s > 0")
     if n and (stratum.min() < 0 or stratum.max() >= strata):
         raise InputError.single("risksets.stratum", "has codes outside 0 … strata-1", expected="codes below strata")
@@ -201,7 +201,7 @@ def self_control_revealed(pre_event_hours: FloatArray, post_hours: float, ratio:
     :func:`ringfence.domain.logrank.self_control_tick`).
     """
     if not (ratio > 0 and post_hours >= 0):
-        raise InputError.single("self_control.ratio", f"is {ratio!r} (post_hours {post_hours!r})",
+        raise InputError.single("self_control.ratio", f"is {shown(ratio)} (post_hours {shown(post_hours)})",
                                 expected="ratio > 0 and post_hours ≥ 0")
     return int(np.count_nonzero(pre_event_hours <= ratio * post_hours))
 

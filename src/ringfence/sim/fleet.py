@@ -65,7 +65,7 @@ from ringfence.domain.selector import compile_predicate
 from ringfence.domain.targeting import early_ring, group_members, targeted, wave_selection
 from ringfence.domain.waves import assign_waves_bulk
 from ringfence.domain.windows import WindowStatus, window_status_many
-from ringfence.errors import InputError
+from ringfence.errors import InputError, shown
 from ringfence.services.fleet_port import Candidates, RolloutView
 from ringfence.sim.fleetgen import generate_fleet
 from ringfence.sim.scenario import Scenario
@@ -164,7 +164,7 @@ class SimFleet:
         self.rng = rng
         reached = np.array(targeted(plan, scenario.platforms, template.hosts), dtype=bool)
         if not reached.any():
-            raise InputError.single("policy.selector", f"{plan.selector!r} targets no host of the scenario",
+            raise InputError.single("policy.selector", f"{shown(plan.selector)} targets no host of the scenario",
                                     expected="a selector that matches some of the scenario's hosts")
         t_hosts = [h for h, t in zip(template.hosts, reached, strict=True) if t]
         weights = template.weights[reached] / template.weights[reached].sum()

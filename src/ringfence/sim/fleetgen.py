@@ -166,7 +166,7 @@ from ringfence.domain.model import (
     Tenant,
     TenantId,
 )
-from ringfence.errors import InputError
+from ringfence.errors import InputError, shown
 
 __all__ = ["DEFAULT_START", "generate_fleet"]
 
@@ -1033,14 +1033,14 @@ def _place_groups(rng: random.Random, svc: _ServicePlan, index: int, candidates:
 
 def _check(hosts: object, tenants: object, start: object) -> None:
     if isinstance(hosts, bool) or not isinstance(hosts, int) or hosts < 1:
-        raise InputError.single("hosts", f"must be a whole number of at least 1, got {hosts!r}",
+        raise InputError.single("hosts", f"must be a whole number of at least 1, got {shown(hosts)}",
                                 expected="an integer >= 1")
     if tenants is not None and (isinstance(tenants, bool) or not isinstance(tenants, int)
                                 or not 1 <= tenants <= hosts):
-        raise InputError.single("tenants", f"must be between 1 and the number of hosts, got {tenants!r}",
+        raise InputError.single("tenants", f"must be between 1 and the number of hosts, got {shown(tenants)}",
                                 expected=f"an integer from 1 to {hosts}")
     if start is not None and (not isinstance(start, datetime) or start.utcoffset() is None):
-        raise InputError.single("start", f"must be a timezone-aware datetime, got {start!r}",
+        raise InputError.single("start", f"must be a timezone-aware datetime, got {shown(start)}",
                                 expected="a datetime with tzinfo, such as 2026-11-02T09:00:00+00:00")
 
 

@@ -30,7 +30,7 @@ from ringfence.domain.plans import default_plan, plan_from_mapping
 from ringfence.domain.recovery import RecoveryModel as PlannerModel
 from ringfence.domain.rollout import Plan
 from ringfence.domain.selector import parse as parse_selector
-from ringfence.errors import FieldIssue, InputError, describe
+from ringfence.errors import FieldIssue, InputError, describe, shown
 
 __all__ = [
     "DATA",
@@ -230,7 +230,7 @@ class _Issues:
 def _flag(raw: Mapping[str, Any], key: str, default: bool, issues: _Issues, prefix: str = "") -> bool:
     value = raw.get(key, default)
     if not isinstance(value, bool):
-        issues.add(prefix + key, f"is {value!r}", "true or false")
+        issues.add(prefix + key, f"is {shown(value)}", "true or false")
         return default
     return value
 
@@ -242,7 +242,7 @@ def _number(raw: Mapping[str, Any], key: str, default: float, issues: _Issues, p
         and lo <= value <= hi and (not integer or float(value).is_integer())
     if not ok:
         rng = f"{lo} … {hi}" if math.isfinite(hi) else f"≥ {lo}"
-        issues.add(prefix + key, f"is {value!r}", ("a whole number " if integer else "a number ") + rng)
+        issues.add(prefix + key, f"is {shown(value)}", ("a whole number " if integer else "a number ") + rng)
         return default
     return int(value) if integer else float(value)
 
@@ -255,19 +255,19 @@ def _pair(raw: Mapping[str, Any], key: str, default: tuple[float, float], issues
     if not (isinstance(value, list | tuple) and len(value) == 2
             and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
                     for v in value) and value[0] <= value[1]):
-        issues.add(prefix + key, f"is {value!r}", "[low, high] with 0 ≤ low ≤ high")
+        issues.add(prefix + key, f"is {shown(value)}", "[low, high] with 0 ≤ low ≤ high")
         return default
     return float(value[0]), float(value[1])
 
 
 def _weighted(raw: Any, field_name: str, keys: tuple[str, ...], issues: _Issues) -> tuple[tuple[Any, ...], ...]:
     if not isinstance(raw, list) or not raw:
-        issues.add(field_name, f"is {raw!r}", "a non-empty list of mappings with weight")
+        issues.add(field_name, f"is {shown(raw)}", "a non-empty list of mappings with weight")
         return ()
     out = []
     for i, item in enumerate(raw):
         if not isinstance(item, Mapping) or any(k not in item for k in keys):
-            issues.add(f"{field_name}[{i}]", f"is {item!r}", "a mapping with " + ", ".join(keys))
+            issues.add(f"{field_name}[{i}]", f"is {shown(item)}", "a mapping with " + ", ".join(keys))
             continue
         w = _number(item, "weight", 1.0, issues, f"{field_name}[{i}].", lo=1e-12)
         out.append((*(str(item[k]) for k in keys if k != "weight"), w))
@@ -277,7 +277,7 @@ def _weighted(raw: Any, field_name: str, keys: tuple[str, ...], issues: _Issues)
 def _failure(raw: Any, i: int, issues: _Issues) -> FailureModel | None:
     p = f"failures[{i}]."
     if not isinstance(raw, Mapping):
-        issues.add(f"failures[{i}]", f"is {raw!r}", "a mapping (match, p_crash, rate_multiplier …)")
+        issues.add(f"failures[{i}]", f"is {shown(raw)}", "a mapping (match, p_crash, rate_multiplier …)")
         return None
     known = {"match", "p_crash", "crash_after_s", "boot_loop", "self_heal", "self_heal_hours", "rate_multiplier",
              "onset_hours", "hang", "hang_hours", "note"}
@@ -306,7 +306,7 @@ def _items(raw: Mapping[str, Any], key: str, expected: str, parse: Callable[[Any
     """A list setting: each item parsed by ``parse`` (which records its own problems; None skips it)."""
     items = raw.get(key) or []
     if not isinstance(items, list):
-        issues.add(key, f"is {items!r}", expected)
+        issues.add(key, f"is {shown(items)}", expected)
         return []
     return [x for x in (parse(item, i, issues) for i, item in enumerate(items)) if x is not None]
 
@@ -323,7 +323,7 @@ def _selector(raw: Mapping[str, Any], key: str, where: str, issues: _Issues) -> 
 def _outage(raw: Any, i: int, issues: _Issues) -> Outage | None:
     p = f"outages[{i}]"
     if not isinstance(raw, Mapping):
-        issues.add(p, f"is {raw!r}", "a mapping with one of region, site or match, and at_hours, hours")
+        issues.add(p, f"is {shown(raw)}", "a mapping with one of region, site or match, and at_hours, hours")
         return None
     known = {"region", "site", "match", "at_hours", "hours", "note"}
     for k in sorted(set(raw) - known):
@@ -346,7 +346,7 @@ def _outage(raw: Any, i: int, issues: _Issues) -> Outage | None:
 
 def _flapping(raw: Any, issues: _Issues) -> Flapping:
     if not isinstance(raw, Mapping):
-        issues.add("flapping", f"is {raw!r}", "a mapping {share, period_minutes, down_minutes}")
+        issues.add("flapping", f"is {shown(raw)}", "a mapping {share, period_minutes, down_minutes}")
         return Flapping()
     known = {"share", "period_minutes", "down_minutes", "note"}
     for k in sorted(set(raw) - known):
@@ -354,7 +354,7 @@ def _flapping(raw: Any, issues: _Issues) -> Flapping:
     period = _number(raw, "period_minutes", 60.0, issues, "flapping.", lo=1.0, hi=1e5)
     down = _number(raw, "down_minutes", 20.0, issues, "flapping.", lo=0.0, hi=1e5)
     if down >= period:
-        issues.add("flapping.down_minutes", f"is {down!r}, not shorter than period_minutes {period!r}",
+        issues.add("flapping.down_minutes", f"is {shown(down)}, not shorter than period_minutes {shown(period)}",
                    "down_minutes < period_minutes")
     return Flapping(share=_number(raw, "share", 0.0, issues, "flapping.", hi=1.0), period_minutes=period,
                     down_minutes=down)
@@ -375,7 +375,7 @@ def scenario_from_mapping(raw: Any, where: str = "scenario") -> Scenario:
         issues.add(k, "is not a scenario setting", "one of " + ", ".join(sorted(_SCENARIO_KEYS)))
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
-        issues.add("name", f"is {name!r}", "a name such as crowdstrike-2024")
+        issues.add("name", f"is {shown(name)}", "a name such as crowdstrike-2024")
         name = "unnamed"
     start = raw.get("start", "2024-07-19T04:09:00Z")
     try:
@@ -384,7 +384,7 @@ def scenario_from_mapping(raw: Any, where: str = "scenario") -> Scenario:
             raise ValueError("no time zone")
         start_at = start_at.astimezone(UTC)
     except ValueError:
-        issues.add("start", f"is {start!r}", "an ISO 8601 time with zone, e.g. 2024-07-19T04:09:00Z")
+        issues.add("start", f"is {shown(start)}", "an ISO 8601 time with zone, e.g. 2024-07-19T04:09:00Z")
         start_at = datetime(2024, 7, 19, 4, 9, tzinfo=UTC)
     release = raw.get("release") or {}
     fleet = raw.get("fleet") or {}
@@ -396,18 +396,18 @@ def scenario_from_mapping(raw: Any, where: str = "scenario") -> Scenario:
     for k, v in (("release", release), ("fleet", fleet), ("online", online), ("agents", agents),
                  ("baseline", baseline), ("delayed_heartbeats", delayed), ("recovery", recovery)):
         if not isinstance(v, Mapping):
-            issues.add(k, f"is {v!r}", "a mapping")
+            issues.add(k, f"is {shown(v)}", "a mapping")
     if issues.items:
         raise InputError("scenario rejected", issues.items)
     platforms = release.get("platforms", ["windows"])
     if not isinstance(platforms, list) or not platforms or any(p not in ("windows", "linux", "macos") for p in platforms):
-        issues.add("release.platforms", f"is {platforms!r}", "one or more of windows, linux, macos")
+        issues.add("release.platforms", f"is {shown(platforms)}", "one or more of windows, linux, macos")
         platforms = ["windows"]
     mix = None
     if "mix" in fleet:
         m = fleet["mix"]
         if not isinstance(m, Mapping):
-            issues.add("fleet.mix", f"is {m!r}", "a mapping with sites, builds and hardware")
+            issues.add("fleet.mix", f"is {shown(m)}", "a mapping with sites, builds and hardware")
         else:
             mix = FleetMix(
                 sites=_weighted(m.get("sites"), "fleet.mix.sites", ("region", "timezone", "country", "subdivision"),
@@ -427,11 +427,11 @@ def scenario_from_mapping(raw: Any, where: str = "scenario") -> Scenario:
     shocks = []
     raw_shocks = raw.get("shocks") or []
     if not isinstance(raw_shocks, list):
-        issues.add("shocks", f"is {raw_shocks!r}", "a list of {at_hours, minutes, share}")
+        issues.add("shocks", f"is {shown(raw_shocks)}", "a list of {at_hours, minutes, share}")
         raw_shocks = []
     for i, s in enumerate(raw_shocks):
         if not isinstance(s, Mapping):
-            issues.add(f"shocks[{i}]", f"is {s!r}", "a mapping with at_hours, minutes, share")
+            issues.add(f"shocks[{i}]", f"is {shown(s)}", "a mapping with at_hours, minutes, share")
             continue
         shocks.append(Shock(at_hours=_number(s, "at_hours", 0.0, issues, f"shocks[{i}]."),
                             minutes=_number(s, "minutes", 30.0, issues, f"shocks[{i}].", lo=0.0, hi=1e5),
@@ -440,11 +440,11 @@ def scenario_from_mapping(raw: Any, where: str = "scenario") -> Scenario:
     flapping = _flapping(raw.get("flapping") or {}, issues)
     policies = raw.get("tenant_policies") or []
     if not isinstance(policies, list) or not all(isinstance(p, Mapping) and "tenant" in p for p in policies):
-        issues.add("tenant_policies", f"is {policies!r}", "a list of {tenant, host_group, ring, delay_hours, pin}")
+        issues.add("tenant_policies", f"is {shown(policies)}", "a list of {tenant, host_group, ring, delay_hours, pin}")
         policies = []
     risk = raw.get("risk_sets") or {}
     if not isinstance(risk, Mapping):
-        issues.add("risk_sets", f"is {risk!r}", "a mapping {enabled, sleep_notice, away_limit_hours, lookback_hours}")
+        issues.add("risk_sets", f"is {shown(risk)}", "a mapping {enabled, sleep_notice, away_limit_hours, lookback_hours}")
         risk = {}
     sources = raw.get("sources") or []
     os_families = fleet.get("os_families", [])
@@ -528,11 +528,11 @@ def _locate(ref: str, folder: str, what: str, known: Sequence[str]) -> Path | Tr
     path = Path(ref)
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
-            raise InputError.single(what, f"file {ref!r} not found", expected="a YAML file or one of " + ", ".join(known))
+            raise InputError.single(what, f"file {shown(ref)} not found", expected="a YAML file or one of " + ", ".join(known))
         return path
     candidate = DATA / folder / f"{ref}.yaml"
     if not candidate.is_file():
-        raise InputError.single(what, f"is {ref!r}", expected="a YAML file or one of " + ", ".join(known))
+        raise InputError.single(what, f"is {shown(ref)}", expected="a YAML file or one of " + ", ".join(known))
     return candidate
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from ringfence.domain.plans import plan_from_mapping
 from ringfence.domain.rollout import Plan
-from ringfence.errors import InputError
+from ringfence.errors import InputError, shown
 from ringfence.sim.fleet import build_template
 from ringfence.sim.runner import SimResult, simulate, summarise
 from ringfence.sim.scenario import Scenario, load_plan, load_scenario, scenario_from_mapping
@@ -61,11 +61,11 @@ def run_simulations(scenario: str | Mapping[str, Any] | Scenario, plans: Sequenc
         raise InputError.single("plan", "none given", expected="one or more plans, e.g. big-bang default")
     n = hosts if hosts is not None else sc.hosts
     if isinstance(n, bool) or not isinstance(n, int) or not 10 <= n <= max_hosts:
-        raise InputError.single("hosts", f"is {n!r}", expected=f"a whole number from 10 to {max_hosts:,}")
+        raise InputError.single("hosts", f"is {shown(n)}", expected=f"a whole number from 10 to {max_hosts:,}")
     if isinstance(replications, bool) or not isinstance(replications, int) or not 1 <= replications <= max_replications:
-        raise InputError.single("replications", f"is {replications!r}", expected=f"1 … {max_replications:,}")
+        raise InputError.single("replications", f"is {shown(replications)}", expected=f"1 … {max_replications:,}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise InputError.single("seed", f"is {seed!r}", expected="a whole number ≥ 0")
+        raise InputError.single("seed", f"is {shown(seed)}", expected="a whole number ≥ 0")
     loaded = [_plan(p) for p in plans]
     names = [name for name, _ in loaded]
     if len(set(names)) != len(names):
