@@ -362,6 +362,7 @@ def accumulate(ledger: Ledger, ticks: Iterable[RiskTick], config: GateConfig) ->
     """
     rows = {(r.signal, r.stratum): r for r in ledger}
     thetas = [theta for theta, _ in config.alternatives]
+    excess = [theta - 1.0 for theta in thetas]
     bets = _plug_bets(ledger, config)  # predictable: from the committed ledger, before this call's ticks
     problems: list[str] = []
     for tick in ticks:
@@ -388,7 +389,10 @@ def accumulate(ledger: Ledger, ticks: Iterable[RiskTick], config: GateConfig) ->
         if tick.reference is RiskRef.BASELINE:
             mu = config.baseline_rate * tick.treated_hours
             expected, num, den = mu, float(x1), mu
-            if mu > 0 or x1 > 0:
+            if x1 == 0 and mu > 0:  # the common case, written out: each bet loses (θ - 1) μ (θ = ∞: all)
+                log_e = tuple(max(_FLOOR, a - t * mu) for a, t in zip(log_e, excess, strict=True))
+                log_plug = max(_FLOOR, log_plug - math.expm1(log_theta) * mu)
+            elif mu > 0 or x1 > 0:
                 log_e = tuple(max(_FLOOR, a + _poisson_log(x1, mu, th)) for a, th in zip(log_e, thetas, strict=True))
                 log_plug = max(_FLOOR, log_plug + _poisson_log(x1, mu, math.exp(log_theta)))
         else:
