@@ -242,7 +242,7 @@ def _stage(cur: Any, stage: str, table: Table, columns: Sequence[str], rows: Ite
 
 
 #: A PostgreSQL import of at least this many hosts into a fleet at most half its size writes with the
-#: secondary indexes and foreign keys of the host tables dropped, and builds them once at the end.
+#: secondary indexes and foreign keys of the host tables dropped, and builds each table's once, after its COPY.
 BULK_MIN_HOSTS = 20_000
 _HOST_TABLES = ("hosts", *_CHILD_TABLES)
 _BULK_LOCK = 0x7266696E76  # pg_advisory_xact_lock key: bulk imports run one at a time
