@@ -171,7 +171,7 @@ class HostTokens:
             except Exception:
                 log.warning("reading a pushed host token revocation failed; the poll retries", exc_info=True)
 
-        store.listen_revocations(self.db.engine, pushed, self._stop, self.listening)
+        store.listen_revocations(self.db, pushed, self._stop, self.listening)
 
     def stop(self) -> None:
         """Stop polling."""

@@ -13,12 +13,16 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import psycopg
-from sqlalchemy import Connection, Engine, delete, func, insert, select
+from sqlalchemy import Connection, delete, func, insert, select
 
 from ringfence.adapters.db.stores.base import utc
 from ringfence.adapters.db.tables import HostRevocationRow
+
+if TYPE_CHECKING:
+    from ringfence.adapters.db.engine import Database
 
 __all__ = ["REVOCATION_CHANNEL", "listen_revocations", "prune_revocations", "record_revocation",
            "revocations_since"]
@@ -36,7 +40,7 @@ def record_revocation(conn: Connection, host_id: str, at: datetime) -> None:
         conn.execute(select(func.pg_notify(REVOCATION_CHANNEL, host_id)))
 
 
-def listen_revocations(engine: Engine, on_revocation: Callable[[str], None], stop: threading.Event,
+def listen_revocations(db: Database, on_revocation: Callable[[str], None], stop: threading.Event,
                        listening: threading.Event, *, wake_seconds: float = 0.5) -> None:
     """Call ``on_revocation(host_id)`` for every revocation committed anywhere, until ``stop`` is set (PostgreSQL).
 
@@ -44,7 +48,7 @@ def listen_revocations(engine: Engine, on_revocation: Callable[[str], None], sto
     is set while it listens.  A lost connection is logged and opened again after a second; revocations committed
     meanwhile reach the caller through its poll, which this does not replace.
     """
-    args, kwargs = engine.dialect.create_connect_args(engine.url)
+    args, kwargs = db.engine.dialect.create_connect_args(db.engine.url)
     while not stop.is_set():
         try:
             with psycopg.connect(*args, **{**kwargs, "autocommit": True}) as conn:
