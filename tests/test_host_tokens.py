@@ -17,6 +17,7 @@ from ringfence.adapters.api.app import create_app
 from ringfence.adapters.db.engine import Database
 from ringfence.config import Settings
 from ringfence.domain.model import Host, HostId, Inventory, OsFamily, TenantId
+from ringfence.errors import AuthenticationError
 from ringfence.services.context import Actor, system_clock
 from ringfence.services.enrolment import revoke_credential
 from ringfence.services.health import issue_credential
@@ -81,8 +82,9 @@ def test_revoking_or_replacing_the_credential_refuses_its_tokens(client: TestCli
     clock.advance(seconds=1)
     revoke_credential(db, "rv-1", actor=admin, clock=clock)
     issue_credential(db, "rv-2", actor=admin, clock=clock)  # replaced
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and _beat(client, "rv-1", tokens["rv-1"], clock()).status_code == 202:
+    deadline = time.monotonic() + 5  # each revocation arrives on its own (pushed on PostgreSQL, else polled)
+    while time.monotonic() < deadline and any(_beat(client, h, tokens[h], clock()).status_code == 202
+                                              for h in ("rv-1", "rv-2")):
         time.sleep(0.1)
     refused = _beat(client, "rv-1", tokens["rv-1"], clock())
     assert refused.status_code == 401 and "revoked" in refused.json()["detail"]
@@ -123,3 +125,31 @@ def test_a_revocation_reaches_every_server_within_5_s(db: Database, db_url: str,
         for s in servers:
             s.stop()
     assert len(took) == 2 and max(took.values()) < 5, f"seconds until each server refused the token: {took}"
+
+
+def test_a_revocation_is_pushed_to_a_listening_server_at_once(db: Database, admin: Actor) -> None:
+    """PostgreSQL: server B, whose poll would not run for an hour, learns of A's revocation by NOTIFY within 1 s."""
+    if db.is_sqlite:
+        pytest.skip("revocations are pushed with PostgreSQL's LISTEN/NOTIFY")
+    _enrol(db, admin, system_clock, "push-1")
+    other = Database(db.url)  # server B: its own engine and connections
+    b = HostTokens(other, system_clock, KEY.encode(), poll_seconds=3600)
+    b.start()
+    try:
+        assert b.listening.wait(10), "server B never started listening"
+        time.sleep(0.01)  # the token is issued after the credential (issuing one revokes earlier tokens)
+        token = b.issue("push-1")["token"]
+        assert b.verify(token) == "push-1"
+        before = b.revoked_at("push-1")
+        revoke_credential(db, "push-1", actor=admin, clock=system_clock)  # on server A's connections
+        revoked = time.monotonic()
+        while b.revoked_at("push-1") == before and time.monotonic() - revoked < 3:
+            time.sleep(0.01)
+        took = time.monotonic() - revoked
+        assert b.revoked_at("push-1") != before and took < 1, f"server B learnt of it after {took:.2f} s"
+        with pytest.raises(AuthenticationError, match="revoked"):
+            b.verify(token)
+    finally:
+        b.stop()
+        other.dispose()
+    assert not b.listening.is_set()

@@ -17,6 +17,7 @@ from ringfence.adapters.db.stores import inventory as store
 from ringfence.domain.model import Host, HostId, InstalledAgent, Inventory, OsFamily, Service, ServiceId, TenantId
 from ringfence.services.context import Actor
 from ringfence.services.inventory import import_inventory
+from ringfence.sim.fleetgen import generate_fleet
 from tests.conftest import FakeClock
 
 
@@ -120,3 +121,73 @@ def test_a_failed_bulk_import_leaves_hosts_and_indexes_as_they_were(db: Database
     with db.transaction() as conn:
         assert store.table_counts(conn)["hosts"] == 1
     assert _indexes_and_keys(db) == before
+
+
+# --- a bad row in the middle of a large import (the COPY paths) ---------------------------------------------------
+
+def _state(db: Database) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of the host tables, in key order: what "the inventory as it was" means."""
+    keys = {"tenants": "id", "hosts": "id", "host_agents": "host_id, idx", "host_labels": "host_id, key",
+            "host_services": "host_id, service_id", "services": "id"}
+    with db.transaction() as conn:
+        return {t: list(conn.execute(text(f"SELECT * FROM {t} ORDER BY {k}")).tuples())
+                for t, k in keys.items()}
+
+
+def _with_bad_agent(hosts: list[Host], at: int) -> list[Host]:
+    """``hosts`` with one agent whose vendor is NULL at position ``at``: only the database rejects it, mid-write.
+
+    On PostgreSQL it fails the agents' COPY after the hosts are in (bulk path) or the insert from the staging
+    tables after the hosts were merged (merge path: staging tables carry no NOT NULL); on SQLite the agents'
+    insert after the hosts' upsert.  So each path has written rows when it fails.
+    """
+    bad = InstalledAgent(vendor=None, product="EDR")  # type: ignore[arg-type]  # a row no parser would pass
+    return [replace(h, agents=(*h.agents, bad)) if i == at else h for i, h in enumerate(hosts)]
+
+
+def test_a_bad_row_in_the_middle_of_a_large_first_import_changes_nothing(db: Database, clock: FakeClock,
+                                                                         admin: Actor,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """21,000 hosts onto 1,000 (PostgreSQL: the bulk COPY path, indexes dropped); one bad row rolls it all back."""
+    fleet = generate_fleet(store.BULK_MIN_HOSTS + 1000, 3)
+    hosts = sorted(fleet.hosts, key=lambda h: h.id)
+    first = hosts[::21]  # 1,000 hosts spread over the id range, so the batch mixes existing and new hosts
+    services = tuple(replace(s, redundancy_groups=()) for s in fleet.services)  # their hosts come later
+    import_inventory(db, Inventory(hosts=tuple(first), services=services), actor=admin, clock=clock)
+    before, keys = _state(db), (_indexes_and_keys(db) if not db.is_sqlite else set())
+    bulk: list[int] = []
+    suspend = store._suspend_indexes
+    monkeypatch.setattr(store, "_suspend_indexes", lambda cur: bulk.append(1) or suspend(cur))
+    changed = {h.id for h in first}
+    batch = [replace(h, os_build="26100") if h.id in changed else h for h in hosts]  # existing hosts change too
+    with pytest.raises(Exception, match=r"(?i)not[- ]null"):
+        import_inventory(db, Inventory(hosts=tuple(_with_bad_agent(batch, len(batch) // 2))), actor=admin,
+                         clock=clock)
+    assert _state(db) == before
+    if not db.is_sqlite:
+        assert bulk == [1]  # the failure happened on the bulk COPY path
+        assert _indexes_and_keys(db) == keys
+    # and the same batch without the bad row lands whole
+    result = import_inventory(db, Inventory(hosts=tuple(batch)), actor=admin, clock=clock)
+    assert (result.hosts_inserted, result.hosts_updated) == (len(hosts) - len(first), len(first))
+
+
+def test_a_bad_row_in_the_middle_of_a_large_reimport_changes_nothing(db: Database, clock: FakeClock,
+                                                                     admin: Actor,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Re-import 21,000 hosts, each changed (PostgreSQL: staging tables by binary COPY, then set-based merge)."""
+    fleet = generate_fleet(store.BULK_MIN_HOSTS + 1000, 4)
+    import_inventory(db, fleet, actor=admin, clock=clock)
+    before = _state(db)
+    merged: list[int] = []
+    merge = store._merge_staged
+    monkeypatch.setattr(store, "_merge_staged", lambda cur, hosts, now: merged.append(len(hosts)) or
+                        merge(cur, hosts, now))
+    hosts = sorted(fleet.hosts, key=lambda h: h.id)
+    batch = [replace(h, os_build="26100", labels={**h.labels, "ring": "late"}) for h in hosts]
+    with pytest.raises(Exception, match=r"(?i)not[- ]null"):
+        import_inventory(db, Inventory(hosts=tuple(_with_bad_agent(batch, len(batch) // 2))), actor=admin,
+                         clock=clock)
+    assert _state(db) == before
+    if not db.is_sqlite:
+        assert merged == [len(hosts)]  # every host went through the staging tables

@@ -65,6 +65,9 @@ class HostTokens:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._listener: threading.Thread | None = None
+        self.listening = threading.Event()
+        """Set while this server listens for pushed revocations (PostgreSQL, after :meth:`start`)."""
 
     def issue(self, host_id: str) -> dict[str, Any]:
         """A token for a host whose credential was just checked; with when it expires."""
@@ -106,6 +109,11 @@ class HostTokens:
         if revoked is not None and issued <= revoked.timestamp():
             raise AuthenticationError("host token revoked (its credential was revoked or replaced)")
         return host
+
+    def revoked_at(self, host_id: str) -> datetime | None:
+        """When this server last knew the host's credential to be revoked (from memory; no database read)."""
+        with self._lock:
+            return self._revoked.get(host_id)
 
     def refresh(self) -> int:
         """Read the revocations recorded since the last poll; return how many."""
@@ -152,10 +160,23 @@ class HostTokens:
                 log.warning("reading host token revocations failed at start", exc_info=True)
             self._thread = threading.Thread(target=self._loop, name="ringfence-host-tokens", daemon=True)
             self._thread.start()
+        if self._listener is None and not self.db.is_sqlite:
+            self._listener = threading.Thread(target=self._listen, name="ringfence-host-token-push", daemon=True)
+            self._listener.start()
+
+    def _listen(self) -> None:
+        def pushed(_host_id: str) -> None:  # read what was committed, with its time, as a poll would
+            try:
+                self.refresh()
+            except Exception:
+                log.warning("reading a pushed host token revocation failed; the poll retries", exc_info=True)
+
+        store.listen_revocations(self.db, pushed, self._stop, self.listening)
 
     def stop(self) -> None:
         """Stop polling."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        for thread in (self._thread, self._listener):
+            if thread is not None:
+                thread.join(timeout=5)
+        self._thread = self._listener = None
