@@ -47,6 +47,7 @@ import numpy.typing as npt
 from ringfence.domain.budgets import BudgetLedger, GroupBudget, budgets_from_services
 from ringfence.domain.cohorts import BUCKETS, bucket, stratum_of
 from ringfence.domain.counting import (
+    GroupRoom,
     budget_ledger,
     count_streams,
     first_whole_window_end,
@@ -54,6 +55,7 @@ from ringfence.domain.counting import (
     silent_now,
     unproven,
     wave_observations,
+    wave_room,
 )
 from ringfence.domain.gate import Signal, StreamCounts
 from ringfence.domain.model import DiskEncryption, Host, HostId, InstalledAgent, OsFamily, Platform, Service, TenantId
@@ -513,13 +515,16 @@ class SimFleet:
                                     rolled_back_confirmed=counts.rolled_back_confirmed,
                                     rolled_back_silent=counts.rolled_back_silent,
                                     rolled_back_unheard=counts.rolled_back_unheard)
+        room = None
         if self.scenario.risk_sets:
-            observations = self._risk(view, observations, held, t, grace)
+            observations, room = self._risk(view, observations, held, t, grace)
         return observations, Candidates(at=now, eligible=counts.eligible, wave=self.wave, bucket=self.bucket,
-                                        hosts=self.names, budget=ledger)
+                                        hosts=self.names, budget=ledger, room=room)
 
-    def _risk(self, view: RolloutView, obs: Observations, held: B, t: float, grace: float) -> Observations:
-        """Gate v2's observations (risk sets since the last committed tick), by the shared rules."""
+    def _risk(self, view: RolloutView, obs: Observations, held: B, t: float, grace: float
+              ) -> tuple[Observations, GroupRoom | None]:
+        """Gate v2's observations (risk sets since the last committed tick), by the shared rules, and the current
+        wave's in-flight room per group of the stratum key."""
         spec, status = view.spec, view.status
         since = status.gate_as_of or status.started_at or self.at(t)
         k = min(status.wave, len(spec.plan.waves) - 1)
@@ -531,8 +536,9 @@ class SimFleet:
             min_bake_s=spec.plan.waves[k].min_bake.total_seconds(), required=spec.plan.gate.required_signals,
             history=self.history, ledger=status.gate_ledger, self_control_ratio=spec.plan.gate.self_control_ratio,
             missed=self._missed)
+        room = wave_room(spec.plan.waves[k], strata=self.strata, stratum=self.stratum, risk=risk)
         return replace(obs, streams=(), risk=risk.ticks, risk_as_of=self.at(t), strata=risk.strata,
-                       in_flight=risk.in_flight, proven=risk.proven)
+                       in_flight=risk.in_flight, proven=risk.proven), room
 
     def _missed_keys(self, view: RolloutView, now: datetime) -> B:
         """Per window key: whether it had one whole change window since the current wave opened (the ends are
