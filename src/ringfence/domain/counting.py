@@ -465,7 +465,7 @@ def risk_observations(*, strata: Sequence[str], stratum: IntArray, in_scope: Boo
                       since_s: float, now_s: float, grace_s: float, min_bake_s: float,
                       required: Iterable[str], history: PreHistory | None = None, ledger: Ledger = (),
                       self_control_ratio: float | None = None, horizon_s: float | None = None,
-                      missed: BoolArray | None = None) -> RiskCounts:
+                      missed: BoolArray | None = None, applied_s: FloatArray | None = None) -> RiskCounts:
     """Gate v2's observations over ``(since_s, now_s]``, the same for the server's store and the simulator.
 
     Rules, in order (the risk sets themselves are :func:`ringfence.domain.risksets.count_tick`'s):
@@ -498,7 +498,10 @@ def risk_observations(*, strata: Sequence[str], stratum: IntArray, in_scope: Boo
        ``grace_s`` after exposure, no crash reported since exposure, not silent past the grace, not away
        with a notice (silence and the notice are the gate's to judge from then on).  ``proven``: exposed
        hosts (not rolled back) that reported ``grace_s`` after exposure with no crash since (the slow start
-       of ``max_in_flight``).
+       of ``max_in_flight``).  With ``applied_s`` (per host, when it first reported running the release;
+       ``nan``: not yet) "reported ``grace_s`` after" counts from the later of the exposure and that time: a
+       host installs at its next poll, and one that reported for the crash window after its exposure but
+       before it ran the release has proven nothing.
 
     ``horizon_s`` (default ``now_s``) ends the counted interval: events and risk sets (rules 1–4) are counted
     over ``(since_s, horizon_s]``, the wave's strata and the hosts in flight (rules 5–6) at ``now_s``.  A port
@@ -599,8 +602,9 @@ def risk_observations(*, strata: Sequence[str], stratum: IntArray, in_scope: Boo
     reach_of, seen_of = reach.tolist(), seen.tolist()
     strata_obs = tuple(StratumObservation(strata[j], reach_of[j], seen_of[j]) for j in np.flatnonzero(reach).tolist())
     # In flight (rule 6).
+    start = exposed_s if applied_s is None else np.where(np.isnan(applied_s), np.inf, np.maximum(exposed_s, applied_s))
     with np.errstate(invalid="ignore"):
-        healthy = beat_s >= exposed_s + grace_s
+        healthy = beat_s >= start + grace_s
         crashed_since = crash_s >= exposed_s
         silent = now_s - beat_s > grace_s
         away = (notice_s >= beat_s) & (notice_s >= exposed_s)

@@ -306,6 +306,11 @@ class DatabaseFleet:
                          dtype=np.float64)
         limit = np.array([away_limit_s(list(p.away) if (p := found.get(h)) is not None else []) for h in snap.ids],
                          dtype=np.float64)
+        # When each exposed host first reported running the release (nan: it has not): its crash window starts then.
+        ran = health_store.versions_since(self._conn, [h for h, e in zip(snap.ids, snap.exposed_s, strict=True)
+                                                       if not np.isnan(e)], spec.release.product)
+        applied = np.array([_seconds(v[1], now) if (v := ran.get(h)) is not None and v[0] == spec.release.version
+                            else np.nan for h in snap.ids], dtype=np.float64)
         strata = sorted({i.stratum for i in snap.items})
         index = {s: j for j, s in enumerate(strata)}
         codes = np.array([index[i.stratum] for i in snap.items], dtype=np.int64)
@@ -317,7 +322,8 @@ class DatabaseFleet:
             horizon_s=min(0.0, _seconds(horizon, now)),
             grace_s=plan.silence_grace.total_seconds(), min_bake_s=plan.waves[k].min_bake.total_seconds(),
             required=plan.gate.required_signals, history=self._history(view, snap.ids, now),
-            ledger=status.gate_ledger, self_control_ratio=plan.gate.self_control_ratio, missed=missed)
+            ledger=status.gate_ledger, self_control_ratio=plan.gate.self_control_ratio, missed=missed,
+            applied_s=applied)
         room = wave_room(plan.waves[k], strata=strata, stratum=codes, risk=risk)
         return replace(obs, streams=(), risk=risk.ticks, risk_as_of=horizon, strata=risk.strata,
                        in_flight=risk.in_flight, proven=risk.proven), room
