@@ -47,8 +47,7 @@ def test_crowdstrike_replay_cli_200k(tmp_path: Path) -> None:
 
 
 def test_a_gate_setting_changes_the_result() -> None:
-    """The simulator runs the engine's gate: a stricter alpha halts later, and exposes no fewer hosts (the
-    canary's in-flight cap holds both at max_in_flight + 1 = 6 when every host crashes: none proves healthy)."""
+    """The simulator runs the engine's gate: a stricter alpha halts later and exposes more hosts."""
     scenario = load_scenario("crowdstrike-2024")
     plan = load_plan("default")
     strict = replace(plan, gate=replace(plan.gate, alpha=1e-9))
@@ -56,7 +55,7 @@ def test_a_gate_setting_changes_the_result() -> None:
     tight = simulate(scenario, "strict", strict, hosts=20_000, seed=3).figures
     assert loose["halted"] and tight["halted"]
     assert tight["time_to_halt_s"] > loose["time_to_halt_s"]
-    assert loose["exposed_hosts"] <= tight["exposed_hosts"] <= 6
+    assert tight["exposed_hosts"] > loose["exposed_hosts"]
 
 
 def test_examples_are_listed_and_load() -> None:

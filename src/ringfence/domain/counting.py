@@ -9,8 +9,7 @@
   (a host offline through all of it no longer holds the wave back);
 * :func:`pick_eligible` — which eligible hosts go first (wave, then bucket);
 * :func:`unproven` and :func:`budget_ledger` — what counts against a disruption budget now;
-* :func:`choose_exposures` — which of them a wave exposes now, within the disruption budgets and
-  :func:`group_room`'s in-flight cap per hardware model, OS build and agent set;
+* :func:`choose_exposures` — which of them a wave exposes now, within the disruption budgets;
 * :func:`count_streams` — the first gate's counts per stratum × signal;
 * :func:`risk_observations` — gate v2's risk-set ticks, per-stratum counts and hosts in flight.
 
@@ -32,7 +31,7 @@ from ringfence.domain.gate import GateConfig, StreamCounts
 from ringfence.domain.gate import Signal as V1Signal
 from ringfence.domain.logrank import Ledger, RiskRef, RiskTick, Signal, self_control_tick
 from ringfence.domain.risksets import ArmCounts, PreHistory, count_tick, self_control_schedule, spread_revealed
-from ringfence.domain.rollout import StratumObservation, WaveObservation, WaveSpec
+from ringfence.domain.rollout import StratumObservation, WaveObservation
 from ringfence.domain.windows import ChangeWindow, FreezeCalendar, WindowKey, WindowStatus, window_status_many
 from ringfence.errors import InputError, shown
 
@@ -40,7 +39,6 @@ __all__ = [
     "POOLED",
     "BoolArray",
     "FloatArray",
-    "GroupRoom",
     "IntArray",
     "RiskCounts",
     "WaveCounts",
@@ -48,14 +46,11 @@ __all__ = [
     "choose_exposures",
     "count_streams",
     "first_whole_window_end",
-    "group_room",
     "pick_eligible",
     "risk_observations",
     "silent_now",
     "unproven",
     "wave_observations",
-    "wave_room",
-    "within_room",
 ]
 
 #: The stratum name of the pooled streams (every stratum together), next to the per-stratum streams.
@@ -275,12 +270,8 @@ def budget_ledger(budgets: Sequence[GroupBudget], *, exposed: Iterable[str], mem
 
 
 def choose_exposures(eligible: BoolArray, wave: IntArray, bucket: IntArray, up_to_wave: int, limit: int, *,
-                     budget: BudgetLedger | None = None, ids: Sequence[str] = (),
-                     room: GroupRoom | None = None) -> IntArray:
+                     budget: BudgetLedger | None = None, ids: Sequence[str] = ()) -> IntArray:
     """Which eligible hosts of waves ``0 … up_to_wave`` to expose now (at most ``limit``), best first.
-
-    ``room``: the in-flight cap per group of the stratum key (:func:`group_room`); hosts past their group's
-    room wait for a later tick.
 
     Without budgets the first ``limit`` of :func:`pick_eligible`'s order.  With a ledger (``ids[i]`` names
     host ``i`` in it), hosts another rollout already exposed cost no budget again and come first; the rest
@@ -288,12 +279,10 @@ def choose_exposures(eligible: BoolArray, wave: IntArray, bucket: IntArray, up_t
     """
     limit = max(0, int(limit))
     in_reach = eligible & (wave <= up_to_wave)
-    if budget is None and room is None and limit >= int(np.count_nonzero(in_reach)):
+    if budget is None and limit >= int(np.count_nonzero(in_reach)):
         every: IntArray = np.flatnonzero(in_reach).astype(np.int64)
         return every
     order = pick_eligible(eligible, wave, bucket, up_to_wave)
-    if room is not None:  # with budgets some of these may not go: keep every host that fits
-        order = within_room(order, room, limit if budget is None else None)
     if budget is None:
         return order[:limit]
     already = [int(j) for j in order if ids[int(j)] in budget.exposed][:limit]
@@ -380,83 +369,6 @@ class RiskCounts:
     strata: tuple[StratumObservation, ...]
     in_flight: int
     proven: int = 0
-    #: Per host: exposed and not yet proven (in flight, or failed: crashed, silent or away since), and proven
-    #: (rule 6), for :func:`group_room`; None: not counted.
-    unproven_hosts: BoolArray | None = None
-    proven_hosts: BoolArray | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class GroupRoom:
-    """The in-flight cap per value of each part of the stratum key (OS build, hardware model, kernel-mode
-    agents; :func:`ringfence.domain.cohorts.stratum_of`): per part, each host's group and how many more hosts
-    of each group may be exposed now (:func:`group_room`, :func:`within_room`)."""
-
-    codes: tuple[IntArray, ...]
-    room: tuple[IntArray, ...]
-
-
-def group_room(*, strata: Sequence[str], stratum: IntArray, unproven: BoolArray, proven: BoolArray, cap: int,
-               slow_start: bool) -> GroupRoom:
-    """The wave's ``max_in_flight`` applied to every group of hosts that share one part of their stratum key.
-
-    A group's room is ``cap + 1 - unproven`` (with ``slow_start``: ``cap + proven + 1 - unproven``, its own
-    hosts already proven healthy), where ``unproven`` are its exposed hosts not yet reported healthy for the
-    crash window, failed ones included: a release that fails every host of one hardware model, one OS build or
-    one agent set proves none of that group, so at most ``cap + 1`` of its hosts are ever exposed, however many
-    hosts of other groups prove healthy meanwhile and however long the gate takes (the wave's total cap, which
-    counts only hosts whose outcome is still unknown, lets a crash free its place).
-    """
-    parts = [name.split("|") for name in strata]
-    width = max((len(p) for p in parts), default=0)
-    codes: list[IntArray] = []
-    rooms: list[IntArray] = []
-    for d in range(width):
-        values = [p[d] if d < len(p) else "" for p in parts]
-        index = {v: i for i, v in enumerate(sorted(set(values)))}
-        host_code: IntArray = np.array([index[v] for v in values], dtype=np.int64)[stratum] if len(stratum) else \
-            np.zeros(0, dtype=np.int64)
-        groups = len(index)
-        busy = np.bincount(host_code[unproven], minlength=groups)
-        done = np.bincount(host_code[proven], minlength=groups) if slow_start else np.zeros(groups, np.int64)
-        room: IntArray = np.maximum(0, cap + done + 1 - busy).astype(np.int64)
-        codes.append(host_code)
-        rooms.append(room)
-    return GroupRoom(tuple(codes), tuple(rooms))
-
-
-def wave_room(wave: WaveSpec, *, strata: Sequence[str], stratum: IntArray, risk: RiskCounts) -> GroupRoom | None:
-    """The current wave's :func:`group_room` from a tick's :class:`RiskCounts` (None: the wave has no
-    ``max_in_flight``, or the port did not count hosts in flight)."""
-    if wave.max_in_flight is None or risk.unproven_hosts is None or risk.proven_hosts is None:
-        return None
-    return group_room(strata=strata, stratum=stratum, unproven=risk.unproven_hosts, proven=risk.proven_hosts,
-                      cap=wave.max_in_flight, slow_start=wave.in_flight_slow_start)
-
-
-def within_room(order: IntArray, room: GroupRoom, limit: int | None = None) -> IntArray:
-    """The hosts of ``order`` (best first) that fit in every group's room, taken in order: a host goes when each
-    of its groups (one per part of the stratum key) still has room, and uses one unit of each; at most ``limit``
-    (None: all that fit).  Hosts of a group without room are passed over without using the others' room."""
-    kept_at: list[int] = []
-    if not room.codes:
-        return np.asarray(order, dtype=np.int64)[:limit]
-    order = np.asarray(order, dtype=np.int64)
-    fits = np.ones(len(order), dtype=bool)  # a group without room now takes nobody: leave its hosts out at once
-    for codes, free in zip(room.codes, room.room, strict=True):
-        fits &= free[codes[order]] > 0
-    at = np.flatnonzero(fits)
-    left = [free.tolist() for free in room.room]
-    columns = [codes[order[at]].tolist() for codes in room.codes]
-    for pos, groups in zip(at.tolist(), zip(*columns, strict=True), strict=True):
-        if limit is not None and len(kept_at) >= limit:
-            break
-        if all(free[g] > 0 for free, g in zip(left, groups, strict=True)):
-            for free, g in zip(left, groups, strict=True):
-                free[g] -= 1
-            kept_at.append(pos)
-    kept: IntArray = order[np.array(kept_at, dtype=np.int64)]
-    return kept
 
 
 def risk_observations(*, strata: Sequence[str], stratum: IntArray, in_scope: BoolArray, wave: IntArray,
@@ -465,7 +377,7 @@ def risk_observations(*, strata: Sequence[str], stratum: IntArray, in_scope: Boo
                       since_s: float, now_s: float, grace_s: float, min_bake_s: float,
                       required: Iterable[str], history: PreHistory | None = None, ledger: Ledger = (),
                       self_control_ratio: float | None = None, horizon_s: float | None = None,
-                      missed: BoolArray | None = None, applied_s: FloatArray | None = None) -> RiskCounts:
+                      missed: BoolArray | None = None) -> RiskCounts:
     """Gate v2's observations over ``(since_s, now_s]``, the same for the server's store and the simulator.
 
     Rules, in order (the risk sets themselves are :func:`ringfence.domain.risksets.count_tick`'s):
@@ -498,10 +410,7 @@ def risk_observations(*, strata: Sequence[str], stratum: IntArray, in_scope: Boo
        ``grace_s`` after exposure, no crash reported since exposure, not silent past the grace, not away
        with a notice (silence and the notice are the gate's to judge from then on).  ``proven``: exposed
        hosts (not rolled back) that reported ``grace_s`` after exposure with no crash since (the slow start
-       of ``max_in_flight``).  With ``applied_s`` (per host, when it first reported running the release;
-       ``nan``: not yet) "reported ``grace_s`` after" counts from the later of the exposure and that time: a
-       host installs at its next poll, and one that reported for the crash window after its exposure but
-       before it ran the release has proven nothing.
+       of ``max_in_flight``).
 
     ``horizon_s`` (default ``now_s``) ends the counted interval: events and risk sets (rules 1–4) are counted
     over ``(since_s, horizon_s]``, the wave's strata and the hosts in flight (rules 5–6) at ``now_s``.  A port
@@ -602,13 +511,11 @@ def risk_observations(*, strata: Sequence[str], stratum: IntArray, in_scope: Boo
     reach_of, seen_of = reach.tolist(), seen.tolist()
     strata_obs = tuple(StratumObservation(strata[j], reach_of[j], seen_of[j]) for j in np.flatnonzero(reach).tolist())
     # In flight (rule 6).
-    start = exposed_s if applied_s is None else np.where(np.isnan(applied_s), np.inf, np.maximum(exposed_s, applied_s))
     with np.errstate(invalid="ignore"):
-        healthy = beat_s >= start + grace_s
+        healthy = beat_s >= exposed_s + grace_s
         crashed_since = crash_s >= exposed_s
         silent = now_s - beat_s > grace_s
         away = (notice_s >= beat_s) & (notice_s >= exposed_s)
     flight = in_scope & exposed_now & ~rolled_back & ~healthy & ~crashed_since & ~silent & ~away
     proven = in_scope & exposed_now & ~rolled_back & healthy & ~crashed_since
-    return RiskCounts(tuple(ticks), strata_obs, int(np.count_nonzero(flight)), int(np.count_nonzero(proven)),
-                      in_scope & exposed_now & ~rolled_back & ~proven, proven)
+    return RiskCounts(tuple(ticks), strata_obs, int(np.count_nonzero(flight)), int(np.count_nonzero(proven)))

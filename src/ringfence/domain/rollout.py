@@ -87,10 +87,8 @@ class WaveSpec:
     promote it.  ``max_rate_per_minute`` caps how fast hosts are newly exposed.  ``max_bake``: past
     it a wave the gate cannot yet promote goes to HOLD and asks a person (None: no limit).
     ``max_in_flight``: another host is exposed only while at most this many exposed hosts have not
-    yet reported healthy for the crash window after they first reported running the release (None: no
-    cap), so a release that crashes every host crashes at most ``max_in_flight + 1``; the ports apply
-    the same cap to each group of hosts sharing a part of the stratum key
-    (:func:`ringfence.domain.counting.group_room`).  With ``in_flight_slow_start`` the exposed hosts already
+    yet reported healthy for the crash window (None: no cap), so a release that crashes every host
+    crashes at most ``max_in_flight + 1``.  With ``in_flight_slow_start`` the exposed hosts already
     proven healthy are added to the cap: a release that crashes every host proves none, so the bound
     holds, and a healthy one opens up like TCP's slow start (the room doubles each crash window)
     instead of staying at ``max_in_flight + 1`` hosts per crash window.

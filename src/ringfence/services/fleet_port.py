@@ -33,7 +33,6 @@ from ringfence.domain.budgets import BudgetLedger
 from ringfence.domain.counting import (
     POOLED,
     BoolArray,
-    GroupRoom,
     IntArray,
     WaveCounts,
     choose_exposures,
@@ -90,9 +89,7 @@ class Candidates:
     Positions index the fleet's host order of that observation: ``eligible``, ``wave`` and ``bucket`` are
     per position; ``hosts`` names each position (the server's host ids; the simulator names its hosts only
     when disruption budgets need them).  ``budget`` is the disruption-budget ledger at ``at`` (None: the plan
-    has no budgets).  ``room`` the current wave's in-flight cap per group of the stratum key
-    (:func:`~ringfence.domain.counting.group_room`; None: the wave has no ``max_in_flight`` or the port does not
-    count hosts in flight).  ``up_to_wave`` limits the choice to waves ``0 … up_to_wave`` (see :meth:`for_wave`).
+    has no budgets).  ``up_to_wave`` limits the choice to waves ``0 … up_to_wave`` (see :meth:`for_wave`).
     """
 
     at: datetime
@@ -102,7 +99,6 @@ class Candidates:
     hosts: Sequence[str] = ()
     budget: BudgetLedger | None = None
     up_to_wave: int = 0
-    room: GroupRoom | None = None
 
     def for_wave(self, wave: int) -> Candidates:
         """These candidates, for an EXPOSE intent of ``wave`` (it may take hosts of waves ``0 … wave``)."""
@@ -114,7 +110,7 @@ class Candidates:
         Records the chosen hosts in the budget ledger: call it once per expose.
         """
         return choose_exposures(self.eligible, self.wave, self.bucket, self.up_to_wave, limit,
-                                budget=self.budget, ids=self.hosts, room=self.room)
+                                budget=self.budget, ids=self.hosts)
 
 
 class FleetPort(Protocol):

@@ -47,7 +47,6 @@ import numpy.typing as npt
 from ringfence.domain.budgets import BudgetLedger, GroupBudget, budgets_from_services
 from ringfence.domain.cohorts import BUCKETS, bucket, stratum_of
 from ringfence.domain.counting import (
-    GroupRoom,
     budget_ledger,
     count_streams,
     first_whole_window_end,
@@ -55,7 +54,6 @@ from ringfence.domain.counting import (
     silent_now,
     unproven,
     wave_observations,
-    wave_room,
 )
 from ringfence.domain.gate import Signal, StreamCounts
 from ringfence.domain.model import DiskEncryption, Host, HostId, InstalledAgent, OsFamily, Platform, Service, TenantId
@@ -243,7 +241,6 @@ class SimFleet:
         self.exposed_s: F64 = nan.copy()
         self.install_s: F64 = nan.copy()
         self.revert_s: F64 = nan.copy()
-        self.applied_s: F64 = nan.copy()  # first report running the release (the server's host_versions.updated_at)
         self.rolled_back = np.zeros(n, dtype=bool)
         self.harm_s: F64 = nan.copy()
         self.harm_boot = np.zeros(n, dtype=bool)
@@ -442,18 +439,9 @@ class SimFleet:
             planned = self._was_online & ~online & (self.down_until <= t)
             self.notice_s[planned] = self.seen_s[planned]
         self._was_online = online
-        reporting = alive & (t - self.lag > self.beat_s)
-        self.seen_s[reporting] = t
-        self._applied(reporting, t)
+        self.seen_s[alive & (t - self.lag > self.beat_s)] = t
         np.maximum(self.beat_s, t - self.lag, out=self.beat_s, where=alive)
         self.t = t
-
-    def _applied(self, reporting: B, t: float) -> None:
-        """Hosts reporting at ``t`` that run the release for the first time: applied then; a reverted host not."""
-        with np.errstate(invalid="ignore"):
-            runs = (self.install_s <= t) & ~(self.revert_s <= t)
-        self.applied_s[reporting & runs & np.isnan(self.applied_s)] = t
-        self.applied_s[~runs] = np.nan
 
     def _crash_event(self, idx: I64, when: F64) -> None:
         """A reported crash: under the rollout if the host is updated, else not tied to it (after the start)."""
@@ -525,16 +513,13 @@ class SimFleet:
                                     rolled_back_confirmed=counts.rolled_back_confirmed,
                                     rolled_back_silent=counts.rolled_back_silent,
                                     rolled_back_unheard=counts.rolled_back_unheard)
-        room = None
         if self.scenario.risk_sets:
-            observations, room = self._risk(view, observations, held, t, grace)
+            observations = self._risk(view, observations, held, t, grace)
         return observations, Candidates(at=now, eligible=counts.eligible, wave=self.wave, bucket=self.bucket,
-                                        hosts=self.names, budget=ledger, room=room)
+                                        hosts=self.names, budget=ledger)
 
-    def _risk(self, view: RolloutView, obs: Observations, held: B, t: float, grace: float
-              ) -> tuple[Observations, GroupRoom | None]:
-        """Gate v2's observations (risk sets since the last committed tick), by the shared rules, and the current
-        wave's in-flight room per group of the stratum key."""
+    def _risk(self, view: RolloutView, obs: Observations, held: B, t: float, grace: float) -> Observations:
+        """Gate v2's observations (risk sets since the last committed tick), by the shared rules."""
         spec, status = view.spec, view.status
         since = status.gate_as_of or status.started_at or self.at(t)
         k = min(status.wave, len(spec.plan.waves) - 1)
@@ -545,10 +530,9 @@ class SimFleet:
             since_s=min(t, (since - self.start).total_seconds()), now_s=t, grace_s=grace,
             min_bake_s=spec.plan.waves[k].min_bake.total_seconds(), required=spec.plan.gate.required_signals,
             history=self.history, ledger=status.gate_ledger, self_control_ratio=spec.plan.gate.self_control_ratio,
-            missed=self._missed, applied_s=self.applied_s)
-        room = wave_room(spec.plan.waves[k], strata=self.strata, stratum=self.stratum, risk=risk)
+            missed=self._missed)
         return replace(obs, streams=(), risk=risk.ticks, risk_as_of=self.at(t), strata=risk.strata,
-                       in_flight=risk.in_flight, proven=risk.proven), room
+                       in_flight=risk.in_flight, proven=risk.proven)
 
     def _missed_keys(self, view: RolloutView, now: datetime) -> B:
         """Per window key: whether it had one whole change window since the current wave opened (the ends are
@@ -581,14 +565,9 @@ class SimFleet:
     # --- scripted events (the parity test drives the fleet with these instead of the physics) -------------
 
     def heartbeat(self, idx: I64, t: float) -> None:
-        """These hosts report at ``t`` (an exposed host that is not rolled back reports running the release)."""
+        """These hosts report at ``t``."""
         self.beat_s[idx] = np.fmax(self.beat_s[idx], t)
         self.seen_s[idx] = np.fmax(self.seen_s[idx], t)
-        runs = np.zeros(self.n, dtype=bool)
-        runs[idx] = ~np.isnan(self.exposed_s[idx]) & ~self.rolled_back[idx]
-        first = runs & np.isnan(self.applied_s)
-        self.applied_s[first] = t
-        self.applied_s[~np.isnan(self.applied_s) & self.rolled_back] = np.nan
 
     def crash(self, idx: I64, t: float) -> None:
         """These hosts report a crash at ``t`` (under the rollout if updated, else not tied to it)."""

@@ -32,14 +32,12 @@ from ringfence.adapters.db.tables import HostRow
 from ringfence.domain.budgets import BudgetLedger, budgets_from_services
 from ringfence.domain.counting import (
     FloatArray,
-    GroupRoom,
     budget_ledger,
     first_whole_window_end,
     risk_observations,
     silent_now,
     unproven,
     wave_observations,
-    wave_room,
 )
 from ringfence.domain.model import Host, HostId
 from ringfence.domain.plans import plan_from_mapping
@@ -274,7 +272,7 @@ class DatabaseFleet:
             now_s=0.0, grace_s=plan.silence_grace.total_seconds(), name_of=lambda j: items[j].host.hostname,
             budget_ok=budget_ok if ledger is not None else None, missed_key=missed_key)
         as_of = max(snap.beats.values()) if snap.beats else None
-        observations, room = self._risk(view, snap, Observations(waves=counts.waves, health_as_of=as_of,
+        observations = self._risk(view, snap, Observations(waves=counts.waves, health_as_of=as_of,
                                                            rolled_back_pending=counts.rolled_back_pending,
                                                            rolled_back_confirmed=counts.rolled_back_confirmed,
                                                            rolled_back_silent=counts.rolled_back_silent,
@@ -282,11 +280,11 @@ class DatabaseFleet:
                                   wave, np.array([h == HOLD_HELD for h in holds], dtype=bool), now, counts.missed)
         candidates = Candidates(at=now, eligible=counts.eligible, wave=wave,
                                 bucket=np.array([i.bucket for i in items], dtype=np.int64), hosts=tuple(ids),
-                                budget=ledger, room=room)
+                                budget=ledger)
         return observations, candidates
 
     def _risk(self, view: RolloutView, snap: _Snapshot, obs: Observations, wave: Any, held: Any,
-              now: datetime, missed: Any = None) -> tuple[Observations, GroupRoom | None]:
+              now: datetime, missed: Any = None) -> Observations:
         """Gate v2's observations: risk sets since the last committed tick, by the simulator's shared rules
         (:func:`~ringfence.domain.counting.risk_observations`) over the store's presence of each host."""
         spec, status = view.spec, view.status
@@ -306,27 +304,19 @@ class DatabaseFleet:
                          dtype=np.float64)
         limit = np.array([away_limit_s(list(p.away) if (p := found.get(h)) is not None else []) for h in snap.ids],
                          dtype=np.float64)
-        # When each exposed host first reported running the release (nan: it has not): its crash window starts then.
-        ran = health_store.versions_since(self._conn, [h for h, e in zip(snap.ids, snap.exposed_s, strict=True)
-                                                       if not np.isnan(e)], spec.release.product)
-        applied = np.array([_seconds(v[1], now) if (v := ran.get(h)) is not None and v[0] == spec.release.version
-                            else np.nan for h in snap.ids], dtype=np.float64)
         strata = sorted({i.stratum for i in snap.items})
         index = {s: j for j, s in enumerate(strata)}
-        codes = np.array([index[i.stratum] for i in snap.items], dtype=np.int64)
         risk = risk_observations(
-            strata=strata, stratum=codes,
+            strata=strata, stratum=np.array([index[i.stratum] for i in snap.items], dtype=np.int64),
             in_scope=np.ones(len(snap.ids), dtype=bool), wave=wave, current_wave=k, held=held,
             exposed_s=snap.exposed_s, rolled_back=snap.rolled_back, beat_s=seen, notice_s=notice,
             away_limit_s=limit, crash_s=crash, since_s=min(0.0, _seconds(since, now)), now_s=0.0,
             horizon_s=min(0.0, _seconds(horizon, now)),
             grace_s=plan.silence_grace.total_seconds(), min_bake_s=plan.waves[k].min_bake.total_seconds(),
             required=plan.gate.required_signals, history=self._history(view, snap.ids, now),
-            ledger=status.gate_ledger, self_control_ratio=plan.gate.self_control_ratio, missed=missed,
-            applied_s=applied)
-        room = wave_room(plan.waves[k], strata=strata, stratum=codes, risk=risk)
+            ledger=status.gate_ledger, self_control_ratio=plan.gate.self_control_ratio, missed=missed)
         return replace(obs, streams=(), risk=risk.ticks, risk_as_of=horizon, strata=risk.strata,
-                       in_flight=risk.in_flight, proven=risk.proven), room
+                       in_flight=risk.in_flight, proven=risk.proven)
 
     def _history(self, view: RolloutView, ids: list[HostId], now: datetime) -> PreHistory | None:
         """Each host's own record over the :data:`~ringfence.domain.presence.LOOKBACK_DAYS` whole UTC days before

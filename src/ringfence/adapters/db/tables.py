@@ -353,8 +353,7 @@ class HostRevocationRow(Base):
 
 
 class HostVersionRow(Base):
-    """What a host runs of a product, and its last known good version; ``updated_at`` is when the host first
-    reported running that version (the gate counts a host healthy for its crash window from then)."""
+    """What a host runs of a product, and its last known good version."""
 
     __tablename__ = "host_versions"
     host_id: Mapped[str] = mapped_column(String(200), primary_key=True)

@@ -43,7 +43,6 @@ __all__ = [
     "rollouts_targeting",
     "set_credential",
     "versions_of",
-    "versions_since",
 ]
 
 
@@ -236,8 +235,7 @@ def heartbeats(conn: Connection, host_ids: Iterable[str] | None = None) -> dict[
 _PG_VERSIONS = ("INSERT INTO host_versions (host_id, product, version, last_known_good, updated_at) "
                 "SELECT h, p, v, v, t FROM unnest(%s::varchar[], %s::varchar[], %s::varchar[], %s::timestamptz[]) "
                 "AS u(h, p, v, t) ON CONFLICT (host_id, product) DO UPDATE SET version = EXCLUDED.version, "
-                "updated_at = CASE WHEN host_versions.version = EXCLUDED.version THEN host_versions.updated_at "
-                "ELSE EXCLUDED.updated_at END, last_known_good = ")
+                "updated_at = EXCLUDED.updated_at, last_known_good = ")
 _PG_VERSIONS_TAKE_LKG = _PG_VERSIONS + "EXCLUDED.last_known_good"
 _PG_VERSIONS_KEEP_LKG = _PG_VERSIONS + "host_versions.last_known_good"
 
@@ -273,24 +271,12 @@ def record_many_versions(conn: Connection,
             continue
         stmt = _ins(conn)(HostVersionRow)
         ex = stmt.excluded
-        # updated_at: when the host first reported the version it runs (the gate's "applied" time)
-        set_: dict[str, Any] = {"version": ex.version, "updated_at": case(
-            (HostVersionRow.version == ex.version, HostVersionRow.updated_at), else_=ex.updated_at)}
+        set_: dict[str, Any] = {"version": ex.version, "updated_at": ex.updated_at}
         if take_lkg:
             set_["last_known_good"] = ex.last_known_good
         stmt = stmt.on_conflict_do_update(index_elements=["host_id", "product"], set_=set_)
         for part in chunks(rows, 1000):
             conn.execute(stmt, list(part))
-
-
-def versions_since(conn: Connection, host_ids: Sequence[str], product: str) -> dict[str, tuple[str, datetime]]:
-    """``host -> (version, when it first reported running it)`` for one product."""
-    out: dict[str, tuple[str, datetime]] = {}
-    for part in chunks(sorted(set(host_ids)), 900):
-        for r in conn.execute(select(HostVersionRow.host_id, HostVersionRow.version, HostVersionRow.updated_at)
-                              .where(HostVersionRow.product == product, HostVersionRow.host_id.in_(part))):
-            out[r.host_id] = (r.version, utc(r.updated_at))  # type: ignore[assignment]
-    return out
 
 
 def versions_of(conn: Connection, host_ids: Sequence[str], product: str) -> dict[str, tuple[str, str]]:
